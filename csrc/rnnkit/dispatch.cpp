@@ -1,0 +1,73 @@
+// The public entry points of rnnkit.h: pick the cell for a Mode and instantiate float and double.
+#include <stdexcept>
+
+#include "gru_cell.h"
+#include "lstm_cell.h"
+#include "rnn_cell.h"
+#include "rnnkit.h"
+
+namespace rnnkit {
+
+namespace {
+
+template <class F>
+decltype(auto) with_cell(Mode mode, F&& f) {
+    switch (mode) {
+        case Mode::RnnTanh: return f(RnnCell<false>{});
+        case Mode::RnnRelu: return f(RnnCell<true>{});
+        case Mode::Lstm: return f(LstmCell{});
+        case Mode::Gru: return f(GruCell{});
+        case Mode::GruCho: return f(GruChoCell{});
+    }
+    throw std::invalid_argument("unknown rnnkit::Mode");
+}
+
+}  // namespace
+
+int choose_threads(int B, int H, int I, int G) {
+    // A step smaller than this many multiply-adds is over before a second thread would have
+    // synchronised with the first.
+    const double step_work = double(B) * G * H * (H + I);
+    if (step_work < 65536.0) return 1;
+    return std::max(1, std::min(get_num_threads(), (H + 15) / 16));
+}
+
+int num_gates(Mode mode) {
+    return with_cell(mode, [](auto cell) { return decltype(cell)::G; });
+}
+
+std::size_t train_workspace_size(Mode mode, int T, int B, int H) {
+    return with_cell(mode, [&](auto cell) { return workspace_elements<decltype(cell)>(T, B, H); });
+}
+
+template <class T>
+void forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* workspace) {
+    std::vector<T> scratch;
+    with_cell(a.mode, [&](auto cell) { run_forward<decltype(cell)>(a, y, h_n, c_n, workspace, scratch); });
+}
+
+template <class T>
+void backward(const SeqArgs<T>& a, T* workspace, const T* dy, const T* dh_n, const T* dc_n, T* dx, T* dh0,
+              T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh) {
+    with_cell(a.mode, [&](auto cell) {
+        run_backward<decltype(cell)>(a, workspace, dy, dh_n, dc_n, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh);
+    });
+}
+
+template <class T>
+void step(const SeqArgs<T>& a, T* h_out, T* c_out) {
+    if (a.T != 1) throw std::invalid_argument("rnnkit::step takes exactly one time step (T == 1)");
+    thread_local std::vector<T> scratch;
+    with_cell(a.mode, [&](auto cell) { run_forward<decltype(cell), T>(a, nullptr, h_out, c_out, nullptr, scratch); });
+}
+
+template void forward<float>(const SeqArgs<float>&, float*, float*, float*, float*);
+template void forward<double>(const SeqArgs<double>&, double*, double*, double*, double*);
+template void backward<float>(const SeqArgs<float>&, float*, const float*, const float*, const float*, float*,
+                              float*, float*, float*, float*, float*, float*);
+template void backward<double>(const SeqArgs<double>&, double*, const double*, const double*, const double*,
+                               double*, double*, double*, double*, double*, double*, double*);
+template void step<float>(const SeqArgs<float>&, float*, float*);
+template void step<double>(const SeqArgs<double>&, double*, double*);
+
+}  // namespace rnnkit

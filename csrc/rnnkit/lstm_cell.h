@@ -1,0 +1,68 @@
+// LSTM cell, forward and backward (gate rows i, f, g, o as PyTorch stores them):
+//   i, f, o = sigmoid(.), g = tanh(.), c_t = f*c_{t-1} + i*g, h_t = o*tanh(c_t)
+// Record per step: [i f g o] activated (R = 4); c_t is kept in the state slots.
+#pragma once
+
+#include "sequence.h"
+
+namespace rnnkit {
+
+struct LstmCell {
+    static constexpr int G = 4, R = 4;
+    static constexpr bool has_c = true;
+    static constexpr bool folds_hidden_bias(int) { return true; }
+    static constexpr HiddenSegment hidden_segments[] = {{0, 4, 0, -1}};
+
+    template <class T>
+    static void forward(const Step<T>& st, Units u) {
+        const int B = st.a->B, H = st.a->H;
+        gemm_gate_rows<T>(B, H, st.hprev, H, st.a->w_hh, H, 0, 4, u, T(1), st.rec, st.ldr);
+        for (int b = 0; b < B; ++b) {
+            if (!st.valid(b)) { st.carry(b, u); continue; }
+            T* i = st.rec + b * st.ldr;
+            T *f = i + H, *g = i + 2 * H, *o = i + 3 * H;
+            const T* c_prev = st.cprev + b * H;
+            T* c = st.cout + b * H;
+            T* h = st.hout + b * H;
+#pragma omp simd
+            for (int j = u.lo; j < u.hi; ++j) {
+                const T ig = sigmoid(i[j]), fg = sigmoid(f[j]), gg = tanh_approx(g[j]), og = sigmoid(o[j]);
+                const T cj = fg * c_prev[j] + ig * gg;
+                c[j] = cj;
+                h[j] = og * tanh_approx(cj);
+                i[j] = ig, f[j] = fg, g[j] = gg, o[j] = og;
+            }
+        }
+    }
+
+    template <class T>
+    static void backward(const Step<T>& st, Units u) {
+        const int B = st.a->B, H = st.a->H;
+        for (int b = 0; b < B; ++b) {
+            if (!st.valid(b)) { st.no_gradient(b, u, R); continue; }
+            T* i = st.rec + b * st.ldr;
+            T *f = i + H, *g = i + 2 * H, *o = i + 3 * H;
+            const T* c_prev = st.cprev + b * H;
+            const T* c = st.cout + b * H;
+            T* dh = st.dh + b * H;
+            T* dc = st.dc + b * H;
+#pragma omp simd
+            for (int j = u.lo; j < u.hi; ++j) {
+                const T tc = tanh_approx(c[j]);
+                // The cell's "gradient highway": dc reaches c_{t-1} through f alone.
+                const T dct = dc[j] + dh[j] * o[j] * (T(1) - tc * tc);
+                const T di = dct * g[j], df = dct * c_prev[j], dg = dct * i[j], dout = dh[j] * tc;
+                dc[j] = dct * f[j];
+                i[j] = di * i[j] * (T(1) - i[j]);
+                f[j] = df * f[j] * (T(1) - f[j]);
+                g[j] = dg * (T(1) - g[j] * g[j]);
+                o[j] = dout * o[j] * (T(1) - o[j]);
+                dh[j] = T(0);
+            }
+        }
+#pragma omp barrier
+        backprop_to_state(st, u, hidden_segments[0]);
+    }
+};
+
+}  // namespace rnnkit

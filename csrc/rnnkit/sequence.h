@@ -1,0 +1,269 @@
+// The time loop shared by every cell: forward and backward through time.
+//
+// B = batch, T = time, I = input size, H = hidden size, G = gates, R = record width (in units of H)
+//
+// Work is split by hidden units: each OpenMP thread owns a contiguous range of units and, for every
+// gate, the rows of W_ih/W_hh of those units, so its slice of W_hh stays in its cache for all T
+// steps and the gate nonlinearities run on its own GEMM output while it is still hot. A step needs
+// one barrier: the next step's recurrent GEMM reads every unit of h.
+//
+// Per step a cell keeps a record of B rows x R*H values (gates first, in w_ih's row order). The input
+// projection x_t W_ih^T (+ biases) of many steps is one GEMM into those records before the loop; the
+// recurrent GEMM accumulates into them; the cell's forward overwrites them with what backward needs,
+// and its backward overwrites that with the gate gradients, from which dW_ih, dW_hh, the biases and dx
+// are GEMMs after the loop.
+#pragma once
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "activations.h"
+#include "blas.h"
+#include "rnnkit.h"
+
+namespace rnnkit {
+
+struct Units {
+    int lo, hi;
+    int size() const { return hi - lo; }
+};
+
+// Thread `i` of `n` gets whole blocks of 16 units (one AVX-512 register of floats).
+inline Units units_of(int i, int n, int H) {
+    const int blocks = (H + 15) / 16;
+    return {std::min(H, blocks * i / n * 16), std::min(H, blocks * (i + 1) / n * 16)};
+}
+
+// Where a block of hidden-side gate gradients lives and what it multiplies in dW_hh.
+struct HiddenSegment {
+    int gate_lo, gate_hi;  // rows [gate_lo*H, gate_hi*H) of w_hh
+    int record_col;        // column of gate_lo's gradient in the record, in units of H
+    int source_col;        // -1: the previous state h_{t-1}; else that record column (GRU-Cho: r*h)
+};
+
+// What one step of a cell sees, for one thread's units.
+template <class T>
+struct Step {
+    const SeqArgs<T>* a;
+    int t;           // time index of this step
+    int ldr;         // record row stride, R*H
+    T* rec;          // [B, R*H] this step's record
+    const T* hprev;  // [B, H] state before the step
+    const T* cprev;  // [B, H] LSTM cell before the step
+    T* hout;         // [B, H] state after the step
+    T* cout;         // [B, H]
+    // backward only
+    T* dh;       // [B, H] in: dL/dh_out; out: dL/dh_prev (the cell adds the W_hh product itself)
+    T* dc;       // [B, H] LSTM: in dL/dc_out, out dL/dc_prev (in place)
+    T* scratch;  // [B, H] cell-private
+
+    bool valid(int b) const { return !a->lengths || t < a->lengths[b]; }
+
+    // Past an element's length its state is carried unchanged.
+    void carry(int b, Units u) const {
+        const int H = a->H;
+        std::memcpy(hout + b * H + u.lo, hprev + b * H + u.lo, u.size() * sizeof(T));
+        if (cout) std::memcpy(cout + b * H + u.lo, cprev + b * H + u.lo, u.size() * sizeof(T));
+    }
+
+    // ...and backward passes dh, dc through it untouched, with no gate gradient.
+    void no_gradient(int b, Units u, int R) const {
+        const int H = a->H;
+        for (int g = 0; g < R; ++g) std::memset(rec + b * ldr + g * H + u.lo, 0, u.size() * sizeof(T));
+    }
+};
+
+// C[:, gate g] (beta*C +)= A * W[g*H + units, :]^T for gates [g0, g1); gate g's columns start at
+// c + (g - g0)*H. One BLAS call when the thread owns every unit, else one per gate.
+template <class T>
+void gemm_gate_rows(int rows, int K, const T* a, int lda, const T* w, int H, int g0, int g1, Units u,
+                    T beta, T* c, int ldc) {
+    if (u.size() <= 0) return;
+    if (u.lo == 0 && u.hi == H) {
+        gemm<T>(false, true, rows, (g1 - g0) * H, K, T(1), a, lda, w + std::size_t(g0) * H * K, K,
+                beta, c, ldc);
+        return;
+    }
+    for (int g = g0; g < g1; ++g)
+        gemm<T>(false, true, rows, u.size(), K, T(1), a, lda, w + (std::size_t(g) * H + u.lo) * K, K,
+                beta, c + (g - g0) * H + u.lo, ldc);
+}
+
+// dh[:, units] += dG[:, gates g0..g1) * W_hh[g0*H .. g1*H, units]: the gradient reaching h_{t-1}
+// through the recurrent weights.
+template <class T>
+void backprop_to_state(const Step<T>& st, Units u, const HiddenSegment& seg) {
+    const int H = st.a->H;
+    gemm<T>(false, false, st.a->B, u.size(), (seg.gate_hi - seg.gate_lo) * H, T(1),
+            st.rec + seg.record_col * H, st.ldr, st.a->w_hh + std::size_t(seg.gate_lo) * H * H + u.lo, H,
+            T(1), st.dh + u.lo, H);
+}
+
+int choose_threads(int B, int H, int I, int G);
+
+// Elements of the training workspace: records, then T+1 states h (and c for LSTM).
+template <class Cell>
+std::size_t workspace_elements(int T, int B, int H) {
+    return std::size_t(T) * B * Cell::R * H + std::size_t(T + 1) * B * H * (Cell::has_c ? 2 : 1);
+}
+
+// Inference keeps records for this many steps at a time, so its memory does not grow with T.
+constexpr int kInferenceChunk = 16;
+
+// `scratch` is resized to what the call needs beyond `ws`; a caller that keeps it between calls
+// (the single-step decoder) allocates nothing after the first.
+template <class Cell, class T>
+void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, std::vector<T>& scratch) {
+    const int T_ = a.T, B = a.B, H = a.H, I = a.I, G = Cell::G, ldr = Cell::R * H;
+    const bool train = ws != nullptr;
+    const int chunk = train ? T_ : std::min(T_, kInferenceChunk);
+    const std::size_t states = train ? 0 : 2 * std::size_t(B) * H * (Cell::has_c ? 2 : 1);
+    const std::size_t need = std::size_t(G) * H + (train ? 0 : std::size_t(chunk) * B * ldr + states);
+    if (scratch.size() < need) scratch.resize(need);
+    T* bias = scratch.data();
+    T* rec = train ? ws : bias + G * H;
+    T* hs = rec + std::size_t(chunk) * B * ldr;
+    T* cs = Cell::has_c ? hs + std::size_t(train ? T_ + 1 : 2) * B * H : nullptr;
+
+    // b_hh joins b_ih in the hoisted projection wherever it is not gated separately (GRU's n).
+    if (a.b_ih)
+        for (int g = 0; g < G; ++g)
+            for (int j = 0; j < H; ++j)
+                bias[g * H + j] = a.b_ih[g * H + j] + (Cell::folds_hidden_bias(g) ? a.b_hh[g * H + j] : T(0));
+    // State slots: training keeps every state in time order (slot t is h_{t-1} going forward, slot
+    // t+1 going backward), so dW_hh is one GEMM over all steps; inference alternates two slots.
+    auto slot_in = [&](int s, int t) { return train ? (a.reverse ? t + 1 : t) : (s & 1); };
+    auto slot_out = [&](int s, int t) { return train ? (a.reverse ? t : t + 1) : ((s + 1) & 1); };
+    const int first_t = a.reverse ? T_ - 1 : 0;
+    const int last_t = a.reverse ? 0 : T_ - 1;
+
+    blas_single_threaded();
+#pragma omp parallel num_threads(choose_threads(B, H, I, G))
+    {
+        DenormalsFlushed ftz;
+        const Units u = units_of(omp_get_thread_num(), omp_get_num_threads(), H);
+        const std::size_t in0 = std::size_t(slot_in(0, first_t)) * B * H;
+        for (int b = 0; b < B; ++b) {
+            std::memcpy(hs + in0 + b * H + u.lo, a.h0 + b * H + u.lo, u.size() * sizeof(T));
+            if (cs) std::memcpy(cs + in0 + b * H + u.lo, a.c0 + b * H + u.lo, u.size() * sizeof(T));
+        }
+        int t_base = 0;
+        for (int s = 0; s < T_; ++s) {
+            const int t = a.reverse ? T_ - 1 - s : s;
+            if (s % chunk == 0) {
+                const int n = std::min(chunk, T_ - s);
+                t_base = a.reverse ? t - n + 1 : t;
+                gemm_gate_rows<T>(n * B, I, a.x + std::size_t(t_base) * B * I, I, a.w_ih, H, 0, G, u, T(0),
+                                  rec, ldr);
+                if (a.b_ih)
+                    for (int r = 0; r < n * B; ++r)
+                        for (int g = 0; g < G; ++g) {
+                            T* row = rec + std::size_t(r) * ldr + g * H;
+                            const T* bg = bias + g * H;
+#pragma omp simd
+                            for (int j = u.lo; j < u.hi; ++j) row[j] += bg[j];
+                        }
+            }
+            Step<T> st{&a, t, ldr, rec + std::size_t(t - t_base) * B * ldr,
+                       hs + std::size_t(slot_in(s, t)) * B * H, cs ? cs + std::size_t(slot_in(s, t)) * B * H : nullptr,
+                       hs + std::size_t(slot_out(s, t)) * B * H, cs ? cs + std::size_t(slot_out(s, t)) * B * H : nullptr,
+                       nullptr, nullptr, nullptr};
+#pragma omp barrier
+            Cell::forward(st, u);
+            if (y)
+                for (int b = 0; b < B; ++b) {
+                    T* yb = y + (std::size_t(t) * B + b) * H;
+                    if (st.valid(b))
+                        std::memcpy(yb + u.lo, st.hout + b * H + u.lo, u.size() * sizeof(T));
+                    else
+                        std::memset(yb + u.lo, 0, u.size() * sizeof(T));
+                }
+        }
+        const std::size_t out = std::size_t(slot_out(T_ - 1, last_t)) * B * H;
+        for (int b = 0; b < B; ++b) {
+            std::memcpy(h_n + b * H + u.lo, hs + out + b * H + u.lo, u.size() * sizeof(T));
+            if (cs) std::memcpy(c_n + b * H + u.lo, cs + out + b * H + u.lo, u.size() * sizeof(T));
+        }
+    }
+}
+
+template <class Cell, class T>
+void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const T* dc_n, T* dx, T* dh0,
+                  T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh) {
+    const int T_ = a.T, B = a.B, H = a.H, I = a.I, G = Cell::G, ldr = Cell::R * H;
+    const std::size_t TB = std::size_t(T_) * B;
+    T* rec = ws;
+    T* hs = rec + TB * ldr;
+    T* cs = Cell::has_c ? hs + std::size_t(T_ + 1) * B * H : nullptr;
+    std::vector<T> local(std::size_t(B) * H * 3);
+    T* dh = local.data();
+    T* dc = dh + B * H;
+    T* scratch = dc + B * H;
+
+    blas_single_threaded();
+#pragma omp parallel num_threads(choose_threads(B, H, I, G))
+    {
+        DenormalsFlushed ftz;
+        const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+        const Units u = units_of(tid, nt, H);
+        for (int b = 0; b < B; ++b)
+            for (int j = u.lo; j < u.hi; ++j) {
+                dh[b * H + j] = dh_n ? dh_n[b * H + j] : T(0);
+                dc[b * H + j] = dc_n ? dc_n[b * H + j] : T(0);
+            }
+        for (int s = T_ - 1; s >= 0; --s) {
+            const int t = a.reverse ? T_ - 1 - s : s;
+            const int in = a.reverse ? t + 1 : t, out = a.reverse ? t : t + 1;
+            Step<T> st{&a, t, ldr, rec + std::size_t(t) * B * ldr,
+                       hs + std::size_t(in) * B * H, cs ? cs + std::size_t(in) * B * H : nullptr,
+                       hs + std::size_t(out) * B * H, cs ? cs + std::size_t(out) * B * H : nullptr,
+                       dh, cs ? dc : nullptr, scratch};
+            // dy counts only at valid steps: past its length an output is the constant 0.
+            for (int b = 0; b < B; ++b)
+                if (st.valid(b)) {
+                    const T* dyb = dy + (std::size_t(t) * B + b) * H;
+#pragma omp simd
+                    for (int j = u.lo; j < u.hi; ++j) dh[b * H + j] += dyb[j];
+                }
+            Cell::backward(st, u);
+        }
+        for (int b = 0; b < B; ++b) {
+            std::memcpy(dh0 + b * H + u.lo, dh + b * H + u.lo, u.size() * sizeof(T));
+            if (cs) std::memcpy(dc0 + b * H + u.lo, dc + b * H + u.lo, u.size() * sizeof(T));
+        }
+#pragma omp barrier
+        // Weight gradients: one GEMM over all T*B rows per gate block this thread owns.
+        const T* h_prev_all = hs + (a.reverse ? std::size_t(B) * H : 0);
+        auto weight_grad = [&](int g, int col, const T* src, int ld_src, int K, T* dw, T* db) {
+            const T* dg = rec + col * H + u.lo;
+            gemm<T>(true, false, u.size(), K, int(TB), T(1), dg, ldr, src, ld_src, T(0),
+                    dw + (std::size_t(g) * H + u.lo) * K, K);
+            if (db) {
+                T* d = db + g * H;
+                for (int j = u.lo; j < u.hi; ++j) d[j] = T(0);
+                for (std::size_t r = 0; r < TB; ++r) {
+                    const T* row = rec + r * ldr + col * H;
+#pragma omp simd
+                    for (int j = u.lo; j < u.hi; ++j) d[j] += row[j];
+                }
+            }
+        };
+        for (int g = 0; g < G; ++g) weight_grad(g, g, a.x, I, I, dw_ih, db_ih);
+        for (const HiddenSegment& seg : Cell::hidden_segments)
+            for (int g = seg.gate_lo; g < seg.gate_hi; ++g) {
+                const int col = seg.record_col + g - seg.gate_lo;
+                if (seg.source_col < 0)
+                    weight_grad(g, col, h_prev_all, H, H, dw_hh, db_hh);
+                else
+                    weight_grad(g, col, rec + seg.source_col * H, ldr, H, dw_hh, db_hh);
+            }
+        // dx = dG_in W_ih, split by rows.
+        const std::size_t r0 = TB * tid / nt, r1 = TB * (tid + 1) / nt;
+        gemm<T>(false, false, int(r1 - r0), I, G * H, T(1), rec + r0 * ldr, ldr, a.w_ih, I, T(0), dx + r0 * I, I);
+    }
+}
+
+}  // namespace rnnkit

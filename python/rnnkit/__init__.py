@@ -1,0 +1,29 @@
+"""rnnkit: fast CPU recurrent networks.
+
+Vanilla RNN, LSTM and GRU layers with PyTorch's names, shapes and state_dict keys, forward and backward
+through time, on C++17/OpenMP kernels (`rnnkit.kernels`) specified by a plain NumPy reference
+(`rnnkit.reference`).
+"""
+import scipy_openblas32  # noqa: F401  loads the OpenBLAS library the extension links against
+
+from . import _C, kernels, reference
+from ._types import MODES, ForwardResult, Gradients, num_gates
+from .layers import GRU, LSTM, RNN
+
+__version__ = "0.1.0"
+
+
+def set_num_threads(n: int) -> None:
+    """Set how many OpenMP threads the kernels use (the default honours OMP_NUM_THREADS)."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"number of threads must be a positive int, got {n!r}")
+    _C.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """How many OpenMP threads the kernels use."""
+    return _C.get_num_threads()
+
+
+__all__ = ["RNN", "LSTM", "GRU", "kernels", "reference", "set_num_threads", "get_num_threads", "MODES",
+           "num_gates", "ForwardResult", "Gradients", "__version__"]

@@ -1,0 +1,105 @@
+"""Argument checks shared by both kernel back-ends: every message names the argument and the expected
+and actual shapes, so bad input fails in Python before any native code runs."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ._types import num_gates
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def float_dtype(name: str, a: np.ndarray) -> np.dtype:
+    """The dtype of ``a`` if it is float32 or float64, else TypeError naming ``name``."""
+    if a.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got {a.dtype}")
+    return a.dtype
+
+
+def as_array(name: str, a, dtype: np.dtype, shape: Sequence[int]) -> np.ndarray:
+    """``a`` as a C-contiguous array of ``dtype`` and exactly ``shape``.
+
+    Refuses (TypeError) anything that is not already of the kernel's dtype: the kernels never change
+    precision behind the caller's back. The layers convert user input before it gets here.
+    """
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
+    if a.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype} like x, got {a.dtype}")
+    if a.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {a.shape}")
+    return np.ascontiguousarray(a)
+
+
+def optional_array(name: str, a, dtype: np.dtype, shape: Sequence[int]) -> Optional[np.ndarray]:
+    return None if a is None else as_array(name, a, dtype, shape)
+
+
+def check_lengths(lengths, T: int, B: int) -> Optional[np.ndarray]:
+    """``lengths`` as a contiguous int64 array of B values in 1..T, or None."""
+    if lengths is None:
+        return None
+    arr = np.asarray(lengths)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"lengths must hold integers, got dtype {arr.dtype}")
+    if arr.shape != (B,):
+        raise ValueError(f"lengths must have shape ({B},) (one per batch element), got {arr.shape}")
+    if B and (arr.min() < 1 or arr.max() > T):
+        raise ValueError(f"lengths must lie in 1..{T} (T = x.shape[0]), got min {arr.min()} max {arr.max()}")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+class ForwardArgs:
+    """The checked, contiguous arguments of one sequence forward (one layer, one direction)."""
+
+    def __init__(self, mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse):
+        G = num_gates(mode)
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"x must be a numpy.ndarray, got {type(x).__name__}")
+        dtype = float_dtype("x", x)
+        if x.ndim != 3:
+            raise ValueError(f"x must have shape (T, B, input_size), got ndim {x.ndim} shape {x.shape}")
+        T, B, I = x.shape
+        if T < 1 or B < 1:
+            raise ValueError(f"x must have at least one step and one batch element, got shape {x.shape}")
+        if not isinstance(w_hh, np.ndarray) or w_hh.ndim != 2:
+            raise ValueError(f"w_hh must be a 2-D array of shape ({G}*H, H), got {getattr(w_hh, 'shape', None)}")
+        H = w_hh.shape[1]
+        if H < 1:
+            raise ValueError(f"w_hh must have at least one hidden unit, got shape {w_hh.shape}")
+        self.mode, self.reverse = mode, bool(reverse)
+        self.T, self.B, self.I, self.H, self.G = T, B, I, H, G
+        self.dtype = dtype
+        self.x = np.ascontiguousarray(x)
+        self.h0 = as_array("h0", h0, dtype, (B, H))
+        self.w_ih = as_array("w_ih", w_ih, dtype, (G * H, I))
+        self.w_hh = as_array("w_hh", w_hh, dtype, (G * H, H))
+        if (b_ih is None) != (b_hh is None):
+            raise ValueError("b_ih and b_hh must both be given or both be None")
+        self.b_ih = optional_array("b_ih", b_ih, dtype, (G * H,))
+        self.b_hh = optional_array("b_hh", b_hh, dtype, (G * H,))
+        if mode == "lstm":
+            self.c0 = as_array("c0", c0, dtype, (B, H)) if c0 is not None else np.zeros((B, H), dtype)
+        elif c0 is not None:
+            raise ValueError(f"c0 is only for mode 'lstm', got it with mode {mode!r}")
+        else:
+            self.c0 = None
+        self.lengths = check_lengths(lengths, T, B)
+
+    @property
+    def has_bias(self) -> bool:
+        return self.b_ih is not None
+
+
+def check_backward(args: ForwardArgs, dy, dh_n, dc_n):
+    """``dy`` (T, B, H), ``dh_n`` and ``dc_n`` (B, H) checked against the forward's shapes; None -> zeros."""
+    T, B, H, dtype = args.T, args.B, args.H, args.dtype
+    dy = as_array("dy", dy, dtype, (T, B, H))
+    dh_n = np.zeros((B, H), dtype) if dh_n is None else as_array("dh_n", dh_n, dtype, (B, H))
+    if args.mode == "lstm":
+        dc_n = np.zeros((B, H), dtype) if dc_n is None else as_array("dc_n", dc_n, dtype, (B, H))
+    elif dc_n is not None:
+        raise ValueError(f"dc_n is only for mode 'lstm', got it with mode {args.mode!r}")
+    return dy, dh_n, dc_n

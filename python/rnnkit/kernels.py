@@ -1,0 +1,127 @@
+"""The C++ kernels of rnnkit for one layer in one direction: the functions the layers call, for people
+who want the kernels without the layers.
+
+The same three functions, with the same arguments and results, exist in plain NumPy in
+`rnnkit.reference`, which specifies them.
+
+Shapes (time-major, one layer, one direction): T steps, B batch, I inputs, H hidden units, G gates
+(1 for "rnn_tanh"/"rnn_relu", 4 for "lstm" with rows i, f, g, o, 3 for "gru"/"gru_cho" with rows
+r, z, n).
+
+Example::
+
+    import numpy as np, rnnkit.kernels as K
+    T, B, I, H = 5, 2, 3, 4
+    rng = np.random.default_rng(0)
+    x, h0 = rng.standard_normal((T, B, I)), np.zeros((B, H))
+    w_ih, w_hh = rng.standard_normal((3 * H, I)), rng.standard_normal((3 * H, H))
+    y, h_n, _, ws = K.forward("gru", x, h0, w_ih, w_hh)
+    grads = K.backward(ws, dy=np.ones_like(y))
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+
+from . import _C
+from ._checks import ForwardArgs, check_backward
+from ._types import MODES, ForwardResult, Gradients, num_gates
+
+__all__ = ["forward", "backward", "step", "Workspace", "MODES", "num_gates"]
+
+_MODE_ID = {mode: i for i, mode in enumerate(MODES)}  # the order of rnnkit::Mode in csrc/rnnkit/rnnkit.h
+
+
+class Workspace:
+    """What a training forward keeps for its backward: the checked arguments and the kernel's buffer
+    of gate values and states (about T*B*(G+2)*H numbers). Backward turns that buffer into gate
+    gradients in place, so one workspace serves exactly one backward."""
+
+    __slots__ = ("args", "buffer", "used")
+
+    def __init__(self, args: ForwardArgs, buffer: np.ndarray):
+        self.args, self.buffer, self.used = args, buffer, False
+
+    @property
+    def nbytes(self) -> int:
+        return self.buffer.nbytes
+
+
+def _native_args(a: ForwardArgs):
+    return (_MODE_ID[a.mode], a.x, a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.lengths, a.reverse)
+
+
+def forward(mode: str, x: np.ndarray, h0: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
+            b_ih: Optional[np.ndarray] = None, b_hh: Optional[np.ndarray] = None, *,
+            c0: Optional[np.ndarray] = None, lengths: Optional[np.ndarray] = None, reverse: bool = False,
+            training: bool = True) -> ForwardResult:
+    """Run one layer over a sequence.
+
+    Args:
+        mode: one of MODES.
+        x: (T, B, I) inputs; h0: (B, H) initial state; c0: (B, H) initial LSTM cell (None = zeros).
+        w_ih: (G*H, I), w_hh: (G*H, H), b_ih / b_hh: (G*H,) or both None. One dtype for all, float32 or
+            float64.
+        lengths: (B,) integers in 1..T, or None: y is zero past each length, h_n is the state at the
+            last valid step, and with reverse=True each sequence starts at its own last valid step.
+        reverse: process the sequence from the last step to the first.
+        training: keep what backward needs; False keeps O(B*H) memory independent of T.
+
+    Returns:
+        ForwardResult(y (T, B, H), h_n (B, H), c_n (B, H) or None, workspace or None).
+    """
+    a = ForwardArgs(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse)
+    y, h_n, c_n, buf = _C.forward(*_native_args(a), bool(training))
+    return ForwardResult(y, h_n, c_n, Workspace(a, buf) if training else None)
+
+
+def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = None,
+             dc_n: Optional[np.ndarray] = None) -> Gradients:
+    """Backpropagation through time for the training forward that returned ``workspace``.
+
+    Args:
+        dy: (T, B, H) gradient of the loss w.r.t. y (ignored past each sequence's length).
+        dh_n, dc_n: (B, H) gradients w.r.t. the final states (None = zeros; dc_n LSTM only).
+
+    Returns:
+        Gradients(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh), fresh arrays.
+    """
+    if workspace is None:
+        raise RuntimeError("backward needs a training-mode forward: this forward ran with training=False")
+    if not isinstance(workspace, Workspace):
+        raise TypeError(f"workspace must come from rnnkit.kernels.forward, got {type(workspace).__name__}")
+    if workspace.used:
+        raise RuntimeError("this workspace has already been used by a backward; run forward again")
+    a = workspace.args
+    dy, dh_n, dc_n = check_backward(a, dy, dh_n, dc_n)
+    workspace.used = True
+    return Gradients(*_C.backward(*_native_args(a), workspace.buffer, dy, dh_n, dc_n))
+
+
+def step(mode: str, x: np.ndarray, h: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
+         b_ih: Optional[np.ndarray] = None, b_hh: Optional[np.ndarray] = None, *,
+         c: Optional[np.ndarray] = None, out: Optional[Tuple[np.ndarray, Optional[np.ndarray]]] = None
+         ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """One inference step: x (B, I), h (B, H), c (B, H) for LSTM -> (h_new, c_new or None).
+
+    ``out=(h_out, c_out)`` writes the new state into existing C-contiguous arrays of the right dtype
+    (they may be ``h`` and ``c`` themselves), so a decoding loop allocates nothing per step.
+    """
+    if not isinstance(x, np.ndarray) or x.ndim != 2:
+        raise ValueError(f"x must be an array of shape (B, input_size), got {getattr(x, 'shape', type(x))}")
+    a = ForwardArgs(mode, x[None], h, w_ih, w_hh, b_ih, b_hh, c, None, False)
+    if out is None:
+        h_out = np.empty_like(a.h0)
+        c_out = np.empty_like(a.c0) if a.c0 is not None else None
+    else:
+        h_out, c_out = out
+        for name, arr in (("h_out", h_out), ("c_out", c_out)):
+            if arr is not None and not (isinstance(arr, np.ndarray) and arr.dtype == a.dtype
+                                        and arr.shape == (a.B, a.H) and arr.flags.c_contiguous):
+                raise ValueError(f"{name} must be a C-contiguous {a.dtype} array of shape {(a.B, a.H)}")
+        if a.c0 is not None and c_out is None:
+            raise ValueError("out must hold (h_out, c_out) for an LSTM")
+    _C.step(_MODE_ID[a.mode], a.x[0], a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, h_out,
+            c_out if a.c0 is not None else None)
+    return h_out, (c_out if a.c0 is not None else None)

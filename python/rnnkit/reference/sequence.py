@@ -1,0 +1,128 @@
+"""One generic loop over time, forward and backward, for every cell of ``cells.py``.
+
+Shape legend: T = time steps, B = batch, I = input size, H = hidden size, G = gates per cell.
+    x (T, B, I)   h0, c0, h_n, c_n (B, H)   y (T, B, H)   w_ih (G*H, I)   w_hh (G*H, H)   b_* (G*H,)
+
+The loop is backpropagation through time as the lecture states it: run forward over the whole
+sequence keeping each step's cache, then backward over it in the opposite order, summing each step's
+weight gradients (the weights are shared across steps).
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from .._checks import ForwardArgs, check_backward
+from .._types import ForwardResult, Gradients
+from .cells import CELLS
+
+
+class Workspace:
+    """What ``backward`` needs from a training forward.
+
+    args: the checked ForwardArgs. steps: one (t, live, cache) per processed step in processing order,
+    where live holds the batch rows updated at step t and cache is the cell's step cache for them.
+    """
+
+    def __init__(self, args: ForwardArgs, steps: List[Tuple[int, np.ndarray, tuple]]):
+        self.args = args
+        self.steps = steps
+
+
+def _parameters(args: ForwardArgs) -> Tuple[np.ndarray, ...]:
+    """(w_ih, w_hh, b_ih, b_hh); a layer without bias is the layer with zero bias (its bias gradients
+    are dropped at the end), so no cell needs a bias-free variant."""
+    if args.has_bias:
+        return args.w_ih, args.w_hh, args.b_ih, args.b_hh
+    zeros = np.zeros(args.G * args.H, args.dtype)
+    return args.w_ih, args.w_hh, zeros, zeros.copy()
+
+
+def _schedule(args: ForwardArgs):
+    """Yields (t, live) in processing order: live are the rows with t < length, the only rows a step
+    updates. The same rule serves both directions: in reverse each row starts at its own last step."""
+    lengths = args.lengths if args.lengths is not None else np.full(args.B, args.T)
+    order = range(args.T - 1, -1, -1) if args.reverse else range(args.T)
+    for t in order:
+        yield t, np.flatnonzero(t < lengths)
+
+
+def forward(mode: str, x: np.ndarray, h0: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
+            b_ih: Optional[np.ndarray] = None, b_hh: Optional[np.ndarray] = None, *,
+            c0: Optional[np.ndarray] = None, lengths: Optional[np.ndarray] = None,
+            reverse: bool = False, training: bool = True) -> ForwardResult:
+    """Run one layer in one direction over a time-major sequence.
+
+    mode: one of MODES. x (T, B, I); h0 (B, H); c0 (B, H), LSTM only, None = zeros; w_ih (G*H, I);
+    w_hh (G*H, H); b_ih, b_hh (G*H,) or both None. lengths: optional (B,) ints in 1..T; row b is
+    updated only at steps t < lengths[b], its state frozen and its output zero elsewhere.
+    reverse: process t = T-1 down to 0. training: keep the caches ``backward`` needs.
+
+    Returns ForwardResult(y (T, B, H), h_n (B, H), c_n (B, H) or None, workspace or None).
+    """
+    args = ForwardArgs(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse)
+    step_forward = CELLS[mode].step_forward
+    params = _parameters(args)
+    state = [s.copy() for s in (args.h0, args.c0) if s is not None]  # [h] or, for LSTM, [h, c]
+    y = np.zeros((args.T, args.B, args.H), args.dtype)
+    steps = []
+    for t, live in _schedule(args):
+        *new_state, cache = step_forward(args.x[t, live], *(s[live] for s in state), *params)
+        for s, new in zip(state, new_state):
+            s[live] = new
+        y[t, live] = new_state[0]
+        if training:
+            steps.append((t, live, cache))
+    c_n = state[1] if len(state) == 2 else None
+    return ForwardResult(y, state[0], c_n, Workspace(args, steps) if training else None)
+
+
+def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = None,
+             dc_n: Optional[np.ndarray] = None) -> Gradients:
+    """Backpropagation through time for the forward that returned ``workspace``.
+
+    dy (T, B, H) gradient w.r.t. y; dh_n, dc_n (B, H) gradients w.r.t. h_n and (LSTM only) c_n,
+    None = zeros. Returns the gradients of sum(y*dy) + sum(h_n*dh_n) + sum(c_n*dc_n) w.r.t. x, h0, c0,
+    w_ih, w_hh, b_ih, b_hh as fresh arrays of the forward's dtype (db_* None for a bias-free forward).
+    """
+    if workspace is None:
+        raise RuntimeError("backward needs a training-mode forward (forward(..., training=True)); "
+                           "got workspace None from an inference forward")
+    if not isinstance(workspace, Workspace):
+        raise TypeError(f"workspace must come from rnnkit.reference.forward, got {type(workspace).__name__}")
+    args = workspace.args
+    dy, dh_n, dc_n = check_backward(args, dy, dh_n, dc_n)
+    cell = CELLS[args.mode]
+    dstate = [d.copy() for d in (dh_n, dc_n) if d is not None]  # [dh] or, for LSTM, [dh, dc]
+    dx = np.zeros_like(args.x)
+    dparams = [np.zeros_like(p) for p in _parameters(args)]
+    for t, live, cache in reversed(workspace.steps):
+        dstate_live = [d[live] for d in dstate]
+        dstate_live[0] += dy[t, live]  # h_t feeds both the output y_t and the next step
+        dx_t, *grads = cell.step_backward(*dstate_live, cache)
+        dx[t, live] = dx_t
+        for d, g in zip(dstate, grads[:cell.num_states]):
+            d[live] = g
+        for total, g in zip(dparams, grads[cell.num_states:]):
+            total += g
+    dw_ih, dw_hh, db_ih, db_hh = dparams
+    if not args.has_bias:
+        db_ih = db_hh = None
+    dc0 = dstate[1] if len(dstate) == 2 else None
+    return Gradients(dx, dstate[0], dc0, dw_ih, dw_hh, db_ih, db_hh)
+
+
+def step(mode: str, x: np.ndarray, h: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
+         b_ih: Optional[np.ndarray] = None, b_hh: Optional[np.ndarray] = None, *,
+         c: Optional[np.ndarray] = None) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """One inference time step: x (B, I), h (B, H), c (B, H) LSTM only (None = zeros).
+
+    Returns (h_new, c_new), c_new None unless LSTM; the same equations as one step of ``forward``.
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"x must be a numpy.ndarray, got {type(x).__name__}")
+    if x.ndim != 2:
+        raise ValueError(f"x must have shape (B, input_size) for one step, got ndim {x.ndim} shape {x.shape}")
+    _, h_new, c_new, _ = forward(mode, x[None], h, w_ih, w_hh, b_ih, b_hh, c0=c, training=False)
+    return h_new, c_new

@@ -1,0 +1,166 @@
+// rnnkit._C: the pybind11 binding of csrc/rnnkit. It checks what the C++ API cannot (shapes, dtypes,
+// contiguity), releases the GIL, and calls the kernels; rnnkit/kernels.py is the documented API over it.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "rnnkit/rnnkit.h"
+
+namespace py = pybind11;
+using rnnkit::Mode;
+
+namespace {
+
+template <class T>
+using Array = py::array_t<T, py::array::c_style>;
+
+template <class T>
+using OptArray = std::optional<Array<T>>;
+
+template <class T>
+void expect_shape(const char* name, const Array<T>& a, std::vector<py::ssize_t> shape) {
+    std::vector<py::ssize_t> got(a.shape(), a.shape() + a.ndim());
+    if (got != shape) {
+        auto fmt = [](const std::vector<py::ssize_t>& s) {
+            std::string r = "(";
+            for (std::size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+            return r + (s.size() == 1 ? ",)" : ")");
+        };
+        throw py::value_error(std::string(name) + " must have shape " + fmt(shape) + ", got " + fmt(got));
+    }
+}
+
+template <class T>
+const T* ptr(const OptArray<T>& a) { return a ? a->data() : nullptr; }
+
+// Checks every array of one layer's call against x and w_hh and returns the C++ arguments.
+template <class T>
+rnnkit::SeqArgs<T> seq_args(int mode, const Array<T>& x, const Array<T>& h0, const OptArray<T>& c0,
+                            const Array<T>& w_ih, const Array<T>& w_hh, const OptArray<T>& b_ih,
+                            const OptArray<T>& b_hh, const std::optional<Array<std::int64_t>>& lengths,
+                            bool reverse) {
+    if (mode < 0 || mode > int(Mode::GruCho)) throw py::value_error("unknown mode " + std::to_string(mode));
+    const Mode m = Mode(mode);
+    if (x.ndim() != 3) throw py::value_error("x must have shape (T, B, I)");
+    if (w_hh.ndim() != 2) throw py::value_error("w_hh must have shape (G*H, H)");
+    const py::ssize_t steps = x.shape(0), B = x.shape(1), I = x.shape(2), H = w_hh.shape(1);
+    const py::ssize_t GH = rnnkit::num_gates(m) * H;
+    if (steps < 1 || B < 1 || H < 1) throw py::value_error("T, B and H must be at least 1");
+    expect_shape("w_hh", w_hh, {GH, H});
+    expect_shape("w_ih", w_ih, {GH, I});
+    expect_shape("h0", h0, {B, H});
+    if (m == Mode::Lstm) {
+        if (!c0) throw py::value_error("c0 is required for an LSTM");
+        expect_shape("c0", *c0, {B, H});
+    }
+    if (bool(b_ih) != bool(b_hh)) throw py::value_error("b_ih and b_hh must both be given or both be None");
+    if (b_ih) expect_shape("b_ih", *b_ih, {GH}), expect_shape("b_hh", *b_hh, {GH});
+    if (lengths) {
+        expect_shape("lengths", *lengths, {B});
+        for (py::ssize_t b = 0; b < B; ++b)
+            if (lengths->data()[b] < 1 || lengths->data()[b] > steps)
+                throw py::value_error("lengths must lie in 1..T");
+    }
+    return {m, int(steps), int(B), int(I), int(H), x.data(), h0.data(), m == Mode::Lstm ? c0->data() : nullptr,
+            w_ih.data(), w_hh.data(), ptr(b_ih), ptr(b_hh), lengths ? lengths->data() : nullptr, reverse};
+}
+
+template <class T>
+py::tuple forward(int mode, const Array<T>& x, const Array<T>& h0, const OptArray<T>& c0, const Array<T>& w_ih,
+                  const Array<T>& w_hh, const OptArray<T>& b_ih, const OptArray<T>& b_hh,
+                  const std::optional<Array<std::int64_t>>& lengths, bool reverse, bool training) {
+    const auto a = seq_args(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse);
+    Array<T> y({a.T, a.B, a.H}), h_n({a.B, a.H});
+    OptArray<T> c_n;
+    if (a.mode == Mode::Lstm) c_n = Array<T>({a.B, a.H});
+    OptArray<T> ws;
+    if (training) ws = Array<T>(py::ssize_t(rnnkit::train_workspace_size(a.mode, a.T, a.B, a.H)));
+    T* y_p = y.mutable_data();
+    T* h_p = h_n.mutable_data();
+    T* c_p = c_n ? c_n->mutable_data() : nullptr;
+    T* ws_p = ws ? ws->mutable_data() : nullptr;
+    {
+        py::gil_scoped_release release;
+        rnnkit::forward<T>(a, y_p, h_p, c_p, ws_p);
+    }
+    return py::make_tuple(y, h_n, c_n, ws);
+}
+
+template <class T>
+py::tuple backward(int mode, const Array<T>& x, const Array<T>& h0, const OptArray<T>& c0, const Array<T>& w_ih,
+                   const Array<T>& w_hh, const OptArray<T>& b_ih, const OptArray<T>& b_hh,
+                   const std::optional<Array<std::int64_t>>& lengths, bool reverse, Array<T>& ws,
+                   const Array<T>& dy, const OptArray<T>& dh_n, const OptArray<T>& dc_n) {
+    const auto a = seq_args(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse);
+    expect_shape("workspace", ws, {py::ssize_t(rnnkit::train_workspace_size(a.mode, a.T, a.B, a.H))});
+    expect_shape("dy", dy, {a.T, a.B, a.H});
+    if (dh_n) expect_shape("dh_n", *dh_n, {a.B, a.H});
+    if (dc_n) expect_shape("dc_n", *dc_n, {a.B, a.H});
+    const py::ssize_t GH = rnnkit::num_gates(a.mode) * a.H;
+    Array<T> dx({a.T, a.B, a.I}), dh0({a.B, a.H}), dw_ih({GH, py::ssize_t(a.I)}), dw_hh({GH, py::ssize_t(a.H)});
+    OptArray<T> dc0, db_ih, db_hh;
+    if (a.mode == Mode::Lstm) dc0 = Array<T>({a.B, a.H});
+    if (a.b_ih) db_ih = Array<T>(GH), db_hh = Array<T>(GH);
+    T *dx_p = dx.mutable_data(), *dh0_p = dh0.mutable_data(), *dwi_p = dw_ih.mutable_data(),
+      *dwh_p = dw_hh.mutable_data();
+    T* dc0_p = dc0 ? dc0->mutable_data() : nullptr;
+    T* dbi_p = db_ih ? db_ih->mutable_data() : nullptr;
+    T* dbh_p = db_hh ? db_hh->mutable_data() : nullptr;
+    T* ws_p = ws.mutable_data();
+    {
+        py::gil_scoped_release release;
+        rnnkit::backward<T>(a, ws_p, dy.data(), ptr(dh_n), ptr(dc_n), dx_p, dh0_p, dc0_p, dwi_p, dwh_p, dbi_p,
+                            dbh_p);
+    }
+    return py::make_tuple(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh);
+}
+
+template <class T>
+void step(int mode, const Array<T>& x, const Array<T>& h, const OptArray<T>& c, const Array<T>& w_ih,
+          const Array<T>& w_hh, const OptArray<T>& b_ih, const OptArray<T>& b_hh, Array<T>& h_out,
+          OptArray<T>& c_out) {
+    if (x.ndim() != 2) throw py::value_error("x must have shape (B, I)");
+    const Array<T> x3({py::ssize_t(1), x.shape(0), x.shape(1)}, x.data(), x);  // a view, no copy
+    const auto a = seq_args(mode, x3, h, c, w_ih, w_hh, b_ih, b_hh, std::nullopt, false);
+    expect_shape("h_out", h_out, {a.B, a.H});
+    if (a.mode == Mode::Lstm) {
+        if (!c_out) throw py::value_error("c_out is required for an LSTM");
+        expect_shape("c_out", *c_out, {a.B, a.H});
+    }
+    T* h_p = h_out.mutable_data();
+    T* c_p = c_out ? c_out->mutable_data() : nullptr;
+    py::gil_scoped_release release;
+    rnnkit::step<T>(a, h_p, c_p);
+}
+
+template <class T>
+void bind_dtype(py::module_& m) {
+    m.def("forward", &forward<T>, py::arg("mode"), py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("w_ih"),
+          py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"),
+          py::arg("training"));
+    m.def("backward", &backward<T>, py::arg("mode"), py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("w_ih"),
+          py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"),
+          py::arg("workspace").noconvert(), py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"));
+    m.def("step", &step<T>, py::arg("mode"), py::arg("x"), py::arg("h"), py::arg("c"), py::arg("w_ih"),
+          py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("h_out").noconvert(),
+          py::arg("c_out").noconvert());
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+    m.doc() = "rnnkit's C++ kernels (use rnnkit.kernels, which documents and checks the arguments)";
+    // One overload per dtype: pybind11 first tries every overload without conversion, so arrays of one
+    // exact dtype (what rnnkit.kernels passes) reach their own instantiation untouched.
+    bind_dtype<float>(m);
+    bind_dtype<double>(m);
+    m.def("set_num_threads", &rnnkit::set_num_threads, py::arg("n"));
+    m.def("get_num_threads", &rnnkit::get_num_threads);
+    m.def("train_workspace_size", [](int mode, int T, int B, int H) {
+        return rnnkit::train_workspace_size(Mode(mode), T, B, H);
+    });
+}
