@@ -21,7 +21,7 @@ if os.environ.get("RNNKIT_NATIVE") == "1":
 
 ext = Pybind11Extension(
     "rnnkit._C",
-    sources=sorted(["src/rnnkit_module.cpp"] + glob.glob("csrc/rnnkit/*.cpp")),
+    sources=sorted(glob.glob("src/*.cpp") + glob.glob("csrc/rnnkit/*.cpp")),
     include_dirs=["csrc", scipy_openblas32.get_include_dir()],
     library_dirs=[scipy_openblas32.get_lib_dir()],
     libraries=[scipy_openblas32.get_library()],
