@@ -255,6 +255,13 @@ def test_state_dict_round_trip_and_seeding():
     assert not np.any(b.state_dict()["bias_ih_l0"] == 5)
 
 
+def test_init_is_uniform_from_default_rng_of_seed_in_state_dict_order():
+    m = make("lstm", num_layers=2, bidirectional=True, seed=3, dtype=np.float64)
+    rng, bound = np.random.default_rng(3), 1 / np.sqrt(H)
+    for name, value in m.state_dict().items():
+        np.testing.assert_array_equal(value, rng.uniform(-bound, bound, value.shape), err_msg=name)
+
+
 def test_load_state_dict_converts_dtype():
     src = make("gru", seed=0, dtype=np.float64)
     dst = make("gru", seed=1, dtype=np.float32)

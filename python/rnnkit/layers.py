@@ -202,10 +202,13 @@ class RNNBase:
 
     # ------------------------------------------------------------------ forward
 
-    def __call__(self, *a, **kw):
+    def __call__(self, *a: Any, **kw: Any) -> Tuple[np.ndarray, Any]:
+        """The same as ``forward``, as with torch modules."""
         return self.forward(*a, **kw)
 
-    def forward(self, x: ArrayLike, hx: Any = None, lengths: Optional[ArrayLike] = None):
+    def forward(
+        self, x: ArrayLike, hx: Any = None, lengths: Optional[ArrayLike] = None
+    ) -> Tuple[np.ndarray, Any]:
         """Run the stack over a sequence.
 
         Args:
@@ -344,7 +347,7 @@ class RNNBase:
 
     # ------------------------------------------------------------------ backward
 
-    def backward(self, dy: ArrayLike, dh_n: Any = None):
+    def backward(self, dy: ArrayLike, dh_n: Any = None) -> Tuple[np.ndarray, Any]:
         """Back-propagate through the last training-mode forward.
 
         Args:
