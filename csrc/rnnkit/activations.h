@@ -9,9 +9,20 @@
 #include <cstdint>
 #include <cstring>
 
+// Compiles a pointwise function for AVX-512, AVX2+FMA and the baseline, chosen at load time, so a
+// portable build still runs the gate loops at full vector width.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define RNNKIT_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define RNNKIT_MULTIVERSION
+#endif
+
+// Inlined into each clone, so they vectorise at the clone's width.
+#define RNNKIT_INLINE inline __attribute__((always_inline))
+
 namespace rnnkit {
 
-inline float exp_approx(float x) {
+RNNKIT_INLINE float exp_approx(float x) {
     // Clamp so 2^n stays a normal float; the comparisons are ordered so that NaN passes through.
     float xc = x > 88.0f ? 88.0f : x;
     xc = xc < -87.0f ? -87.0f : xc;
@@ -29,16 +40,16 @@ inline float exp_approx(float x) {
     p = p * r2 + r + 1.0f;
     std::int32_t bits = (static_cast<std::int32_t>(n) + 127) << 23;
     float scale;
-    std::memcpy(&scale, &bits, sizeof scale);
+    __builtin_memcpy(&scale, &bits, sizeof scale);
     return x != x ? x : p * scale;
 }
 
-inline double exp_approx(double x) { return std::exp(x); }
+RNNKIT_INLINE double exp_approx(double x) { return std::exp(x); }
 
 template <class T>
-inline T sigmoid(T x) { return T(1) / (T(1) + exp_approx(-x)); }
+RNNKIT_INLINE T sigmoid(T x) { return T(1) / (T(1) + exp_approx(-x)); }
 
-inline float tanh_approx(float x) {
+RNNKIT_INLINE float tanh_approx(float x) {
     // Near zero 1 - 2/(e^2x + 1) cancels, so small |x| takes Cephes' odd polynomial instead.
     float ax = x < 0.0f ? -x : x;
     float z = x * x;
@@ -49,10 +60,10 @@ inline float tanh_approx(float x) {
     return ax < 0.625f ? small : big;  // NaN fails the test and returns `big`, itself NaN
 }
 
-inline double tanh_approx(double x) { return std::tanh(x); }
+RNNKIT_INLINE double tanh_approx(double x) { return std::tanh(x); }
 
 template <class T>
-inline T relu(T x) { return x < T(0) ? T(0) : x; }  // NaN is not < 0, so it propagates
+RNNKIT_INLINE T relu(T x) { return x < T(0) ? T(0) : x; }  // NaN is not < 0, so it propagates
 
 // Sets flush-to-zero and denormals-are-zero for the calling thread while alive. Saturated sigmoid
 // gates produce denormals, and each one costs a microcode assist of ~100 cycles.

@@ -19,9 +19,15 @@ struct GruCell {
 
     template <class T>
     static void forward(const Step<T>& st, Units u) {
+        const int H = st.a->H;
+        recurrent_gemm(st, u, 0, 2, st.hprev, H, true, st.rec);
+        recurrent_gemm(st, u, 2, 3, st.hprev, H, false, st.rec + 3 * H);
+        activate(st, u);
+    }
+
+    template <class T>
+    RNNKIT_MULTIVERSION static void activate(const Step<T>& st, Units u) {
         const int B = st.a->B, H = st.a->H;
-        gemm_gate_rows<T>(B, H, st.hprev, H, st.a->w_hh, H, 0, 2, u, T(1), st.rec, st.ldr);
-        gemm_gate_rows<T>(B, H, st.hprev, H, st.a->w_hh, H, 2, 3, u, T(0), st.rec + 3 * H, st.ldr);
         const T* b_hn = st.a->b_hh ? st.a->b_hh + 2 * H : nullptr;
         for (int b = 0; b < B; ++b) {
             if (!st.valid(b)) { st.carry(b, u); continue; }
@@ -42,6 +48,13 @@ struct GruCell {
 
     template <class T>
     static void backward(const Step<T>& st, Units u) {
+        gate_gradients(st, u);
+#pragma omp barrier
+        for (int s = 0; s < 2; ++s) backprop_to_state(st, u, hidden_segments, s);
+    }
+
+    template <class T>
+    RNNKIT_MULTIVERSION static void gate_gradients(const Step<T>& st, Units u) {
         const int B = st.a->B, H = st.a->H;
         for (int b = 0; b < B; ++b) {
             if (!st.valid(b)) { st.no_gradient(b, u, R); continue; }
@@ -59,8 +72,6 @@ struct GruCell {
                 r[j] = dar, z[j] = daz, n[j] = dan;
             }
         }
-#pragma omp barrier
-        for (const HiddenSegment& seg : hidden_segments) backprop_to_state(st, u, seg);
     }
 };
 
@@ -74,8 +85,17 @@ struct GruChoCell {
 
     template <class T>
     static void forward(const Step<T>& st, Units u) {
+        const int H = st.a->H;
+        recurrent_gemm(st, u, 0, 2, st.hprev, H, true, st.rec);
+        activate_gates(st, u);
+#pragma omp barrier
+        recurrent_gemm(st, u, 2, 3, st.rec + 3 * H, st.ldr, true, st.rec + 2 * H);
+        activate_candidate(st, u);
+    }
+
+    template <class T>
+    RNNKIT_MULTIVERSION static void activate_gates(const Step<T>& st, Units u) {
         const int B = st.a->B, H = st.a->H;
-        gemm_gate_rows<T>(B, H, st.hprev, H, st.a->w_hh, H, 0, 2, u, T(1), st.rec, st.ldr);
         for (int b = 0; b < B; ++b) {
             T* r = st.rec + b * st.ldr;
             T *z = r + H, *rh = r + 3 * H;
@@ -87,8 +107,11 @@ struct GruChoCell {
                 rh[j] = valid ? r[j] * h_prev[j] : T(0);  // padding rows feed W_hn zeros, not garbage
             }
         }
-#pragma omp barrier
-        gemm_gate_rows<T>(B, H, st.rec + 3 * H, st.ldr, st.a->w_hh, H, 2, 3, u, T(1), st.rec + 2 * H, st.ldr);
+    }
+
+    template <class T>
+    RNNKIT_MULTIVERSION static void activate_candidate(const Step<T>& st, Units u) {
+        const int B = st.a->B, H = st.a->H;
         for (int b = 0; b < B; ++b) {
             if (!st.valid(b)) { st.carry(b, u); continue; }
             T* z = st.rec + b * st.ldr + H;
@@ -105,6 +128,17 @@ struct GruChoCell {
 
     template <class T>
     static void backward(const Step<T>& st, Units u) {
+        candidate_gradients(st, u);
+#pragma omp barrier
+        // d(r*h) = dn_pre W_hn, needed in full before the reset gate's gradient.
+        segment_gemm(st, u, hidden_segments, 1, false, st.scratch);
+        reset_gradient(st, u);
+#pragma omp barrier
+        backprop_to_state(st, u, hidden_segments, 0);
+    }
+
+    template <class T>
+    RNNKIT_MULTIVERSION static void candidate_gradients(const Step<T>& st, Units u) {
         const int B = st.a->B, H = st.a->H;
         for (int b = 0; b < B; ++b) {
             if (!st.valid(b)) { st.no_gradient(b, u, R); continue; }
@@ -120,25 +154,23 @@ struct GruChoCell {
                 z[j] = daz, n[j] = dan;
             }
         }
-#pragma omp barrier
-        // d(r*h) = dn_pre W_hn, needed in full before the reset gate's gradient.
-        T* drh = st.scratch;
-        gemm<T>(false, false, B, u.size(), H, T(1), st.rec + 2 * H, st.ldr,
-                st.a->w_hh + std::size_t(2) * H * H + u.lo, H, T(0), drh + u.lo, H);
+    }
+
+    template <class T>
+    RNNKIT_MULTIVERSION static void reset_gradient(const Step<T>& st, Units u) {
+        const int B = st.a->B, H = st.a->H;
         for (int b = 0; b < B; ++b) {
             if (!st.valid(b)) continue;
             T* r = st.rec + b * st.ldr;
             const T* h_prev = st.hprev + b * H;
-            const T* d = drh + b * H;
+            const T* drh = st.scratch + b * H;
             T* dh = st.dh + b * H;
 #pragma omp simd
             for (int j = u.lo; j < u.hi; ++j) {
-                dh[j] += d[j] * r[j];
-                r[j] = d[j] * h_prev[j] * r[j] * (T(1) - r[j]);
+                dh[j] += drh[j] * r[j];
+                r[j] = drh[j] * h_prev[j] * r[j] * (T(1) - r[j]);
             }
         }
-#pragma omp barrier
-        backprop_to_state(st, u, hidden_segments[0]);
     }
 };
 

@@ -15,8 +15,13 @@ struct LstmCell {
 
     template <class T>
     static void forward(const Step<T>& st, Units u) {
+        recurrent_gemm(st, u, 0, 4, st.hprev, st.a->H, true, st.rec);
+        activate(st, u);
+    }
+
+    template <class T>
+    RNNKIT_MULTIVERSION static void activate(const Step<T>& st, Units u) {
         const int B = st.a->B, H = st.a->H;
-        gemm_gate_rows<T>(B, H, st.hprev, H, st.a->w_hh, H, 0, 4, u, T(1), st.rec, st.ldr);
         for (int b = 0; b < B; ++b) {
             if (!st.valid(b)) { st.carry(b, u); continue; }
             T* i = st.rec + b * st.ldr;
@@ -37,6 +42,13 @@ struct LstmCell {
 
     template <class T>
     static void backward(const Step<T>& st, Units u) {
+        gate_gradients(st, u);
+#pragma omp barrier
+        backprop_to_state(st, u, hidden_segments, 0);
+    }
+
+    template <class T>
+    RNNKIT_MULTIVERSION static void gate_gradients(const Step<T>& st, Units u) {
         const int B = st.a->B, H = st.a->H;
         for (int b = 0; b < B; ++b) {
             if (!st.valid(b)) { st.no_gradient(b, u, R); continue; }
@@ -60,8 +72,6 @@ struct LstmCell {
                 dh[j] = T(0);
             }
         }
-#pragma omp barrier
-        backprop_to_state(st, u, hidden_segments[0]);
     }
 };
 

@@ -22,6 +22,7 @@
 
 #include "activations.h"
 #include "blas.h"
+#include "packed_gemm.h"
 #include "rnnkit.h"
 
 namespace rnnkit {
@@ -59,6 +60,8 @@ struct Step {
     T* dh;       // [B, H] in: dL/dh_out; out: dL/dh_prev (the cell adds the W_hh product itself)
     T* dc;       // [B, H] LSTM: in dL/dc_out, out dL/dc_prev (in place)
     T* scratch;  // [B, H] cell-private
+    // W_hh packed for this call (see packed_gemm.h): forward, per gate; backward, per hidden segment
+    const T* packed;
 
     bool valid(int b) const { return !a->lengths || t < a->lengths[b]; }
 
@@ -92,14 +95,58 @@ void gemm_gate_rows(int rows, int K, const T* a, int lda, const T* w, int H, int
                 beta, c + (g - g0) * H + u.lo, ldc);
 }
 
-// dh[:, units] += dG[:, gates g0..g1) * W_hh[g0*H .. g1*H, units]: the gradient reaching h_{t-1}
-// through the recurrent weights.
+// C[:, gate g, units] (+)= A * W_hh[g*H + units, :]^T for gates [g0, g1), gate g's columns
+// starting at c + (g - g0)*H: the recurrent product of a forward step.
 template <class T>
-void backprop_to_state(const Step<T>& st, Units u, const HiddenSegment& seg) {
+void recurrent_gemm(const Step<T>& st, Units u, int g0, int g1, const T* a, int lda, bool accumulate, T* c) {
     const int H = st.a->H;
-    gemm<T>(false, false, st.a->B, u.size(), (seg.gate_hi - seg.gate_lo) * H, T(1),
-            st.rec + seg.record_col * H, st.ldr, st.a->w_hh + std::size_t(seg.gate_lo) * H * H + u.lo, H,
-            T(1), st.dh + u.lo, H);
+    for (int g = g0; g < g1; ++g)
+        packed_gemm<T>(st.a->B, u.size(), H, a, lda, st.packed + (std::size_t(g) * panels_of(H) + u.lo / kPanel) * kPanel * H,
+                       accumulate, c + (g - g0) * H + u.lo, st.ldr);
+}
+
+// Forward packing: gate g's rows of W_hh for these units, as panels of output units over k = H.
+template <class T>
+void pack_forward(const SeqArgs<T>& a, int G, Units u, T* packed) {
+    const int H = a.H;
+    for (int g = 0; g < G; ++g)
+        pack_panels<T>(u.size(), H, a.w_hh + (std::size_t(g) * H + u.lo) * H, H, 1,
+                       packed + (std::size_t(g) * panels_of(H) + u.lo / kPanel) * kPanel * H);
+}
+
+// Backward packing: segment s's rows of W_hh, columns = these units, as panels over k = its rows.
+template <class T, std::size_t N>
+void pack_backward(const SeqArgs<T>& a, const HiddenSegment (&segs)[N], Units u, T* packed) {
+    const int H = a.H;
+    for (const HiddenSegment& seg : segs) {
+        const int K = (seg.gate_hi - seg.gate_lo) * H;
+        pack_panels<T>(u.size(), K, a.w_hh + std::size_t(seg.gate_lo) * H * H + u.lo, 1, H,
+                       packed + std::size_t(u.lo / kPanel) * kPanel * K);
+        packed += std::size_t(panels_of(H)) * kPanel * K;
+    }
+}
+
+template <class T, std::size_t N>
+const T* segment_panels(const T* packed, const HiddenSegment (&segs)[N], int s, int H) {
+    for (int i = 0; i < s; ++i) packed += std::size_t(panels_of(H)) * kPanel * (segs[i].gate_hi - segs[i].gate_lo) * H;
+    return packed;
+}
+
+// C[:, units] (+)= dG[:, segment s's gradient columns] * W_hh[segment s's rows, units]
+template <class T, std::size_t N>
+void segment_gemm(const Step<T>& st, Units u, const HiddenSegment (&segs)[N], int s, bool accumulate, T* c) {
+    const int H = st.a->H;
+    const HiddenSegment& seg = segs[s];
+    const int K = (seg.gate_hi - seg.gate_lo) * H;
+    packed_gemm<T>(st.a->B, u.size(), K, st.rec + seg.record_col * H, st.ldr,
+                   segment_panels(st.packed, segs, s, H) + std::size_t(u.lo / kPanel) * kPanel * K, accumulate,
+                   c + u.lo, H);
+}
+
+// The gradient reaching h_{t-1} through segment s of W_hh: dh[:, units] += dG_s W_hh_s.
+template <class T, std::size_t N>
+void backprop_to_state(const Step<T>& st, Units u, const HiddenSegment (&segs)[N], int s) {
+    segment_gemm(st, u, segs, s, true, st.dh);
 }
 
 int choose_threads(int B, int H, int I, int G);
@@ -121,9 +168,11 @@ void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, std::vector<T
     const bool train = ws != nullptr;
     const int chunk = train ? T_ : std::min(T_, kInferenceChunk);
     const std::size_t states = train ? 0 : 2 * std::size_t(B) * H * (Cell::has_c ? 2 : 1);
-    const std::size_t need = std::size_t(G) * H + (train ? 0 : std::size_t(chunk) * B * ldr + states);
+    const std::size_t packed_size = std::size_t(G) * panels_of(H) * kPanel * H;
+    const std::size_t need = packed_size + std::size_t(G) * H + (train ? 0 : std::size_t(chunk) * B * ldr + states);
     if (scratch.size() < need) scratch.resize(need);
-    T* bias = scratch.data();
+    T* packed = scratch.data();
+    T* bias = packed + packed_size;
     T* rec = train ? ws : bias + G * H;
     T* hs = rec + std::size_t(chunk) * B * ldr;
     T* cs = Cell::has_c ? hs + std::size_t(train ? T_ + 1 : 2) * B * H : nullptr;
@@ -145,6 +194,7 @@ void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, std::vector<T
     {
         DenormalsFlushed ftz;
         const Units u = units_of(omp_get_thread_num(), omp_get_num_threads(), H);
+        pack_forward(a, G, u, packed);  // each thread packs, and later reads, only its own units
         const std::size_t in0 = std::size_t(slot_in(0, first_t)) * B * H;
         for (int b = 0; b < B; ++b) {
             std::memcpy(hs + in0 + b * H + u.lo, a.h0 + b * H + u.lo, u.size() * sizeof(T));
@@ -170,7 +220,7 @@ void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, std::vector<T
             Step<T> st{&a, t, ldr, rec + std::size_t(t - t_base) * B * ldr,
                        hs + std::size_t(slot_in(s, t)) * B * H, cs ? cs + std::size_t(slot_in(s, t)) * B * H : nullptr,
                        hs + std::size_t(slot_out(s, t)) * B * H, cs ? cs + std::size_t(slot_out(s, t)) * B * H : nullptr,
-                       nullptr, nullptr, nullptr};
+                       nullptr, nullptr, nullptr, packed};
 #pragma omp barrier
             Cell::forward(st, u);
             if (y)
@@ -198,8 +248,12 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
     T* rec = ws;
     T* hs = rec + TB * ldr;
     T* cs = Cell::has_c ? hs + std::size_t(T_ + 1) * B * H : nullptr;
-    std::vector<T> local(std::size_t(B) * H * 3);
-    T* dh = local.data();
+    std::size_t packed_size = 0;
+    for (const HiddenSegment& seg : Cell::hidden_segments)
+        packed_size += std::size_t(panels_of(H)) * kPanel * (seg.gate_hi - seg.gate_lo) * H;
+    std::vector<T> local(packed_size + std::size_t(B) * H * 3);
+    T* packed = local.data();
+    T* dh = packed + packed_size;
     T* dc = dh + B * H;
     T* scratch = dc + B * H;
 
@@ -209,6 +263,7 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
         DenormalsFlushed ftz;
         const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
         const Units u = units_of(tid, nt, H);
+        pack_backward(a, Cell::hidden_segments, u, packed);
         for (int b = 0; b < B; ++b)
             for (int j = u.lo; j < u.hi; ++j) {
                 dh[b * H + j] = dh_n ? dh_n[b * H + j] : T(0);
@@ -220,7 +275,7 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
             Step<T> st{&a, t, ldr, rec + std::size_t(t) * B * ldr,
                        hs + std::size_t(in) * B * H, cs ? cs + std::size_t(in) * B * H : nullptr,
                        hs + std::size_t(out) * B * H, cs ? cs + std::size_t(out) * B * H : nullptr,
-                       dh, cs ? dc : nullptr, scratch};
+                       dh, cs ? dc : nullptr, scratch, packed};
             // dy counts only at valid steps: past its length an output is the constant 0.
             for (int b = 0; b < B; ++b)
                 if (st.valid(b)) {

@@ -1,0 +1,6 @@
+// The packed-GEMM kernel for avx512.
+#pragma GCC target("avx512f,avx512vl,avx512dq,avx512bw,fma,avx2")
+#define RNNKIT_ISA avx512
+#define RNNKIT_MR 8
+#define RNNKIT_NP 2
+#include "packed_gemm_kernel.h"
