@@ -487,11 +487,10 @@ def test_nonfinite_padding_does_not_leak_into_forward(mode):
         assert np.all(np.isfinite(g.dh0)) and np.all(np.isfinite(g.dw_hh))
 
 
-@pytest.mark.xfail(strict=True, reason="kernel bug: dW_ih = dG^T x runs over padding rows, 0 * NaN = NaN")
 @pytest.mark.parametrize("mode", MODES)
 def test_nonfinite_padding_does_not_leak_into_weight_gradient(mode):
-    # The reference never reads x past a sequence's length, so its dw_ih is finite; the kernel's GEMM
-    # multiplies the zero gate gradients of padding rows by the (NaN) padding inputs.
+    # The reference never reads x past a sequence's length; the kernel's dW_ih GEMM runs over all rows,
+    # so it must not let 0 * NaN from padding rows through.
     T, B, I, H = 4, 2, 3, 5
     inp, up = make_problem(mode, T, B, I, H, seed=seed_of("padnan", mode))
     inp["x"][3, 1, :] = np.nan

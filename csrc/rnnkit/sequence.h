@@ -17,6 +17,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -240,6 +241,25 @@ void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, std::vector<T
     }
 }
 
+// Padding rows get zero gate gradients, but 0 * inf is NaN: a non-finite value in x past an element's
+// length would poison dW_ih = dG^T x. Returns x, or a copy in `clean` with such padding zeroed.
+template <class T>
+const T* x_for_weight_grad(const SeqArgs<T>& a, std::vector<T>& clean) {
+    if (!a.lengths) return a.x;
+    const std::size_t row = a.I;
+    bool poisoned = false;
+    for (int b = 0; b < a.B && !poisoned; ++b)
+        for (int t = int(a.lengths[b]); t < a.T && !poisoned; ++t)
+            for (std::size_t k = 0; k < row; ++k)
+                if (!std::isfinite(a.x[(std::size_t(t) * a.B + b) * row + k])) { poisoned = true; break; }
+    if (!poisoned) return a.x;
+    clean.assign(a.x, a.x + std::size_t(a.T) * a.B * row);
+    for (int b = 0; b < a.B; ++b)
+        for (int t = int(a.lengths[b]); t < a.T; ++t)
+            std::fill_n(clean.data() + (std::size_t(t) * a.B + b) * row, row, T(0));
+    return clean.data();
+}
+
 template <class Cell, class T>
 void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const T* dc_n, T* dx, T* dh0,
                   T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh) {
@@ -254,6 +274,8 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
     std::vector<T> local(packed_size + std::size_t(B) * H * 3);
     T* packed = local.data();
     T* dh = packed + packed_size;
+    std::vector<T> x_clean;
+    const T* x = x_for_weight_grad(a, x_clean);
     T* dc = dh + B * H;
     T* scratch = dc + B * H;
 
@@ -306,7 +328,7 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
                 }
             }
         };
-        for (int g = 0; g < G; ++g) weight_grad(g, g, a.x, I, I, dw_ih, db_ih);
+        for (int g = 0; g < G; ++g) weight_grad(g, g, x, I, I, dw_ih, db_ih);
         for (const HiddenSegment& seg : Cell::hidden_segments)
             for (int g = seg.gate_lo; g < seg.gate_hi; ++g) {
                 const int col = seg.record_col + g - seg.gate_lo;
