@@ -64,8 +64,8 @@ def bad_shape_cases(mode):
         ("w_hh", np.zeros(GH * H), ["w_hh", sh(GH * H)]),
         ("w_hh", np.zeros((GH, H, 1)), ["w_hh", sh(GH, H, 1)]),
         ("w_hh", np.zeros((0, 0)), ["w_hh", "hidden unit", sh(0, 0)]),
-        # w_hh fixes H; a wrong H then shows up in the first argument that disagrees with it
-        ("w_hh", np.zeros((G * (H + 1), H + 1)), ["h0", sh(B, H + 1), sh(B, H)]),
+        # w_hh fixes H; a wrong H then shows up in the first other weight that disagrees with it
+        ("w_hh", np.zeros((G * (H + 1), H + 1)), ["w_ih", sh(G * (H + 1), I), sh(GH, I)]),
         ("b_ih", np.zeros(GH + 1), ["b_ih", sh(GH), sh(GH + 1)]),
         ("b_ih", np.zeros((1, GH)), ["b_ih", sh(GH), sh(1, GH)]),
         ("b_hh", np.zeros(H), ["b_hh", sh(GH), sh(H)] if G > 1 else ["b_hh"]),
@@ -135,8 +135,8 @@ def test_dtype_mismatch_is_type_error(mode, dtype):
         with raises(TypeError, name, np.dtype(other).name):
             K.forward(mode, **a)
     a = args(mode, dtype)
-    a["x"] = a["x"].astype(other)  # x decides the dtype: the first other argument is blamed
-    with raises(TypeError, "h0"):
+    a["x"] = a["x"].astype(other)  # x decides the dtype: the first other argument (w_hh) is blamed
+    with raises(TypeError, "w_hh"):
         K.forward(mode, **a)
 
 
@@ -157,7 +157,7 @@ def test_non_arrays_are_rejected(mode):
         K.forward(mode, **dict(a, h0=a["h0"].tolist()))
     with raises(TypeError, "w_ih"):
         K.forward(mode, **dict(a, w_ih=a["w_ih"].tolist()))
-    with pytest.raises(ValueError, match="w_hh"):
+    with raises(TypeError, "w_hh"):
         K.forward(mode, **dict(a, w_hh=a["w_hh"].tolist()))
 
 

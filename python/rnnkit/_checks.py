@@ -64,7 +64,9 @@ class ForwardArgs:
         T, B, I = x.shape
         if T < 1 or B < 1:
             raise ValueError(f"x must have at least one step and one batch element, got shape {x.shape}")
-        if not isinstance(w_hh, np.ndarray) or w_hh.ndim != 2:
+        if not isinstance(w_hh, np.ndarray):
+            raise TypeError(f"w_hh must be a numpy.ndarray, got {type(w_hh).__name__}")
+        if w_hh.ndim != 2:
             raise ValueError(f"w_hh must be a 2-D array of shape ({G}*H, H), got {getattr(w_hh, 'shape', None)}")
         H = w_hh.shape[1]
         if H < 1:
@@ -73,9 +75,10 @@ class ForwardArgs:
         self.T, self.B, self.I, self.H, self.G = T, B, I, H, G
         self.dtype = dtype
         self.x = np.ascontiguousarray(x)
-        self.h0 = as_array("h0", h0, dtype, (B, H))
-        self.w_ih = as_array("w_ih", w_ih, dtype, (G * H, I))
+        # Weights first: H is read off w_hh, so a w_hh of the wrong shape must be named as such.
         self.w_hh = as_array("w_hh", w_hh, dtype, (G * H, H))
+        self.w_ih = as_array("w_ih", w_ih, dtype, (G * H, I))
+        self.h0 = as_array("h0", h0, dtype, (B, H))
         if (b_ih is None) != (b_hh is None):
             raise ValueError("b_ih and b_hh must both be given or both be None")
         self.b_ih = optional_array("b_ih", b_ih, dtype, (G * H,))
