@@ -499,3 +499,22 @@ def test_nonfinite_padding_does_not_leak_into_weight_gradient(mode):
     ref = run(R, mode, inp, up, lengths=lengths)[1]
     assert np.all(np.isfinite(ref.dw_ih))
     np.testing.assert_allclose(got.dw_ih, ref.dw_ih, rtol=1e-10, atol=1e-10)
+
+
+def test_kernels_pin_their_blas_to_one_thread_on_every_call():
+    # A threaded BLAS under each OpenMP thread oversubscribes the cores; threadpoolctl and others can
+    # raise the library's thread count between calls, so each kernel call must pin it again.
+    import ctypes
+    import os
+
+    import scipy_openblas32
+
+    lib = ctypes.CDLL(os.path.join(scipy_openblas32.get_lib_dir(), "libscipy_openblas.so"))
+    inp, _ = make_problem("lstm", 3, 2, 4, 5, seed=seed_of("blas-threads"))
+    before = lib.scipy_openblas_get_num_threads()
+    try:
+        lib.scipy_openblas_set_num_threads(2)
+        K.forward("lstm", **inp, training=False)
+        assert lib.scipy_openblas_get_num_threads() == 1
+    finally:
+        lib.scipy_openblas_set_num_threads(before)

@@ -2,8 +2,6 @@
 
 #include <cblas.h>
 
-#include <mutex>
-
 namespace rnnkit {
 
 static CBLAS_TRANSPOSE op(bool trans) { return trans ? CblasTrans : CblasNoTrans; }
@@ -22,9 +20,10 @@ void gemm<double>(bool ta, bool tb, int m, int n, int k, double alpha, const dou
     scipy_cblas_dgemm(CblasRowMajor, op(ta), op(tb), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+// Checked on every call, not once: threadpoolctl and others may raise the library's count at any time,
+// and a threaded BLAS under each OpenMP thread oversubscribes the cores several times over.
 void blas_single_threaded() {
-    static std::once_flag once;
-    std::call_once(once, [] { scipy_openblas_set_num_threads(1); });
+    if (scipy_openblas_get_num_threads() != 1) scipy_openblas_set_num_threads(1);
 }
 
 }  // namespace rnnkit

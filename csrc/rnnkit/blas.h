@@ -11,7 +11,7 @@ template <class T>
 void gemm(bool trans_a, bool trans_b, int m, int n, int k, T alpha, const T* a, int lda, const T* b,
           int ldb, T beta, T* c, int ldc);
 
-// Pins the BLAS library to one thread; called once when the first kernel runs.
+// Pins the BLAS library to one thread; every kernel calls it before its parallel region.
 void blas_single_threaded();
 
 }  // namespace rnnkit
