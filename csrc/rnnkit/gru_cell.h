@@ -29,6 +29,7 @@ struct GruCell {
     RNNKIT_MULTIVERSION static void activate(const Step<T>& st, Units u) {
         const int B = st.a->B, H = st.a->H;
         const T* b_hn = st.a->b_hh ? st.a->b_hh + 2 * H : nullptr;
+        const T *br = st.bias, *bz = br + H, *bn = br + 2 * H;
         for (int b = 0; b < B; ++b) {
             if (!st.valid(b)) { st.carry(b, u); continue; }
             T* r = st.rec + b * st.ldr;
@@ -38,8 +39,8 @@ struct GruCell {
 #pragma omp simd
             for (int j = u.lo; j < u.hi; ++j) {
                 const T gh = ghn[j] + (b_hn ? b_hn[j] : T(0));
-                const T rg = sigmoid(r[j]), zg = sigmoid(z[j]);
-                const T ng = tanh_approx(n[j] + rg * gh);
+                const T rg = sigmoid(r[j] + br[j]), zg = sigmoid(z[j] + bz[j]);
+                const T ng = tanh_approx(n[j] + bn[j] + rg * gh);
                 h[j] = (T(1) - zg) * ng + zg * h_prev[j];
                 r[j] = rg, z[j] = zg, n[j] = ng, ghn[j] = gh;
             }
@@ -96,6 +97,7 @@ struct GruChoCell {
     template <class T>
     RNNKIT_MULTIVERSION static void activate_gates(const Step<T>& st, Units u) {
         const int B = st.a->B, H = st.a->H;
+        const T *br = st.bias, *bz = br + H;
         for (int b = 0; b < B; ++b) {
             T* r = st.rec + b * st.ldr;
             T *z = r + H, *rh = r + 3 * H;
@@ -103,7 +105,7 @@ struct GruChoCell {
             const bool valid = st.valid(b);
 #pragma omp simd
             for (int j = u.lo; j < u.hi; ++j) {
-                r[j] = sigmoid(r[j]), z[j] = sigmoid(z[j]);
+                r[j] = sigmoid(r[j] + br[j]), z[j] = sigmoid(z[j] + bz[j]);
                 rh[j] = valid ? r[j] * h_prev[j] : T(0);  // padding rows feed W_hn zeros, not garbage
             }
         }
@@ -112,6 +114,7 @@ struct GruChoCell {
     template <class T>
     RNNKIT_MULTIVERSION static void activate_candidate(const Step<T>& st, Units u) {
         const int B = st.a->B, H = st.a->H;
+        const T* bn = st.bias + 2 * H;
         for (int b = 0; b < B; ++b) {
             if (!st.valid(b)) { st.carry(b, u); continue; }
             T* z = st.rec + b * st.ldr + H;
@@ -120,7 +123,7 @@ struct GruChoCell {
             T* h = st.hout + b * H;
 #pragma omp simd
             for (int j = u.lo; j < u.hi; ++j) {
-                n[j] = tanh_approx(n[j]);
+                n[j] = tanh_approx(n[j] + bn[j]);
                 h[j] = (T(1) - z[j]) * n[j] + z[j] * h_prev[j];
             }
         }

@@ -29,9 +29,11 @@ struct LstmCell {
             const T* c_prev = st.cprev + b * H;
             T* c = st.cout + b * H;
             T* h = st.hout + b * H;
+            const T *bi = st.bias, *bf = bi + H, *bg = bi + 2 * H, *bo = bi + 3 * H;
 #pragma omp simd
             for (int j = u.lo; j < u.hi; ++j) {
-                const T ig = sigmoid(i[j]), fg = sigmoid(f[j]), gg = tanh_approx(g[j]), og = sigmoid(o[j]);
+                const T ig = sigmoid(i[j] + bi[j]), fg = sigmoid(f[j] + bf[j]), gg = tanh_approx(g[j] + bg[j]),
+                        og = sigmoid(o[j] + bo[j]);
                 const T cj = fg * c_prev[j] + ig * gg;
                 c[j] = cj;
                 h[j] = og * tanh_approx(cj);

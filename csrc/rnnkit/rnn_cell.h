@@ -25,9 +25,10 @@ struct RnnCell {
         for (int b = 0; b < B; ++b) {
             if (!st.valid(b)) { st.carry(b, u); continue; }
             const T* pre = st.rec + b * st.ldr;
+            const T* bias = st.bias;
             T* h = st.hout + b * H;
 #pragma omp simd
-            for (int j = u.lo; j < u.hi; ++j) h[j] = Relu ? relu(pre[j]) : tanh_approx(pre[j]);
+            for (int j = u.lo; j < u.hi; ++j) h[j] = Relu ? relu(pre[j] + bias[j]) : tanh_approx(pre[j] + bias[j]);
         }
     }
 

@@ -8,7 +8,7 @@
 // one barrier: the next step's recurrent GEMM reads every unit of h.
 //
 // Per step a cell keeps a record of B rows x R*H values (gates first, in w_ih's row order). The input
-// projection x_t W_ih^T (+ biases) of many steps is one GEMM into those records before the loop; the
+// projection x_t W_ih^T of many steps is one GEMM into those records before the loop; the
 // recurrent GEMM accumulates into them; the cell's forward overwrites them with what backward needs,
 // and its backward overwrites that with the gate gradients, from which dW_ih, dW_hh, the biases and dx
 // are GEMMs after the loop.
@@ -63,6 +63,9 @@ struct Step {
     T* scratch;  // [B, H] cell-private
     // W_hh packed for this call (see packed_gemm.h): forward, per gate; backward, per hidden segment
     const T* packed;
+    // forward only: [G*H] bias the cell adds to the hoisted projection (b_ih, plus b_hh where it is not
+    // gated separately), zeros without bias. Added while activating, not in a pass of its own.
+    const T* bias;
 
     bool valid(int b) const { return !a->lengths || t < a->lengths[b]; }
 
@@ -178,11 +181,10 @@ void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, std::vector<T
     T* hs = rec + std::size_t(chunk) * B * ldr;
     T* cs = Cell::has_c ? hs + std::size_t(train ? T_ + 1 : 2) * B * H : nullptr;
 
-    // b_hh joins b_ih in the hoisted projection wherever it is not gated separately (GRU's n).
-    if (a.b_ih)
-        for (int g = 0; g < G; ++g)
-            for (int j = 0; j < H; ++j)
-                bias[g * H + j] = a.b_ih[g * H + j] + (Cell::folds_hidden_bias(g) ? a.b_hh[g * H + j] : T(0));
+    for (int g = 0; g < G; ++g)
+        for (int j = 0; j < H; ++j)
+            bias[g * H + j] = !a.b_ih ? T(0)
+                              : a.b_ih[g * H + j] + (Cell::folds_hidden_bias(g) ? a.b_hh[g * H + j] : T(0));
     // State slots: training keeps every state in time order (slot t is h_{t-1} going forward, slot
     // t+1 going backward), so dW_hh is one GEMM over all steps; inference alternates two slots.
     auto slot_in = [&](int s, int t) { return train ? (a.reverse ? t + 1 : t) : (s & 1); };
@@ -209,19 +211,11 @@ void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, std::vector<T
                 t_base = a.reverse ? t - n + 1 : t;
                 gemm_gate_rows<T>(n * B, I, a.x + std::size_t(t_base) * B * I, I, a.w_ih, H, 0, G, u, T(0),
                                   rec, ldr);
-                if (a.b_ih)
-                    for (int r = 0; r < n * B; ++r)
-                        for (int g = 0; g < G; ++g) {
-                            T* row = rec + std::size_t(r) * ldr + g * H;
-                            const T* bg = bias + g * H;
-#pragma omp simd
-                            for (int j = u.lo; j < u.hi; ++j) row[j] += bg[j];
-                        }
             }
             Step<T> st{&a, t, ldr, rec + std::size_t(t - t_base) * B * ldr,
                        hs + std::size_t(slot_in(s, t)) * B * H, cs ? cs + std::size_t(slot_in(s, t)) * B * H : nullptr,
                        hs + std::size_t(slot_out(s, t)) * B * H, cs ? cs + std::size_t(slot_out(s, t)) * B * H : nullptr,
-                       nullptr, nullptr, nullptr, packed};
+                       nullptr, nullptr, nullptr, packed, bias};
 #pragma omp barrier
             Cell::forward(st, u);
             if (y)

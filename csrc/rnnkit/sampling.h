@@ -1,0 +1,43 @@
+// rnnkit sampling: generate a sequence of symbols from a character-level language model, entirely in
+// C++ (no Python between steps).
+//
+// The model: embedding (or one-hot) -> L recurrent layers (the cells of rnnkit.h) -> linear -> softmax.
+//   V = vocabulary size, E = input size of layer 0 (the embedding width, or V for one-hot input),
+//   H = hidden size, L = layers.
+//   embed        [V, E]      row v is the input for symbol v; null means one-hot input (E must be V)
+//   w_ih[l]      [G*H, E or H], w_hh[l] [G*H, H], b_ih[l]/b_hh[l] [G*H] or both null (no bias)
+//   w_out        [V, H]      output projection; b_out [V] or null
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "rnnkit.h"
+
+namespace rnnkit {
+
+template <class T>
+struct CharModel {
+    Mode mode;
+    int V, E, H;
+    const T* embed;
+    std::vector<const T*> w_ih, w_hh, b_ih, b_hh;  // one entry per layer
+    const T* w_out;
+    const T* b_out;
+};
+
+struct SampleOptions {
+    double temperature = 1.0;  // logits are divided by it; 0 means argmax (greedy)
+    int top_k = 0;             // keep only the k most likely symbols; 0 keeps all
+    std::uint64_t seed = 0;    // std::mt19937_64 seed; the draw is portable (see sampling.cpp)
+    int exclude = -1;          // a symbol never produced (e.g. the unknown symbol), or -1
+};
+
+// Feeds prime[0..n_prime) (n_prime >= 1) through the model from zero states, then draws `length`
+// symbols, each fed back as the next input, into out[0..length). Throws std::invalid_argument on bad
+// arguments (symbols outside 0..V-1, negative temperature or top_k, n_prime < 1).
+template <class T>
+void sample(const CharModel<T>& m, const std::int32_t* prime, int n_prime, int length,
+            const SampleOptions& opt, std::int32_t* out);
+
+}  // namespace rnnkit
