@@ -152,6 +152,8 @@ void bind_dtype(py::module_& m) {
 
 }  // namespace
 
+void register_sampling(py::module_& m);
+
 PYBIND11_MODULE(_C, m) {
     m.doc() = "rnnkit's C++ kernels (use rnnkit.kernels, which documents and checks the arguments)";
     // One overload per dtype: pybind11 first tries every overload without conversion, so arrays of one
@@ -163,4 +165,5 @@ PYBIND11_MODULE(_C, m) {
     m.def("train_workspace_size", [](int mode, int T, int B, int H) {
         return rnnkit::train_workspace_size(Mode(mode), T, B, H);
     });
+    register_sampling(m);
 }

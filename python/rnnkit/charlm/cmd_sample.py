@@ -1,0 +1,30 @@
+"""``rnnkit sample DIR``: print text sampled from a trained character model."""
+from __future__ import annotations
+
+import sys
+from typing import List
+
+from .cli import Parser, non_negative_int, positive_int, run
+
+
+def main(argv: List[str], prog: str = "rnnkit sample") -> int:
+    """``rnnkit sample DIR``: print text sampled from a trained character model."""
+    p = Parser(prog=prog, description="Print text sampled from the character model saved in DIR.")
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("--length", type=non_negative_int, default=500, help="characters to generate")
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = argmax")
+    p.add_argument("--top-k", type=positive_int, help="sample only among the K most likely characters")
+    p.add_argument("--prime", default="", help="text fed to the model first (printed too)")
+    p.add_argument("--seed", type=int, help="fixes the output (default: random)")
+    a = p.parse_args(argv)
+
+    def body() -> int:
+        from .model import CharLM
+
+        if a.temperature < 0:
+            raise ValueError(f"--temperature must be >= 0, got {a.temperature}")
+        text = CharLM.load(a.dir).sample(a.length, a.temperature, a.top_k, a.prime, a.seed)
+        sys.stdout.write(text + "\n")
+        return 0
+
+    return run(prog, body)

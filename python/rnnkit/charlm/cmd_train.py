@@ -1,0 +1,63 @@
+"""``rnnkit train-charlm``: train a character-level language model."""
+from __future__ import annotations
+
+from typing import List
+
+from .cli import Parser, non_negative_int, positive_float, positive_int, run
+
+
+def main(argv: List[str], prog: str = "rnnkit train-charlm") -> int:
+    """``rnnkit train-charlm``: train a character-level language model."""
+    from .train import TrainConfig
+
+    d = TrainConfig()
+    p = Parser(prog=prog, description="Train a character-level language model (char-rnn style). Without "
+                "--text it trains on this Python's standard library source. Without --steps or --minutes "
+                "it trains for 4 minutes.")
+    p.add_argument("--text", nargs="+", metavar="FILE", help="UTF-8 text file(s), concatenated")
+    p.add_argument("--cell", choices=["lstm", "gru", "rnn"], default=d.cell)
+    p.add_argument("--layers", type=positive_int, default=d.layers)
+    p.add_argument("--hidden", type=positive_int, default=d.hidden)
+    p.add_argument("--embed", type=non_negative_int, default=d.embed, help="embedding width; 0 = one-hot input")
+    p.add_argument("--seq-len", type=positive_int, default=d.seq_len, help="characters per chunk (BPTT length)")
+    p.add_argument("--batch", type=positive_int, default=d.batch, help="parallel streams")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--steps", type=positive_int, help="total training steps (counting resumed ones)")
+    g.add_argument("--minutes", type=positive_float, help="train for this long")
+    p.add_argument("--optimizer", choices=["adam", "rmsprop", "adagrad", "sgd"], default=d.optimizer)
+    p.add_argument("--lr", type=positive_float, help="learning rate (default: adam/rmsprop 2e-3, adagrad 0.1, "
+                   "sgd 0.05 with momentum 0.9)")
+    p.add_argument("--lr-decay", type=positive_float, default=d.lr_decay,
+                   help="multiply the learning rate by this every --lr-decay-every steps")
+    p.add_argument("--lr-decay-every", type=positive_int, default=d.lr_decay_every)
+    p.add_argument("--clip", type=float, default=d.clip, help="gradient clipping threshold (0: none)")
+    p.add_argument("--clip-mode", choices=["norm", "value"], default=d.clip_mode)
+    p.add_argument("--dropout", type=float, default=d.dropout, help="dropout between recurrent layers")
+    p.add_argument("--val-frac", type=float, default=d.val_frac, help="the text's last fraction used to validate")
+    p.add_argument("--eval-every", type=positive_int, default=d.eval_every)
+    p.add_argument("--sample-every", type=non_negative_int, default=d.sample_every, help="0: only at the end")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--threads", type=positive_int, help="kernel threads (default: OMP_NUM_THREADS or all cores)")
+    p.add_argument("--out", default="charlm", metavar="DIR", help="output directory (default: ./charlm)")
+    p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    a = p.parse_args(argv)
+
+    def body() -> int:
+        import rnnkit
+
+        from .data import default_corpus, read_texts
+        from .train import train
+
+        if a.threads:
+            rnnkit.set_num_threads(a.threads)
+        cfg = TrainConfig(cell=a.cell, layers=a.layers, hidden=a.hidden, embed=a.embed, seq_len=a.seq_len,
+                          batch=a.batch, steps=a.steps, minutes=a.minutes if a.steps or a.minutes else 4.0,
+                          optimizer=a.optimizer, lr=a.lr, lr_decay=a.lr_decay, lr_decay_every=a.lr_decay_every,
+                          clip=a.clip, clip_mode=a.clip_mode, dropout=a.dropout, val_frac=a.val_frac,
+                          eval_every=a.eval_every, sample_every=a.sample_every, seed=a.seed)
+        text = read_texts(a.text) if a.text else default_corpus()
+        train(cfg, text, a.out, resume=a.resume, progress=not a.no_progress)
+        return 0
+
+    return run(prog, body)

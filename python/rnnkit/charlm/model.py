@@ -1,0 +1,243 @@
+"""CharLM: embedding (or one-hot) -> L-layer RNN/LSTM/GRU -> linear -> softmax over characters.
+
+Shape legend: T = time steps, B = batch (streams), V = vocabulary (with the unknown symbol),
+E = embedding width (V for one-hot input), H = hidden size, L = layers.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from .. import _C, checkpoint
+from .._types import MODES
+from ..layers import GRU, LSTM, RNN
+from ..losses import softmax_cross_entropy
+from ..nn import Embedding, Linear
+from .data import eval_chunks
+from .vocab import Vocab
+
+__all__ = ["CharLM", "CELLS", "CHECKPOINT_FILE", "State", "single_threaded_blas"]
+
+CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
+CHECKPOINT_FILE = "checkpoint.npz"
+FORMAT = "rnnkit-charlm"
+
+
+def single_threaded_blas():
+    """A context in which NumPy's BLAS runs on one thread. The model's GEMMs (output layer, its
+    gradients) are small; with NumPy's BLAS threads they run up to 10x slower, and worse on a loaded
+    machine, where its spinning threads also compete with the recurrent kernels' OpenMP threads."""
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+#: The carried recurrent state: (h (L, B, H), c (L, B, H) for an LSTM, else None).
+State = Tuple[np.ndarray, Optional[np.ndarray]]
+
+
+class CharLM:
+    """A character-level language model.
+
+    Args:
+        vocab: the characters it knows. cell: "lstm", "gru" or "rnn" (tanh). layers, hidden: the
+        recurrent stack. embed: embedding width, or 0 for one-hot input. dropout: between recurrent
+        layers, in training mode. dtype: float32 (training) or float64 (gradient checks).
+        seed: the initial weights (embedding, stack and output layer from one SeedSequence).
+
+    Parameters live in ``params`` and gradients in ``grads``, both name -> array with the keys
+    ``embed.weight``, ``rnn.<torch key>`` and ``head.weight``/``head.bias``; the arrays are the
+    modules' own, so an `rnnkit.optim` optimiser over ``params`` trains the model.
+    """
+
+    def __init__(self, vocab: Vocab, cell: str = "lstm", layers: int = 2, hidden: int = 256, embed: int = 64,
+                 dropout: float = 0.0, dtype: Any = np.float32, seed: Optional[int] = 0):
+        if cell not in CELLS:
+            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
+        for name, value in (("layers", layers), ("hidden", hidden)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(embed, int) or embed < 0:
+            raise ValueError(f"embed must be a non-negative integer (0 = one-hot), got {embed!r}")
+        self.vocab = vocab
+        self.config = {"cell": cell, "layers": layers, "hidden": hidden, "embed": embed, "dropout": float(dropout),
+                       "dtype": np.dtype(dtype).name, "seed": seed}
+        V = len(vocab)
+        s_embed, s_rnn, s_head = np.random.SeedSequence(seed).spawn(3)
+        self.embed = Embedding(V, embed, dtype, np.random.default_rng(s_embed)) if embed else None
+        self.rnn = CELLS[cell](embed or V, hidden, layers, dropout=dropout, dtype=dtype,
+                               seed=int(s_rnn.generate_state(1)[0]))
+        self.head = Linear(hidden, V, dtype, np.random.default_rng(s_head))
+        self.params: Dict[str, np.ndarray] = {}
+        self.grads: Dict[str, np.ndarray] = {}
+        for prefix, params, grads in self._groups():
+            for k in params:
+                self.params[f"{prefix}.{k}"] = params[k]
+                self.grads[f"{prefix}.{k}"] = grads[k]
+
+    def _groups(self):
+        rnn_params = dict(self.rnn.named_parameters())
+        groups = [("rnn", rnn_params, self.rnn.grads), ("head", self.head.params, self.head.grads)]
+        if self.embed:
+            groups.insert(0, ("embed", self.embed.params, self.embed.grads))
+        return groups
+
+    @property
+    def is_lstm(self) -> bool:
+        return self.config["cell"] == "lstm"
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.config["dtype"])
+
+    # ------------------------------------------------------------------ training
+
+    def zero_grad(self) -> None:
+        for g in self.grads.values():
+            g.fill(0)
+
+    def dropout_rng_state(self) -> Dict[str, Any]:
+        """The JSON-able state of the generator of the recurrent stack's dropout masks."""
+        return self.rnn._dropout_rng.bit_generator.state
+
+    def set_dropout_rng_state(self, state: Dict[str, Any]) -> None:
+        self.rnn._dropout_rng.bit_generator.state = state
+
+    def initial_state(self, batch: int) -> State:
+        shape = (self.config["layers"], batch, self.config["hidden"])
+        return np.zeros(shape, self.dtype), (np.zeros(shape, self.dtype) if self.is_lstm else None)
+
+    def _inputs(self, x: np.ndarray) -> np.ndarray:
+        """(T, B) ids -> (T, B, E) inputs (embedding rows or one-hot vectors)."""
+        if self.embed:
+            return self.embed.forward(x)
+        return np.eye(len(self.vocab), dtype=self.dtype)[x]
+
+    def _logits(self, x: np.ndarray, state: State) -> Tuple[np.ndarray, State]:
+        T, B = x.shape
+        if self.is_lstm:
+            y, (h, c) = self.rnn.forward(self._inputs(x), state)
+        else:
+            y, h = self.rnn.forward(self._inputs(x), state[0])
+            c = None
+        return self.head.forward(y.reshape(T * B, -1)), (h, c)
+
+    def loss_and_grad(self, x: np.ndarray, y: np.ndarray, state: State,
+                      weights: Optional[np.ndarray] = None) -> Tuple[float, State]:
+        """Mean cross-entropy (nats per character) of targets y (T, B) given inputs x (T, B) from
+        ``state``; adds its gradient into ``grads`` (truncated BPTT: nothing flows into ``state``).
+        Returns (loss, final state). Runs in training mode (dropout between layers is on)."""
+        self.rnn.train()
+        T, B = x.shape
+        logits, new_state = self._logits(x, state)
+        loss, dlogits = softmax_cross_entropy(logits, y.reshape(-1), None if weights is None else weights.reshape(-1))
+        dy = self.head.backward(dlogits).reshape(T, B, -1)
+        dx, _ = self.rnn.backward(dy, None)
+        if self.embed:
+            self.embed.backward(dx)
+        return loss, new_state
+
+    def nll_sum(self, ids: np.ndarray, batch: int = 32, seq_len: int = 128) -> Tuple[float, int]:
+        """(total negative log-likelihood in nats, number of predictions) of every next character of
+        ``ids`` (int array), read as ``batch`` contiguous streams with carried state (eval mode)."""
+        self.rnn.eval()
+        total, count = 0.0, 0
+        state = None
+        for x, y, w in eval_chunks(ids, batch, seq_len):
+            if state is None:
+                state = self.initial_state(x.shape[1])
+            logits, state = self._logits(x, state)
+            loss, _ = softmax_cross_entropy(logits, y.reshape(-1), None if w is None else w.reshape(-1), grad=False)
+            n = x.size if w is None else float(w.sum())
+            total += loss * n
+            count += int(round(n))
+        return total, count
+
+    # ------------------------------------------------------------------ use
+
+    def evaluate_details(self, text: str) -> Dict[str, Any]:
+        """Bits per character of ``text`` (each character predicted from the ones before it), with the
+        counts: {"bpc", "nats_per_char", "chars", "unknown_chars"}. Unknown characters count as
+        predictions of the unknown symbol, and inputs of it."""
+        ids = self.vocab.encode(text)
+        with single_threaded_blas():
+            total, count = self.nll_sum(ids)
+        nats = total / count
+        return {"bpc": nats / math.log(2), "nats_per_char": nats, "chars": count,
+                "unknown_chars": int(np.count_nonzero(ids[1:] == 0))}
+
+    def evaluate(self, text: str) -> float:
+        """Bits per character of ``text``; see `evaluate_details`."""
+        return self.evaluate_details(text)["bpc"]
+
+    def sample(self, length: int, temperature: float = 1.0, top_k: Optional[int] = None, prime: str = "",
+               seed: Optional[int] = None) -> str:
+        """``prime`` followed by ``length`` sampled characters. The whole loop runs in C++.
+
+        temperature divides the logits (0: argmax); top_k keeps the k most likely characters; prime is
+        fed first (empty: a newline, or the first known character, is fed and not returned); seed fixes
+        the draws (None: fresh entropy). The unknown symbol is never sampled.
+        """
+        if not isinstance(length, int) or length < 0:
+            raise ValueError(f"length must be a non-negative integer, got {length!r}")
+        if not (temperature >= 0 and math.isfinite(temperature)):
+            raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
+        if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+            raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
+        start = self.vocab.encode(prime) if prime else np.array(
+            [self.vocab.id("\n") or 1], np.int32)
+        layers = range(self.config["layers"])
+        p = self.params
+        out = _C.sample(MODES.index(self.rnn.mode), p.get("embed.weight"),
+                        [p[f"rnn.weight_ih_l{k}"] for k in layers], [p[f"rnn.weight_hh_l{k}"] for k in layers],
+                        [p[f"rnn.bias_ih_l{k}"] for k in layers], [p[f"rnn.bias_hh_l{k}"] for k in layers],
+                        self.head.params["weight"], self.head.params["bias"], start, length,
+                        float(temperature), int(top_k or 0), int(seed) % 2**64, 0)
+        return prime + self.vocab.decode(out)
+
+    # ------------------------------------------------------------------ files
+
+    def arrays(self) -> Dict[str, np.ndarray]:
+        """The parameters for a checkpoint, keyed ``model/<name>``."""
+        return {f"model/{k}": v for k, v in self.params.items()}
+
+    def meta(self) -> Dict[str, Any]:
+        return {"format": FORMAT, "version": 1, "model": self.config, "vocab": self.vocab.to_json()}
+
+    def save(self, directory: str) -> None:
+        """Write the model alone (no training state) to ``directory``/checkpoint.npz."""
+        os.makedirs(directory, exist_ok=True)
+        checkpoint.save(os.path.join(directory, CHECKPOINT_FILE), self.arrays(), self.meta())
+
+    @classmethod
+    def from_checkpoint(cls, arrays: Dict[str, np.ndarray], meta: Dict[str, Any], path: str = "checkpoint"
+                        ) -> "CharLM":
+        """The model stored in checkpoint contents (from `rnnkit.checkpoint.load`)."""
+        if meta.get("format") != FORMAT:
+            raise checkpoint.CheckpointError(f"{path} is not a character-model checkpoint")
+        try:
+            cfg = meta["model"]
+            model = cls(Vocab.from_json(meta["vocab"]), cfg["cell"], cfg["layers"], cfg["hidden"], cfg["embed"],
+                        cfg["dropout"], cfg["dtype"], cfg["seed"])
+            for k, p in model.params.items():
+                a = arrays[f"model/{k}"]
+                if a.shape != p.shape:
+                    raise ValueError(f"{k} has shape {a.shape}, expected {p.shape}")
+                np.copyto(p, a)
+        except (KeyError, ValueError, TypeError) as e:
+            raise checkpoint.CheckpointError(f"{path} is inconsistent ({type(e).__name__}: {e})") from None
+        return model
+
+    @classmethod
+    def load(cls, directory: str) -> "CharLM":
+        """The model saved in ``directory`` (by training or `save`); CheckpointError if there is none or
+        it is unreadable. Loading runs no code from the file."""
+        if not os.path.isdir(directory):
+            raise checkpoint.CheckpointError(f"not a directory: {directory}")
+        path = os.path.join(directory, CHECKPOINT_FILE)
+        arrays, meta = checkpoint.load(path)
+        return cls.from_checkpoint(arrays, meta, path)

@@ -1,0 +1,54 @@
+"""Softmax cross-entropy fused with its gradient, in NumPy.
+
+Shape legend: N = predictions (e.g. T*B characters), V = classes (the vocabulary).
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+
+__all__ = ["softmax_cross_entropy", "log_softmax"]
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """log softmax over the last axis, computed stably (the maximum is subtracted first)."""
+    z = logits - logits.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray, weights: Optional[np.ndarray] = None,
+                          grad: bool = True) -> Tuple[float, Optional[np.ndarray]]:
+    """Mean negative log-likelihood of ``targets`` under softmax(``logits``), and its gradient.
+
+    Args:
+        logits: (N, V) unnormalised scores. targets: (N,) class indices in 0..V-1.
+        weights: (N,) non-negative weights (e.g. 0 for padding), or None for all ones. The loss is
+            sum_n w_n * nll_n / sum_n w_n.
+        grad: also return d loss / d logits.
+
+    Returns:
+        (loss in nats, float; gradient (N, V) in the dtype of logits, or None). The gradient is
+        (softmax(logits) - onehot(targets)) * w_n / sum(w), computed from one exponentiation.
+    """
+    n = logits.shape[0]
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    s = e.sum(axis=1, keepdims=True)
+    rows = np.arange(n)
+    nll = np.log(s[:, 0]) - z[rows, targets]
+    if weights is None:
+        total = float(n)
+        loss = float(nll.astype(np.float64).sum()) / total
+    else:
+        total = float(np.sum(weights, dtype=np.float64))
+        loss = float(np.dot(nll.astype(np.float64), weights.astype(np.float64))) / total
+    if not grad:
+        return loss, None
+    e /= s
+    e[rows, targets] -= 1
+    if weights is None:
+        e *= e.dtype.type(1.0 / total)
+    else:
+        e *= (weights / total).astype(e.dtype)[:, None]
+    return loss, e

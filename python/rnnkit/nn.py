@@ -1,0 +1,88 @@
+"""Embedding and Linear modules with explicit forward/backward, in the style of `rnnkit.layers`:
+NumPy in, NumPy out; ``backward`` adds parameter gradients into ``grads`` (keys as ``state_dict``).
+
+Shape legend: N = rows (e.g. T*B), V = vocabulary, E = embedding width, I = in features, O = out.
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, Mapping, Optional
+
+import numpy as np
+
+__all__ = ["Module", "Embedding", "Linear"]
+
+
+class Module:
+    """Parameters in ``params`` (name -> array, updated in place by optimisers) and their gradients in
+    ``grads``. A subclass fills ``params`` in its constructor and calls ``_init_grads``."""
+
+    params: Dict[str, np.ndarray]
+    grads: Dict[str, np.ndarray]
+
+    def _init_grads(self) -> None:
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    def zero_grad(self) -> None:
+        for g in self.grads.values():
+            g.fill(0)
+
+    def state_dict(self) -> Dict[str, np.ndarray]:
+        return {k: v.copy() for k, v in self.params.items()}
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        """Strict: the same keys and shapes; values are copied into the existing arrays."""
+        if set(state) != set(self.params):
+            raise KeyError(f"expected keys {sorted(self.params)}, got {sorted(state)}")
+        for k, v in state.items():
+            if np.shape(v) != self.params[k].shape:
+                raise ValueError(f"{k} must have shape {self.params[k].shape}, got {np.shape(v)}")
+        for k, v in state.items():
+            np.copyto(self.params[k], v)
+
+
+class Embedding(Module):
+    """``weight`` (V, E), initialised N(0, 1) like torch.nn.Embedding; forward(idx) = weight[idx]."""
+
+    def __init__(self, num: int, dim: int, dtype=np.float32, rng: Optional[np.random.Generator] = None):
+        rng = rng or np.random.default_rng()
+        self.params = {"weight": rng.standard_normal((num, dim)).astype(dtype)}
+        self._init_grads()
+        self._idx: Optional[np.ndarray] = None
+
+    def forward(self, idx: np.ndarray) -> np.ndarray:
+        """idx (...) integers -> (..., E); remembers idx for backward."""
+        self._idx = idx
+        return self.params["weight"][idx]
+
+    def backward(self, dout: np.ndarray) -> None:
+        """Adds the rows of dout (..., E) into grads['weight'] at the remembered indices."""
+        g = self.grads["weight"]
+        np.add.at(g, self._idx.reshape(-1), dout.reshape(-1, g.shape[1]))  # repeated indices sum
+
+
+class Linear(Module):
+    """y = x weight^T + bias with ``weight`` (O, I) and ``bias`` (O,), initialised
+    U(-1/sqrt(I), 1/sqrt(I)) like torch.nn.Linear."""
+
+    def __init__(self, in_features: int, out_features: int, dtype=np.float32,
+                 rng: Optional[np.random.Generator] = None):
+        rng = rng or np.random.default_rng()
+        bound = 1.0 / math.sqrt(in_features)
+        self.params = {
+            "weight": rng.uniform(-bound, bound, (out_features, in_features)).astype(dtype),
+            "bias": rng.uniform(-bound, bound, out_features).astype(dtype),
+        }
+        self._init_grads()
+        self._x: Optional[np.ndarray] = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x (N, I) -> (N, O); remembers x for backward."""
+        self._x = x
+        return x @ self.params["weight"].T + self.params["bias"]
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """dy (N, O) -> dx (N, I); adds into grads['weight'] and grads['bias']."""
+        self.grads["weight"] += dy.T @ self._x
+        self.grads["bias"] += dy.sum(axis=0)
+        return dy @ self.params["weight"]

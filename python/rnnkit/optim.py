@@ -1,0 +1,182 @@
+"""Optimisers, gradient clipping and learning-rate decay over dicts of named arrays.
+
+An optimiser holds a dict name -> parameter array (the model's own arrays, updated in place) and its
+``step(grads)`` takes a dict with the same keys, so one optimiser serves a single layer
+(``layer.named_parameters()`` / ``layer.grads``) or a whole model. Update rules follow PyTorch's
+(``torch.optim``) except Adagrad, which follows min-char-rnn (see its docstring).
+
+``state_dict()`` returns {"scalars": JSON-able values, "arrays": name -> array} and
+``load_state_dict`` restores it, so a checkpoint can store optimisers without pickling.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, Iterable, Mapping
+
+import numpy as np
+
+__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "OPTIMIZERS", "make_optimizer",
+           "clip_grad_norm", "clip_grad_value", "decayed_lr"]
+
+
+class Optimizer:
+    """Base class: ``params`` name -> array, ``lr``, per-parameter buffers named in ``_buffer_names``."""
+
+    _buffer_names: tuple = ()
+
+    def __init__(self, params: Mapping[str, np.ndarray], lr: float):
+        if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
+            raise ValueError(f"learning rate must be a positive number, got {lr!r}")
+        self.params = dict(params)
+        self.lr = float(lr)
+        self.steps = 0
+        self.buffers: Dict[str, Dict[str, np.ndarray]] = {
+            b: {k: np.zeros_like(p) for k, p in self.params.items()} for b in self._buffer_names}
+
+    def step(self, grads: Mapping[str, np.ndarray]) -> None:
+        """Update every parameter in place from its gradient in ``grads``."""
+        self.steps += 1
+        for name, p in self.params.items():
+            self._update(name, p, grads[name])
+
+    def _update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _hyper(self) -> Dict[str, Any]:
+        return {}
+
+    def state_dict(self) -> Dict[str, Any]:
+        arrays = {f"{b}/{k}": v.copy() for b, d in self.buffers.items() for k, v in d.items()}
+        return {"scalars": {"type": type(self).__name__, "lr": self.lr, "steps": self.steps, **self._hyper()},
+                "arrays": arrays}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        scalars, arrays = state["scalars"], state["arrays"]
+        if scalars.get("type") != type(self).__name__:
+            raise ValueError(f"optimiser state is for {scalars.get('type')}, not {type(self).__name__}")
+        expected = {f"{b}/{k}" for b, d in self.buffers.items() for k in d}
+        if set(arrays) != expected:
+            raise KeyError(f"optimiser state has buffers {sorted(arrays)}, expected {sorted(expected)}")
+        for key, v in arrays.items():
+            b, k = key.split("/", 1)
+            np.copyto(self.buffers[b][k], v)
+        self.lr, self.steps = float(scalars["lr"]), int(scalars["steps"])
+
+
+class SGD(Optimizer):
+    """p -= lr * v with v = momentum * v + g (v = g without momentum), as torch.optim.SGD."""
+
+    _buffer_names = ("velocity",)
+
+    def __init__(self, params: Mapping[str, np.ndarray], lr: float = 0.1, momentum: float = 0.0):
+        super().__init__(params, lr)
+        self.momentum = float(momentum)
+
+    def _update(self, name, p, g):
+        v = self.buffers["velocity"][name]
+        v *= self.momentum
+        v += g
+        p -= p.dtype.type(self.lr) * v
+
+    def _hyper(self):
+        return {"momentum": self.momentum}
+
+
+class Adagrad(Optimizer):
+    """min-char-rnn's Adagrad: m += g*g; p -= lr * g / sqrt(m + eps)."""
+
+    _buffer_names = ("sum_sq",)
+
+    def __init__(self, params: Mapping[str, np.ndarray], lr: float = 0.1, eps: float = 1e-8):
+        super().__init__(params, lr)
+        self.eps = float(eps)
+
+    def _update(self, name, p, g):
+        m = self.buffers["sum_sq"][name]
+        m += g * g
+        p -= p.dtype.type(self.lr) * g / np.sqrt(m + p.dtype.type(self.eps))
+
+    def _hyper(self):
+        return {"eps": self.eps}
+
+
+class RMSprop(Optimizer):
+    """char-rnn's RMSprop (its default alpha 0.95): v = alpha*v + (1-alpha)*g*g; p -= lr*g/(sqrt(v)+eps),
+    as torch.optim.RMSprop."""
+
+    _buffer_names = ("square_avg",)
+
+    def __init__(self, params: Mapping[str, np.ndarray], lr: float = 2e-3, alpha: float = 0.95,
+                 eps: float = 1e-8):
+        super().__init__(params, lr)
+        self.alpha, self.eps = float(alpha), float(eps)
+
+    def _update(self, name, p, g):
+        v = self.buffers["square_avg"][name]
+        t = p.dtype.type
+        v *= t(self.alpha)
+        v += t(1 - self.alpha) * g * g
+        p -= t(self.lr) * g / (np.sqrt(v) + t(self.eps))
+
+    def _hyper(self):
+        return {"alpha": self.alpha, "eps": self.eps}
+
+
+class Adam(Optimizer):
+    """torch.optim.Adam (as torch-rnn uses): m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g*g;
+    p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)."""
+
+    _buffer_names = ("exp_avg", "exp_avg_sq")
+
+    def __init__(self, params: Mapping[str, np.ndarray], lr: float = 2e-3, betas=(0.9, 0.999),
+                 eps: float = 1e-8):
+        super().__init__(params, lr)
+        self.beta1, self.beta2 = (float(b) for b in betas)
+        self.eps = float(eps)
+
+    def _update(self, name, p, g):
+        m, v = self.buffers["exp_avg"][name], self.buffers["exp_avg_sq"][name]
+        t = p.dtype.type
+        m += t(1 - self.beta1) * (g - m)
+        v *= t(self.beta2)
+        v += t(1 - self.beta2) * g * g
+        step_size = self.lr / (1 - self.beta1 ** self.steps)
+        denom = np.sqrt(v) / t(math.sqrt(1 - self.beta2 ** self.steps)) + t(self.eps)
+        p -= t(step_size) * m / denom
+
+    def _hyper(self):
+        return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+
+
+OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam}
+
+
+def make_optimizer(name: str, params: Mapping[str, np.ndarray], lr: float, **kwargs: Any) -> Optimizer:
+    """An optimiser by its CLI name (one of OPTIMIZERS)."""
+    try:
+        cls = OPTIMIZERS[name]
+    except KeyError:
+        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {name!r}") from None
+    return cls(params, lr, **kwargs)
+
+
+def clip_grad_norm(grads: Iterable[np.ndarray], max_norm: float) -> float:
+    """The lecture's clipping: with g all gradients as one vector, if ||g|| >= max_norm, scale every
+    gradient in place by max_norm / ||g||. Returns ||g|| before clipping."""
+    grads = list(grads)
+    norm = math.sqrt(sum(float(np.square(g, dtype=np.float64).sum()) for g in grads))
+    if norm >= max_norm and norm > 0:
+        for g in grads:
+            g *= g.dtype.type(max_norm / norm)
+    return norm
+
+
+def clip_grad_value(grads: Iterable[np.ndarray], clip: float) -> None:
+    """Clamp every gradient element to [-clip, clip] in place."""
+    for g in grads:
+        np.clip(g, -clip, clip, out=g)
+
+
+def decayed_lr(base_lr: float, step: int, rate: float = 1.0, every: int = 1) -> float:
+    """Step decay: base_lr * rate ** (step // every) (char-rnn multiplies by 0.97 each epoch)."""
+    return base_lr * rate ** (step // max(1, every))

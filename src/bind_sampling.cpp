@@ -1,0 +1,95 @@
+// rnnkit._C.sample: the binding of csrc/rnnkit/sampling.h. It checks shapes and dtypes, then runs the
+// whole generation loop with the GIL released; rnnkit.charlm.CharLM.sample is the documented API.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "rnnkit/sampling.h"
+
+namespace py = pybind11;
+
+namespace {
+
+template <class T>
+using Array = py::array_t<T, py::array::c_style>;
+
+template <class T>
+void expect(const char* name, const Array<T>& a, std::vector<py::ssize_t> shape) {
+    std::vector<py::ssize_t> got(a.shape(), a.shape() + a.ndim());
+    if (got != shape) throw py::value_error(std::string(name) + " has the wrong shape");
+}
+
+template <class T>
+Array<std::int32_t> sample(int mode, const std::optional<Array<T>>& embed, const std::vector<Array<T>>& w_ih,
+                           const std::vector<Array<T>>& w_hh, const std::vector<std::optional<Array<T>>>& b_ih,
+                           const std::vector<std::optional<Array<T>>>& b_hh, const Array<T>& w_out,
+                           const std::optional<Array<T>>& b_out, const Array<std::int32_t>& prime, int length,
+                           double temperature, int top_k, std::uint64_t seed, int exclude) {
+    if (mode < 0 || mode > int(rnnkit::Mode::GruCho)) throw py::value_error("unknown mode " + std::to_string(mode));
+    const auto L = w_ih.size();
+    if (L < 1 || w_hh.size() != L || b_ih.size() != L || b_hh.size() != L)
+        throw py::value_error("w_ih, w_hh, b_ih and b_hh need one entry per layer (at least one)");
+    if (w_out.ndim() != 2) throw py::value_error("w_out must have shape (V, H)");
+    if (prime.ndim() != 1) throw py::value_error("prime must be a 1-D array of symbols");
+    rnnkit::CharModel<T> m;
+    m.mode = rnnkit::Mode(mode);
+    m.V = int(w_out.shape(0));
+    m.H = int(w_out.shape(1));
+    const py::ssize_t G = rnnkit::num_gates(m.mode), V = m.V, H = m.H;
+    if (embed) {
+        if (embed->ndim() != 2) throw py::value_error("embed must have shape (V, E)");
+        m.E = int(embed->shape(1));
+        expect("embed", *embed, {V, py::ssize_t(m.E)});
+    } else {
+        m.E = m.V;
+    }
+    m.embed = embed ? embed->data() : nullptr;
+    for (std::size_t l = 0; l < L; ++l) {
+        expect("w_ih", w_ih[l], {G * H, l == 0 ? py::ssize_t(m.E) : H});
+        expect("w_hh", w_hh[l], {G * H, H});
+        if (bool(b_ih[l]) != bool(b_hh[l])) throw py::value_error("b_ih and b_hh must both be given or both be None");
+        if (b_ih[l]) expect("b_ih", *b_ih[l], {G * H}), expect("b_hh", *b_hh[l], {G * H});
+        m.w_ih.push_back(w_ih[l].data());
+        m.w_hh.push_back(w_hh[l].data());
+        m.b_ih.push_back(b_ih[l] ? b_ih[l]->data() : nullptr);
+        m.b_hh.push_back(b_hh[l] ? b_hh[l]->data() : nullptr);
+    }
+    m.w_out = w_out.data();
+    if (b_out) expect("b_out", *b_out, {V});
+    m.b_out = b_out ? b_out->data() : nullptr;
+    if (length < 0) throw py::value_error("length must be >= 0");
+    rnnkit::SampleOptions opt;
+    opt.temperature = temperature;
+    opt.top_k = top_k;
+    opt.seed = seed;
+    opt.exclude = exclude;
+    Array<std::int32_t> out(py::ssize_t{length});
+    std::int32_t* out_p = out.mutable_data();
+    const int n_prime = int(prime.shape(0));
+    try {
+        py::gil_scoped_release release;
+        rnnkit::sample<T>(m, prime.data(), n_prime, length, opt, out_p);
+    } catch (const std::invalid_argument& e) {
+        throw py::value_error(e.what());
+    }
+    return out;
+}
+
+template <class T>
+void bind(py::module_& m) {
+    m.def("sample", &sample<T>, py::arg("mode"), py::arg("embed"), py::arg("w_ih"), py::arg("w_hh"),
+          py::arg("b_ih"), py::arg("b_hh"), py::arg("w_out"), py::arg("b_out"), py::arg("prime"),
+          py::arg("length"), py::arg("temperature"), py::arg("top_k"), py::arg("seed"), py::arg("exclude"));
+}
+
+}  // namespace
+
+void register_sampling(py::module_& m) {
+    // Arrays of one exact dtype (what rnnkit.charlm passes) reach their own instantiation.
+    bind<float>(m);
+    bind<double>(m);
+}
