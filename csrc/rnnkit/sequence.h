@@ -104,6 +104,8 @@ void gemm_gate_rows(int rows, int K, const T* a, int lda, const T* w, int H, int
 template <class T>
 void recurrent_gemm(const Step<T>& st, Units u, int g0, int g1, const T* a, int lda, bool accumulate, T* c) {
     const int H = st.a->H;
+    if (!st.packed)  // a single step: packing would cost as much as the product itself
+        return gemm_gate_rows<T>(st.a->B, H, a, lda, st.a->w_hh, H, g0, g1, u, T(accumulate), c, st.ldr);
     for (int g = g0; g < g1; ++g)
         packed_gemm<T>(st.a->B, u.size(), H, a, lda, st.packed + (std::size_t(g) * panels_of(H) + u.lo / kPanel) * kPanel * H,
                        accumulate, c + (g - g0) * H + u.lo, st.ldr);
@@ -172,7 +174,7 @@ void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, std::vector<T
     const bool train = ws != nullptr;
     const int chunk = train ? T_ : std::min(T_, kInferenceChunk);
     const std::size_t states = train ? 0 : 2 * std::size_t(B) * H * (Cell::has_c ? 2 : 1);
-    const std::size_t packed_size = std::size_t(G) * panels_of(H) * kPanel * H;
+    const std::size_t packed_size = T_ > 1 ? std::size_t(G) * panels_of(H) * kPanel * H : 0;
     const std::size_t need = packed_size + std::size_t(G) * H + (train ? 0 : std::size_t(chunk) * B * ldr + states);
     if (scratch.size() < need) scratch.resize(need);
     T* packed = scratch.data();
@@ -197,7 +199,7 @@ void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, std::vector<T
     {
         DenormalsFlushed ftz;
         const Units u = units_of(omp_get_thread_num(), omp_get_num_threads(), H);
-        pack_forward(a, G, u, packed);  // each thread packs, and later reads, only its own units
+        if (T_ > 1) pack_forward(a, G, u, packed);  // each thread packs, and later reads, only its own units
         const std::size_t in0 = std::size_t(slot_in(0, first_t)) * B * H;
         for (int b = 0; b < B; ++b) {
             std::memcpy(hs + in0 + b * H + u.lo, a.h0 + b * H + u.lo, u.size() * sizeof(T));
@@ -215,7 +217,7 @@ void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, std::vector<T
             Step<T> st{&a, t, ldr, rec + std::size_t(t - t_base) * B * ldr,
                        hs + std::size_t(slot_in(s, t)) * B * H, cs ? cs + std::size_t(slot_in(s, t)) * B * H : nullptr,
                        hs + std::size_t(slot_out(s, t)) * B * H, cs ? cs + std::size_t(slot_out(s, t)) * B * H : nullptr,
-                       nullptr, nullptr, nullptr, packed, bias};
+                       nullptr, nullptr, nullptr, T_ > 1 ? packed : nullptr, bias};
 #pragma omp barrier
             Cell::forward(st, u);
             if (y)
