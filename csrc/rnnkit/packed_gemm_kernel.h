@@ -38,26 +38,36 @@ static inline void block(int mr, int ncols, int k, const T* a, int lda, const T*
 
 // A block of mr < MR rows gets its own exactly sized kernel, so small batches stream W only once.
 template <class T, int R, int NP>
-static void rows(int mr, int ncols, int k, const T* a, int lda, const T* w, bool acc_c, T* c, int ldc) {
+static void rows(int mr, int ncols, int k, const T* a, int lda, const T* w, int wstride, bool acc_c, T* c,
+                 int ldc) {
     if constexpr (R > 1)
-        if (mr < R) return rows<T, R - 1, NP>(mr, ncols, k, a, lda, w, acc_c, c, ldc);
-    block<T, R, NP>(mr, ncols, k, a, lda, w, k * 16, acc_c, c, ldc);
+        if (mr < R) return rows<T, R - 1, NP>(mr, ncols, k, a, lda, w, wstride, acc_c, c, ldc);
+    block<T, R, NP>(mr, ncols, k, a, lda, w, wstride, acc_c, c, ldc);
 }
+
+// k is taken in slices of KC so that the slice of a panel pair (KC x 32 values, 32 KiB of float) stays
+// in L1 while every row block of A passes over it; C absorbs the partial sums between slices.
+constexpr int KC = 256;
 
 template <class T, int MR, int NP>
 static void gemm(int m, int n, int k, const T* a, int lda, const T* packed, bool acc_c, T* c, int ldc) {
     const int panels = (n + 15) / 16;
-    for (int p = 0; p < panels; p += NP) {
-        const int ncols = n - p * 16 < NP * 16 ? n - p * 16 : NP * 16;
-        const T* w = packed + (long)p * k * 16;
-        for (int i = 0; i < m; i += MR) {
-            const int mr = m - i < MR ? m - i : MR;
-            const T* ai = a + (long)i * lda;
-            T* ci = c + (long)i * ldc + p * 16;
-            if (panels - p >= NP)
-                rows<T, MR, NP>(mr, ncols, k, ai, lda, w, acc_c, ci, ldc);
-            else  // a last, lone panel
-                rows<T, MR, 1>(mr, ncols, k, ai, lda, w, acc_c, ci, ldc);
+    const int wstride = k * 16;
+    for (int k0 = 0; k0 < k; k0 += KC) {
+        const int kc = k - k0 < KC ? k - k0 : KC;
+        const bool acc = acc_c || k0 > 0;
+        for (int p = 0; p < panels; p += NP) {
+            const int ncols = n - p * 16 < NP * 16 ? n - p * 16 : NP * 16;
+            const T* w = packed + (long)p * wstride + k0 * 16;
+            for (int i = 0; i < m; i += MR) {
+                const int mr = m - i < MR ? m - i : MR;
+                const T* ai = a + (long)i * lda + k0;
+                T* ci = c + (long)i * ldc + p * 16;
+                if (panels - p >= NP)
+                    rows<T, MR, NP>(mr, ncols, kc, ai, lda, w, wstride, acc, ci, ldc);
+                else  // a last, lone panel
+                    rows<T, MR, 1>(mr, ncols, kc, ai, lda, w, wstride, acc, ci, ldc);
+            }
         }
     }
 }
