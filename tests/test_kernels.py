@@ -21,7 +21,8 @@ GRAD_OF = {"x": "dx", "h0": "dh0", "c0": "dc0", "w_ih": "dw_ih", "w_hh": "dw_hh"
 
 # (T, B, I, H): smallest layer, odd sizes, and one where B*G*H*(H+I) >= 65536 and H >= 32 for every
 # mode (even G = 1), so the kernel runs 2 OpenMP threads that split the 100 units 48 + 52.
-SIZES = {"tiny": (1, 1, 1, 1), "odd": (5, 3, 4, 7), "threaded": (4, 8, 20, 100)}
+# "wide" has H > 256: the packed GEMM then takes k in several slices.
+SIZES = {"tiny": (1, 1, 1, 1), "odd": (5, 3, 4, 7), "threaded": (4, 8, 20, 100), "wide": (2, 9, 5, 300)}
 
 
 def seed_of(*parts):
@@ -102,6 +103,8 @@ def test_matches_reference(mode, dtype):
     for size, bias, reverse, use_len in itertools.product(SIZES, (True, False), (False, True), (False, True)):
         if size == "threaded" and not use_len and not bias:
             continue  # keep runtime low: the threaded size runs with lengths or bias
+        if size == "wide" and (dtype == np.float32 or not bias):
+            continue  # k slicing is exact arithmetic either way: float64 shows a slip, float32 only noise
         T, B, I, H = SIZES[size]
         inp, up = make_problem(mode, T, B, I, H, dtype, bias, seed_of(mode, size, bias, reverse))
         kw = {"reverse": reverse, "lengths": lengths_for(T, B) if use_len else None}
@@ -115,7 +118,7 @@ def test_matches_reference(mode, dtype):
         compare_results(got, ref, dtype, f"{mode} {size} bias={bias} reverse={reverse} lengths={use_len}")
         assert (got[1].db_ih is None) == (not bias) and (got[1].dc0 is None) == (mode != "lstm")
         cases += 1
-    assert cases == 22
+    assert cases == (26 if dtype == np.float64 else 22)
 
 
 @pytest.mark.parametrize("mode", MODES)
