@@ -22,7 +22,7 @@ if os.environ.get("RNNKIT_NATIVE") == "1":
 ext = Pybind11Extension(
     "rnnkit._C",
     sources=sorted(glob.glob("src/*.cpp") + glob.glob("csrc/rnnkit/*.cpp")),
-    include_dirs=["csrc", scipy_openblas32.get_include_dir()],
+    include_dirs=["csrc", "python/rnnkit/include", scipy_openblas32.get_include_dir()],
     library_dirs=[scipy_openblas32.get_lib_dir()],
     libraries=[scipy_openblas32.get_library()],
     extra_compile_args=compile_args,

@@ -153,6 +153,7 @@ void bind_dtype(py::module_& m) {
 }  // namespace
 
 void register_sampling(py::module_& m);
+void register_capi(py::module_& m);
 
 PYBIND11_MODULE(_C, m) {
     m.doc() = "rnnkit's C++ kernels (use rnnkit.kernels, which documents and checks the arguments)";
@@ -166,4 +167,5 @@ PYBIND11_MODULE(_C, m) {
         return rnnkit::train_workspace_size(Mode(mode), T, B, H);
     });
     register_sampling(m);
+    register_capi(m);
 }

@@ -13,6 +13,14 @@ from .layers import GRU, LSTM, RNN
 __version__ = "0.1.0"
 
 
+def get_include() -> str:
+    """Directory holding rnnkit/c_api.h, for extensions that call the kernels through the C API
+    (Cython: ``cimport rnnkit.capi``; see that .pxd)."""
+    import os
+
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "include")
+
+
 def set_num_threads(n: int) -> None:
     """Set how many OpenMP threads the kernels use (the default honours OMP_NUM_THREADS)."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
@@ -25,5 +33,5 @@ def get_num_threads() -> int:
     return _C.get_num_threads()
 
 
-__all__ = ["RNN", "LSTM", "GRU", "kernels", "reference", "set_num_threads", "get_num_threads", "MODES",
+__all__ = ["RNN", "LSTM", "GRU", "kernels", "reference", "set_num_threads", "get_num_threads", "get_include", "MODES",
            "num_gates", "ForwardResult", "Gradients", "__version__"]
