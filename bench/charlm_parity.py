@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 import rnnkit
+from rnnkit.bench.machine import cpu_load
 from rnnkit.charlm import CharLM
 from rnnkit.charlm.data import TrainStreams, default_corpus, eval_chunks, read_texts, split
 from rnnkit.charlm.train import TrainConfig, train
@@ -152,6 +153,7 @@ def main() -> None:
                       optimizer="adam", lr=2e-3, clip=5.0, clip_mode="norm", val_frac=0.1, eval_every=a.steps,
                       seed=0)
     print(f"text: {len(text):,} characters; {a.steps} steps of {cfg.batch}x{cfg.seq_len}; {a.threads} threads")
+    load_start = cpu_load()
     ours = run_rnnkit(cfg, text)
     print("rnnkit", ours)
     theirs = run_torch(cfg, text)
@@ -163,7 +165,9 @@ def main() -> None:
                      "embed": 64, "layers": 2, "hidden": 256, "batch": 32, "seq_len": 64, "optimizer": "adam",
                      "lr": 2e-3, "clip": 5.0, "clip_mode": "norm", "val_frac": 0.1, "threads": a.threads},
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "torch": torch.__version__, "rnnkit": rnnkit.__version__},
+                    "torch": torch.__version__, "rnnkit": rnnkit.__version__,
+                    # other work on the machine slows multi-threaded timings, torch's and rnnkit's unequally
+                    "load_start": load_start, "load_end": cpu_load()},
         "rnnkit": ours, "torch": theirs, "sampling": sampling,
         "val_loss_ratio": ours["val_loss"] / theirs["val_loss"],
         "train_speedup": ours["chars_per_s"] / theirs["chars_per_s"],
@@ -198,6 +202,8 @@ Model: embedding {s['embed']} -> {s['layers']}-layer LSTM of {s['hidden']} -> li
 {s['seq_len']} characters, Adam {s['lr']}, clipping {s['clip']} by {s['clip_mode']}, {s['steps']} steps, same initial
 weights, {s['threads']} threads; {r['machine']['cores']} cores, torch {r['machine']['torch']}.
 Command: `python bench/charlm_parity.py --steps {s['steps']} --threads {s['threads']}`.
+Machine load (1-min load average, CPU pressure %) at start {r['machine']['load_start']}, at end
+{r['machine']['load_end']}: speeds measured on a busy machine are noisy.
 
 | | rnnkit | PyTorch | ratio | target |
 |---|---|---|---|---|
