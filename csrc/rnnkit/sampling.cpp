@@ -5,8 +5,6 @@
 // cumulative distribution in index order.
 #include "sampling.h"
 
-#include "activations.h"
-
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -17,55 +15,14 @@ namespace rnnkit {
 
 namespace {
 
-// Four dot products of x with consecutive rows of w (row stride ld), at the CPU's vector width.
-template <class T>
-RNNKIT_MULTIVERSION void dot4(int n, const T* w, std::size_t ld, const T* x, T* out) {
-    T s0 = T(0), s1 = T(0), s2 = T(0), s3 = T(0);
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
-    for (int j = 0; j < n; ++j) {
-        s0 += w[j] * x[j], s1 += w[ld + j] * x[j], s2 += w[2 * ld + j] * x[j], s3 += w[3 * ld + j] * x[j];
-    }
-    out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
-}
-
-template <class T>
-RNNKIT_MULTIVERSION T dot(int n, const T* w, const T* x) {
-    T s = T(0);
-#pragma omp simd reduction(+ : s)
-    for (int j = 0; j < n; ++j) s += w[j] * x[j];
-    return s;
-}
-
-// out[r] = (b ? b[r] : 0) + W[r, :] . x for r in [r0, r1): one GEMV slice, W row-major [rows, cols],
-// shared among the threads of the enclosing parallel region in blocks of four rows.
-template <class T>
-void gemv_rows(int r0, int r1, int cols, const T* W, const T* x, const T* b, T* out) {
-    const int blocks = (r1 - r0) / 4;
-#pragma omp for schedule(static) nowait
-    for (int k = 0; k < blocks; ++k) {
-        const int r = r0 + 4 * k;
-        dot4(cols, W + std::size_t(r) * cols, std::size_t(cols), x, out + r);
-        for (int i = 0; i < 4; ++i) out[r + i] += b ? b[r + i] : T(0);
-    }
-#pragma omp single nowait
-    for (int r = r0 + 4 * blocks; r < r1; ++r) out[r] = (b ? b[r] : T(0)) + dot(cols, W + std::size_t(r) * cols, x);
-}
-
-// One decoding step of one layer at batch 1. rnnkit::step serves any batch and packs W_hh for its
-// GEMMs on every call; at batch 1 a step is a matrix-vector product that reads each weight once, so
-// this path uses plain GEMVs (rows split across threads) and the kernels' own gate nonlinearities
-// (activations.h). The test suite checks it against rnnkit::kernels (greedy samples follow the
-// sequence forward).
+// Each layer advances by rnnkit::step, the kernels' own single-step entry point (at batch 1 its
+// products are GEMVs).
 template <class T>
 class Sampler {
 public:
     explicit Sampler(const CharModel<T>& m)
-        : m_(m), L_(int(m.w_ih.size())), G_(num_gates(m.mode)), h_(std::size_t(L_) * m.H),
-          c_(std::size_t(L_) * m.H), gi_(std::size_t(G_) * m.H), gh_(std::size_t(G_) * m.H), rh_(m.H),
-          logits_(m.V), order_(m.V) {
-        const double work = double(G_) * m.H * (m.H + std::max(m.E, m.H));
-        threads_ = work < 65536.0 ? 1 : std::max(1, std::min(get_num_threads(), (G_ * m.H) / 64));
-    }
+        : m_(m), L_(int(m.w_ih.size())), h_(std::size_t(L_) * m.H), c_(std::size_t(L_) * m.H),
+          one_hot_(m.embed ? 0 : m.V), logits_(m.V), order_(m.V) {}
 
     // Runs symbol v through every layer, updating the carried states.
     void feed(std::int32_t v) {
@@ -79,57 +36,16 @@ public:
 private:
     // in == null means one-hot input with the 1 at `hot` (layer 0 without embedding).
     void layer_step(int l, const T* in, int I, int hot) {
-        const int H = m_.H, GH = G_ * H;
-        const bool cho = m_.mode == Mode::GruCho;
-        T* h = h_.data() + std::size_t(l) * H;
-        T *gi = gi_.data(), *gh = gh_.data();
-        const T *w_ih = m_.w_ih[l], *b_ih = m_.b_ih[l], *w_hh = m_.w_hh[l], *b_hh = m_.b_hh[l];
-#pragma omp parallel num_threads(threads_)
-        {
-            if (in) {
-                gemv_rows(0, GH, I, w_ih, in, b_ih, gi);
-            } else {
-#pragma omp for schedule(static) nowait
-                for (int r = 0; r < GH; ++r) gi[r] = (b_ih ? b_ih[r] : T(0)) + w_ih[std::size_t(r) * I + hot];
-            }
-            gemv_rows(0, cho ? 2 * H : GH, H, w_hh, h, b_hh, gh);  // Cho's n rows need r first
+        if (!in) {
+            std::fill(one_hot_.begin(), one_hot_.end(), T(0));
+            one_hot_[hot] = T(1);
+            in = one_hot_.data();
         }
-        switch (m_.mode) {
-            case Mode::RnnTanh:
-                for (int j = 0; j < H; ++j) h[j] = tanh_approx(gi[j] + gh[j]);
-                break;
-            case Mode::RnnRelu:
-                for (int j = 0; j < H; ++j) h[j] = relu(gi[j] + gh[j]);
-                break;
-            case Mode::Lstm: {
-                T* c = c_.data() + std::size_t(l) * H;
-                for (int j = 0; j < H; ++j) {
-                    const T i = sigmoid(gi[j] + gh[j]), f = sigmoid(gi[H + j] + gh[H + j]),
-                            g = tanh_approx(gi[2 * H + j] + gh[2 * H + j]),
-                            o = sigmoid(gi[3 * H + j] + gh[3 * H + j]);
-                    c[j] = f * c[j] + i * g;
-                    h[j] = o * tanh_approx(c[j]);
-                }
-                break;
-            }
-            case Mode::Gru:
-                for (int j = 0; j < H; ++j) {
-                    const T r = sigmoid(gi[j] + gh[j]), z = sigmoid(gi[H + j] + gh[H + j]);
-                    const T n = tanh_approx(gi[2 * H + j] + r * gh[2 * H + j]);
-                    h[j] = (T(1) - z) * n + z * h[j];
-                }
-                break;
-            case Mode::GruCho: {
-                for (int j = 0; j < H; ++j) rh_[j] = sigmoid(gi[j] + gh[j]) * h[j];
-#pragma omp parallel num_threads(threads_)
-                gemv_rows(2 * H, 3 * H, H, w_hh, rh_.data(), b_hh, gh);
-                for (int j = 0; j < H; ++j) {
-                    const T z = sigmoid(gi[H + j] + gh[H + j]), n = tanh_approx(gi[2 * H + j] + gh[2 * H + j]);
-                    h[j] = (T(1) - z) * n + z * h[j];
-                }
-                break;
-            }
-        }
+        T* h = h_.data() + std::size_t(l) * m_.H;
+        T* c = m_.mode == Mode::Lstm ? c_.data() + std::size_t(l) * m_.H : nullptr;
+        const SeqArgs<T> a{m_.mode, 1, 1, I, m_.H, in, h, c, m_.w_ih[l], m_.w_hh[l], m_.b_ih[l], m_.b_hh[l],
+                           nullptr, false};
+        step<T>(a, h, c);
     }
 
 public:
@@ -173,8 +89,8 @@ public:
 
 private:
     const CharModel<T>& m_;
-    int L_, G_, threads_;
-    std::vector<T> h_, c_, gi_, gh_, rh_;
+    int L_;
+    std::vector<T> h_, c_, one_hot_;
     std::vector<double> logits_, probs_;
     std::vector<int> order_;
 };
