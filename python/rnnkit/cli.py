@@ -21,6 +21,9 @@ COMMANDS: Dict[str, Command] = {
     "train-charlm": Command("rnnkit.charlm.cmd_train", "train a character-level language model"),
     "sample": Command("rnnkit.charlm.cmd_sample", "print text sampled from a trained character model"),
     "eval-charlm": Command("rnnkit.charlm.cmd_eval", "bits per character of a text under a trained model"),
+    "train-seq2seq": Command("rnnkit.seq2seq.cmd_train", "train a sequence-to-sequence model (task or pairs file)"),
+    "translate": Command("rnnkit.seq2seq.cmd_translate", "print a trained sequence-to-sequence model's output"),
+    "eval-seq2seq": Command("rnnkit.seq2seq.cmd_eval", "exact match, token accuracy, BLEU of a seq2seq model"),
 }
 
 

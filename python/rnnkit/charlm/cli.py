@@ -1,58 +1,11 @@
 """What the character-model commands of ``rnnkit`` share: ``train-charlm``, ``sample`` and
-``eval-charlm`` are each a module ``cmd_*`` with ``main(argv, prog) -> int`` for `rnnkit.cli`.
+``eval-charlm`` are each a module ``cmd_*`` with ``main(argv, prog) -> int`` for `rnnkit.cli`; the
+parser, option types and error handling are `rnnkit.cliutil`'s, shared with the other commands.
 
 Bad input (a missing or empty file, a text too short, a directory without a checkpoint, a corrupt
 checkpoint, a bad size) ends with one line on stderr and exit status 1 (2 for a bad option), never a
 traceback.
 """
-from __future__ import annotations
-
-import argparse
-import sys
-from typing import Callable
+from ..cliutil import Parser, non_negative_int, positive_float, positive_int, run
 
 __all__ = ["Parser", "positive_int", "non_negative_int", "positive_float", "run"]
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with option errors on one line."""
-
-    def error(self, message: str):
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        sys.exit(2)
-
-
-def positive_int(s: str) -> int:
-    v = int(s)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {s}")
-    return v
-
-
-def non_negative_int(s: str) -> int:
-    v = int(s)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {s}")
-    return v
-
-
-def positive_float(s: str) -> float:
-    v = float(s)
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {s}")
-    return v
-
-
-def run(prog: str, body: Callable[[], int]) -> int:
-    """Run a command, turning the errors a user can cause into one line and exit status 1."""
-    from ..checkpoint import CheckpointError
-    from .data import TextError
-
-    try:
-        return body()
-    except (TextError, CheckpointError, ValueError, OSError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130

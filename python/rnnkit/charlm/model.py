@@ -10,28 +10,19 @@ import os
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from .. import _C, checkpoint
 from .._types import MODES
-from ..layers import GRU, LSTM, RNN
 from ..losses import softmax_cross_entropy
+from ..models import CELLS, single_threaded_blas
 from ..nn import Embedding, Linear
 from .data import eval_chunks
 from .vocab import Vocab
 
 __all__ = ["CharLM", "CELLS", "CHECKPOINT_FILE", "State", "single_threaded_blas"]
 
-CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 CHECKPOINT_FILE = "checkpoint.npz"
 FORMAT = "rnnkit-charlm"
-
-
-def single_threaded_blas():
-    """A context in which NumPy's BLAS runs on one thread. The model's GEMMs (output layer, its
-    gradients) are small; with NumPy's BLAS threads they run up to 10x slower, and worse on a loaded
-    machine, where its spinning threads also compete with the recurrent kernels' OpenMP threads."""
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 #: The carried recurrent state: (h (L, B, H), c (L, B, H) for an LSTM, else None).

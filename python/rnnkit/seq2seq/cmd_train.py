@@ -1,0 +1,99 @@
+"""``rnnkit train-seq2seq``: train a sequence-to-sequence model on a built-in task or a pairs file."""
+from __future__ import annotations
+
+from typing import List
+
+from ..cliutil import Parser, positive_float, positive_int, run
+
+
+def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
+    """``rnnkit train-seq2seq (--task NAME | --pairs FILE) [options]``."""
+    from ..models import CELLS
+    from .model import ATTENTIONS
+    from .tasks import TASKS
+    from .train import DEFAULT_LR, TrainConfig
+
+    d = TrainConfig()
+    p = Parser(prog=prog, description="Train an encoder-decoder model (optionally with attention) on a built-in "
+               f"task ({', '.join(TASKS)}) or on a file of source<TAB>target lines. Without --steps or "
+               "--minutes it trains for 5 minutes. DIR (--out) receives metrics.jsonl, checkpoint.npz and curve.png.")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--task", metavar="NAME", help=f"built-in task: {', '.join(TASKS)}")
+    src.add_argument("--pairs", metavar="FILE", help="source<TAB>target per line (Tatoeba/Anki format); 5%% of "
+                     "the distinct sources are held out for validation and 5%% for test")
+    p.add_argument("--tokens", choices=["char", "word"], default="char", help="tokens of a --pairs file")
+    t = p.add_argument_group("task options")
+    t.add_argument("--digits", type=positive_int, help="addition: digits per number (default 3)")
+    t.add_argument("--min-len", type=positive_int, help="reverse/sort: shortest string (default 20)")
+    t.add_argument("--max-len", type=positive_int, help="reverse/sort: longest string (default 30)")
+    t.add_argument("--alphabet", help="reverse/sort: the characters (default a-z)")
+    t.add_argument("--train-size", type=positive_int, help="training examples (default 100000)")
+    t.add_argument("--val-size", type=positive_int, help="validation examples (default 1000)")
+    t.add_argument("--test-size", type=positive_int, help="test examples (default 2000)")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the task's examples / the file's split")
+    m = p.add_argument_group("model")
+    m.add_argument("--cell", choices=list(CELLS), default=d.cell)
+    m.add_argument("--layers", type=positive_int, default=d.layers)
+    m.add_argument("--hidden", type=positive_int, default=d.hidden, help="decoder units (a bidirectional "
+                   "encoder has half per direction)")
+    m.add_argument("--embed", type=positive_int, default=d.embed)
+    m.add_argument("--bidirectional", action="store_true", help="bidirectional encoder")
+    m.add_argument("--attention", choices=ATTENTIONS, default=d.attention)
+    m.add_argument("--attn-size", type=positive_int, help="inner width of additive attention (default --hidden)")
+    o = p.add_argument_group("training")
+    o.add_argument("--teacher-forcing", type=float, default=d.teacher_forcing, help="probability per batch of "
+                   "feeding the gold previous tokens; otherwise the model's own greedy predictions")
+    o.add_argument("--batch", type=positive_int, default=d.batch)
+    g = o.add_mutually_exclusive_group()
+    g.add_argument("--steps", type=positive_int, help="total training steps (counting resumed ones)")
+    g.add_argument("--minutes", type=positive_float, help="train for this long (validation included)")
+    o.add_argument("--optimizer", choices=sorted(DEFAULT_LR), default=d.optimizer)
+    o.add_argument("--lr", type=positive_float, help="learning rate (default: adam/rmsprop 2e-3, adagrad 0.1, "
+                   "sgd 0.05 with momentum 0.9)")
+    o.add_argument("--lr-decay", type=positive_float, default=d.lr_decay,
+                   help="multiply the learning rate by this every --lr-decay-every steps")
+    o.add_argument("--lr-decay-every", type=positive_int, default=d.lr_decay_every)
+    o.add_argument("--clip", type=float, default=d.clip, help="gradient clipping threshold (0: none)")
+    o.add_argument("--clip-mode", choices=["norm", "value"], default=d.clip_mode)
+    o.add_argument("--eval-every", type=positive_int, default=d.eval_every)
+    o.add_argument("--max-output", type=positive_int, help="decoding limit in tokens (default: twice the "
+                   "longest training target + 10)")
+    p.add_argument("--seed", type=int, default=d.seed, help="initial weights, batch order, scheduled sampling")
+    p.add_argument("--threads", type=positive_int, help="kernel threads (default: OMP_NUM_THREADS or all cores)")
+    p.add_argument("--out", default="seq2seq", metavar="DIR", help="output directory (default: ./seq2seq)")
+    p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    a = p.parse_args(argv)
+
+    def body() -> int:
+        import rnnkit
+
+        from .data import pairs_spec, task_spec
+        from .train import train
+
+        task_opts = {"digits": a.digits, "min_len": a.min_len, "max_len": a.max_len, "alphabet": a.alphabet}
+        sizes = {k: v for k, v in (("train", a.train_size), ("val", a.val_size), ("test", a.test_size)) if v}
+        if a.task is not None:
+            data = task_spec(a.task, a.data_seed, sizes, **task_opts)
+        elif a.pairs is not None:
+            given = [f"--{k.replace('_', '-')}" for k, v in task_opts.items() if v is not None]
+            given += [f"--{k}-size" for k in sizes]
+            if given:
+                raise ValueError(f"{', '.join(given)} only apply to --task")
+            data = pairs_spec(a.pairs, a.tokens, a.data_seed)
+        elif a.resume:
+            data = {}
+        else:
+            raise ValueError("give --task NAME or --pairs FILE")
+        if a.threads:
+            rnnkit.set_num_threads(a.threads)
+        cfg = TrainConfig(data=data, cell=a.cell, layers=a.layers, hidden=a.hidden, embed=a.embed,
+                          bidirectional=a.bidirectional, attention=a.attention, attn_size=a.attn_size,
+                          teacher_forcing=a.teacher_forcing, batch=a.batch, steps=a.steps,
+                          minutes=a.minutes if a.steps or a.minutes else 5.0, optimizer=a.optimizer, lr=a.lr,
+                          lr_decay=a.lr_decay, lr_decay_every=a.lr_decay_every, clip=a.clip, clip_mode=a.clip_mode,
+                          eval_every=a.eval_every, max_len=a.max_output, seed=a.seed)
+        train(cfg, a.out, resume=a.resume, progress=not a.no_progress)
+        return 0
+
+    return run(prog, body)

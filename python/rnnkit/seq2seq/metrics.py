@@ -1,0 +1,68 @@
+"""Metrics of decoded outputs against references (token lists).
+
+* exact match: the fraction of outputs equal to their reference, token for token.
+* token accuracy: the fraction of reference tokens matched by the output token at the same position
+  (an output that is too short misses the rest; one too long is not penalised further).
+* BLEU (Papineni et al. 2002): corpus-level, up to 4-grams, clipped counts, uniform weights, brevity
+  penalty, no smoothing, reported 0..100 (the standard corpus BLEU, as sacrebleu's with tokenised input).
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Dict, Sequence
+
+__all__ = ["exact_match", "token_accuracy", "corpus_bleu", "score_all"]
+
+Tokens = Sequence[str]
+
+
+def _check(hyps, refs) -> None:
+    if len(hyps) != len(refs):
+        raise ValueError(f"{len(hyps)} outputs for {len(refs)} references")
+    if not refs:
+        raise ValueError("no examples to score")
+
+
+def exact_match(hyps: Sequence[Tokens], refs: Sequence[Tokens]) -> float:
+    _check(hyps, refs)
+    return sum(list(h) == list(r) for h, r in zip(hyps, refs)) / len(refs)
+
+
+def token_accuracy(hyps: Sequence[Tokens], refs: Sequence[Tokens]) -> float:
+    _check(hyps, refs)
+    total = sum(len(r) for r in refs)
+    hits = sum(sum(a == b for a, b in zip(h, r)) for h, r in zip(hyps, refs))
+    return hits / total if total else float(exact_match(hyps, refs))
+
+
+def _ngrams(tokens: Tokens, n: int) -> Counter:
+    return Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+
+
+def corpus_bleu(hyps: Sequence[Tokens], refs: Sequence[Tokens], max_n: int = 4) -> float:
+    """Corpus BLEU in 0..100 with one reference per output; 0 when some n-gram order has no match."""
+    _check(hyps, refs)
+    matches, totals = [0] * max_n, [0] * max_n
+    hyp_len = ref_len = 0
+    for h, r in zip(hyps, refs):
+        h, r = list(h), list(r)
+        hyp_len += len(h)
+        ref_len += len(r)
+        for n in range(1, max_n + 1):
+            hc, rc = _ngrams(h, n), _ngrams(r, n)
+            matches[n - 1] += sum(min(c, rc[g]) for g, c in hc.items())
+            totals[n - 1] += max(len(h) - n + 1, 0)
+    if min(matches) == 0 or hyp_len == 0:
+        return 0.0
+    log_precision = sum(math.log(m / t) for m, t in zip(matches, totals)) / max_n
+    brevity = 0.0 if hyp_len > ref_len else 1.0 - ref_len / hyp_len
+    return 100.0 * math.exp(log_precision + brevity)
+
+
+def score_all(hyps: Sequence[Tokens], refs: Sequence[Tokens], bleu: bool = False) -> Dict[str, float]:
+    """{"exact_match", "token_acc"} (and "bleu" if asked) of the outputs."""
+    out: Dict[str, float] = {"exact_match": exact_match(hyps, refs), "token_acc": token_accuracy(hyps, refs)}
+    if bleu:
+        out["bleu"] = corpus_bleu(hyps, refs)
+    return out
