@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterable, Mapping
 
 import numpy as np
 
-__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "OPTIMIZERS", "make_optimizer",
+__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "OPTIMIZERS", "DEFAULT_LR", "check_schedule", "make_optimizer",
            "clip_grad_norm", "clip_grad_value", "decayed_lr"]
 
 
@@ -149,6 +149,33 @@ class Adam(Optimizer):
 
 
 OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam}
+
+#: Learning rates the training commands use when none is given (char-rnn / torch-rnn / min-char-rnn's).
+DEFAULT_LR = {"adam": 2e-3, "rmsprop": 2e-3, "adagrad": 0.1, "sgd": 0.05}
+
+
+def check_schedule(cfg: Any) -> None:
+    """ValueError naming the first bad optimisation setting of a training configuration: ``cfg`` has
+    steps, minutes, lr, clip, clip_mode, lr_decay, lr_decay_every and optimizer, as the ``--`` options of
+    the training commands that share them (messages name those options)."""
+    if cfg.steps is None and cfg.minutes is None:
+        raise ValueError("give --steps or --minutes")
+    if cfg.steps is not None and cfg.steps < 1:
+        raise ValueError(f"--steps must be a positive integer, got {cfg.steps}")
+    if cfg.minutes is not None and not cfg.minutes > 0:
+        raise ValueError(f"--minutes must be positive, got {cfg.minutes}")
+    if cfg.lr is not None and not (cfg.lr > 0 and math.isfinite(cfg.lr)):
+        raise ValueError(f"--lr must be positive, got {cfg.lr}")
+    if cfg.clip < 0:
+        raise ValueError(f"--clip must be >= 0 (0 disables clipping), got {cfg.clip}")
+    if cfg.clip_mode not in ("norm", "value"):
+        raise ValueError(f"--clip-mode must be 'norm' or 'value', got {cfg.clip_mode!r}")
+    if not 0 < cfg.lr_decay <= 1:
+        raise ValueError(f"--lr-decay must lie in (0, 1], got {cfg.lr_decay}")
+    if cfg.lr_decay_every < 1:
+        raise ValueError(f"--lr-decay-every must be a positive integer, got {cfg.lr_decay_every}")
+    if cfg.optimizer not in DEFAULT_LR:
+        raise ValueError(f"--optimizer must be one of {sorted(DEFAULT_LR)}, got {cfg.optimizer!r}")
 
 
 def make_optimizer(name: str, params: Mapping[str, np.ndarray], lr: float, **kwargs: Any) -> Optimizer:

@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 
 from .. import checkpoint
-from ..optim import clip_grad_norm, clip_grad_value, decayed_lr, make_optimizer
+from ..optim import DEFAULT_LR, check_schedule, clip_grad_norm, clip_grad_value, decayed_lr, make_optimizer
 from .data import TextError, TrainStreams, split
 from .model import CHECKPOINT_FILE, CharLM, single_threaded_blas
 from .plot import plot_curve
@@ -32,7 +32,6 @@ from .vocab import Vocab
 
 __all__ = ["TrainConfig", "train", "DEFAULT_LR", "METRICS_FILE", "CURVE_FILE", "SAMPLE_FILE"]
 
-DEFAULT_LR = {"adam": 2e-3, "rmsprop": 2e-3, "adagrad": 0.1, "sgd": 0.05}
 METRICS_FILE, CURVE_FILE, SAMPLE_FILE = "metrics.jsonl", "curve.png", "sample.txt"
 
 
@@ -73,26 +72,11 @@ class TrainConfig:
         for name in ("embed", "sample_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
-        if self.steps is None and self.minutes is None:
-            raise ValueError("give --steps or --minutes")
-        if self.steps is not None and self.steps < 1:
-            raise ValueError(f"--steps must be a positive integer, got {self.steps}")
-        if self.minutes is not None and not self.minutes > 0:
-            raise ValueError(f"--minutes must be positive, got {self.minutes}")
-        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"--lr must be positive, got {self.lr}")
-        if self.clip < 0:
-            raise ValueError(f"--clip must be >= 0 (0 disables clipping), got {self.clip}")
-        if self.clip_mode not in ("norm", "value"):
-            raise ValueError(f"--clip-mode must be 'norm' or 'value', got {self.clip_mode!r}")
+        check_schedule(self)
         if not 0 <= self.dropout < 1:
             raise ValueError(f"--dropout must lie in [0, 1), got {self.dropout}")
-        if not 0 < self.lr_decay <= 1:
-            raise ValueError(f"--lr-decay must lie in (0, 1], got {self.lr_decay}")
         if self.cell not in ("lstm", "gru", "rnn"):
             raise ValueError(f"--cell must be lstm, gru or rnn, got {self.cell!r}")
-        if self.optimizer not in DEFAULT_LR:
-            raise ValueError(f"--optimizer must be one of {sorted(DEFAULT_LR)}, got {self.optimizer!r}")
 
 
 RESUMABLE = ("steps", "minutes", "eval_every", "sample_every")

@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import checkpoint
 from ..models import CELLS, single_threaded_blas
-from ..optim import clip_grad_norm, clip_grad_value, decayed_lr, make_optimizer
+from ..optim import DEFAULT_LR, check_schedule, clip_grad_norm, clip_grad_value, decayed_lr, make_optimizer
 from ..plotting import plot_curve
 from .data import Encoded, build_vocabs, load_splits
 from .decode import greedy_tokens, translate_all
@@ -39,7 +39,6 @@ from .vocab import BOS
 
 __all__ = ["TrainConfig", "train", "DEFAULT_LR", "METRICS_FILE", "CURVE_FILE", "evaluate", "default_max_len"]
 
-DEFAULT_LR = {"adam": 2e-3, "rmsprop": 2e-3, "adagrad": 0.1, "sgd": 0.05}
 METRICS_FILE, CURVE_FILE = "metrics.jsonl", "curve.png"
 
 
@@ -77,28 +76,13 @@ class TrainConfig:
         for name in ("layers", "hidden", "embed", "batch", "eval_every", "lr_decay_every"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
-        if self.steps is None and self.minutes is None:
-            raise ValueError("give --steps or --minutes")
-        if self.steps is not None and self.steps < 1:
-            raise ValueError(f"--steps must be a positive integer, got {self.steps}")
-        if self.minutes is not None and not self.minutes > 0:
-            raise ValueError(f"--minutes must be positive, got {self.minutes}")
-        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"--lr must be positive, got {self.lr}")
-        if self.clip < 0:
-            raise ValueError(f"--clip must be >= 0 (0 disables clipping), got {self.clip}")
-        if self.clip_mode not in ("norm", "value"):
-            raise ValueError(f"--clip-mode must be 'norm' or 'value', got {self.clip_mode!r}")
-        if not 0 < self.lr_decay <= 1:
-            raise ValueError(f"--lr-decay must lie in (0, 1], got {self.lr_decay}")
+        check_schedule(self)
         if not 0.0 <= self.teacher_forcing <= 1.0:
             raise ValueError(f"--teacher-forcing must lie in [0, 1], got {self.teacher_forcing}")
         if self.cell not in CELLS:
             raise ValueError(f"--cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
         if self.attention not in ATTENTIONS:
             raise ValueError(f"--attention must be one of {', '.join(ATTENTIONS)}, got {self.attention!r}")
-        if self.optimizer not in DEFAULT_LR:
-            raise ValueError(f"--optimizer must be one of {sorted(DEFAULT_LR)}, got {self.optimizer!r}")
         if self.bidirectional and self.hidden % 2:
             raise ValueError(f"--bidirectional splits --hidden between the directions, so it must be even, "
                              f"got {self.hidden}")
