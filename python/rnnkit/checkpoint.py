@@ -14,11 +14,11 @@ import json
 import os
 import tempfile
 import zipfile
-from typing import Any, Dict, Mapping, Tuple
+from typing import Any, Dict, List, Mapping, Tuple
 
 import numpy as np
 
-__all__ = ["save", "load", "CheckpointError"]
+__all__ = ["save", "load", "CheckpointError", "restore_arrays", "read_metrics"]
 
 _META = "__meta__"
 
@@ -71,3 +71,24 @@ def load(path: str) -> Tuple[Dict[str, np.ndarray], Dict[str, Any]]:
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path} is not an rnnkit checkpoint (metadata is not an object)")
     return arrays, meta
+
+
+def restore_arrays(targets: Mapping[str, np.ndarray], arrays: Mapping[str, np.ndarray], prefix: str) -> None:
+    """Copy ``arrays[prefix + name]`` into each ``targets[name]`` in place (parameters stay the same
+    objects, so optimisers holding them keep working). KeyError for a missing entry, CheckpointError
+    naming an entry of the wrong shape."""
+    for name, target in targets.items():
+        a = arrays[prefix + name]
+        if a.shape != target.shape:
+            raise CheckpointError(f"{name} has shape {a.shape}, expected {target.shape}")
+        np.copyto(target, a)
+
+
+def read_metrics(path: str, up_to_step: int) -> List[Dict[str, Any]]:
+    """The rows of a metrics.jsonl file up to ``up_to_step``: what a run resumed from the checkpoint
+    of that step keeps (rows a crashed run wrote after its last checkpoint are dropped)."""
+    if not os.path.isfile(path):
+        return []
+    with open(path) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    return [r for r in rows if r["step"] <= up_to_step]

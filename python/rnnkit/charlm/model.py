@@ -214,11 +214,7 @@ class CharLM:
             cfg = meta["model"]
             model = cls(Vocab.from_json(meta["vocab"]), cfg["cell"], cfg["layers"], cfg["hidden"], cfg["embed"],
                         cfg["dropout"], cfg["dtype"], cfg["seed"])
-            for k, p in model.params.items():
-                a = arrays[f"model/{k}"]
-                if a.shape != p.shape:
-                    raise ValueError(f"{k} has shape {a.shape}, expected {p.shape}")
-                np.copyto(p, a)
+            checkpoint.restore_arrays(model.params, arrays, "model/")
         except (KeyError, ValueError, TypeError) as e:
             raise checkpoint.CheckpointError(f"{path} is inconsistent ({type(e).__name__}: {e})") from None
         return model

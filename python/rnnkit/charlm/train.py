@@ -19,7 +19,7 @@ import json
 import math
 import os
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, List, Optional
 
 import numpy as np
 
@@ -148,9 +148,7 @@ class _Run:
             if meta["text_sha256"] != _text_digest(text):
                 raise TextError("the text differs from the one this checkpoint was trained on")
             run = cls(cfg, text)
-            trained = CharLM.from_checkpoint(arrays, meta, path)
-            for k, p in run.model.params.items():
-                np.copyto(p, trained.params[k])
+            checkpoint.restore_arrays(run.model.params, arrays, "model/")
             run.opt.load_state_dict({"scalars": meta["optim"], "arrays": {
                 k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")}})
             run.state = (arrays["state/h"].copy(), arrays["state/c"].copy() if "state/c" in arrays else None)
@@ -159,15 +157,6 @@ class _Run:
         except (KeyError, TypeError) as e:
             raise checkpoint.CheckpointError(f"{path} is not a resumable training checkpoint ({e})") from None
         return run
-
-
-def _read_metrics(path: str, up_to_step: int) -> List[Dict[str, Any]]:
-    """The metrics of a run being resumed, without any recorded after its checkpoint."""
-    if not os.path.isfile(path):
-        return []
-    with open(path) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    return [r for r in rows if r["step"] <= up_to_step]
 
 
 def train(cfg: TrainConfig, text: str, out: str, resume: bool = False, progress: bool = True,
@@ -190,7 +179,7 @@ def _train(cfg: TrainConfig, text: str, out: str, resume: bool, progress: bool, 
     metrics_path = os.path.join(out, METRICS_FILE)
     if resume:
         run = _Run.resume(ckpt_path, text, cfg)
-        metrics = _read_metrics(metrics_path, run.step)
+        metrics = checkpoint.read_metrics(metrics_path, run.step)
     else:
         run, metrics = _Run(cfg, text), []
     with open(metrics_path, "w") as f:

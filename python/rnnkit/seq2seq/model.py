@@ -378,11 +378,7 @@ class Seq2Seq(_Params):
             cfg = dict(meta["model"])
             model = cls(TokenVocab.from_json(meta["src_vocab"]), TokenVocab.from_json(meta["tgt_vocab"]),
                         attention_backend=attention_backend, **cfg)
-            for k, p in model.params.items():
-                a = arrays[f"model/{k}"]
-                if a.shape != p.shape:
-                    raise ValueError(f"{k} has shape {a.shape}, expected {p.shape}")
-                np.copyto(p, a)
+            checkpoint.restore_arrays(model.params, arrays, "model/")
         except (KeyError, ValueError, TypeError) as e:
             raise checkpoint.CheckpointError(f"{path} is inconsistent ({type(e).__name__}: {e})") from None
         return model

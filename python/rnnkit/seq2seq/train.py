@@ -197,23 +197,13 @@ class _Run:
                 raise ValueError("the data given differs from the data this checkpoint was trained on")
             cfg = TrainConfig(**{**saved, **{k: getattr(overrides, k) for k in RESUMABLE}})
             run = cls(cfg, attention_backend)
-            trained = Seq2Seq.from_checkpoint(arrays, meta, path)
-            for k, p in run.model.params.items():
-                np.copyto(p, trained.params[k])
+            checkpoint.restore_arrays(run.model.params, arrays, "model/")
             run.opt.load_state_dict({"scalars": meta["optim"], "arrays": {
                 k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")}})
             run.step, run.elapsed = int(meta["step"]), float(meta["elapsed_s"])
         except (KeyError, TypeError) as e:
             raise checkpoint.CheckpointError(f"{path} is not a resumable training checkpoint ({e})") from None
         return run
-
-
-def _read_metrics(path: str, up_to_step: int) -> List[Dict[str, Any]]:
-    if not os.path.isfile(path):
-        return []
-    with open(path) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    return [r for r in rows if r["step"] <= up_to_step]
 
 
 def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool = True,
@@ -237,7 +227,7 @@ def _train(cfg: TrainConfig, out: str, resume: bool, progress: bool, log: Callab
     if resume:
         run = _Run.resume(ckpt_path, cfg, attention_backend)
         run.cfg.validate()
-        metrics = _read_metrics(metrics_path, run.step)
+        metrics = checkpoint.read_metrics(metrics_path, run.step)
     else:
         run, metrics = _Run(cfg, attention_backend), []
     with open(metrics_path, "w") as f:
