@@ -8,20 +8,13 @@
 #include <string>
 #include <vector>
 
+#include "binding_checks.h"
 #include "rnnkit/sampling.h"
 
 namespace py = pybind11;
+using namespace rnnkit_bindings;
 
 namespace {
-
-template <class T>
-using Array = py::array_t<T, py::array::c_style>;
-
-template <class T>
-void expect(const char* name, const Array<T>& a, std::vector<py::ssize_t> shape) {
-    std::vector<py::ssize_t> got(a.shape(), a.shape() + a.ndim());
-    if (got != shape) throw py::value_error(std::string(name) + " has the wrong shape");
-}
 
 template <class T>
 Array<std::int32_t> sample(int mode, const std::optional<Array<T>>& embed, const std::vector<Array<T>>& w_ih,
@@ -43,23 +36,23 @@ Array<std::int32_t> sample(int mode, const std::optional<Array<T>>& embed, const
     if (embed) {
         if (embed->ndim() != 2) throw py::value_error("embed must have shape (V, E)");
         m.E = int(embed->shape(1));
-        expect("embed", *embed, {V, py::ssize_t(m.E)});
+        expect_shape("embed", *embed, {V, py::ssize_t(m.E)});
     } else {
         m.E = m.V;
     }
     m.embed = embed ? embed->data() : nullptr;
     for (std::size_t l = 0; l < L; ++l) {
-        expect("w_ih", w_ih[l], {G * H, l == 0 ? py::ssize_t(m.E) : H});
-        expect("w_hh", w_hh[l], {G * H, H});
+        expect_shape("w_ih", w_ih[l], {G * H, l == 0 ? py::ssize_t(m.E) : H});
+        expect_shape("w_hh", w_hh[l], {G * H, H});
         if (bool(b_ih[l]) != bool(b_hh[l])) throw py::value_error("b_ih and b_hh must both be given or both be None");
-        if (b_ih[l]) expect("b_ih", *b_ih[l], {G * H}), expect("b_hh", *b_hh[l], {G * H});
+        if (b_ih[l]) expect_shape("b_ih", *b_ih[l], {G * H}), expect_shape("b_hh", *b_hh[l], {G * H});
         m.w_ih.push_back(w_ih[l].data());
         m.w_hh.push_back(w_hh[l].data());
         m.b_ih.push_back(b_ih[l] ? b_ih[l]->data() : nullptr);
         m.b_hh.push_back(b_hh[l] ? b_hh[l]->data() : nullptr);
     }
     m.w_out = w_out.data();
-    if (b_out) expect("b_out", *b_out, {V});
+    if (b_out) expect_shape("b_out", *b_out, {V});
     m.b_out = b_out ? b_out->data() : nullptr;
     if (length < 0) throw py::value_error("length must be >= 0");
     rnnkit::SampleOptions opt;

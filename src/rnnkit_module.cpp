@@ -8,34 +8,14 @@
 #include <string>
 #include <vector>
 
+#include "binding_checks.h"
 #include "rnnkit/rnnkit.h"
 
 namespace py = pybind11;
 using rnnkit::Mode;
+using namespace rnnkit_bindings;
 
 namespace {
-
-template <class T>
-using Array = py::array_t<T, py::array::c_style>;
-
-template <class T>
-using OptArray = std::optional<Array<T>>;
-
-template <class T>
-void expect_shape(const char* name, const Array<T>& a, std::vector<py::ssize_t> shape) {
-    std::vector<py::ssize_t> got(a.shape(), a.shape() + a.ndim());
-    if (got != shape) {
-        auto fmt = [](const std::vector<py::ssize_t>& s) {
-            std::string r = "(";
-            for (std::size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-            return r + (s.size() == 1 ? ",)" : ")");
-        };
-        throw py::value_error(std::string(name) + " must have shape " + fmt(shape) + ", got " + fmt(got));
-    }
-}
-
-template <class T>
-const T* ptr(const OptArray<T>& a) { return a ? a->data() : nullptr; }
 
 // Checks every array of one layer's call against x and w_hh and returns the C++ arguments.
 template <class T>

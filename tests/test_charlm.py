@@ -11,12 +11,7 @@ from rnnkit.losses import softmax_cross_entropy
 from rnnkit.optim import Adam
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = rnnkit.get_num_threads()
-    rnnkit.set_num_threads(1)
-    yield
-    rnnkit.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_model(cell="lstm", embed=3, layers=2, dtype=np.float64, text="abcabd cab"):

@@ -8,7 +8,6 @@ import sys
 import numpy as np
 import pytest
 
-import rnnkit
 from rnnkit import checkpoint
 from rnnkit.charlm import CharLM, Vocab
 from rnnkit.charlm.data import TextError, TrainStreams, default_corpus
@@ -20,12 +19,7 @@ TINY = ["--layers", "1", "--hidden", "16", "--embed", "8", "--batch", "4", "--se
         "--no-progress"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = rnnkit.get_num_threads()
-    rnnkit.set_num_threads(1)
-    yield
-    rnnkit.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

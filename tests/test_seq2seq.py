@@ -7,7 +7,6 @@ import tempfile
 import numpy as np
 import pytest
 
-import rnnkit
 from rnnkit.seq2seq import Seq2Seq, TokenVocab, VectorToSequence
 from rnnkit.seq2seq.data import Encoded, load_splits, make_batch, task_spec
 from rnnkit.seq2seq.decode import beam_search, greedy, greedy_tokens, length_penalty
@@ -18,12 +17,7 @@ from rnnkit.seq2seq.train import TrainConfig, train
 from rnnkit.seq2seq.vocab import BOS, EOS
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = rnnkit.get_num_threads()
-    rnnkit.set_num_threads(1)
-    yield
-    rnnkit.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------------------------------------- tasks

@@ -20,12 +20,7 @@ REVERSE = ["--task", "reverse", "--min-len", "2", "--max-len", "4", "--alphabet"
            "--val-size", "20", "--test-size", "30"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = rnnkit.get_num_threads()
-    rnnkit.set_num_threads(1)
-    yield
-    rnnkit.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def rows(out):
