@@ -10,12 +10,13 @@ An optimiser holds a dict name -> parameter array (the model's own arrays, updat
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Any, Dict, Iterable, Mapping
+from typing import Any, Dict, Iterable, Mapping, Optional
 
 import numpy as np
 
-__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "OPTIMIZERS", "DEFAULT_LR", "check_schedule", "make_optimizer",
+__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "OPTIMIZERS", "DEFAULT_LR", "Schedule", "make_optimizer",
            "clip_grad_norm", "clip_grad_value", "decayed_lr"]
 
 
@@ -154,28 +155,41 @@ OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam}
 DEFAULT_LR = {"adam": 2e-3, "rmsprop": 2e-3, "adagrad": 0.1, "sgd": 0.05}
 
 
-def check_schedule(cfg: Any) -> None:
-    """ValueError naming the first bad optimisation setting of a training configuration: ``cfg`` has
-    steps, minutes, lr, clip, clip_mode, lr_decay, lr_decay_every and optimizer, as the ``--`` options of
-    the training commands that share them (messages name those options)."""
-    if cfg.steps is None and cfg.minutes is None:
-        raise ValueError("give --steps or --minutes")
-    if cfg.steps is not None and cfg.steps < 1:
-        raise ValueError(f"--steps must be a positive integer, got {cfg.steps}")
-    if cfg.minutes is not None and not cfg.minutes > 0:
-        raise ValueError(f"--minutes must be positive, got {cfg.minutes}")
-    if cfg.lr is not None and not (cfg.lr > 0 and math.isfinite(cfg.lr)):
-        raise ValueError(f"--lr must be positive, got {cfg.lr}")
-    if cfg.clip < 0:
-        raise ValueError(f"--clip must be >= 0 (0 disables clipping), got {cfg.clip}")
-    if cfg.clip_mode not in ("norm", "value"):
-        raise ValueError(f"--clip-mode must be 'norm' or 'value', got {cfg.clip_mode!r}")
-    if not 0 < cfg.lr_decay <= 1:
-        raise ValueError(f"--lr-decay must lie in (0, 1], got {cfg.lr_decay}")
-    if cfg.lr_decay_every < 1:
-        raise ValueError(f"--lr-decay-every must be a positive integer, got {cfg.lr_decay_every}")
-    if cfg.optimizer not in DEFAULT_LR:
-        raise ValueError(f"--optimizer must be one of {sorted(DEFAULT_LR)}, got {cfg.optimizer!r}")
+@dataclasses.dataclass
+class Schedule:
+    """How long and with what optimiser a model trains: the settings (and ``--`` options) the training
+    commands share; their configurations extend it."""
+
+    steps: Optional[int] = None
+    minutes: Optional[float] = None
+    optimizer: str = "adam"
+    lr: Optional[float] = None  # None: DEFAULT_LR[optimizer]
+    lr_decay: float = 1.0
+    lr_decay_every: int = 1000
+    momentum: float = 0.9  # SGD only
+    clip: float = 5.0  # 0 disables clipping
+    clip_mode: str = "norm"
+
+    def check_schedule(self) -> None:
+        """ValueError naming the first bad setting, by the ``--`` option of the training commands."""
+        if self.steps is None and self.minutes is None:
+            raise ValueError("give --steps or --minutes")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"--steps must be a positive integer, got {self.steps}")
+        if self.minutes is not None and not self.minutes > 0:
+            raise ValueError(f"--minutes must be positive, got {self.minutes}")
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"--lr must be positive, got {self.lr}")
+        if self.clip < 0:
+            raise ValueError(f"--clip must be >= 0 (0 disables clipping), got {self.clip}")
+        if self.clip_mode not in ("norm", "value"):
+            raise ValueError(f"--clip-mode must be 'norm' or 'value', got {self.clip_mode!r}")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"--lr-decay must lie in (0, 1], got {self.lr_decay}")
+        if self.lr_decay_every < 1:
+            raise ValueError(f"--lr-decay-every must be a positive integer, got {self.lr_decay_every}")
+        if self.optimizer not in DEFAULT_LR:
+            raise ValueError(f"--optimizer must be one of {sorted(DEFAULT_LR)}, got {self.optimizer!r}")
 
 
 def make_optimizer(name: str, params: Mapping[str, np.ndarray], lr: float, **kwargs: Any) -> Optimizer:

@@ -24,7 +24,7 @@ from typing import Any, Callable, List, Optional
 import numpy as np
 
 from .. import checkpoint
-from ..optim import DEFAULT_LR, check_schedule, clip_grad_norm, clip_grad_value, decayed_lr, make_optimizer
+from ..optim import DEFAULT_LR, Schedule, clip_grad_norm, clip_grad_value, decayed_lr, make_optimizer
 from .data import TextError, TrainStreams, split
 from .model import CHECKPOINT_FILE, CharLM, single_threaded_blas
 from .plot import plot_curve
@@ -36,7 +36,7 @@ METRICS_FILE, CURVE_FILE, SAMPLE_FILE = "metrics.jsonl", "curve.png", "sample.tx
 
 
 @dataclasses.dataclass
-class TrainConfig:
+class TrainConfig(Schedule):
     """Settings of one run; ``steps`` and ``minutes`` bound it (whichever ends first; one is needed).
 
     On resume the model, data and optimisation settings come from the checkpoint; only the fields in
@@ -49,15 +49,6 @@ class TrainConfig:
     embed: int = 64
     seq_len: int = 64
     batch: int = 32
-    steps: Optional[int] = None
-    minutes: Optional[float] = None
-    optimizer: str = "adam"
-    lr: Optional[float] = None  # None: DEFAULT_LR[optimizer]
-    lr_decay: float = 1.0
-    lr_decay_every: int = 1000
-    momentum: float = 0.9  # SGD only
-    clip: float = 5.0  # 0 disables clipping
-    clip_mode: str = "norm"
     dropout: float = 0.0
     val_frac: float = 0.1
     eval_every: int = 200
@@ -72,7 +63,7 @@ class TrainConfig:
         for name in ("embed", "sample_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
-        check_schedule(self)
+        self.check_schedule()
         if not 0 <= self.dropout < 1:
             raise ValueError(f"--dropout must lie in [0, 1), got {self.dropout}")
         if self.cell not in ("lstm", "gru", "rnn"):

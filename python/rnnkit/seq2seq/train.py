@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import checkpoint
 from ..models import CELLS, single_threaded_blas
-from ..optim import DEFAULT_LR, check_schedule, clip_grad_norm, clip_grad_value, decayed_lr, make_optimizer
+from ..optim import DEFAULT_LR, Schedule, clip_grad_norm, clip_grad_value, decayed_lr, make_optimizer
 from ..plotting import plot_curve
 from .data import Encoded, build_vocabs, load_splits
 from .decode import greedy_tokens, translate_all
@@ -43,7 +43,7 @@ METRICS_FILE, CURVE_FILE = "metrics.jsonl", "curve.png"
 
 
 @dataclasses.dataclass
-class TrainConfig:
+class TrainConfig(Schedule):
     """Settings of one run; ``data`` is a data spec (`rnnkit.seq2seq.data.task_spec` / ``pairs_spec``).
     ``steps`` and ``minutes`` bound the run (whichever ends first; one is needed). On resume everything
     but `RESUMABLE` comes from the checkpoint."""
@@ -58,15 +58,6 @@ class TrainConfig:
     attn_size: Optional[int] = None
     teacher_forcing: float = 1.0
     batch: int = 64
-    steps: Optional[int] = None
-    minutes: Optional[float] = None
-    optimizer: str = "adam"
-    lr: Optional[float] = None  # None: DEFAULT_LR[optimizer]
-    lr_decay: float = 1.0
-    lr_decay_every: int = 1000
-    momentum: float = 0.9  # SGD only
-    clip: float = 5.0  # 0 disables clipping
-    clip_mode: str = "norm"
     eval_every: int = 250
     max_len: Optional[int] = None  # decoding limit; None: default_max_len of the training targets
     seed: int = 0
@@ -76,7 +67,7 @@ class TrainConfig:
         for name in ("layers", "hidden", "embed", "batch", "eval_every", "lr_decay_every"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
-        check_schedule(self)
+        self.check_schedule()
         if not 0.0 <= self.teacher_forcing <= 1.0:
             raise ValueError(f"--teacher-forcing must lie in [0, 1], got {self.teacher_forcing}")
         if self.cell not in CELLS:
