@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import List
 
-from .cli import Parser, non_negative_int, positive_float, positive_int, run
+from ..cliutil import add_schedule_options
+from .cli import Parser, non_negative_int, positive_int, run
 
 
 def main(argv: List[str], prog: str = "rnnkit train-charlm") -> int:
@@ -21,17 +22,7 @@ def main(argv: List[str], prog: str = "rnnkit train-charlm") -> int:
     p.add_argument("--embed", type=non_negative_int, default=d.embed, help="embedding width; 0 = one-hot input")
     p.add_argument("--seq-len", type=positive_int, default=d.seq_len, help="characters per chunk (BPTT length)")
     p.add_argument("--batch", type=positive_int, default=d.batch, help="parallel streams")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--steps", type=positive_int, help="total training steps (counting resumed ones)")
-    g.add_argument("--minutes", type=positive_float, help="train for this long")
-    p.add_argument("--optimizer", choices=["adam", "rmsprop", "adagrad", "sgd"], default=d.optimizer)
-    p.add_argument("--lr", type=positive_float, help="learning rate (default: adam/rmsprop 2e-3, adagrad 0.1, "
-                   "sgd 0.05 with momentum 0.9)")
-    p.add_argument("--lr-decay", type=positive_float, default=d.lr_decay,
-                   help="multiply the learning rate by this every --lr-decay-every steps")
-    p.add_argument("--lr-decay-every", type=positive_int, default=d.lr_decay_every)
-    p.add_argument("--clip", type=float, default=d.clip, help="gradient clipping threshold (0: none)")
-    p.add_argument("--clip-mode", choices=["norm", "value"], default=d.clip_mode)
+    add_schedule_options(p, d)
     p.add_argument("--dropout", type=float, default=d.dropout, help="dropout between recurrent layers")
     p.add_argument("--val-frac", type=float, default=d.val_frac, help="the text's last fraction used to validate")
     p.add_argument("--eval-every", type=positive_int, default=d.eval_every)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import List
 
-from ..cliutil import Parser, positive_float, positive_int, run
+from ..cliutil import Parser, add_schedule_options, positive_int, run
 
 
 def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
@@ -11,7 +11,7 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
     from ..models import CELLS
     from .model import ATTENTIONS
     from .tasks import TASKS
-    from .train import DEFAULT_LR, TrainConfig
+    from .train import TrainConfig
 
     d = TrainConfig()
     p = Parser(prog=prog, description="Train an encoder-decoder model (optionally with attention) on a built-in "
@@ -44,17 +44,7 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
     o.add_argument("--teacher-forcing", type=float, default=d.teacher_forcing, help="probability per batch of "
                    "feeding the gold previous tokens; otherwise the model's own greedy predictions")
     o.add_argument("--batch", type=positive_int, default=d.batch)
-    g = o.add_mutually_exclusive_group()
-    g.add_argument("--steps", type=positive_int, help="total training steps (counting resumed ones)")
-    g.add_argument("--minutes", type=positive_float, help="train for this long (validation included)")
-    o.add_argument("--optimizer", choices=sorted(DEFAULT_LR), default=d.optimizer)
-    o.add_argument("--lr", type=positive_float, help="learning rate (default: adam/rmsprop 2e-3, adagrad 0.1, "
-                   "sgd 0.05 with momentum 0.9)")
-    o.add_argument("--lr-decay", type=positive_float, default=d.lr_decay,
-                   help="multiply the learning rate by this every --lr-decay-every steps")
-    o.add_argument("--lr-decay-every", type=positive_int, default=d.lr_decay_every)
-    o.add_argument("--clip", type=float, default=d.clip, help="gradient clipping threshold (0: none)")
-    o.add_argument("--clip-mode", choices=["norm", "value"], default=d.clip_mode)
+    add_schedule_options(o, d)
     o.add_argument("--eval-every", type=positive_int, default=d.eval_every)
     o.add_argument("--max-output", type=positive_int, help="decoding limit in tokens (default: twice the "
                    "longest training target + 10)")
