@@ -157,6 +157,29 @@ void backprop_to_state(const Step<T>& st, Units u, const HiddenSegment (&segs)[N
 
 int choose_threads(int B, int H, int I, int G);
 
+// Rows [lo, hi) of a weight, thread `i` of `n`'s share in whole blocks of 16.
+inline Units share_of(int i, int n, int lo, int hi) {
+    const Units u = units_of(i, n, hi - lo);
+    return {lo + u.lo, lo + u.hi};
+}
+
+// Below this many rows per thread the input projection is split by units instead of rows, so that
+// a single step (one row: a GEMV) still reads each thread's half of W_ih and not all of it on one.
+constexpr int kMinRowsPerThread = 16;
+
+// Records of steps [t_base, t_base + n) = x_t W_ih^T. Split by rows, each thread makes one GEMM over
+// every gate's columns (they are contiguous in a record row), so x is packed once, not once per gate.
+template <class T>
+void input_projection(const SeqArgs<T>& a, int G, int t_base, int n, Units u, T* rec, int ldr) {
+    const int rows = n * a.B, tid = omp_get_thread_num(), nt = omp_get_num_threads();
+    const T* x = a.x + std::size_t(t_base) * a.B * a.I;
+    if (rows < kMinRowsPerThread * nt)
+        return gemm_gate_rows<T>(rows, a.I, x, a.I, a.w_ih, a.H, 0, G, u, T(0), rec, ldr);
+    const int r0 = int(std::int64_t(rows) * tid / nt), r1 = int(std::int64_t(rows) * (tid + 1) / nt);
+    gemm<T>(false, true, r1 - r0, G * a.H, a.I, T(1), x + std::size_t(r0) * a.I, a.I, a.w_ih, a.I, T(0),
+            rec + std::size_t(r0) * ldr, ldr);
+}
+
 // Elements of the training workspace: records, then T+1 states h (and c for LSTM).
 template <class Cell>
 std::size_t workspace_elements(int T, int B, int H) {
@@ -211,8 +234,9 @@ void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, std::vector<T
             if (s % chunk == 0) {
                 const int n = std::min(chunk, T_ - s);
                 t_base = a.reverse ? t - n + 1 : t;
-                gemm_gate_rows<T>(n * B, I, a.x + std::size_t(t_base) * B * I, I, a.w_ih, H, 0, G, u, T(0),
-                                  rec, ldr);
+                // The records are about to be overwritten: every thread must be done with the last chunk.
+#pragma omp barrier
+                input_projection(a, G, t_base, n, u, rec, ldr);
             }
             Step<T> st{&a, t, ldr, rec + std::size_t(t - t_base) * B * ldr,
                        hs + std::size_t(slot_in(s, t)) * B * H, cs ? cs + std::size_t(slot_in(s, t)) * B * H : nullptr,
@@ -267,9 +291,10 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
     std::size_t packed_size = 0;
     for (const HiddenSegment& seg : Cell::hidden_segments)
         packed_size += std::size_t(panels_of(H)) * kPanel * (seg.gate_hi - seg.gate_lo) * H;
-    std::vector<T> local(packed_size + std::size_t(B) * H * 3);
+    std::vector<T> local(packed_size + std::size_t(B) * H * 3 + std::size_t(Cell::R) * H);
     T* packed = local.data();
     T* dh = packed + packed_size;
+    T* column_sums = dh + std::size_t(B) * H * 3;
     std::vector<T> x_clean;
     const T* x = x_for_weight_grad(a, x_clean);
     T* dc = dh + B * H;
@@ -308,31 +333,40 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
             if (cs) std::memcpy(dc0 + b * H + u.lo, dc + b * H + u.lo, u.size() * sizeof(T));
         }
 #pragma omp barrier
-        // Weight gradients: one GEMM over all T*B rows per gate block this thread owns.
+        // Weight gradients: per weight one GEMM over all T*B rows, for this thread's share of its rows
+        // (a single call, so BLAS packs the source of the product once).
         const T* h_prev_all = hs + (a.reverse ? std::size_t(B) * H : 0);
-        auto weight_grad = [&](int g, int col, const T* src, int ld_src, int K, T* dw, T* db) {
-            const T* dg = rec + col * H + u.lo;
-            gemm<T>(true, false, u.size(), K, int(TB), T(1), dg, ldr, src, ld_src, T(0),
-                    dw + (std::size_t(g) * H + u.lo) * K, K);
-            if (db) {
-                T* d = db + g * H;
-                for (int j = u.lo; j < u.hi; ++j) d[j] = T(0);
-                for (std::size_t r = 0; r < TB; ++r) {
-                    const T* row = rec + r * ldr + col * H;
-#pragma omp simd
-                    for (int j = u.lo; j < u.hi; ++j) d[j] += row[j];
-                }
-            }
+        auto weight_grad = [&](Units rows, int col, const T* src, int ld_src, int K, T* dw) {
+            if (rows.size() > 0)
+                gemm<T>(true, false, rows.size(), K, int(TB), T(1), rec + col, ldr, src, ld_src, T(0),
+                        dw + std::size_t(rows.lo) * K, K);
         };
-        for (int g = 0; g < G; ++g) weight_grad(g, g, x, I, I, dw_ih, db_ih);
-        for (const HiddenSegment& seg : Cell::hidden_segments)
-            for (int g = seg.gate_lo; g < seg.gate_hi; ++g) {
-                const int col = seg.record_col + g - seg.gate_lo;
-                if (seg.source_col < 0)
-                    weight_grad(g, col, h_prev_all, H, H, dw_hh, db_hh);
-                else
-                    weight_grad(g, col, rec + seg.source_col * H, ldr, H, dw_hh, db_hh);
+        const Units ih = share_of(tid, nt, 0, G * H);
+        weight_grad(ih, ih.lo, x, I, I, dw_ih);
+        for (const HiddenSegment& seg : Cell::hidden_segments) {
+            const Units rows = share_of(tid, nt, seg.gate_lo * H, seg.gate_hi * H);
+            weight_grad(rows, seg.record_col * H + rows.lo - seg.gate_lo * H,
+                        seg.source_col < 0 ? h_prev_all : rec + seg.source_col * H, seg.source_col < 0 ? H : ldr,
+                        H, dw_hh);
+        }
+        // Bias gradients are column sums of the records: one pass over them, then each bias row reads
+        // its column (b_ih and b_hh often share one).
+        if (db_ih) {
+            const Units cols = share_of(tid, nt, 0, Cell::R * H);
+            T* sum = column_sums;
+            for (int j = cols.lo; j < cols.hi; ++j) sum[j] = T(0);
+            for (std::size_t r = 0; r < TB; ++r) {
+                const T* row = rec + r * ldr;
+#pragma omp simd
+                for (int j = cols.lo; j < cols.hi; ++j) sum[j] += row[j];
             }
+#pragma omp barrier
+            for (int j = ih.lo; j < ih.hi; ++j) db_ih[j] = sum[j];
+            for (const HiddenSegment& seg : Cell::hidden_segments) {
+                const Units rows = share_of(tid, nt, seg.gate_lo * H, seg.gate_hi * H);
+                for (int j = rows.lo; j < rows.hi; ++j) db_hh[j] = sum[seg.record_col * H + j - seg.gate_lo * H];
+            }
+        }
         // dx = dG_in W_ih, split by rows.
         const std::size_t r0 = TB * tid / nt, r1 = TB * (tid + 1) / nt;
         gemm<T>(false, false, int(r1 - r0), I, G * H, T(1), rec + r0 * ldr, ldr, a.w_ih, I, T(0), dx + r0 * I, I);
