@@ -172,3 +172,30 @@ def test_module_state_dicts_round_trip():
             b.load_state_dict({})
         with pytest.raises(ValueError, match="shape"):
             b.load_state_dict({k: np.zeros(7) for k in a.params})
+
+
+def test_embedding_backward_sums_repeated_rows_like_add_at():
+    from rnnkit.nn import Embedding
+
+    rng = np.random.default_rng(4)
+    for dtype in (np.float32, np.float64):
+        e = Embedding(5, 3, dtype, rng)
+        idx = np.array([[0, 4, 4], [1, 4, 0]])
+        e.forward(idx)
+        dout = rng.standard_normal((2, 3, 3)).astype(dtype)
+        expected = np.zeros((5, 3), dtype)
+        np.add.at(expected, idx.reshape(-1), dout.reshape(-1, 3))
+        e.backward(dout)
+        assert np.array_equal(e.grads["weight"], expected)
+    with pytest.raises(TypeError, match="dtype must be float32 or float64"):
+        Embedding(5, 3, np.int32)
+
+
+def test_embedding_backward_rejects_bad_indices():
+    from rnnkit import _C
+
+    grad = np.zeros((5, 3), np.float32)
+    with pytest.raises(ValueError, match="index 5 outside 0..4"):
+        _C.embedding_backward(grad, np.array([0, 5]), np.ones((2, 3), np.float32))
+    with pytest.raises(ValueError, match=r"dout must have shape \(2, 3\)"):
+        _C.embedding_backward(grad, np.array([0, 1]), np.ones((2, 4), np.float32))

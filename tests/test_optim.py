@@ -105,9 +105,69 @@ def test_state_round_trip_continues_exactly(name):
     assert np.array_equal(a["w"], c["w"])
 
 
+def _numpy_rule(name, p, g, bufs, step, lr=0.01):
+    """The update rules written as NumPy expressions, one operation at a time."""
+    if name == "sgd":
+        (v,) = bufs
+        v *= 0.9
+        v += g
+        p -= lr * v
+    elif name == "adagrad":
+        (s,) = bufs
+        s += g * g
+        p -= lr * g / np.sqrt(s + 1e-8)
+    elif name == "rmsprop":
+        (s,) = bufs
+        s[...] = 0.95 * s + 0.05 * g * g
+        p -= lr * g / (np.sqrt(s) + 1e-8)
+    else:
+        m, v = bufs
+        m += 0.1 * (g - m)
+        v[...] = 0.999 * v + 0.001 * g * g
+        p -= lr / (1 - 0.9 ** step) * m / (np.sqrt(v) / math.sqrt(1 - 0.999 ** step) + 1e-8)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("name", ["sgd", "adagrad", "rmsprop", "adam"])
+def test_fused_update_matches_the_numpy_formulas(name, dtype):
+    # 300 x 200 values: enough for the native pass to split them across threads.
+    rng = np.random.default_rng(1)
+    p0 = rng.standard_normal((300, 200)).astype(dtype)
+    params = {"w": p0.copy()}
+    kw = {"momentum": 0.9} if name == "sgd" else {"alpha": 0.95} if name == "rmsprop" else {}
+    opt = optim.make_optimizer(name, params, 0.01, **kw)
+    ref, bufs = p0.astype(np.float64), [np.zeros((300, 200)) for _ in opt._buffer_names]
+    for step in range(1, 4):
+        g = rng.standard_normal((300, 200)).astype(dtype)
+        opt.step({"w": g})
+        _numpy_rule(name, ref, g.astype(np.float64), bufs, step)
+    np.testing.assert_allclose(params["w"], ref, rtol=0, atol=1e-12 if dtype == np.float64 else 2e-6)
+
+
+def test_sum_of_squares_is_exact_and_independent_of_threads():
+    import rnnkit
+    g = np.random.default_rng(2).standard_normal(100_003).astype(np.float32)
+    saved = rnnkit.get_num_threads()
+    try:
+        norms = []
+        for n in (1, 2, 3):
+            rnnkit.set_num_threads(n)
+            norms.append(optim.clip_grad_norm([g.copy()], 1e9))
+    finally:
+        rnnkit.set_num_threads(saved)
+    assert norms[0] == norms[1] == norms[2]
+    assert norms[0] == pytest.approx(math.sqrt(float(np.sum(g.astype(np.float64) ** 2))), rel=1e-12)
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="learning rate"):
         optim.Adam(one(), lr=-1)
+    with pytest.raises(TypeError, match="parameter 'w' must be a writeable C-contiguous float32 or float64"):
+        optim.Adam({"w": np.array([1, 2])})
+    with pytest.raises(TypeError, match="parameter 'w'"):
+        optim.SGD({"w": np.ones((3, 4))[:, ::2]})
+    with pytest.raises(ValueError, match=r"gradient 'w' has shape \(2,\), its parameter \(1,\)"):
+        optim.SGD(one()).step({"w": np.ones(2)})
     with pytest.raises(ValueError, match="optimizer must be one of"):
         optim.make_optimizer("lbfgs", one(), 0.1)
     with pytest.raises(ValueError, match="is for Adam"):

@@ -10,6 +10,8 @@ from typing import Dict, Mapping, Optional
 
 import numpy as np
 
+from . import _C
+
 __all__ = ["Module", "Embedding", "Linear"]
 
 
@@ -45,6 +47,8 @@ class Embedding(Module):
     """``weight`` (V, E), initialised N(0, 1) like torch.nn.Embedding; forward(idx) = weight[idx]."""
 
     def __init__(self, num: int, dim: int, dtype=np.float32, rng: Optional[np.random.Generator] = None):
+        if np.dtype(dtype) not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
         rng = rng or np.random.default_rng()
         self.params = {"weight": rng.standard_normal((num, dim)).astype(dtype)}
         self._init_grads()
@@ -58,7 +62,8 @@ class Embedding(Module):
     def backward(self, dout: np.ndarray) -> None:
         """Adds the rows of dout (..., E) into grads['weight'] at the remembered indices."""
         g = self.grads["weight"]
-        np.add.at(g, self._idx.reshape(-1), dout.reshape(-1, g.shape[1]))  # repeated indices sum
+        # Repeated indices sum, in row order as np.add.at would, in one native pass.
+        _C.embedding_backward(g, self._idx.reshape(-1), np.ascontiguousarray(dout, g.dtype).reshape(-1, g.shape[1]))
 
 
 class Linear(Module):

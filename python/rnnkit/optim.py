@@ -12,22 +12,32 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Dict, Iterable, Mapping, Optional
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
 import numpy as np
+
+from . import _C
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "OPTIMIZERS", "DEFAULT_LR", "Schedule", "make_optimizer",
            "clip_grad_norm", "clip_grad_value", "decayed_lr"]
 
 
 class Optimizer:
-    """Base class: ``params`` name -> array, ``lr``, per-parameter buffers named in ``_buffer_names``."""
+    """Base class: ``params`` name -> array, ``lr``, per-parameter buffers named in ``_buffer_names``.
+
+    Each parameter is updated by one fused native pass (``rnnkit._C.apply_update``) over it, its
+    gradient and its buffers; the subclasses' docstrings give the rules."""
 
     _buffer_names: tuple = ()
+    _rule: int = -1  # rnnkit::UpdateRule
 
     def __init__(self, params: Mapping[str, np.ndarray], lr: float):
         if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
             raise ValueError(f"learning rate must be a positive number, got {lr!r}")
+        for name, p in params.items():
+            if not (isinstance(p, np.ndarray) and p.dtype in (np.float32, np.float64) and p.flags.c_contiguous
+                    and p.flags.writeable):
+                raise TypeError(f"parameter {name!r} must be a writeable C-contiguous float32 or float64 array")
         self.params = dict(params)
         self.lr = float(lr)
         self.steps = 0
@@ -37,10 +47,16 @@ class Optimizer:
     def step(self, grads: Mapping[str, np.ndarray]) -> None:
         """Update every parameter in place from its gradient in ``grads``."""
         self.steps += 1
+        a, b, eps = self._coefficients()
         for name, p in self.params.items():
-            self._update(name, p, grads[name])
+            g = np.ascontiguousarray(grads[name], dtype=p.dtype)
+            if g.shape != p.shape:
+                raise ValueError(f"gradient {name!r} has shape {g.shape}, its parameter {p.shape}")
+            s1, *s2 = (self.buffers[buf][name] for buf in self._buffer_names)
+            _C.apply_update(self._rule, p, g, s1, s2[0] if s2 else None, self.lr, a, b, eps, self.steps)
 
-    def _update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
+    def _coefficients(self) -> Tuple[float, float, float]:
+        """(a, b, eps) of the native rule (see csrc/rnnkit/optim.h)."""
         raise NotImplementedError
 
     def _hyper(self) -> Dict[str, Any]:
@@ -73,11 +89,10 @@ class SGD(Optimizer):
         super().__init__(params, lr)
         self.momentum = float(momentum)
 
-    def _update(self, name, p, g):
-        v = self.buffers["velocity"][name]
-        v *= self.momentum
-        v += g
-        p -= p.dtype.type(self.lr) * v
+    _rule = 0
+
+    def _coefficients(self):
+        return self.momentum, 0.0, 0.0
 
     def _hyper(self):
         return {"momentum": self.momentum}
@@ -92,10 +107,10 @@ class Adagrad(Optimizer):
         super().__init__(params, lr)
         self.eps = float(eps)
 
-    def _update(self, name, p, g):
-        m = self.buffers["sum_sq"][name]
-        m += g * g
-        p -= p.dtype.type(self.lr) * g / np.sqrt(m + p.dtype.type(self.eps))
+    _rule = 1
+
+    def _coefficients(self):
+        return 0.0, 0.0, self.eps
 
     def _hyper(self):
         return {"eps": self.eps}
@@ -112,12 +127,10 @@ class RMSprop(Optimizer):
         super().__init__(params, lr)
         self.alpha, self.eps = float(alpha), float(eps)
 
-    def _update(self, name, p, g):
-        v = self.buffers["square_avg"][name]
-        t = p.dtype.type
-        v *= t(self.alpha)
-        v += t(1 - self.alpha) * g * g
-        p -= t(self.lr) * g / (np.sqrt(v) + t(self.eps))
+    _rule = 2
+
+    def _coefficients(self):
+        return self.alpha, 0.0, self.eps
 
     def _hyper(self):
         return {"alpha": self.alpha, "eps": self.eps}
@@ -135,15 +148,10 @@ class Adam(Optimizer):
         self.beta1, self.beta2 = (float(b) for b in betas)
         self.eps = float(eps)
 
-    def _update(self, name, p, g):
-        m, v = self.buffers["exp_avg"][name], self.buffers["exp_avg_sq"][name]
-        t = p.dtype.type
-        m += t(1 - self.beta1) * (g - m)
-        v *= t(self.beta2)
-        v += t(1 - self.beta2) * g * g
-        step_size = self.lr / (1 - self.beta1 ** self.steps)
-        denom = np.sqrt(v) / t(math.sqrt(1 - self.beta2 ** self.steps)) + t(self.eps)
-        p -= t(step_size) * m / denom
+    _rule = 3
+
+    def _coefficients(self):
+        return self.beta1, self.beta2, self.eps
 
     def _hyper(self):
         return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
@@ -205,11 +213,17 @@ def clip_grad_norm(grads: Iterable[np.ndarray], max_norm: float) -> float:
     """The lecture's clipping: with g all gradients as one vector, if ||g|| >= max_norm, scale every
     gradient in place by max_norm / ||g||. Returns ||g|| before clipping."""
     grads = list(grads)
-    norm = math.sqrt(sum(float(np.square(g, dtype=np.float64).sum()) for g in grads))
+    norm = math.sqrt(sum(_sum_of_squares(g) for g in grads))
     if norm >= max_norm and norm > 0:
         for g in grads:
             g *= g.dtype.type(max_norm / norm)
     return norm
+
+
+def _sum_of_squares(g: np.ndarray) -> float:
+    if g.dtype in (np.float32, np.float64) and g.flags.c_contiguous:
+        return _C.sum_of_squares(g)  # one pass, no float64 temporary
+    return float(np.square(g, dtype=np.float64).sum())
 
 
 def clip_grad_value(grads: Iterable[np.ndarray], clip: float) -> None:
