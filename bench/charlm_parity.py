@@ -2,8 +2,9 @@
 
 Both train the same model (embedding 64 -> 2-layer LSTM of 256 -> linear, starting from the same
 weights) on the same text, split and batches (char-rnn's B streams with carried state), with Adam 2e-3
-and gradient-norm clipping at 5, for the same number of steps; both then measure the loss over the whole
-validation part the same way. The script also times sampling 2,000 characters from a 2x512 LSTM:
+and gradient-norm clipping at 5, for the same number of steps, taking turns in blocks of steps so that
+both are timed under the same machine conditions; both then measure the loss over the whole validation
+part the same way. The script also times sampling 2,000 characters from a 2x512 LSTM:
 rnnkit's C++ loop against a PyTorch loop that runs one character per Python iteration.
 
     python bench/charlm_parity.py                  # the full run (1500 steps: tens of minutes on 2 cores)
@@ -18,7 +19,6 @@ import json
 import math
 import os
 import platform
-import tempfile
 import time
 
 import numpy as np
@@ -28,7 +28,9 @@ import rnnkit
 from rnnkit.bench.machine import cpu_load
 from rnnkit.charlm import CharLM
 from rnnkit.charlm.data import TrainStreams, default_corpus, eval_chunks, read_texts, split
-from rnnkit.charlm.train import TrainConfig, train
+from rnnkit.charlm.model import single_threaded_blas
+from rnnkit.charlm.train import TrainConfig
+from rnnkit.charlm.train import _Run as TrainingRun  # the steps rnnkit.charlm.train.train takes
 from rnnkit.charlm.vocab import Vocab
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -68,43 +70,65 @@ def torch_val_loss(model: TorchCharLM, ids: np.ndarray, batch: int, seq_len: int
     return total / count
 
 
-def run_torch(cfg: TrainConfig, text: str) -> dict:
-    train_part, val_part = split(text, cfg.val_frac)
-    vocab = Vocab.from_text(train_part)
-    streams = TrainStreams(vocab.encode(train_part), cfg.batch, cfg.seq_len)
-    start = CharLM(vocab, cfg.cell, cfg.layers, cfg.hidden, cfg.embed, cfg.dropout, np.float32, cfg.seed)
-    model = TorchCharLM(start)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    state, losses, train_time = None, [], 0.0
-    for step in range(cfg.steps):
-        t0 = time.perf_counter()
-        k = step % streams.num_batches
+class TorchRun:
+    """The PyTorch side: the same streams, initial weights, Adam and clipping, one step at a time."""
+
+    def __init__(self, cfg: TrainConfig, text: str):
+        self.cfg = cfg
+        train_part, val_part = split(text, cfg.val_frac)
+        self.vocab = Vocab.from_text(train_part)
+        self.streams = TrainStreams(self.vocab.encode(train_part), cfg.batch, cfg.seq_len)
+        self.val_ids = self.vocab.encode(val_part)
+        start = CharLM(self.vocab, cfg.cell, cfg.layers, cfg.hidden, cfg.embed, cfg.dropout, np.float32, cfg.seed)
+        self.model = TorchCharLM(start)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.loss_fn = torch.nn.CrossEntropyLoss()
+        self.state, self.step = None, 0
+
+    def train_step(self) -> float:
+        k = self.step % self.streams.num_batches
         if k == 0:
-            state = None
-        x, y = (torch.from_numpy(a.astype(np.int64)) for a in streams.batch(k))
-        logits, state = model(x, state)
-        state = tuple(s.detach() for s in state)
-        loss = loss_fn(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-        opt.zero_grad()
+            self.state = None
+        x, y = (torch.from_numpy(a.astype(np.int64)) for a in self.streams.batch(k))
+        logits, state = self.model(x, self.state)
+        self.state = tuple(s.detach() for s in state)
+        loss = self.loss_fn(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        self.opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-        opt.step()
-        train_time += time.perf_counter() - t0
-        losses.append(loss.item())
-    val = torch_val_loss(model, vocab.encode(val_part), cfg.batch, cfg.seq_len)
-    return {"val_loss": val, "val_bpc": val / math.log(2), "train_loss_last100": float(np.mean(losses[-100:])),
-            "chars_per_s": cfg.steps * cfg.batch * cfg.seq_len / train_time, "train_s": train_time}
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip)
+        self.opt.step()
+        self.step += 1
+        return loss.item()
+
+    def val_loss(self) -> float:
+        return torch_val_loss(self.model, self.val_ids, self.cfg.batch, self.cfg.seq_len)
 
 
-def run_rnnkit(cfg: TrainConfig, text: str) -> dict:
-    with tempfile.TemporaryDirectory() as out:
-        t0 = time.perf_counter()
-        train(cfg, text, out, progress=False, log=lambda s: None)
-        wall = time.perf_counter() - t0
-        row = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))][-1]
-    return {"val_loss": row["val_loss"], "val_bpc": row["val_bpc"], "train_loss_last_eval": row["train_loss"],
-            "chars_per_s": row["chars_per_s"], "wall_s": wall}
+def train_both(cfg: TrainConfig, text: str, block: int) -> dict:
+    """Trains rnnkit and torch side by side, alternating blocks of ``block`` steps, so both meet the
+    same machine: on a shared machine the speed drifts by 20% over minutes, which would bias two
+    runs made one after the other. Each step is timed alone (data, forward, backward, clipping,
+    update); evaluation is not timed."""
+    runs = {"rnnkit": TrainingRun(cfg, text), "torch": TorchRun(cfg, text)}
+    seconds = {name: [] for name in runs}
+    losses = {name: [] for name in runs}
+    with single_threaded_blas():
+        for first in range(0, cfg.steps, block):
+            for name, run in runs.items():
+                t0 = time.perf_counter()
+                for _ in range(min(block, cfg.steps - first)):
+                    losses[name].append(run.train_step())
+                seconds[name].append(time.perf_counter() - t0)
+        results = {}
+        for name, run in runs.items():
+            val = run.val_loss()
+            results[name] = {"val_loss": val, "val_bpc": val / math.log(2),
+                             "train_loss_last100": float(np.mean(losses[name][-100:])),
+                             "chars_per_s": cfg.steps * cfg.batch * cfg.seq_len / sum(seconds[name]),
+                             "train_s": sum(seconds[name])}
+    ratios = np.array(seconds["torch"]) / np.array(seconds["rnnkit"])
+    return {**results, "block_speedups": {"steps_per_block": block, "median": float(np.median(ratios)),
+                                          "min": float(ratios.min()), "max": float(ratios.max())}}
 
 
 def sampling_speed(vocab: Vocab, length: int) -> dict:
@@ -143,6 +167,7 @@ def main() -> None:
     p.add_argument("--text", nargs="+", help="text file(s) (default: the stdlib corpus of train-charlm)")
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--block", type=int, default=25, help="steps each framework takes in turn")
     p.add_argument("--sample-length", type=int, default=2000)
     p.add_argument("--out", default=os.path.join(HERE, "charlm_parity"), help="output path without extension")
     a = p.parse_args()
@@ -154,21 +179,23 @@ def main() -> None:
                       seed=0)
     print(f"text: {len(text):,} characters; {a.steps} steps of {cfg.batch}x{cfg.seq_len}; {a.threads} threads")
     load_start = cpu_load()
-    ours = run_rnnkit(cfg, text)
+    both = train_both(cfg, text, a.block)
+    ours, theirs = both["rnnkit"], both["torch"]
     print("rnnkit", ours)
-    theirs = run_torch(cfg, text)
     print("torch ", theirs)
+    print("speed-up per block", both["block_speedups"])
     sampling = sampling_speed(Vocab.from_text(split(text, cfg.val_frac)[0]), a.sample_length)
     print("sampling", sampling)
     result = {
         "settings": {"text": a.text or "default stdlib corpus", "text_chars": len(text), "steps": a.steps,
                      "embed": 64, "layers": 2, "hidden": 256, "batch": 32, "seq_len": 64, "optimizer": "adam",
-                     "lr": 2e-3, "clip": 5.0, "clip_mode": "norm", "val_frac": 0.1, "threads": a.threads},
+                     "lr": 2e-3, "clip": 5.0, "clip_mode": "norm", "val_frac": 0.1, "threads": a.threads,
+                     "block": a.block},
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "torch": torch.__version__, "rnnkit": rnnkit.__version__,
                     # other work on the machine slows multi-threaded timings, torch's and rnnkit's unequally
                     "load_start": load_start, "load_end": cpu_load()},
-        "rnnkit": ours, "torch": theirs, "sampling": sampling,
+        "rnnkit": ours, "torch": theirs, "block_speedups": both["block_speedups"], "sampling": sampling,
         "val_loss_ratio": ours["val_loss"] / theirs["val_loss"],
         "train_speedup": ours["chars_per_s"] / theirs["chars_per_s"],
     }
@@ -201,7 +228,9 @@ Text: {s['text']} ({s['text_chars']:,} characters, last {s['val_frac']:.0%} for 
 Model: embedding {s['embed']} -> {s['layers']}-layer LSTM of {s['hidden']} -> linear; batch {s['batch']} streams x
 {s['seq_len']} characters, Adam {s['lr']}, clipping {s['clip']} by {s['clip_mode']}, {s['steps']} steps, same initial
 weights, {s['threads']} threads; {r['machine']['cores']} cores, torch {r['machine']['torch']}.
-Command: `python bench/charlm_parity.py --steps {s['steps']} --threads {s['threads']}`.
+Command: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/charlm_parity.py --steps {s['steps']} --threads {s['threads']}`.
+The two trainings take turns, {s['block']} steps each; speed-up per block (torch time / rnnkit time):
+median {r['block_speedups']['median']:.2f}x, range {r['block_speedups']['min']:.2f}-{r['block_speedups']['max']:.2f}x.
 Machine load (1-min load average, CPU pressure %) at start {r['machine']['load_start']}, at end
 {r['machine']['load_end']}: speeds measured on a busy machine are noisy.
 
