@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "binding_checks.h"
+#include "buffer_pool.h"
 #include "rnnkit/rnnkit.h"
 
 namespace py = pybind11;
@@ -54,11 +55,11 @@ py::tuple forward(int mode, const Array<T>& x, const Array<T>& h0, const OptArra
                   const Array<T>& w_hh, const OptArray<T>& b_ih, const OptArray<T>& b_hh,
                   const std::optional<Array<std::int64_t>>& lengths, bool reverse, bool training) {
     const auto a = seq_args(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse);
-    Array<T> y({a.T, a.B, a.H}), h_n({a.B, a.H});
+    Array<T> y = pooled_array<T>({a.T, a.B, a.H}), h_n({a.B, a.H});
     OptArray<T> c_n;
     if (a.mode == Mode::Lstm) c_n = Array<T>({a.B, a.H});
     OptArray<T> ws;
-    if (training) ws = Array<T>(py::ssize_t(rnnkit::train_workspace_size(a.mode, a.T, a.B, a.H)));
+    if (training) ws = pooled_array<T>({py::ssize_t(rnnkit::train_workspace_size(a.mode, a.T, a.B, a.H))});
     T* y_p = y.mutable_data();
     T* h_p = h_n.mutable_data();
     T* c_p = c_n ? c_n->mutable_data() : nullptr;
@@ -81,7 +82,8 @@ py::tuple backward(int mode, const Array<T>& x, const Array<T>& h0, const OptArr
     if (dh_n) expect_shape("dh_n", *dh_n, {a.B, a.H});
     if (dc_n) expect_shape("dc_n", *dc_n, {a.B, a.H});
     const py::ssize_t GH = rnnkit::num_gates(a.mode) * a.H;
-    Array<T> dx({a.T, a.B, a.I}), dh0({a.B, a.H}), dw_ih({GH, py::ssize_t(a.I)}), dw_hh({GH, py::ssize_t(a.H)});
+    Array<T> dx = pooled_array<T>({a.T, a.B, a.I}), dh0({a.B, a.H}), dw_ih = pooled_array<T>({GH, py::ssize_t(a.I)}),
+             dw_hh = pooled_array<T>({GH, py::ssize_t(a.H)});
     OptArray<T> dc0, db_ih, db_hh;
     if (a.mode == Mode::Lstm) dc0 = Array<T>({a.B, a.H});
     if (a.b_ih) db_ih = Array<T>(GH), db_hh = Array<T>(GH);

@@ -75,7 +75,7 @@ def test_evaluate_matches_a_plain_forward():
     text = "abcabdcabca"
     ids = m.vocab.encode(text)
     total, count = m.nll_sum(ids, batch=1, seq_len=3)  # one stream, state carried across chunks
-    logits, _ = m._logits(ids[:-1, None], m.initial_state(1))
+    logits, _ = m.logits(ids[:-1, None], m.initial_state(1))
     expected, _ = softmax_cross_entropy(logits, ids[1:], grad=False)
     assert count == len(text) - 1 and total / count == pytest.approx(expected, rel=1e-12)
 
@@ -87,7 +87,7 @@ def test_greedy_sampling_in_cpp_follows_the_python_forward(cell, embed):
     assert out.startswith("ab") and len(out) == 22
     ids = m.vocab.encode(out)
     m.rnn.eval()
-    logits, _ = m._logits(ids[:-1, None], m.initial_state(1))
+    logits, _ = m.logits(ids[:-1, None], m.initial_state(1))
     logits[:, 0] = -np.inf  # the unknown symbol is never produced
     assert (logits.argmax(axis=1)[1:] == ids[2:]).all()
     assert m.sample(20, temperature=0.7, top_k=1, prime="ab", seed=5) == out

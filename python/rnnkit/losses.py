@@ -1,6 +1,8 @@
-"""Softmax cross-entropy fused with its gradient, in NumPy.
+"""Softmax cross-entropy fused with its gradient: in NumPy, and natively together with the output layer
+that produces the logits.
 
-Shape legend: N = predictions (e.g. T*B characters), V = classes (the vocabulary).
+Shape legend: N = predictions (e.g. T*B characters), V = classes (the vocabulary), I = the output
+layer's input width.
 """
 from __future__ import annotations
 
@@ -8,7 +10,10 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-__all__ = ["softmax_cross_entropy", "log_softmax"]
+from . import _C
+from .nn import Linear
+
+__all__ = ["softmax_cross_entropy", "log_softmax", "linear_softmax_cross_entropy"]
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -52,3 +57,27 @@ def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray, weights: Opti
     else:
         e *= (weights / total).astype(e.dtype)[:, None]
     return loss, e
+
+
+def linear_softmax_cross_entropy(head: Linear, x: np.ndarray, targets: np.ndarray,
+                                 weights: Optional[np.ndarray] = None, grad: bool = True
+                                 ) -> Tuple[float, Optional[np.ndarray]]:
+    """``softmax_cross_entropy(head.forward(x), targets, weights)`` and, with ``grad``, the
+    ``head.backward`` of its gradient, in one native call: the logits never reach Python, the two
+    threads share the rows, and the softmax runs on each row while it is in cache.
+
+    Args:
+        head: the output layer; with ``grad`` its ``grads`` are added to. x: (N, I) its input.
+        targets: (N,) class indices in 0..V-1. weights: (N,) non-negative, not all zero, or None.
+
+    Returns:
+        (mean loss in nats, dx (N, I) or None without ``grad``).
+    """
+    w, b = head.params["weight"], head.params["bias"]
+    x = np.ascontiguousarray(x, w.dtype)
+    if x.ndim != 2 or x.shape[1] != w.shape[1]:
+        raise ValueError(f"x must have shape (N, {w.shape[1]}), got {x.shape}")
+    if weights is not None:
+        weights = np.asarray(weights, w.dtype)
+    dw, db = (head.grads["weight"], head.grads["bias"]) if grad else (None, None)
+    return _C.output_loss(x, w, b, np.asarray(targets), weights, dw, db)

@@ -15,6 +15,12 @@ from . import _C
 __all__ = ["Module", "Embedding", "Linear"]
 
 
+def _check_dtype(dtype) -> None:
+    """The native kernels behind the modules take float32 and float64."""
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
+
+
 class Module:
     """Parameters in ``params`` (name -> array, updated in place by optimisers) and their gradients in
     ``grads``. A subclass fills ``params`` in its constructor and calls ``_init_grads``."""
@@ -47,8 +53,7 @@ class Embedding(Module):
     """``weight`` (V, E), initialised N(0, 1) like torch.nn.Embedding; forward(idx) = weight[idx]."""
 
     def __init__(self, num: int, dim: int, dtype=np.float32, rng: Optional[np.random.Generator] = None):
-        if np.dtype(dtype) not in (np.float32, np.float64):
-            raise TypeError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
+        _check_dtype(dtype)
         rng = rng or np.random.default_rng()
         self.params = {"weight": rng.standard_normal((num, dim)).astype(dtype)}
         self._init_grads()
@@ -72,6 +77,7 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, dtype=np.float32,
                  rng: Optional[np.random.Generator] = None):
+        _check_dtype(dtype)
         rng = rng or np.random.default_rng()
         bound = 1.0 / math.sqrt(in_features)
         self.params = {
