@@ -312,6 +312,8 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
                 dh[b * H + j] = dh_n ? dh_n[b * H + j] : T(0);
                 dc[b * H + j] = dc_n ? dc_n[b * H + j] : T(0);
             }
+        for (int c = 0; c < Cell::R; ++c)
+            for (int j = u.lo; j < u.hi; ++j) column_sums[c * H + j] = T(0);
         for (int s = T_ - 1; s >= 0; --s) {
             const int t = a.reverse ? T_ - 1 - s : s;
             const int in = a.reverse ? t + 1 : t, out = a.reverse ? t : t + 1;
@@ -327,6 +329,16 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
                     for (int j = u.lo; j < u.hi; ++j) dh[b * H + j] += dyb[j];
                 }
             Cell::backward(st, u);
+            // Bias gradients are column sums of the gate gradients, taken while this step's are in cache
+            // (a pass of their own after the loop would read all T*B*R*H of them back from memory).
+            if (db_ih)
+                for (int b = 0; b < B; ++b)
+                    for (int c = 0; c < Cell::R; ++c) {
+                        const T* row = st.rec + b * ldr + c * H;
+                        T* sum = column_sums + c * H;
+#pragma omp simd
+                        for (int j = u.lo; j < u.hi; ++j) sum[j] += row[j];
+                    }
         }
         for (int b = 0; b < B; ++b) {
             std::memcpy(dh0 + b * H + u.lo, dh + b * H + u.lo, u.size() * sizeof(T));
@@ -349,22 +361,12 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
                         seg.source_col < 0 ? h_prev_all : rec + seg.source_col * H, seg.source_col < 0 ? H : ldr,
                         H, dw_hh);
         }
-        // Bias gradients are column sums of the records: one pass over them, then each bias row reads
-        // its column (b_ih and b_hh often share one).
+        // Each bias row reads its column sum (b_ih and b_hh often share one).
         if (db_ih) {
-            const Units cols = share_of(tid, nt, 0, Cell::R * H);
-            T* sum = column_sums;
-            for (int j = cols.lo; j < cols.hi; ++j) sum[j] = T(0);
-            for (std::size_t r = 0; r < TB; ++r) {
-                const T* row = rec + r * ldr;
-#pragma omp simd
-                for (int j = cols.lo; j < cols.hi; ++j) sum[j] += row[j];
-            }
-#pragma omp barrier
-            for (int j = ih.lo; j < ih.hi; ++j) db_ih[j] = sum[j];
+            for (int j = ih.lo; j < ih.hi; ++j) db_ih[j] = column_sums[j];
             for (const HiddenSegment& seg : Cell::hidden_segments) {
                 const Units rows = share_of(tid, nt, seg.gate_lo * H, seg.gate_hi * H);
-                for (int j = rows.lo; j < rows.hi; ++j) db_hh[j] = sum[seg.record_col * H + j - seg.gate_lo * H];
+                for (int j = rows.lo; j < rows.hi; ++j) db_hh[j] = column_sums[seg.record_col * H + j - seg.gate_lo * H];
             }
         }
         // dx = dG_in W_ih, split by rows.
