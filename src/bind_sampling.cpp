@@ -21,7 +21,8 @@ Array<std::int32_t> sample(int mode, const std::optional<Array<T>>& embed, const
                            const std::vector<Array<T>>& w_hh, const std::vector<std::optional<Array<T>>>& b_ih,
                            const std::vector<std::optional<Array<T>>>& b_hh, const Array<T>& w_out,
                            const std::optional<Array<T>>& b_out, const Array<std::int32_t>& prime, int length,
-                           double temperature, int top_k, std::uint64_t seed, int exclude) {
+                           double temperature, int top_k, std::uint64_t seed, int exclude,
+                           const std::string& weights) {
     if (mode < 0 || mode > int(rnnkit::Mode::GruCho)) throw py::value_error("unknown mode " + std::to_string(mode));
     const auto L = w_ih.size();
     if (L < 1 || w_hh.size() != L || b_ih.size() != L || b_hh.size() != L)
@@ -60,6 +61,10 @@ Array<std::int32_t> sample(int mode, const std::optional<Array<T>>& embed, const
     opt.top_k = top_k;
     opt.seed = seed;
     opt.exclude = exclude;
+    if (weights == "float16")
+        opt.weights = rnnkit::WeightStorage::Float16;
+    else if (weights != "float32")
+        throw py::value_error("weights must be 'float32' or 'float16', got '" + weights + "'");
     Array<std::int32_t> out(py::ssize_t{length});
     std::int32_t* out_p = out.mutable_data();
     const int n_prime = int(prime.shape(0));
@@ -76,7 +81,8 @@ template <class T>
 void bind(py::module_& m) {
     m.def("sample", &sample<T>, py::arg("mode"), py::arg("embed"), py::arg("w_ih"), py::arg("w_hh"),
           py::arg("b_ih"), py::arg("b_hh"), py::arg("w_out"), py::arg("b_out"), py::arg("prime"),
-          py::arg("length"), py::arg("temperature"), py::arg("top_k"), py::arg("seed"), py::arg("exclude"));
+          py::arg("length"), py::arg("temperature"), py::arg("top_k"), py::arg("seed"), py::arg("exclude"),
+          py::arg("weights") = "float32");
 }
 
 }  // namespace

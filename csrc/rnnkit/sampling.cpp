@@ -3,26 +3,84 @@
 // u = (rng() >> 11) * 2^-53 is a uniform double in [0, 1) built from the top 53 bits of one
 // std::mt19937_64 output (whose sequence the standard fixes), and the symbol is found by inverting the
 // cumulative distribution in index order.
+//
+// Float models run the prepared engine below; double models step each layer with rnnkit::step.
 #include "sampling.h"
 
+#include <omp.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstring>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <stdexcept>
+#include <type_traits>
+
+#include "gru_cell.h"
+#include "lstm_cell.h"
+#include "panel_gemv.h"
+#include "rnn_cell.h"
 
 namespace rnnkit {
 
 namespace {
 
-// Each layer advances by rnnkit::step, the kernels' own single-step entry point (at batch 1 its
-// products are GEMVs).
-template <class T>
-class Sampler {
+// The draw from the logits of the next symbol, which the caller writes into `logits`.
+class Draw {
 public:
-    explicit Sampler(const CharModel<T>& m)
+    Draw(const SampleOptions& opt, int V) : logits(V), opt_(opt), rng_(opt.seed) {}
+
+    std::vector<double> logits;
+
+    std::int32_t operator()() {
+        const int V = int(logits.size());
+        // Candidates in descending logit order, ties by index; the excluded symbol is never one.
+        order_.resize(V);
+        std::iota(order_.begin(), order_.end(), 0);
+        if (opt_.exclude >= 0) order_.erase(order_.begin() + opt_.exclude);
+        const std::size_t keep =
+            opt_.top_k > 0 ? std::min<std::size_t>(std::size_t(opt_.top_k), order_.size()) : order_.size();
+        auto before = [&](int a, int b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+        if (opt_.temperature == 0.0 || keep == 1) {
+            return *std::min_element(order_.begin(), order_.end(), before);
+        }
+        if (keep < order_.size()) {
+            std::partial_sort(order_.begin(), order_.begin() + keep, order_.end(), before);
+            order_.resize(keep);
+            std::sort(order_.begin(), order_.end());  // back to index order for the CDF
+        }
+        double top = -INFINITY;
+        for (int v : order_) top = std::max(top, logits[v]);
+        double total = 0.0;
+        probs_.resize(order_.size());
+        for (std::size_t i = 0; i < order_.size(); ++i) {
+            total += std::exp((logits[order_[i]] - top) / opt_.temperature);
+            probs_[i] = total;  // cumulative
+        }
+        const double u = double(rng_() >> 11) * 0x1.0p-53 * total;
+        for (std::size_t i = 0; i < order_.size(); ++i)
+            if (u < probs_[i]) return order_[i];
+        return order_.back();  // u rounded up to total
+    }
+
+private:
+    SampleOptions opt_;
+    std::mt19937_64 rng_;
+    std::vector<double> probs_;
+    std::vector<int> order_;
+};
+
+// ------------------------------------------------------------------ double models: rnnkit::step
+
+template <class T>
+class StepSampler {
+public:
+    explicit StepSampler(const CharModel<T>& m)
         : m_(m), L_(int(m.w_ih.size())), h_(std::size_t(L_) * m.H), c_(std::size_t(L_) * m.H),
-          one_hot_(m.embed ? 0 : m.V), logits_(m.V), order_(m.V) {}
+          one_hot_(m.embed ? 0 : m.V) {}
 
     // Runs symbol v through every layer, updating the carried states.
     void feed(std::int32_t v) {
@@ -30,6 +88,17 @@ public:
             const T* in = l == 0 ? (m_.embed ? m_.embed + std::size_t(v) * m_.E : nullptr)
                                  : h_.data() + std::size_t(l - 1) * m_.H;
             layer_step(l, in, l == 0 ? m_.E : m_.H, v);
+        }
+    }
+
+    // The top layer's state through the output layer, summed in double.
+    void logits(std::vector<double>& out) const {
+        const T* h = h_.data() + std::size_t(L_ - 1) * m_.H;
+        for (int v = 0; v < m_.V; ++v) {
+            const T* w = m_.w_out + std::size_t(v) * m_.H;
+            double s = m_.b_out ? double(m_.b_out[v]) : 0.0;
+            for (int j = 0; j < m_.H; ++j) s += double(w[j]) * double(h[j]);
+            out[v] = s;
         }
     }
 
@@ -48,52 +117,227 @@ private:
         step<T>(a, h, c);
     }
 
-public:
-    // Draws the next symbol from the top layer's state.
-    std::int32_t draw(const SampleOptions& opt, std::mt19937_64& rng) {
-        const T* h = h_.data() + std::size_t(L_ - 1) * m_.H;
-        for (int v = 0; v < m_.V; ++v) {
-            const T* w = m_.w_out + std::size_t(v) * m_.H;
-            double s = m_.b_out ? double(m_.b_out[v]) : 0.0;
-            for (int j = 0; j < m_.H; ++j) s += double(w[j]) * double(h[j]);
-            logits_[v] = s;
-        }
-        // Candidates in descending logit order, ties by index; the excluded symbol is never one.
-        order_.resize(m_.V);
-        std::iota(order_.begin(), order_.end(), 0);
-        if (opt.exclude >= 0) order_.erase(order_.begin() + opt.exclude);
-        const std::size_t keep =
-            opt.top_k > 0 ? std::min<std::size_t>(std::size_t(opt.top_k), order_.size()) : order_.size();
-        auto before = [&](int a, int b) { return logits_[a] > logits_[b] || (logits_[a] == logits_[b] && a < b); };
-        if (opt.temperature == 0.0 || keep == 1) {
-            return *std::min_element(order_.begin(), order_.end(), before);
-        }
-        if (keep < order_.size()) {
-            std::partial_sort(order_.begin(), order_.begin() + keep, order_.end(), before);
-            order_.resize(keep);
-            std::sort(order_.begin(), order_.end());  // back to index order for the CDF
-        }
-        double top = -INFINITY;
-        for (int v : order_) top = std::max(top, logits_[v]);
-        double total = 0.0;
-        probs_.resize(order_.size());
-        for (std::size_t i = 0; i < order_.size(); ++i) {
-            total += std::exp((logits_[order_[i]] - top) / opt.temperature);
-            probs_[i] = total;  // cumulative
-        }
-        const double u = double(rng() >> 11) * 0x1.0p-53 * total;
-        for (std::size_t i = 0; i < order_.size(); ++i)
-            if (u < probs_[i]) return order_[i];
-        return order_.back();  // u rounded up to total
-    }
-
-private:
     const CharModel<T>& m_;
     int L_;
     std::vector<T> h_, c_, one_hot_;
-    std::vector<double> logits_, probs_;
-    std::vector<int> order_;
 };
+
+template <class T>
+void sample_by_steps(const CharModel<T>& m, const std::int32_t* prime, int n_prime, int length,
+                     const SampleOptions& opt, std::int32_t* out) {
+    StepSampler<T> s(m);
+    Draw draw(opt, m.V);
+    for (int i = 0; i < n_prime; ++i) s.feed(prime[i]);
+    for (int i = 0; i < length; ++i) {
+        s.logits(draw.logits);
+        out[i] = draw();
+        if (i + 1 < length) s.feed(out[i]);
+    }
+}
+
+// ------------------------------------------------------------------ float models: the prepared engine
+//
+// A character reads every weight once (a 2x512 LSTM: 12.6 MB of float, beyond the L2 caches), so it
+// costs the time to stream the weights from L3, plus synchronisation. The engine therefore
+//   - packs the weights once per call, in the order the loop reads them: for each layer, record column
+//     and block of 16 units, one panel holding that block's W_ih rows and then its W_hh rows (one pass
+//     makes x W_ih^T + h W_hh^T); then the output layer, by blocks of 16 symbols;
+//   - replaces layer 0's input product with a row of a per-symbol table (embed W_ih0^T, or W_ih0^T for
+//     one-hot input), so W_ih0 is not read per character;
+//   - runs the whole loop in one parallel region: each thread owns a range of units (all gates of them,
+//     so the cell's pointwise step needs no other thread) and a range of symbols of the output layer;
+//     a barrier after each layer (the next reads all of h) and one after the logits. Every thread then
+//     draws the same symbol with its own copy of the generator, so no barrier waits for the draw.
+
+// Beyond this many symbols the table (V x G*H floats) costs more memory and set-up than it saves, and
+// layer 0 reads W_ih0 like the layers above.
+constexpr int kMaxTableRows = 512;
+
+// Where the forward of a cell puts a weight product in its record (R columns of H values per step),
+// read from the cell's own metadata: the input product of gate g goes to column g; the recurrent
+// product of a hidden segment goes to the columns where backward keeps its gradient (GRU: W_hn h to
+// the ghn column), multiplying h or another record column (GRU-Cho: r*h, known only after r).
+struct Column {
+    int rec;  // record column
+    int ih;   // gate rows of W_ih multiplying the input, or -1
+    int hh;   // gate rows of W_hh, or -1
+    int src;  // what W_hh multiplies: -1 h_{t-1}, else that record column (then the column waits for phase 1)
+};
+
+template <class Cell>
+std::vector<Column> columns_of() {
+    std::vector<Column> cols;
+    for (int c = 0; c < Cell::R; ++c) {
+        Column col{c, c < Cell::G ? c : -1, -1, -1};
+        for (const HiddenSegment& s : Cell::hidden_segments)
+            if (c >= s.record_col && c < s.record_col + s.gate_hi - s.gate_lo)
+                col.hh = s.gate_lo + c - s.record_col, col.src = s.source_col;
+        if (col.ih >= 0 || col.hh >= 0) cols.push_back(col);
+    }
+    std::stable_partition(cols.begin(), cols.end(), [](const Column& c) { return c.src < 0; });
+    return cols;
+}
+
+// The cell's pointwise step after the products of `phase`: one phase for every cell but GRU-Cho,
+// whose candidate needs W_hn (r*h), hence r of every unit first.
+template <class Cell>
+void activate(Cell, const Step<float>& st, Units u, int) { Cell::activate(st, u); }
+
+void activate(GruChoCell, const Step<float>& st, Units u, int phase) {
+    if (phase == 0)
+        GruChoCell::activate_gates(st, u);
+    else
+        GruChoCell::activate_candidate(st, u);
+}
+
+inline bool store_panel(const float* in, std::size_t n, float* out) {
+    std::memcpy(out, in, n * sizeof(float));
+    return true;
+}
+
+inline bool store_panel(const float* in, std::size_t n, std::uint16_t* out) { return to_half(in, n, out); }
+
+// W: the stored weight type, float or std::uint16_t (IEEE half).
+template <class Cell, class W>
+void sample_prepared(const CharModel<float>& m, const std::int32_t* prime, int n_prime, int length,
+                     const SampleOptions& opt, std::int32_t* out) {
+    constexpr int G = Cell::G, R = Cell::R;
+    const int V = m.V, E = m.E, H = m.H, L = int(m.w_ih.size());
+    const std::vector<Column> cols = columns_of<Cell>();
+    const int n_cols = int(cols.size());
+    const bool table = !m.embed || V <= kMaxTableRows;
+    const bool two_phases = cols.back().src >= 0;
+
+    // Panel rows of (layer, column): its input rows (none where layer 0 reads the table) and H recurrent rows.
+    auto rows_x = [&](int l, const Column& c) { return c.ih < 0 || (l == 0 && table) ? 0 : l == 0 ? E : H; };
+    auto rows = [&](int l, const Column& c) { return rows_x(l, c) + (c.hh < 0 ? 0 : H); };
+    std::vector<std::size_t> base;  // first panel of (layer, column), then of the output layer
+    std::size_t total = 0;
+    for (int l = 0; l < L; ++l)
+        for (const Column& c : cols) base.push_back(total), total += std::size_t(panels_of(H)) * rows(l, c) * kPanel;
+    base.push_back(total);
+    total += std::size_t(panels_of(V)) * H * kPanel;
+    // Uninitialised (the threads write it, each its own part), and 64-byte aligned so that no panel row
+    // straddles two cache lines.
+    std::unique_ptr<W[]> storage(new W[total + 64 / sizeof(W)]);
+    W* const panels = reinterpret_cast<W*>((reinterpret_cast<std::uintptr_t>(storage.get()) + 63) & ~std::uintptr_t(63));
+
+    std::vector<float> input_table(table ? std::size_t(V) * G * H : 0);
+    std::vector<float> bias(std::size_t(L) * G * H), h(std::size_t(L) * 2 * H), c(Cell::has_c ? h.size() : 0),
+        rec(std::size_t(L) * R * H), logits(V);
+    std::vector<SeqArgs<float>> args;
+    for (int l = 0; l < L; ++l) {
+        args.push_back({m.mode, 1, 1, l == 0 ? E : H, H, nullptr, nullptr, nullptr, m.w_ih[l], m.w_hh[l], m.b_ih[l],
+                        m.b_hh[l], nullptr, false});
+        for (int g = 0; g < G; ++g)  // the bias the cell adds while activating, as run_forward folds it
+            for (int j = 0; j < H; ++j)
+                bias[(std::size_t(l) * G + g) * H + j] =
+                    !m.b_ih[l] ? 0.0f : m.b_ih[l][g * H + j] + (Cell::folds_hidden_bias(g) ? m.b_hh[l][g * H + j] : 0.0f);
+    }
+    const int threads = choose_threads(1, H, H, G);
+    std::vector<Draw> draws(threads, Draw(opt, V));
+    std::vector<float> scratch(std::size_t(threads) * (std::max(E, H) + H) * kPanel);
+    std::atomic<bool> fits{true};
+
+    blas_single_threaded();
+#pragma omp parallel num_threads(threads)
+    {
+        DenormalsFlushed ftz;
+        const int tid = omp_get_thread_num(), team = omp_get_num_threads();
+        const Units u = units_of(tid, team, H), uv = units_of(tid, team, V);
+        float* tmp = scratch.data() + std::size_t(tid) * (std::max(E, H) + H) * kPanel;
+
+        // Each thread packs the panels it will read (and the table columns of its units).
+        for (int l = 0; l < L; ++l)
+            for (int ci = 0; ci < n_cols; ++ci) {
+                const Column& col = cols[ci];
+                const int kx = rows_x(l, col), k = rows(l, col), I = l == 0 ? E : H;
+                for (int j = u.lo; j < u.hi; j += kPanel) {
+                    const int n = std::min(kPanel, u.hi - j);
+                    if (kx) pack_panels<float>(n, kx, m.w_ih[l] + (std::size_t(col.ih) * H + j) * I, I, 1, tmp);
+                    if (col.hh >= 0)
+                        pack_panels<float>(n, H, m.w_hh[l] + (std::size_t(col.hh) * H + j) * H, H, 1, tmp + kx * kPanel);
+                    if (!store_panel(tmp, std::size_t(k) * kPanel, panels + base[l * n_cols + ci] + std::size_t(j) * k))
+                        fits = false;
+                }
+            }
+        for (int j = uv.lo; j < uv.hi; j += kPanel) {
+            pack_panels<float>(std::min(kPanel, uv.hi - j), H, m.w_out + std::size_t(j) * H, H, 1, tmp);
+            if (!store_panel(tmp, std::size_t(H) * kPanel, panels + base.back() + std::size_t(j) * H))
+                fits = false;
+        }
+        if (table && m.embed) {
+            gemm_gate_rows<float>(V, E, m.embed, E, m.w_ih[0], H, 0, G, u, 0.0f, input_table.data(), G * H);
+        } else if (table) {
+            for (int v = 0; v < V; ++v)
+                for (int g = 0; g < G; ++g)
+                    for (int j = u.lo; j < u.hi; ++j)
+                        input_table[(std::size_t(v) * G + g) * H + j] = m.w_ih[0][(std::size_t(g) * H + j) * V + v];
+        }
+#pragma omp barrier
+
+        std::int32_t v = prime[0];
+        const int steps = fits ? n_prime + length - 1 : 0;
+        for (int t = 0; t < steps; ++t) {
+            const int in = t & 1, out_slot = in ^ 1;  // state slots: the one read this step, the one written
+            for (int l = 0; l < L; ++l) {
+                float* hl = h.data() + std::size_t(l) * 2 * H;
+                float* cl = Cell::has_c ? c.data() + std::size_t(l) * 2 * H : nullptr;
+                float* rl = rec.data() + std::size_t(l) * R * H;
+                const float* x = l > 0 ? h.data() + (std::size_t(l - 1) * 2 + out_slot) * H
+                                       : table ? nullptr : m.embed + std::size_t(v) * E;
+                const float* row = table && l == 0 ? input_table.data() + std::size_t(v) * G * H : nullptr;
+                const Step<float> st{&args[l], 0, R * H, rl, hl + in * H, cl ? cl + in * H : nullptr,
+                                     hl + out_slot * H, cl ? cl + out_slot * H : nullptr, nullptr, nullptr, nullptr,
+                                     nullptr, bias.data() + std::size_t(l) * G * H};
+                for (int phase = 0; phase < 1 + two_phases; ++phase) {
+                    if (phase) {
+#pragma omp barrier
+                    }
+                    for (int ci = 0; ci < n_cols; ++ci) {
+                        const Column& col = cols[ci];
+                        if ((col.src >= 0) != bool(phase)) continue;
+                        const int kx = rows_x(l, col), k = rows(l, col);
+                        const float* src = col.src < 0 ? st.hprev : rl + col.src * H;
+                        const float* init = row && col.ih >= 0 ? row + col.ih * H : nullptr;
+                        const W* p = panels + base[l * n_cols + ci];
+                        for (int j = u.lo; j < u.hi; j += kPanel)
+                            panel_gemv(p + std::size_t(j) * k, x, kx, src, col.hh < 0 ? 0 : H, init ? init + j : nullptr,
+                                       std::min(kPanel, u.hi - j), rl + col.rec * H + j);
+                    }
+                    activate(Cell{}, st, u, phase);
+                }
+#pragma omp barrier
+            }
+            if (t < n_prime - 1) {
+                v = prime[t + 1];
+                continue;
+            }
+            const float* top = h.data() + (std::size_t(L - 1) * 2 + out_slot) * H;
+            for (int j = uv.lo; j < uv.hi; j += kPanel)
+                panel_gemv(panels + base.back() + std::size_t(j) * H, nullptr, 0, top, H,
+                           m.b_out ? m.b_out + j : nullptr, std::min(kPanel, uv.hi - j), logits.data() + j);
+#pragma omp barrier
+            Draw& draw = draws[tid];
+            std::copy(logits.begin(), logits.end(), draw.logits.begin());
+            v = draw();
+            if (tid == 0) out[t - n_prime + 1] = v;
+        }
+    }
+    if (!fits) throw std::invalid_argument("float16 weight storage needs finite weights below 65520 in magnitude");
+}
+
+template <class F>
+decltype(auto) with_cell(Mode mode, F&& f) {
+    switch (mode) {
+        case Mode::RnnTanh: return f(RnnCell<false>{});
+        case Mode::RnnRelu: return f(RnnCell<true>{});
+        case Mode::Lstm: return f(LstmCell{});
+        case Mode::Gru: return f(GruCell{});
+        case Mode::GruCho: return f(GruChoCell{});
+    }
+    throw std::invalid_argument("unknown rnnkit::Mode");
+}
 
 template <class T>
 void check(const CharModel<T>& m, const std::int32_t* prime, int n_prime, int length, const SampleOptions& opt) {
@@ -109,6 +353,8 @@ void check(const CharModel<T>& m, const std::int32_t* prime, int n_prime, int le
     if (opt.top_k < 0) throw std::invalid_argument("top_k must be >= 0");
     if (opt.exclude >= m.V || (opt.exclude >= 0 && m.V == 1))
         throw std::invalid_argument("exclude must name a symbol and leave at least one other");
+    if (opt.weights != WeightStorage::Float32 && !std::is_same_v<T, float>)
+        throw std::invalid_argument("float16 weight storage is for float32 models");
     for (int i = 0; i < n_prime; ++i)
         if (prime[i] < 0 || prime[i] >= m.V) throw std::invalid_argument("priming symbol outside 0..V-1");
 }
@@ -119,12 +365,16 @@ template <class T>
 void sample(const CharModel<T>& m, const std::int32_t* prime, int n_prime, int length, const SampleOptions& opt,
             std::int32_t* out) {
     check(m, prime, n_prime, length, opt);
-    Sampler<T> s(m);
-    std::mt19937_64 rng(opt.seed);
-    for (int i = 0; i < n_prime; ++i) s.feed(prime[i]);
-    for (int i = 0; i < length; ++i) {
-        out[i] = s.draw(opt, rng);
-        if (i + 1 < length) s.feed(out[i]);
+    if constexpr (std::is_same_v<T, float>) {
+        if (length == 0) return;  // priming alone changes nothing visible
+        with_cell(m.mode, [&](auto cell) {
+            if (opt.weights == WeightStorage::Float16)
+                sample_prepared<decltype(cell), std::uint16_t>(m, prime, n_prime, length, opt, out);
+            else
+                sample_prepared<decltype(cell), float>(m, prime, n_prime, length, opt, out);
+        });
+    } else {
+        sample_by_steps(m, prime, n_prime, length, opt, out);
     }
 }
 

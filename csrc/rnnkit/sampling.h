@@ -26,16 +26,29 @@ struct CharModel {
     const T* b_out;
 };
 
+// How a float model's weights are stored while sampling. Every character reads each weight once, so
+// the time per character is the time to stream them from cache: half the bytes, nearly half the time.
+//   Float32  the model's own values: the states of the kernels (to float rounding).
+//   Float16  the weights read per character rounded to IEEE half, nearest even (relative error
+//            <= 2^-11 each); sums and states stay float. (Layer 0's input weights, for one-hot input or
+//            up to 512 symbols, become a per-symbol table of input products, kept in float.) Logits
+//            move by ~1e-3 relative, so a seeded sample may differ from the Float32 one. Fast where
+//            the vector loads widen halves (AVX-512), correct anywhere.
+// Double models always sample in double (Float16 is refused for them).
+enum class WeightStorage { Float32, Float16 };
+
 struct SampleOptions {
     double temperature = 1.0;  // logits are divided by it; 0 means argmax (greedy)
     int top_k = 0;             // keep only the k most likely symbols; 0 keeps all
     std::uint64_t seed = 0;    // std::mt19937_64 seed; the draw is portable (see sampling.cpp)
     int exclude = -1;          // a symbol never produced (e.g. the unknown symbol), or -1
+    WeightStorage weights = WeightStorage::Float32;
 };
 
 // Feeds prime[0..n_prime) (n_prime >= 1) through the model from zero states, then draws `length`
 // symbols, each fed back as the next input, into out[0..length). Throws std::invalid_argument on bad
-// arguments (symbols outside 0..V-1, negative temperature or top_k, n_prime < 1).
+// arguments (symbols outside 0..V-1, negative temperature or top_k, n_prime < 1, Float16 storage of a
+// double model, a weight too large for half). Runs on rnnkit's threads (get_num_threads()).
 template <class T>
 void sample(const CharModel<T>& m, const std::int32_t* prime, int n_prime, int length,
             const SampleOptions& opt, std::int32_t* out);

@@ -1,0 +1,102 @@
+// panel_gemv.h: the portable kernels, the run-time choice of the AVX-512 ones, and the conversion to half.
+#include "panel_gemv.h"
+
+#include <cstring>
+
+#include "activations.h"
+
+namespace rnnkit {
+
+#if defined(__x86_64__)
+void panel_gemv_avx512(const float*, const float*, int, const float*, int, const float*, int, float*);
+void panel_gemv_avx512(const std::uint16_t*, const float*, int, const float*, int, const float*, int, float*);
+
+namespace {
+const bool avx512 = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("f16c");
+}();
+}  // namespace
+#endif
+
+namespace {
+
+RNNKIT_INLINE float widen(float w) { return w; }
+
+// Branch-free, so that the loops over a panel row vectorise.
+RNNKIT_INLINE float widen(std::uint16_t w) {
+    const std::uint32_t em = w & 0x7fffu;  // exponent and mantissa
+    std::uint32_t bits = (em << 13) + ((127u - 15u) << 23);             // rebias the exponent
+    bits = em >= 0x7c00u ? bits + ((127u - 15u) << 23) : bits;          // inf, NaN: exponent all ones
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    f = em < 0x0400u ? float(int(em)) * 0x1p-24f : f;                   // zero, subnormal
+    std::memcpy(&bits, &f, sizeof f);
+    bits |= std::uint32_t(w & 0x8000u) << 16;
+    std::memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+// The same order of operations as the AVX-512 kernel: four accumulators over k, summed pairwise.
+template <class W>
+RNNKIT_MULTIVERSION void portable_gemv(const W* p, const float* x, int kx, const float* h, int kh, const float* init,
+                                       int n, float* y) {
+    float acc[4][16] = {};
+    for (int j = 0; j < n && init; ++j) acc[0][j] = init[j];
+    const float* z[2] = {x, h};
+    const int K[2] = {kx, kh};
+    for (int s = 0; s < 2; ++s) {
+        for (int k = 0; k < K[s]; ++k, p += 16) {
+            const float zk = z[s][k];
+            float* a = acc[k < (K[s] & ~3) ? k & 3 : 0];
+#pragma omp simd
+            for (int j = 0; j < 16; ++j) a[j] += widen(p[j]) * zk;
+        }
+    }
+    for (int j = 0; j < n; ++j) y[j] = (acc[0][j] + acc[1][j]) + (acc[2][j] + acc[3][j]);
+}
+
+}  // namespace
+
+void panel_gemv(const float* p, const float* x, int kx, const float* h, int kh, const float* init, int n, float* y) {
+#if defined(__x86_64__)
+    if (avx512) return panel_gemv_avx512(p, x, kx, h, kh, init, n, y);
+#endif
+    portable_gemv(p, x, kx, h, kh, init, n, y);
+}
+
+void panel_gemv(const std::uint16_t* p, const float* x, int kx, const float* h, int kh, const float* init, int n,
+                float* y) {
+#if defined(__x86_64__)
+    if (avx512) return panel_gemv_avx512(p, x, kx, h, kh, init, n, y);
+#endif
+    portable_gemv(p, x, kx, h, kh, init, n, y);
+}
+
+// F. Giesen's float_to_half_fast3_rtne (round to nearest even), branch-free.
+RNNKIT_MULTIVERSION bool to_half(const float* in, std::size_t n, std::uint16_t* out) {
+    std::uint32_t largest = 0;  // of the magnitudes in half (infinity 0x7c00, NaN above)
+    for (std::size_t i = 0; i < n; ++i) {
+        std::uint32_t x;
+        std::memcpy(&x, in + i, sizeof x);
+        const std::uint32_t sign = (x >> 16) & 0x8000u;
+        x &= 0x7fffffffu;
+        // |in| < 2^-14, a half subnormal: adding 0.5 leaves the rounded value in the low mantissa bits.
+        float sub;
+        std::memcpy(&sub, &x, sizeof sub);
+        sub += 0.5f;
+        std::uint32_t sub_bits;
+        std::memcpy(&sub_bits, &sub, sizeof sub_bits);
+        sub_bits -= 0x3f000000u;
+        // Normal: rebias the exponent, round the 13 dropped bits to nearest even (a carry may reach
+        // infinity, as it should).
+        const std::uint32_t normal = (x + ((15u - 127u) << 23) + 0xfffu + ((x >> 13) & 1u)) >> 13;
+        const std::uint32_t special = x > 0x7f800000u ? 0x7e00u : 0x7c00u;  // NaN, or infinity
+        const std::uint32_t h = x >= 0x47800000u ? special : x < 0x38800000u ? sub_bits : normal;
+        largest = largest > h ? largest : h;
+        out[i] = std::uint16_t(h | sign);
+    }
+    return largest < 0x7c00u;
+}
+
+}  // namespace rnnkit
