@@ -75,18 +75,29 @@ template <class T>
 py::tuple backward(int mode, const Array<T>& x, const Array<T>& h0, const OptArray<T>& c0, const Array<T>& w_ih,
                    const Array<T>& w_hh, const OptArray<T>& b_ih, const OptArray<T>& b_hh,
                    const std::optional<Array<std::int64_t>>& lengths, bool reverse, Array<T>& ws,
-                   const Array<T>& dy, const OptArray<T>& dh_n, const OptArray<T>& dc_n) {
+                   const Array<T>& dy, const OptArray<T>& dh_n, const OptArray<T>& dc_n, OptArray<T> into_w_ih,
+                   OptArray<T> into_w_hh, OptArray<T> into_b_ih, OptArray<T> into_b_hh) {
     const auto a = seq_args(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse);
     expect_shape("workspace", ws, {py::ssize_t(rnnkit::train_workspace_size(a.mode, a.T, a.B, a.H))});
     expect_shape("dy", dy, {a.T, a.B, a.H});
     if (dh_n) expect_shape("dh_n", *dh_n, {a.B, a.H});
     if (dc_n) expect_shape("dc_n", *dc_n, {a.B, a.H});
     const py::ssize_t GH = rnnkit::num_gates(a.mode) * a.H;
-    Array<T> dx = pooled_array<T>({a.T, a.B, a.I}), dh0({a.B, a.H}), dw_ih = pooled_array<T>({GH, py::ssize_t(a.I)}),
-             dw_hh = pooled_array<T>({GH, py::ssize_t(a.H)});
+    // Given arrays to add the weight gradients to (all of them, biases only with a bias), else fresh ones.
+    const bool accumulate = bool(into_w_ih);
+    if (accumulate) {
+        if (!into_w_hh || bool(into_b_ih) != bool(a.b_ih) || bool(into_b_hh) != bool(a.b_ih))
+            throw py::value_error("accumulating needs every weight gradient array (biases exactly when the layer has them)");
+        expect_shape("dw_ih", *into_w_ih, {GH, py::ssize_t(a.I)});
+        expect_shape("dw_hh", *into_w_hh, {GH, py::ssize_t(a.H)});
+        if (a.b_ih) expect_shape("db_ih", *into_b_ih, {GH}), expect_shape("db_hh", *into_b_hh, {GH});
+    }
+    Array<T> dx = pooled_array<T>({a.T, a.B, a.I}), dh0({a.B, a.H});
+    Array<T> dw_ih = accumulate ? *into_w_ih : pooled_array<T>({GH, py::ssize_t(a.I)});
+    Array<T> dw_hh = accumulate ? *into_w_hh : pooled_array<T>({GH, py::ssize_t(a.H)});
     OptArray<T> dc0, db_ih, db_hh;
     if (a.mode == Mode::Lstm) dc0 = Array<T>({a.B, a.H});
-    if (a.b_ih) db_ih = Array<T>(GH), db_hh = Array<T>(GH);
+    if (a.b_ih) db_ih = accumulate ? *into_b_ih : Array<T>(GH), db_hh = accumulate ? *into_b_hh : Array<T>(GH);
     T *dx_p = dx.mutable_data(), *dh0_p = dh0.mutable_data(), *dwi_p = dw_ih.mutable_data(),
       *dwh_p = dw_hh.mutable_data();
     T* dc0_p = dc0 ? dc0->mutable_data() : nullptr;
@@ -96,7 +107,7 @@ py::tuple backward(int mode, const Array<T>& x, const Array<T>& h0, const OptArr
     {
         py::gil_scoped_release release;
         rnnkit::backward<T>(a, ws_p, dy.data(), ptr(dh_n), ptr(dc_n), dx_p, dh0_p, dc0_p, dwi_p, dwh_p, dbi_p,
-                            dbh_p);
+                            dbh_p, accumulate);
     }
     return py::make_tuple(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh);
 }
@@ -126,7 +137,9 @@ void bind_dtype(py::module_& m) {
           py::arg("training"));
     m.def("backward", &backward<T>, py::arg("mode"), py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("w_ih"),
           py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"),
-          py::arg("workspace").noconvert(), py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"));
+          py::arg("workspace").noconvert(), py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"),
+          py::arg("into_w_ih").noconvert() = py::none(), py::arg("into_w_hh").noconvert() = py::none(),
+          py::arg("into_b_ih").noconvert() = py::none(), py::arg("into_b_hh").noconvert() = py::none());
     m.def("step", &step<T>, py::arg("mode"), py::arg("x"), py::arg("h"), py::arg("c"), py::arg("w_ih"),
           py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("h_out").noconvert(),
           py::arg("c_out").noconvert());

@@ -522,3 +522,50 @@ def test_kernels_pin_their_blas_to_one_thread_on_every_call():
         assert lib.scipy_openblas_get_num_threads() == 1
     finally:
         lib.scipy_openblas_set_num_threads(before)
+
+
+@pytest.mark.parametrize("backend", [K, R], ids=["kernels", "reference"])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+def test_backward_accumulates_weight_gradients_in_place(backend, mode, bias):
+    # "threaded" size: the kernel's weight-gradient GEMMs and bias sums are split over two threads.
+    T, B, I, H = SIZES["threaded"]
+    inp, up = make_problem(mode, T, B, I, H, np.float64, bias, seed_of("accumulate", mode, bias))
+    fresh = run(backend, mode, inp, up)[1]
+    rng = np.random.default_rng(0)
+    into = tuple(None if g is None else rng.standard_normal(g.shape) for g in fresh[3:])
+    before = tuple(None if a is None else a.copy() for a in into)
+    res = backend.forward(mode, **inp)
+    got = backend.backward(res.workspace, **up, accumulate_into=into)
+    for name, a, b, g, f in zip(GRAD_NAMES[3:], got[3:], before, into, fresh[3:]):
+        assert a is g, f"{name} is not the array given"
+        if f is not None:
+            np.testing.assert_allclose(a, b + f, rtol=0, atol=1e-12, err_msg=name)
+    for name, a, f in zip(GRAD_NAMES[:3], got[:3], fresh[:3]):
+        assert (a is None and f is None) or np.allclose(a, f, rtol=0, atol=1e-12), name
+
+
+@pytest.mark.parametrize("backend", [K, R], ids=["kernels", "reference"])
+def test_accumulate_into_is_checked(backend):
+    T, B, I, H = 3, 2, 4, 5
+    inp, up = make_problem("gru", T, B, I, H, np.float64, True, 1)
+    good = lambda: [np.zeros((3 * H, I)), np.zeros((3 * H, H)), np.zeros(3 * H), np.zeros(3 * H)]  # noqa: E731
+
+    def bad(into, err, match):
+        res = backend.forward("gru", **inp)
+        with pytest.raises(err, match=match):
+            backend.backward(res.workspace, **up, accumulate_into=into)
+
+    bad(good()[:3], TypeError, "must be a tuple")
+    wrong = good(); wrong[0] = np.zeros((3 * H, I), np.float32)
+    bad(tuple(wrong), TypeError, "dw_ih must be a writeable C-contiguous float64 array")
+    wrong = good(); wrong[1] = np.zeros((H, 3 * H)).T
+    bad(tuple(wrong), TypeError, "dw_hh must be a writeable C-contiguous")
+    wrong = good(); wrong[2] = np.zeros(2 * H)
+    bad(tuple(wrong), ValueError, r"db_ih must have shape \(15,\), got \(10,\)")
+    wrong = good(); wrong[3] = None
+    bad(tuple(wrong), ValueError, "db_hh must be given")
+    no_bias = {k: v for k, v in inp.items() if not k.startswith("b_")}
+    res = backend.forward("gru", **no_bias)
+    with pytest.raises(ValueError, match="db_ih must be None: the forward had no bias"):
+        backend.backward(res.workspace, **up, accumulate_into=tuple(good()))

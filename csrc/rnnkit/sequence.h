@@ -282,7 +282,7 @@ const T* x_for_weight_grad(const SeqArgs<T>& a, std::vector<T>& clean) {
 
 template <class Cell, class T>
 void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const T* dc_n, T* dx, T* dh0,
-                  T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh) {
+                  T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh, bool accumulate) {
     const int T_ = a.T, B = a.B, H = a.H, I = a.I, G = Cell::G, ldr = Cell::R * H;
     const std::size_t TB = std::size_t(T_) * B;
     T* rec = ws;
@@ -350,7 +350,7 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
         const T* h_prev_all = hs + (a.reverse ? std::size_t(B) * H : 0);
         auto weight_grad = [&](Units rows, int col, const T* src, int ld_src, int K, T* dw) {
             if (rows.size() > 0)
-                gemm<T>(true, false, rows.size(), K, int(TB), T(1), rec + col, ldr, src, ld_src, T(0),
+                gemm<T>(true, false, rows.size(), K, int(TB), T(1), rec + col, ldr, src, ld_src, T(accumulate),
                         dw + std::size_t(rows.lo) * K, K);
         };
         const Units ih = share_of(tid, nt, 0, G * H);
@@ -363,10 +363,13 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
         }
         // Each bias row reads its column sum (b_ih and b_hh often share one).
         if (db_ih) {
-            for (int j = ih.lo; j < ih.hi; ++j) db_ih[j] = column_sums[j];
+            // Not keep*db + sum: without `accumulate` db holds whatever the memory held, NaN included.
+            auto put = [accumulate](T& d, T sum) { d = accumulate ? d + sum : sum; };
+            for (int j = ih.lo; j < ih.hi; ++j) put(db_ih[j], column_sums[j]);
             for (const HiddenSegment& seg : Cell::hidden_segments) {
                 const Units rows = share_of(tid, nt, seg.gate_lo * H, seg.gate_hi * H);
-                for (int j = rows.lo; j < rows.hi; ++j) db_hh[j] = column_sums[seg.record_col * H + j - seg.gate_lo * H];
+                for (int j = rows.lo; j < rows.hi; ++j)
+                    put(db_hh[j], column_sums[seg.record_col * H + j - seg.gate_lo * H]);
             }
         }
         // dx = dG_in W_ih, split by rows.

@@ -106,3 +106,26 @@ def check_backward(args: ForwardArgs, dy, dh_n, dc_n):
     elif dc_n is not None:
         raise ValueError(f"dc_n is only for mode 'lstm', got it with mode {args.mode!r}")
     return dy, dh_n, dc_n
+
+
+def check_accumulate_into(args: ForwardArgs, into) -> Optional[tuple]:
+    """The (dw_ih, dw_hh, db_ih, db_hh) arrays a backward adds its weight gradients to, or None. They are
+    updated in place, so they must already be writeable C-contiguous arrays of the forward's dtype and
+    the weights' shapes (no copy is made); db_* are given exactly when the forward had biases."""
+    if into is None:
+        return None
+    if not isinstance(into, (tuple, list)) or len(into) != 4:
+        raise TypeError("accumulate_into must be a tuple (dw_ih, dw_hh, db_ih, db_hh)")
+    GH = args.G * args.H
+    shapes = {"dw_ih": (GH, args.I), "dw_hh": (GH, args.H), "db_ih": (GH,), "db_hh": (GH,)}
+    for (name, shape), a in zip(shapes.items(), into):
+        if a is None and name.startswith("db") and not args.has_bias:
+            continue
+        if a is None or (name.startswith("db") and not args.has_bias):
+            need = "given" if a is None else "None: the forward had no bias"
+            raise ValueError(f"accumulate_into's {name} must be {need}")
+        if not isinstance(a, np.ndarray) or a.dtype != args.dtype or not a.flags.c_contiguous or not a.flags.writeable:
+            raise TypeError(f"accumulate_into's {name} must be a writeable C-contiguous {args.dtype} array")
+        if a.shape != shape:
+            raise ValueError(f"accumulate_into's {name} must have shape {shape}, got {a.shape}")
+    return tuple(into)

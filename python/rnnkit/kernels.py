@@ -25,7 +25,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from . import _C
-from ._checks import ForwardArgs, check_backward
+from ._checks import ForwardArgs, check_accumulate_into, check_backward
 from ._types import MODES, ForwardResult, Gradients, num_gates
 
 __all__ = ["forward", "backward", "step", "Workspace", "MODES", "num_gates"]
@@ -77,15 +77,19 @@ def forward(mode: str, x: np.ndarray, h0: np.ndarray, w_ih: np.ndarray, w_hh: np
 
 
 def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = None,
-             dc_n: Optional[np.ndarray] = None) -> Gradients:
+             dc_n: Optional[np.ndarray] = None, *, accumulate_into: Optional[tuple] = None) -> Gradients:
     """Backpropagation through time for the training forward that returned ``workspace``.
 
     Args:
         dy: (T, B, H) gradient of the loss w.r.t. y (ignored past each sequence's length).
         dh_n, dc_n: (B, H) gradients w.r.t. the final states (None = zeros; dc_n LSTM only).
+        accumulate_into: (dw_ih, dw_hh, db_ih, db_hh) arrays to add the weight and bias gradients to, in
+            place (as gradients accumulate over a training step), or None for fresh arrays. Adding
+            costs the kernel nothing; adding fresh arrays afterwards costs a pass over each.
 
     Returns:
-        Gradients(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh), fresh arrays.
+        Gradients(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh): fresh arrays, except that with
+        accumulate_into the weight and bias entries are those arrays.
     """
     if workspace is None:
         raise RuntimeError("backward needs a training-mode forward: this forward ran with training=False")
@@ -95,8 +99,9 @@ def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = 
         raise RuntimeError("this workspace has already been used by a backward; run forward again")
     a = workspace.args
     dy, dh_n, dc_n = check_backward(a, dy, dh_n, dc_n)
+    into = check_accumulate_into(a, accumulate_into) or (None,) * 4
     workspace.used = True
-    return Gradients(*_C.backward(*_native_args(a), workspace.buffer, dy, dh_n, dc_n))
+    return Gradients(*_C.backward(*_native_args(a), workspace.buffer, dy, dh_n, dc_n, *into))
 
 
 def step(mode: str, x: np.ndarray, h: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,

@@ -410,22 +410,19 @@ class RNNBase:
                     np.ascontiguousarray(grad[:, :, direction * H:(direction + 1) * H]),
                     dh_n[k],
                     None if dc_n is None else dc_n[k],
+                    accumulate_into=self._grads_of(layer, direction),
                 )
                 grad_input = g.dx if grad_input is None else grad_input + g.dx
                 dh0[k] = g.dh0
                 if dc0 is not None:
                     dc0[k] = g.dc0
-                self._accumulate(layer, direction, g)
             grad = grad_input
         return grad, dh0, dc0
 
-    def _accumulate(self, layer: int, direction: int, g) -> None:
+    def _grads_of(self, layer: int, direction: int) -> tuple:
+        """(dw_ih, dw_hh, db_ih, db_hh) of one layer and direction in ``grads``, which backward adds to."""
         sfx = self._suffix(layer, direction)
-        self.grads["weight_ih" + sfx] += g.dw_ih
-        self.grads["weight_hh" + sfx] += g.dw_hh
-        if self.bias:
-            self.grads["bias_ih" + sfx] += g.db_ih
-            self.grads["bias_hh" + sfx] += g.db_hh
+        return tuple(self.grads.get(name + sfx) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
 
     # ------------------------------------------------------------------ misc
 

@@ -13,7 +13,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from .._checks import ForwardArgs, check_backward
+from .._checks import ForwardArgs, check_accumulate_into, check_backward
 from .._types import ForwardResult, Gradients
 from .cells import CELLS
 
@@ -79,12 +79,14 @@ def forward(mode: str, x: np.ndarray, h0: np.ndarray, w_ih: np.ndarray, w_hh: np
 
 
 def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = None,
-             dc_n: Optional[np.ndarray] = None) -> Gradients:
+             dc_n: Optional[np.ndarray] = None, *, accumulate_into: Optional[tuple] = None) -> Gradients:
     """Backpropagation through time for the forward that returned ``workspace``.
 
     dy (T, B, H) gradient w.r.t. y; dh_n, dc_n (B, H) gradients w.r.t. h_n and (LSTM only) c_n,
     None = zeros. Returns the gradients of sum(y*dy) + sum(h_n*dh_n) + sum(c_n*dc_n) w.r.t. x, h0, c0,
     w_ih, w_hh, b_ih, b_hh as fresh arrays of the forward's dtype (db_* None for a bias-free forward).
+    accumulate_into: (dw_ih, dw_hh, db_ih, db_hh) arrays the weight and bias gradients are added to
+    (and returned as), or None.
     """
     if workspace is None:
         raise RuntimeError("backward needs a training-mode forward (forward(..., training=True)); "
@@ -93,6 +95,7 @@ def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = 
         raise TypeError(f"workspace must come from rnnkit.reference.forward, got {type(workspace).__name__}")
     args = workspace.args
     dy, dh_n, dc_n = check_backward(args, dy, dh_n, dc_n)
+    into = check_accumulate_into(args, accumulate_into)
     cell = CELLS[args.mode]
     dstate = [d.copy() for d in (dh_n, dc_n) if d is not None]  # [dh] or, for LSTM, [dh, dc]
     dx = np.zeros_like(args.x)
@@ -109,6 +112,11 @@ def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = 
     dw_ih, dw_hh, db_ih, db_hh = dparams
     if not args.has_bias:
         db_ih = db_hh = None
+    if into is not None:
+        for total, g in zip(into, (dw_ih, dw_hh, db_ih, db_hh)):
+            if g is not None:
+                total += g
+        dw_ih, dw_hh, db_ih, db_hh = into
     dc0 = dstate[1] if len(dstate) == 2 else None
     return Gradients(dx, dstate[0], dc0, dw_ih, dw_hh, db_ih, db_hh)
 
