@@ -19,17 +19,15 @@ greedy decoding of it for exact match and token accuracy (and BLEU for word toke
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import os
-import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
 from .. import checkpoint
 from ..models import CELLS, single_threaded_blas
-from ..optim import DEFAULT_LR, Schedule, clip_grad_norm, clip_grad_value, decayed_lr, make_optimizer
+from ..optim import DEFAULT_LR, Schedule
+from ..training import TrainingRun, fit
 from ..plotting import plot_curve
 from .data import Encoded, build_vocabs, load_splits
 from .decode import greedy_tokens, translate_all
@@ -37,7 +35,7 @@ from .metrics import score_all
 from .model import ATTENTIONS, CHECKPOINT_FILE, Seq2Seq
 from .vocab import BOS
 
-__all__ = ["TrainConfig", "train", "DEFAULT_LR", "METRICS_FILE", "CURVE_FILE", "evaluate", "default_max_len"]
+__all__ = ["TrainConfig", "Seq2SeqRun", "train", "DEFAULT_LR", "METRICS_FILE", "CURVE_FILE", "evaluate", "default_max_len"]
 
 METRICS_FILE, CURVE_FILE = "metrics.jsonl", "curve.png"
 
@@ -105,26 +103,22 @@ def evaluate(model: Seq2Seq, enc: Encoded, kind: str, beam: int = 1, max_len: in
     return result
 
 
-class _Run:
-    """The state of one training run and the steps that change it."""
+class Seq2SeqRun(TrainingRun):
+    """One seq2seq training run: the data splits and the model (`TrainingRun` holds the optimiser and
+    the step)."""
 
     def __init__(self, cfg: TrainConfig, attention_backend: Any = None):
-        self.cfg = cfg
         splits = load_splits(cfg.data)
         self.kind = cfg.data["tokens"]
         src_vocab, tgt_vocab = build_vocabs(splits.train, self.kind)
         self.train_set = Encoded(splits.train, self.kind, src_vocab, tgt_vocab)
         self.val_set = Encoded(splits.val, self.kind, src_vocab, tgt_vocab)
         self.max_len = cfg.max_len or default_max_len(self.train_set)
-        self.model = Seq2Seq(src_vocab, tgt_vocab, cfg.cell, cfg.layers, cfg.hidden, cfg.embed, cfg.bidirectional,
-                             cfg.attention, cfg.attn_size, np.float32, cfg.seed, attention_backend)
-        kwargs = {"momentum": cfg.momentum} if cfg.optimizer == "sgd" else {}
-        self.base_lr = cfg.lr or DEFAULT_LR[cfg.optimizer]
-        self.opt = make_optimizer(cfg.optimizer, self.model.params, self.base_lr, **kwargs)
+        super().__init__(cfg, Seq2Seq(src_vocab, tgt_vocab, cfg.cell, cfg.layers, cfg.hidden, cfg.embed,
+                                      cfg.bidirectional, cfg.attention, cfg.attn_size, np.float32, cfg.seed,
+                                      attention_backend))
         self.batch = min(cfg.batch, len(self.train_set))
         self.batches_per_epoch = len(self.train_set) // self.batch
-        self.step = 0
-        self.elapsed = 0.0
         self._order_epoch, self._order = -1, None
 
     def _indices(self, step: int) -> np.ndarray:
@@ -134,7 +128,7 @@ class _Run:
             self._order_epoch = epoch
         return self._order[k * self.batch:(k + 1) * self.batch]
 
-    def train_step(self) -> float:
+    def batch_loss(self) -> float:
         cfg, model = self.cfg, self.model
         batch = self.train_set.batch(self._indices(self.step))
         coin = np.random.default_rng([cfg.seed, 2, self.step]).random() if cfg.teacher_forcing < 1.0 else 0.0
@@ -143,17 +137,9 @@ class _Run:
             own = greedy_tokens(model.decoder, model.start(batch.src, batch.src_len), T - 1)
             tgt_in = np.concatenate([np.full((1, own.shape[1]), BOS, np.int32), own], axis=0)
             batch = batch._replace(tgt_in=tgt_in)
-        model.zero_grad()
-        loss = model.loss_and_grad(batch)
-        if cfg.clip > 0:
-            grads = model.grads.values()
-            clip_grad_norm(grads, cfg.clip) if cfg.clip_mode == "norm" else clip_grad_value(grads, cfg.clip)
-        self.opt.lr = decayed_lr(self.base_lr, self.step, cfg.lr_decay, cfg.lr_decay_every)
-        self.opt.step(model.grads)
-        self.step += 1
-        return loss
+        return model.loss_and_grad(batch)
 
-    def validate(self) -> Dict[str, float]:
+    def evaluate(self) -> Dict[str, float]:
         total = count = 0.0
         for _, b in self.val_set.batches(256):
             s, n = self.model.loss(b)
@@ -168,17 +154,15 @@ class _Run:
     # -------------------------------------------------------------- checkpoints
 
     def save(self, path: str) -> None:
-        opt_state = self.opt.state_dict()
-        arrays = dict(self.model.arrays())
-        arrays.update({f"optim/{k}": v for k, v in opt_state["arrays"].items()})
-        meta = self.model.meta()
+        arrays, meta = self.optimizer_checkpoint()
+        arrays.update(self.model.arrays())
+        meta.update(self.model.meta())
         meta.update({"train": dataclasses.asdict(self.cfg), "data": self.cfg.data, "tokens": self.kind,
-                     "max_len": self.max_len, "step": self.step, "elapsed_s": self.elapsed,
-                     "optim": opt_state["scalars"]})
+                     "max_len": self.max_len})
         checkpoint.save(path, arrays, meta)
 
     @classmethod
-    def resume(cls, path: str, overrides: TrainConfig, attention_backend: Any = None) -> "_Run":
+    def resume(cls, path: str, overrides: TrainConfig, attention_backend: Any = None) -> "Seq2SeqRun":
         arrays, meta = checkpoint.load(path)
         if meta.get("format") != "rnnkit-seq2seq":
             raise checkpoint.CheckpointError(f"{path} is not a sequence-to-sequence checkpoint")
@@ -189,9 +173,7 @@ class _Run:
             cfg = TrainConfig(**{**saved, **{k: getattr(overrides, k) for k in RESUMABLE}})
             run = cls(cfg, attention_backend)
             checkpoint.restore_arrays(run.model.params, arrays, "model/")
-            run.opt.load_state_dict({"scalars": meta["optim"], "arrays": {
-                k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")}})
-            run.step, run.elapsed = int(meta["step"]), float(meta["elapsed_s"])
+            run.restore_optimizer(arrays, meta)
         except (KeyError, TypeError) as e:
             raise checkpoint.CheckpointError(f"{path} is not a resumable training checkpoint ({e})") from None
         return run
@@ -216,45 +198,19 @@ def _train(cfg: TrainConfig, out: str, resume: bool, progress: bool, log: Callab
     ckpt_path = os.path.join(out, CHECKPOINT_FILE)
     metrics_path = os.path.join(out, METRICS_FILE)
     if resume:
-        run = _Run.resume(ckpt_path, cfg, attention_backend)
+        run = Seq2SeqRun.resume(ckpt_path, cfg, attention_backend)
         run.cfg.validate()
         metrics = checkpoint.read_metrics(metrics_path, run.step)
     else:
-        run, metrics = _Run(cfg, attention_backend), []
-    with open(metrics_path, "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in metrics)
-    cfg = run.cfg
-    deadline = time.monotonic() + 60 * cfg.minutes if cfg.minutes else math.inf
-    started = time.monotonic() - run.elapsed
-    bar = _progress(cfg.steps, run.step, progress)
-    losses: List[float] = []
-    train_time = 0.0
-    last_val: Dict[str, float] = {}
-    while cfg.steps is None or run.step < cfg.steps:
-        t0 = time.perf_counter()
-        loss = run.train_step()
-        train_time += time.perf_counter() - t0
-        losses.append(loss)
-        last = (cfg.steps is not None and run.step >= cfg.steps) or time.monotonic() >= deadline
-        if last or run.step % cfg.eval_every == 0:
-            last_val = run.validate()
-            run.elapsed = time.monotonic() - started
-            row = {"step": run.step, "train_loss": float(np.mean(losses)), **last_val,
-                   "examples_per_s": len(losses) * run.batch / train_time, "elapsed_s": run.elapsed}
-            metrics.append(row)
-            with open(metrics_path, "a") as f:
-                f.write(json.dumps(row) + "\n")
-            run.save(ckpt_path)
-            losses, train_time = [], 0.0
-            last = last or time.monotonic() >= deadline
-        bar.update(1)
-        post = {"loss": f"{loss:.3f}"}
-        if last_val:
-            post["val_em"] = f"{last_val['val_exact_match']:.3f}"
-        bar.set_postfix(**post)
-        if last:
-            break
-    bar.close()
+        run, metrics = Seq2SeqRun(cfg, attention_backend), []
+
+    def postfix(loss: float, row: Dict[str, Any], speed: float) -> Dict[str, str]:
+        shown = {"loss": f"{loss:.3f}"}
+        if row:
+            shown["val_em"] = f"{row['val_exact_match']:.3f}"
+        return shown
+
+    metrics = fit(run, metrics, metrics_path, ckpt_path, progress, ("examples_per_s", run.batch), postfix)
     curve = os.path.join(out, CURVE_FILE)
     extra = [("val_exact_match", "validation exact match"), ("val_token_acc", "validation token accuracy")]
     if not plot_curve(metrics, curve, "loss (nats per target token)", extra):
@@ -266,9 +222,3 @@ def _train(cfg: TrainConfig, out: str, resume: bool, progress: bool, log: Callab
             f"{final['val_loss']:.4f}, val exact match {final['val_exact_match']:.4f}, token accuracy "
             f"{final['val_token_acc']:.4f}{bleu}; saved to {out}")
     return run.model
-
-
-def _progress(total: Optional[int], initial: int, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True)
