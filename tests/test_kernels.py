@@ -569,3 +569,23 @@ def test_accumulate_into_is_checked(backend):
     res = backend.forward("gru", **no_bias)
     with pytest.raises(ValueError, match="db_ih must be None: the forward had no bias"):
         backend.backward(res.workspace, **up, accumulate_into=tuple(good()))
+
+
+def test_pooled_outputs_never_alias_live_arrays():
+    # Large outputs come from a pool of released buffers: a live array's memory must never be handed out
+    # again, and a reused buffer must be fully rewritten.
+    T, B, I, H = 64, 32, 16, 64  # y and the workspace are above the pool's 256 KiB threshold
+    inp, up = make_problem("lstm", T, B, I, H, np.float32, True, 5)
+    first = K.forward("lstm", **inp)
+    second = K.forward("lstm", **inp)
+    assert not np.shares_memory(first.y, second.y)
+    assert not np.shares_memory(first.workspace.buffer, second.workspace.buffer)
+    np.testing.assert_array_equal(first.y, second.y)
+    g1 = K.backward(first.workspace, **up)
+    del second  # its buffers go back to the pool...
+    third = K.forward("lstm", **inp)  # ...and are handed out again, rewritten
+    np.testing.assert_array_equal(first.y, third.y)
+    g3 = K.backward(third.workspace, **up)
+    for name, a, b in zip(GRAD_NAMES, g1, g3):
+        assert (a is None and b is None) or np.array_equal(a, b), name
+    assert not np.shares_memory(g1.dx, g3.dx)
