@@ -1,5 +1,6 @@
 """rnnkit.charlm's model: gradients by finite differences, the fused loss, the vocabulary, evaluation,
-the C++ sampler (against the Python forward, determinism), and the lecture's "hello" toy."""
+the C++ sampler (against the Python forward and the kernels, determinism, float16 weight storage), and
+the lecture's "hello" toy."""
 import math
 
 import numpy as np
@@ -125,38 +126,109 @@ def test_the_lectures_hello():
     assert m.sample(4, temperature=0.5, prime="h", seed=3) == "hello"
 
 
-@pytest.mark.parametrize("mode", rnnkit.MODES)
-@pytest.mark.parametrize("one_hot", [False, True])
-def test_cpp_sampler_steps_like_the_kernels(mode, one_hot):
-    """Every cell (also relu and Cho's GRU, which CharLM does not offer), against a greedy decoding loop
-    written with rnnkit.kernels.step: same symbols, for a model big enough to use several threads."""
-    from rnnkit import _C, kernels
+def random_sampler_model(mode, V, E, H, L=2, seed=7):
+    """(embed or None for one-hot input, [(w_ih, w_hh, b_ih, b_hh)] per layer, w_out, b_out), float32."""
+    rng = np.random.default_rng(seed)
+    G = rnnkit.num_gates(mode)
+    f32 = lambda *shape, scale=1.0: (rng.standard_normal(shape) * scale).astype(np.float32)  # noqa: E731
+    embed = f32(V, E) if E else None
+    layers = [(f32(G * H, (E or V) if k == 0 else H, scale=0.2), f32(G * H, H, scale=0.1), f32(G * H, scale=0.1),
+               f32(G * H, scale=0.1)) for k in range(L)]
+    return embed, layers, f32(V, H), f32(V)
 
-    rng = np.random.default_rng(7)
-    V, E, H, L, G = 7, 5, 192, 2, rnnkit.num_gates(mode)
-    I0 = V if one_hot else E
-    embed = None if one_hot else rng.standard_normal((V, E)).astype(np.float32)
-    w = [(rng.standard_normal((G * H, I0 if k == 0 else H)).astype(np.float32) * 0.2,
-          rng.standard_normal((G * H, H)).astype(np.float32) * 0.1,
-          rng.standard_normal(G * H).astype(np.float32) * 0.1,
-          rng.standard_normal(G * H).astype(np.float32) * 0.1) for k in range(L)]
-    w_out, b_out = rng.standard_normal((V, H)).astype(np.float32), rng.standard_normal(V).astype(np.float32)
-    prime = np.array([1, 4, 2], np.int32)
-    rnnkit.set_num_threads(2)
-    got = _C.sample(rnnkit.MODES.index(mode), embed, [p[0] for p in w], [p[1] for p in w], [p[2] for p in w],
-                    [p[3] for p in w], w_out, b_out, prime, 30, 0.0, 0, 0, -1)
-    h = [np.zeros((1, H), np.float32) for _ in range(L)]
-    c = [np.zeros((1, H), np.float32) if mode == "lstm" else None for _ in range(L)]
-    expected, v = [], None
+
+def cpp_sample(mode, model, prime, length, temperature=0.0, seed=0, weights="float32"):
+    from rnnkit import _C
+
+    embed, layers, w_out, b_out = model
+    return _C.sample(rnnkit.MODES.index(mode), embed, *[[layer[i] for layer in layers] for i in range(4)], w_out,
+                     b_out, np.asarray(prime, np.int32), length, temperature, 0, seed, -1, weights).tolist()
+
+
+@pytest.mark.parametrize("mode", rnnkit.MODES)
+@pytest.mark.parametrize("V,E", [(7, 5), (7, 0), (600, 4)])
+@pytest.mark.parametrize("H,threads", [(7, 1), (100, 2), (192, 1), (192, 2)])
+def test_cpp_sampler_steps_like_the_kernels(mode, V, E, H, threads):
+    """Every cell (also relu and Cho's GRU, which CharLM does not offer), with an embedding, one-hot input
+    and a vocabulary too large for a per-symbol input table, against a greedy decoding loop written with
+    rnnkit.kernels.step: same symbols, on one thread and several, H a multiple of 16 or not."""
+    from rnnkit import kernels
+
+    model = random_sampler_model(mode, V, E, H)
+    embed, layers, w_out, b_out = model
+    prime = [1, 4, 2]
+    rnnkit.set_num_threads(threads)
+    got = cpp_sample(mode, model, prime, 30)
+    h = [np.zeros((1, H), np.float32) for _ in layers]
+    c = [np.zeros((1, H), np.float32) if mode == "lstm" else None for _ in layers]
+    expected = []
     for t in range(len(prime) + 29):
         v = prime[t] if t < len(prime) else expected[-1]
-        x = (np.eye(V, dtype=np.float32)[v] if one_hot else embed[v])[None]
-        for k in range(L):
-            h[k], c[k] = kernels.step(mode, x, h[k], *w[k], c=c[k])
+        x = (embed[v] if E else np.eye(V, dtype=np.float32)[v])[None]
+        for k, layer in enumerate(layers):
+            h[k], c[k] = kernels.step(mode, x, h[k], *layer, c=c[k])
             x = h[k]
         if t >= len(prime) - 1:
             expected.append(int(np.argmax(w_out @ h[-1][0] + b_out)))
-    assert got.tolist() == expected
+    assert got == expected
+
+
+def to_half(a):
+    return a.astype(np.float16).astype(np.float32)
+
+
+@pytest.mark.parametrize("mode", rnnkit.MODES)
+@pytest.mark.parametrize("E", [5, 0])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_float16_weights_are_float32_storage_of_the_rounded_weights(mode, E, threads):
+    """weights="float16" rounds each weight read per character to IEEE half as numpy does (layer 0's input
+    weights become a float table of input products instead) and computes in float32 like float32 storage:
+    the same symbols as float32 storage of the rounded weights, greedy and drawn, and again on a rerun."""
+    model = random_sampler_model(mode, 7, E, 100)
+    embed, layers, w_out, b_out = model
+    rounded = (embed, [(w_ih if k == 0 else to_half(w_ih), to_half(w_hh), b_ih, b_hh)
+                       for k, (w_ih, w_hh, b_ih, b_hh) in enumerate(layers)], to_half(w_out), b_out)
+    rnnkit.set_num_threads(threads)
+    for temperature, seed in ((0.0, 0), (1.0, 3)):
+        half = cpp_sample(mode, model, [1, 4], 40, temperature, seed, weights="float16")
+        assert half == cpp_sample(mode, rounded, [1, 4], 40, temperature, seed)
+        assert half == cpp_sample(mode, model, [1, 4], 40, temperature, seed, weights="float16")
+
+
+def test_float16_weights_move_the_logits_little():
+    """What float16 storage changes (see the test above): the states and logits of the model, here well
+    within 1e-2 of the largest logit (2e-4 measured)."""
+    m = CharLM(Vocab.from_text("the quick brown fox jumps over the lazy dog. THE END!"), "lstm", 2, 128, 16, seed=0)
+    ids = np.random.default_rng(0).integers(1, len(m.vocab), 200).astype(np.int32)[:, None]
+    m.rnn.eval()
+    logits, (h, c) = m.logits(ids, m.initial_state(1))
+    for name, p in m.params.items():
+        if p.ndim == 2 and name not in ("embed.weight", "rnn.weight_ih_l0"):
+            p[...] = to_half(p)
+    logits16, (h16, c16) = m.logits(ids, m.initial_state(1))
+    scale = np.abs(logits).max(axis=1, keepdims=True)
+    assert np.abs(logits16 - logits).max() > 0
+    assert (np.abs(logits16 - logits) / scale).max() < 1e-2
+    assert np.abs(h16 - h).max() < 1e-2 and np.abs(c16 - c).max() < 1e-2
+
+
+def test_charlm_samples_with_float16_weights():
+    m = small_model(dtype=np.float32)
+    a = m.sample(100, temperature=1.0, seed=5, weights="float16")
+    assert len(a) == 100 and a == m.sample(100, temperature=1.0, seed=5, weights="float16")
+    assert m.sample(100, temperature=1.0, seed=5, weights="float32") == m.sample(100, temperature=1.0, seed=5)
+
+
+def test_bad_weight_storage():
+    m = small_model(dtype=np.float32)
+    with pytest.raises(ValueError, match="weights"):
+        m.sample(5, weights="bfloat16")
+    with pytest.raises(ValueError, match="float16 weight storage is for float32 models"):
+        small_model(dtype=np.float64).sample(5, weights="float16")
+    m.params["head.weight"][0, 0] = 7e4  # beyond half's range
+    with pytest.raises(ValueError, match="below 65520"):
+        m.sample(5, weights="float16")
+    assert len(m.sample(5, weights="float32")) == 5
 
 
 def test_module_state_dicts_round_trip():

@@ -100,6 +100,8 @@ def test_cli_train_sample_eval(tmp_path, text_file, capsys):
     assert first.startswith("def") and len(first) == 3 + 50 + 1
     assert cli(["sample", out, "--length", "50", "--seed", "3", "--prime", "def"]) == 0
     assert capsys.readouterr().out == first
+    assert cli(["sample", out, "--length", "50", "--seed", "3", "--prime", "def", "--weights", "float16"]) == 0
+    assert capsys.readouterr().out.startswith("def")
 
     assert cli(["eval-charlm", out, "--text", text_file]) == 0
     bpc = float(capsys.readouterr().out)
@@ -133,6 +135,7 @@ def test_bad_inputs(tmp_path, text_file, capsys):
         for value in ("0", "-3"):
             assert opt in bad(capsys, ["train-charlm", opt, value])
     assert "--length" in bad(capsys, ["sample", str(tmp_path), "--length", "-1"])
+    assert "--weights" in bad(capsys, ["sample", str(tmp_path), "--weights", "bfloat16"])
     assert "no checkpoint" in bad(capsys, ["sample", str(tmp_path)])
     assert "not a directory" in bad(capsys, ["eval-charlm", str(tmp_path / "nodir"), "--text", text_file])
     corrupt = tmp_path / "corrupt"

@@ -16,6 +16,9 @@ def main(argv: List[str], prog: str = "rnnkit sample") -> int:
     p.add_argument("--top-k", type=positive_int, help="sample only among the K most likely characters")
     p.add_argument("--prime", default="", help="text fed to the model first (printed too)")
     p.add_argument("--seed", type=int, help="fixes the output (default: random)")
+    p.add_argument("--weights", choices=("float32", "float16"), default="float32",
+                   help="storage of a float32 model's weights while sampling: float16 is about 1.8x faster "
+                        "with AVX-512, its logits differ by up to ~1e-3 relative (see CharLM.sample)")
     a = p.parse_args(argv)
 
     def body() -> int:
@@ -23,7 +26,7 @@ def main(argv: List[str], prog: str = "rnnkit sample") -> int:
 
         if a.temperature < 0:
             raise ValueError(f"--temperature must be >= 0, got {a.temperature}")
-        text = CharLM.load(a.dir).sample(a.length, a.temperature, a.top_k, a.prime, a.seed)
+        text = CharLM.load(a.dir).sample(a.length, a.temperature, a.top_k, a.prime, a.seed, a.weights)
         sys.stdout.write(text + "\n")
         return 0
 
