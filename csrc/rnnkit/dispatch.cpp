@@ -1,28 +1,7 @@
 // The public entry points of rnnkit.h: pick the cell for a Mode and instantiate float and double.
-#include <stdexcept>
-
-#include "gru_cell.h"
-#include "lstm_cell.h"
-#include "rnn_cell.h"
-#include "rnnkit.h"
+#include "cells.h"
 
 namespace rnnkit {
-
-namespace {
-
-template <class F>
-decltype(auto) with_cell(Mode mode, F&& f) {
-    switch (mode) {
-        case Mode::RnnTanh: return f(RnnCell<false>{});
-        case Mode::RnnRelu: return f(RnnCell<true>{});
-        case Mode::Lstm: return f(LstmCell{});
-        case Mode::Gru: return f(GruCell{});
-        case Mode::GruCho: return f(GruChoCell{});
-    }
-    throw std::invalid_argument("unknown rnnkit::Mode");
-}
-
-}  // namespace
 
 int choose_threads(int B, int H, int I, int G) {
     // A step smaller than this many multiply-adds is over before a second thread would have

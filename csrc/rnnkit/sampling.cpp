@@ -19,10 +19,8 @@
 #include <stdexcept>
 #include <type_traits>
 
-#include "gru_cell.h"
-#include "lstm_cell.h"
+#include "cells.h"
 #include "panel_gemv.h"
-#include "rnn_cell.h"
 
 namespace rnnkit {
 
@@ -325,18 +323,6 @@ void sample_prepared(const CharModel<float>& m, const std::int32_t* prime, int n
         }
     }
     if (!fits) throw std::invalid_argument("float16 weight storage needs finite weights below 65520 in magnitude");
-}
-
-template <class F>
-decltype(auto) with_cell(Mode mode, F&& f) {
-    switch (mode) {
-        case Mode::RnnTanh: return f(RnnCell<false>{});
-        case Mode::RnnRelu: return f(RnnCell<true>{});
-        case Mode::Lstm: return f(LstmCell{});
-        case Mode::Gru: return f(GruCell{});
-        case Mode::GruCho: return f(GruChoCell{});
-    }
-    throw std::invalid_argument("unknown rnnkit::Mode");
 }
 
 template <class T>
