@@ -76,7 +76,7 @@ py::tuple backward(int mode, const Array<T>& x, const Array<T>& h0, const OptArr
                    const Array<T>& w_hh, const OptArray<T>& b_ih, const OptArray<T>& b_hh,
                    const std::optional<Array<std::int64_t>>& lengths, bool reverse, Array<T>& ws,
                    const Array<T>& dy, const OptArray<T>& dh_n, const OptArray<T>& dc_n, OptArray<T> into_w_ih,
-                   OptArray<T> into_w_hh, OptArray<T> into_b_ih, OptArray<T> into_b_hh) {
+                   OptArray<T> into_w_hh, OptArray<T> into_b_ih, OptArray<T> into_b_hh, bool projection_grad) {
     const auto a = seq_args(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse);
     expect_shape("workspace", ws, {py::ssize_t(rnnkit::train_workspace_size(a.mode, a.T, a.B, a.H))});
     expect_shape("dy", dy, {a.T, a.B, a.H});
@@ -92,13 +92,17 @@ py::tuple backward(int mode, const Array<T>& x, const Array<T>& h0, const OptArr
         expect_shape("dw_hh", *into_w_hh, {GH, py::ssize_t(a.H)});
         if (a.b_ih) expect_shape("db_ih", *into_b_ih, {GH}), expect_shape("db_hh", *into_b_hh, {GH});
     }
-    Array<T> dx = pooled_array<T>({a.T, a.B, a.I}), dh0({a.B, a.H});
-    Array<T> dw_ih = accumulate ? *into_w_ih : pooled_array<T>({GH, py::ssize_t(a.I)});
+    Array<T> dx = pooled_array<T>({a.T, a.B, projection_grad ? GH : a.I}), dh0({a.B, a.H});
+    OptArray<T> dw_ih;
+    if (accumulate)
+        dw_ih = *into_w_ih;
+    else if (!projection_grad)
+        dw_ih = pooled_array<T>({GH, py::ssize_t(a.I)});
     Array<T> dw_hh = accumulate ? *into_w_hh : pooled_array<T>({GH, py::ssize_t(a.H)});
     OptArray<T> dc0, db_ih, db_hh;
     if (a.mode == Mode::Lstm) dc0 = Array<T>({a.B, a.H});
     if (a.b_ih) db_ih = accumulate ? *into_b_ih : Array<T>(GH), db_hh = accumulate ? *into_b_hh : Array<T>(GH);
-    T *dx_p = dx.mutable_data(), *dh0_p = dh0.mutable_data(), *dwi_p = dw_ih.mutable_data(),
+    T *dx_p = dx.mutable_data(), *dh0_p = dh0.mutable_data(), *dwi_p = dw_ih ? dw_ih->mutable_data() : nullptr,
       *dwh_p = dw_hh.mutable_data();
     T* dc0_p = dc0 ? dc0->mutable_data() : nullptr;
     T* dbi_p = db_ih ? db_ih->mutable_data() : nullptr;
@@ -107,9 +111,11 @@ py::tuple backward(int mode, const Array<T>& x, const Array<T>& h0, const OptArr
     {
         py::gil_scoped_release release;
         rnnkit::backward<T>(a, ws_p, dy.data(), ptr(dh_n), ptr(dc_n), dx_p, dh0_p, dc0_p, dwi_p, dwh_p, dbi_p,
-                            dbh_p, accumulate);
+                            dbh_p, accumulate,
+                            projection_grad ? rnnkit::InputGradient::Projection : rnnkit::InputGradient::Input);
     }
-    return py::make_tuple(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh);
+    // dw_ih is not computed for a projection gradient, so it is None then (even when accumulating).
+    return py::make_tuple(dx, dh0, dc0, projection_grad ? OptArray<T>() : dw_ih, dw_hh, db_ih, db_hh);
 }
 
 template <class T>
@@ -139,7 +145,8 @@ void bind_dtype(py::module_& m) {
           py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"),
           py::arg("workspace").noconvert(), py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"),
           py::arg("into_w_ih").noconvert() = py::none(), py::arg("into_w_hh").noconvert() = py::none(),
-          py::arg("into_b_ih").noconvert() = py::none(), py::arg("into_b_hh").noconvert() = py::none());
+          py::arg("into_b_ih").noconvert() = py::none(), py::arg("into_b_hh").noconvert() = py::none(),
+          py::arg("projection_grad") = false);
     m.def("step", &step<T>, py::arg("mode"), py::arg("x"), py::arg("h"), py::arg("c"), py::arg("w_ih"),
           py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("h_out").noconvert(),
           py::arg("c_out").noconvert());

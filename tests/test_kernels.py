@@ -589,3 +589,25 @@ def test_pooled_outputs_never_alias_live_arrays():
     for name, a, b in zip(GRAD_NAMES, g1, g3):
         assert (a is None and b is None) or np.array_equal(a, b), name
     assert not np.shares_memory(g1.dx, g3.dx)
+
+
+@pytest.mark.parametrize("backend", [K, R], ids=["kernels", "reference"])
+@pytest.mark.parametrize("mode", MODES)
+def test_projection_gradient_is_what_dx_and_dw_ih_are_made_of(backend, mode):
+    # dx = dP W_ih and dW_ih = dP^T x for P = x W_ih^T; everything else is unchanged, and accumulating
+    # leaves the caller's dw_ih untouched.
+    T, B, I, H = SIZES["threaded"]
+    inp, up = make_problem(mode, T, B, I, H, np.float64, True, seed_of("projection", mode))
+    kw = {"lengths": lengths_for(T, B), "reverse": True}
+    full = run(backend, mode, inp, up, **kw)[1]
+    into = tuple(np.zeros_like(g) for g in full[3:])
+    res = backend.forward(mode, **inp, **kw)
+    proj = backend.backward(res.workspace, **up, projection_grad=True, accumulate_into=into)
+    G = K.num_gates(mode)
+    assert proj.dx.shape == (T, B, G * H) and proj.dw_ih is None
+    np.testing.assert_allclose(proj.dx @ inp["w_ih"], full.dx, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(proj.dx.reshape(-1, G * H).T @ inp["x"].reshape(-1, I), full.dw_ih, rtol=0, atol=1e-11)
+    assert not into[0].any()
+    for name in ("dh0", "dc0", "dw_hh", "db_ih", "db_hh"):
+        a, b = getattr(proj, name), getattr(full, name)
+        assert (a is None and b is None) or np.allclose(a, b, rtol=0, atol=1e-12), name

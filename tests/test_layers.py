@@ -463,3 +463,26 @@ def test_one_and_two_threads_agree():
         rnnkit.set_num_threads(old)
     for a, b in zip(*results):  # a different split may change summation order: allow rounding
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+
+
+def test_projection_grad_of_a_stack():
+    # backward(projection_grad=True) returns the first layer's dP with dx = dP W_ih_l0 and leaves
+    # weight_ih_l0's gradient alone; the other gradients are those of a plain backward.
+    m = rnnkit.LSTM(3, 5, num_layers=2, batch_first=True, dtype=np.float64, seed=0)
+    x = np.random.default_rng(1).standard_normal((2, 4, 3))
+    y, _ = m(x)
+    dx, _ = m.backward(np.ones_like(y))
+    plain = {k: v.copy() for k, v in m.grads.items()}
+    m.zero_grad()
+    m(x)
+    dp, _ = m.backward(np.ones_like(y), projection_grad=True)
+    assert dp.shape == (2, 4, 20)
+    np.testing.assert_allclose(dp @ m.state_dict()["weight_ih_l0"], dx, rtol=0, atol=1e-12)
+    assert not m.grads["weight_ih_l0"].any()
+    for k in plain:
+        if k != "weight_ih_l0":
+            np.testing.assert_allclose(m.grads[k], plain[k], rtol=0, atol=1e-12, err_msg=k)
+    bi = rnnkit.GRU(3, 5, bidirectional=True)
+    bi(x.astype(np.float32))
+    with pytest.raises(ValueError, match="projection_grad is for unidirectional stacks"):
+        bi.backward(np.ones((2, 4, 10), np.float32), projection_grad=True)

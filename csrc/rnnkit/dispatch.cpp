@@ -27,10 +27,10 @@ void forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* workspace) {
 
 template <class T>
 void backward(const SeqArgs<T>& a, T* workspace, const T* dy, const T* dh_n, const T* dc_n, T* dx, T* dh0,
-              T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh, bool accumulate) {
+              T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh, bool accumulate, InputGradient input_grad) {
     with_cell(a.mode, [&](auto cell) {
         run_backward<decltype(cell)>(a, workspace, dy, dh_n, dc_n, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh,
-                                     accumulate);
+                                     accumulate, input_grad);
     });
 }
 
@@ -44,9 +44,9 @@ void step(const SeqArgs<T>& a, T* h_out, T* c_out) {
 template void forward<float>(const SeqArgs<float>&, float*, float*, float*, float*);
 template void forward<double>(const SeqArgs<double>&, double*, double*, double*, double*);
 template void backward<float>(const SeqArgs<float>&, float*, const float*, const float*, const float*, float*,
-                              float*, float*, float*, float*, float*, float*, bool);
+                              float*, float*, float*, float*, float*, float*, bool, InputGradient);
 template void backward<double>(const SeqArgs<double>&, double*, const double*, const double*, const double*,
-                               double*, double*, double*, double*, double*, double*, double*, bool);
+                               double*, double*, double*, double*, double*, double*, double*, bool, InputGradient);
 template void step<float>(const SeqArgs<float>&, float*, float*);
 template void step<double>(const SeqArgs<double>&, double*, double*);
 

@@ -55,12 +55,18 @@ void forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* workspace);
 
 // Backpropagation through time for the forward that filled `workspace` with the same arguments.
 // dy [T,B,H], dh_n and dc_n [B,H] (dc_n LSTM only, may be null for zeros; dh_n may be null too).
+// What backward writes into dx: the gradient w.r.t. the layer's input x [T,B,I], or w.r.t. its input
+// projection x W_ih^T [T,B,G*H], for a caller who forms dx and dW_ih from it more cheaply than two GEMMs
+// (when x holds embedding rows, a scatter into V rows and two V-row products); dw_ih is then untouched.
+enum class InputGradient { Input, Projection };
+
 // Writes dx [T,B,I], dh0 [B,H], dc0 [B,H] (LSTM), dw_ih, dw_hh and, when the forward had biases, db_ih
 // and db_hh; with `accumulate` the weight and bias gradients are added to what those arrays hold (as a
 // training step sums them over layers' calls), which costs nothing extra.
 template <class T>
 void backward(const SeqArgs<T>& a, T* workspace, const T* dy, const T* dh_n, const T* dc_n,
-              T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh, bool accumulate = false);
+              T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh, bool accumulate = false,
+              InputGradient input_grad = InputGradient::Input);
 
 // One inference step for sampling and decoding: a.T must be 1, a.x [B,I], a.h0/a.c0 the carried
 // state; writes h_out (and c_out for LSTM), which may alias h0/c0. Reuses a per-thread scratch

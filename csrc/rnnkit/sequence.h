@@ -282,7 +282,8 @@ const T* x_for_weight_grad(const SeqArgs<T>& a, std::vector<T>& clean) {
 
 template <class Cell, class T>
 void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const T* dc_n, T* dx, T* dh0,
-                  T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh, bool accumulate) {
+                  T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh, bool accumulate, InputGradient input_grad) {
+    const bool to_input = input_grad == InputGradient::Input;
     const int T_ = a.T, B = a.B, H = a.H, I = a.I, G = Cell::G, ldr = Cell::R * H;
     const std::size_t TB = std::size_t(T_) * B;
     T* rec = ws;
@@ -296,7 +297,7 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
     T* dh = packed + packed_size;
     T* column_sums = dh + std::size_t(B) * H * 3;
     std::vector<T> x_clean;
-    const T* x = x_for_weight_grad(a, x_clean);
+    const T* x = to_input ? x_for_weight_grad(a, x_clean) : nullptr;
     T* dc = dh + B * H;
     T* scratch = dc + B * H;
 
@@ -354,7 +355,7 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
                         dw + std::size_t(rows.lo) * K, K);
         };
         const Units ih = share_of(tid, nt, 0, G * H);
-        weight_grad(ih, ih.lo, x, I, I, dw_ih);
+        if (to_input) weight_grad(ih, ih.lo, x, I, I, dw_ih);
         for (const HiddenSegment& seg : Cell::hidden_segments) {
             const Units rows = share_of(tid, nt, seg.gate_lo * H, seg.gate_hi * H);
             weight_grad(rows, seg.record_col * H + rows.lo - seg.gate_lo * H,
@@ -372,9 +373,13 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
                     put(db_hh[j], column_sums[seg.record_col * H + j - seg.gate_lo * H]);
             }
         }
-        // dx = dG_in W_ih, split by rows.
+        // dx = dG_in W_ih, split by rows; the projection's gradient is dG_in itself.
         const std::size_t r0 = TB * tid / nt, r1 = TB * (tid + 1) / nt;
-        gemm<T>(false, false, int(r1 - r0), I, G * H, T(1), rec + r0 * ldr, ldr, a.w_ih, I, T(0), dx + r0 * I, I);
+        if (to_input)
+            gemm<T>(false, false, int(r1 - r0), I, G * H, T(1), rec + r0 * ldr, ldr, a.w_ih, I, T(0), dx + r0 * I, I);
+        else
+            for (std::size_t r = r0; r < r1; ++r)
+                std::memcpy(dx + r * G * H, rec + r * ldr, std::size_t(G) * H * sizeof(T));
     }
 }
 

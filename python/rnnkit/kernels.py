@@ -77,7 +77,8 @@ def forward(mode: str, x: np.ndarray, h0: np.ndarray, w_ih: np.ndarray, w_hh: np
 
 
 def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = None,
-             dc_n: Optional[np.ndarray] = None, *, accumulate_into: Optional[tuple] = None) -> Gradients:
+             dc_n: Optional[np.ndarray] = None, *, accumulate_into: Optional[tuple] = None,
+             projection_grad: bool = False) -> Gradients:
     """Backpropagation through time for the training forward that returned ``workspace``.
 
     Args:
@@ -86,6 +87,10 @@ def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = 
         accumulate_into: (dw_ih, dw_hh, db_ih, db_hh) arrays to add the weight and bias gradients to, in
             place (as gradients accumulate over a training step), or None for fresh arrays. Adding
             costs the kernel nothing; adding fresh arrays afterwards costs a pass over each.
+        projection_grad: return in dx the gradient w.r.t. the input projection x W_ih^T, shape
+            (T, B, G*H), instead of w.r.t. x, and leave dw_ih out (None): for a caller who forms both
+            from it more cheaply than the two GEMMs would (x made of embedding rows: scatter it into V
+            rows, then dE = S W_ih and dW_ih = S^T E).
 
     Returns:
         Gradients(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh): fresh arrays, except that with
@@ -101,7 +106,7 @@ def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = 
     dy, dh_n, dc_n = check_backward(a, dy, dh_n, dc_n)
     into = check_accumulate_into(a, accumulate_into) or (None,) * 4
     workspace.used = True
-    return Gradients(*_C.backward(*_native_args(a), workspace.buffer, dy, dh_n, dc_n, *into))
+    return Gradients(*_C.backward(*_native_args(a), workspace.buffer, dy, dh_n, dc_n, *into, bool(projection_grad)))
 
 
 def step(mode: str, x: np.ndarray, h: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,

@@ -347,13 +347,17 @@ class RNNBase:
 
     # ------------------------------------------------------------------ backward
 
-    def backward(self, dy: ArrayLike, dh_n: Any = None) -> Tuple[np.ndarray, Any]:
+    def backward(self, dy: ArrayLike, dh_n: Any = None, *, projection_grad: bool = False) -> Tuple[np.ndarray, Any]:
         """Back-propagate through the last training-mode forward.
 
         Args:
             dy: gradient of the loss w.r.t. y, in y's shape and layout (converted to ``dtype``).
             dh_n: gradient w.r.t. h_n, in h_n's shape, or None for zeros. LSTM: a pair (dh_n, dc_n),
                 either may be None.
+            projection_grad: return, instead of dx, the gradient w.r.t. the first layer's input
+                projection x weight_ih_l0^T (G*hidden_size features in x's layout), and leave
+                weight_ih_l0's gradient to the caller, who forms both more cheaply when x is made of
+                embedding rows (`rnnkit.charlm` does). Unidirectional stacks only.
 
         Returns:
             (dx, dh_0): dx in x's shape and layout, dh_0 in h_0's shape. LSTM: (dx, (dh_0, dc_0)).
@@ -366,6 +370,8 @@ class RNNBase:
         saved = self._saved
         if saved is None:
             raise RuntimeError(self._no_saved_reason)
+        if projection_grad and self.num_directions != 1:
+            raise ValueError("projection_grad is for unidirectional stacks (each direction has its own projection)")
         dy = self._grad_output(dy, saved)
         dh, dc = self._unpack_state(dh_n, ("dh_n", "dh_n", "dc_n"), saved.B, saved.batched)
         # Only now, with every argument valid, is the saved state consumed: a caller who fixes a bad
@@ -375,7 +381,7 @@ class RNNBase:
             "backward called twice for one forward; backward frees what the forward saved, "
             "so run forward again"
         )
-        dx, dh0, dc0 = self._backward_stack(saved, dy, dh, dc)
+        dx, dh0, dc0 = self._backward_stack(saved, dy, dh, dc, projection_grad)
         return self._to_user_layout(dx, saved.batched, saved.batch_first), self._pack_state(dh0, dc0, saved.batched)
 
     def _grad_output(self, dy: ArrayLike, saved: _Saved) -> np.ndarray:
@@ -391,9 +397,10 @@ class RNNBase:
         user_args.check_shape("dy", dy, (T, B, DH), "(T, B, num_directions * hidden_size) like y")
         return dy
 
-    def _backward_stack(self, saved: _Saved, dy, dh_n, dc_n):
+    def _backward_stack(self, saved: _Saved, dy, dh_n, dc_n, projection_grad=False):
         """Layers top to bottom: undo the dropout mask, split the output gradient by direction, run the
-        one-layer backward of each direction and sum their dx (both read the same input)."""
+        one-layer backward of each direction and sum their dx (both read the same input); with
+        ``projection_grad`` the first layer returns its projection's gradient."""
         D, H = self.num_directions, self.hidden_size
         dh0 = np.empty_like(dh_n)
         dc0 = None if dc_n is None else np.empty_like(dc_n)
@@ -411,6 +418,7 @@ class RNNBase:
                     dh_n[k],
                     None if dc_n is None else dc_n[k],
                     accumulate_into=self._grads_of(layer, direction),
+                    projection_grad=projection_grad and layer == 0,
                 )
                 grad_input = g.dx if grad_input is None else grad_input + g.dx
                 dh0[k] = g.dh0
@@ -517,10 +525,11 @@ class LSTM(RNNBase):
         return super().forward(x, hx, lengths)
 
     def backward(
-        self, dy: ArrayLike, dh_n: Optional[Tuple[Optional[ArrayLike], Optional[ArrayLike]]] = None
+        self, dy: ArrayLike, dh_n: Optional[Tuple[Optional[ArrayLike], Optional[ArrayLike]]] = None, *,
+        projection_grad: bool = False,
     ) -> Tuple[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
         """``dx, (dh_0, dc_0) = backward(dy, (dh_n, dc_n))``; see `RNNBase.backward`."""
-        return super().backward(dy, dh_n)
+        return super().backward(dy, dh_n, projection_grad=projection_grad)
 
     def _unpack_state(self, value: Any, names: Tuple[str, str, str], B: int, batched: bool):
         if value is None:

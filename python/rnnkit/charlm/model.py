@@ -132,10 +132,22 @@ class CharLM:
         features, new_state = self._features(x, state)
         loss, dfeatures = linear_softmax_cross_entropy(
             self.head, features, y.reshape(-1), None if weights is None else weights.reshape(-1))
-        dx, _ = self.rnn.backward(dfeatures.reshape(T, B, -1), None)
-        if self.embed:
-            self.embed.backward(dx)
+        dprojection, _ = self.rnn.backward(dfeatures.reshape(T, B, -1), None, projection_grad=True)
+        self._input_backward(x, dprojection)
         return loss, new_state
+
+    def _input_backward(self, ids: np.ndarray, dprojection: np.ndarray) -> None:
+        """Adds the gradients of the embedding and of weight_ih_l0 from that of the first layer's input
+        projection (T, B, G*H): its rows summed per symbol into S (V, G*H), then dE = S W_ih and
+        dW_ih = S^T E (one-hot input: S^T): products over V rows where the layer would run two GEMMs
+        over all T*B of them."""
+        per_symbol = np.zeros((len(self.vocab), dprojection.shape[-1]), self.dtype)
+        _C.embedding_backward(per_symbol, ids.reshape(-1), dprojection.reshape(-1, per_symbol.shape[1]))
+        if self.embed:
+            self.grads["embed.weight"] += per_symbol @ self.params["rnn.weight_ih_l0"]
+            self.grads["rnn.weight_ih_l0"] += per_symbol.T @ self.embed.params["weight"]
+        else:
+            self.grads["rnn.weight_ih_l0"] += per_symbol.T
 
     def nll_sum(self, ids: np.ndarray, batch: int = 32, seq_len: int = 128) -> Tuple[float, int]:
         """(total negative log-likelihood in nats, number of predictions) of every next character of

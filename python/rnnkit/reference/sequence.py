@@ -79,14 +79,16 @@ def forward(mode: str, x: np.ndarray, h0: np.ndarray, w_ih: np.ndarray, w_hh: np
 
 
 def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = None,
-             dc_n: Optional[np.ndarray] = None, *, accumulate_into: Optional[tuple] = None) -> Gradients:
+             dc_n: Optional[np.ndarray] = None, *, accumulate_into: Optional[tuple] = None,
+             projection_grad: bool = False) -> Gradients:
     """Backpropagation through time for the forward that returned ``workspace``.
 
     dy (T, B, H) gradient w.r.t. y; dh_n, dc_n (B, H) gradients w.r.t. h_n and (LSTM only) c_n,
     None = zeros. Returns the gradients of sum(y*dy) + sum(h_n*dh_n) + sum(c_n*dc_n) w.r.t. x, h0, c0,
     w_ih, w_hh, b_ih, b_hh as fresh arrays of the forward's dtype (db_* None for a bias-free forward).
     accumulate_into: (dw_ih, dw_hh, db_ih, db_hh) arrays the weight and bias gradients are added to
-    (and returned as), or None.
+    (and returned as), or None. projection_grad: dx is the gradient w.r.t. the input projection
+    x W_ih^T (T, B, G*H) and dw_ih is None.
     """
     if workspace is None:
         raise RuntimeError("backward needs a training-mode forward (forward(..., training=True)); "
@@ -96,6 +98,8 @@ def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = 
     args = workspace.args
     dy, dh_n, dc_n = check_backward(args, dy, dh_n, dc_n)
     into = check_accumulate_into(args, accumulate_into)
+    if projection_grad:
+        return _projection_backward(args, dy, dh_n, dc_n, into)
     cell = CELLS[args.mode]
     dstate = [d.copy() for d in (dh_n, dc_n) if d is not None]  # [dh] or, for LSTM, [dh, dc]
     dx = np.zeros_like(args.x)
@@ -119,6 +123,18 @@ def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = 
         dw_ih, dw_hh, db_ih, db_hh = into
     dc0 = dstate[1] if len(dstate) == 2 else None
     return Gradients(dx, dstate[0], dc0, dw_ih, dw_hh, db_ih, db_hh)
+
+
+def _projection_backward(args: ForwardArgs, dy, dh_n, dc_n, into) -> Gradients:
+    """The gradient w.r.t. x W_ih^T, by definition: the same layer run on that projection with an
+    identity W_ih, whose dx it is."""
+    GH = args.G * args.H
+    proj = args.x @ args.w_ih.T
+    ws = forward(args.mode, proj, args.h0, np.eye(GH, dtype=args.dtype), args.w_hh, args.b_ih, args.b_hh,
+                 c0=args.c0, lengths=args.lengths, reverse=args.reverse).workspace
+    if into is not None:  # the identity's gradient goes to scratch, the caller's dw_ih stays untouched
+        into = (np.zeros((GH, GH), args.dtype),) + tuple(into[1:])
+    return backward(ws, dy, dh_n, dc_n, accumulate_into=into)._replace(dw_ih=None)
 
 
 def step(mode: str, x: np.ndarray, h: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
