@@ -58,4 +58,18 @@ void pool_give(void* ptr, std::size_t bytes) {
     for (auto& e : evicted) std::free(e.second);
 }
 
+std::size_t pool_clear() {
+    std::list<std::pair<std::size_t, void*>> kept;
+    std::size_t bytes;
+    {
+        Pool& p = pool();
+        std::lock_guard<std::mutex> lock(p.mutex);
+        kept.swap(p.kept);
+        bytes = p.kept_bytes;
+        p.kept_bytes = 0;
+    }
+    for (auto& e : kept) std::free(e.second);
+    return bytes;
+}
+
 }  // namespace rnnkit_bindings

@@ -21,6 +21,8 @@ constexpr std::size_t kPoolLimit = std::size_t(256) << 20;
 
 void* pool_take(std::size_t bytes);
 void pool_give(void* p, std::size_t bytes);
+// Frees every kept buffer; returns how many bytes that was (rnnkit.empty_cache).
+std::size_t pool_clear();
 
 // An uninitialised C-contiguous array, like np.empty.
 template <class T>

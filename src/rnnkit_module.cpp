@@ -167,6 +167,7 @@ PYBIND11_MODULE(_C, m) {
     bind_dtype<double>(m);
     m.def("set_num_threads", &rnnkit::set_num_threads, py::arg("n"));
     m.def("get_num_threads", &rnnkit::get_num_threads);
+    m.def("empty_cache", &pool_clear);
     m.def("train_workspace_size", [](int mode, int T, int B, int H) {
         return rnnkit::train_workspace_size(Mode(mode), T, B, H);
     });

@@ -611,3 +611,16 @@ def test_projection_gradient_is_what_dx_and_dw_ih_are_made_of(backend, mode):
     for name in ("dh0", "dc0", "dw_hh", "db_ih", "db_hh"):
         a, b = getattr(proj, name), getattr(full, name)
         assert (a is None and b is None) or np.allclose(a, b, rtol=0, atol=1e-12), name
+
+
+def test_empty_cache_frees_the_kept_buffers():
+    inp, up = make_problem("gru", 64, 32, 16, 64, np.float32, True, 6)
+    res = K.forward("gru", **inp)
+    K.backward(res.workspace, **up)
+    del res
+    rnnkit.empty_cache()
+    res = K.forward("gru", **inp)
+    kept = res.workspace.nbytes + res.y.nbytes
+    del res  # y and the workspace go back to the pool
+    assert rnnkit.empty_cache() >= kept
+    assert rnnkit.empty_cache() == 0

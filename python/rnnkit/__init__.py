@@ -33,5 +33,16 @@ def get_num_threads() -> int:
     return _C.get_num_threads()
 
 
-__all__ = ["RNN", "LSTM", "GRU", "kernels", "reference", "set_num_threads", "get_num_threads", "get_include", "MODES",
+def empty_cache() -> int:
+    """Free the buffers rnnkit keeps for reuse and return how many bytes that was.
+
+    Large kernel outputs (sequence outputs, workspaces, gradients) are taken from buffers that earlier
+    outputs released, up to 256 MiB, because a training loop asks for the same sizes every step and
+    fresh memory costs a page fault per 4 KiB on first touch. Call this after training to give the
+    memory back; nothing else changes."""
+    return _C.empty_cache()
+
+
+__all__ = ["RNN", "LSTM", "GRU", "kernels", "reference", "set_num_threads", "get_num_threads", "empty_cache",
+           "get_include", "MODES",
            "num_gates", "ForwardResult", "Gradients", "__version__"]
