@@ -101,9 +101,10 @@ class CharLM:
         return np.zeros(shape, self.dtype), (np.zeros(shape, self.dtype) if self.is_lstm else None)
 
     def _inputs(self, x: np.ndarray) -> np.ndarray:
-        """(T, B) ids -> (T, B, E) inputs (embedding rows or one-hot vectors)."""
+        """(T, B) ids -> (T, B, E) inputs (embedding rows or one-hot vectors). A plain lookup, not
+        Embedding.forward: the embedding's gradient comes from `_input_backward`, not Embedding.backward."""
         if self.embed:
-            return self.embed.forward(x)
+            return self.embed.params["weight"][x]
         return np.eye(len(self.vocab), dtype=self.dtype)[x]
 
     def _features(self, x: np.ndarray, state: State) -> Tuple[np.ndarray, State]:
