@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 import rnnkit
-from rnnkit.bench.machine import cpu_load
+from rnnkit.bench.machine import cpu_load, cpu_model, git_revision
+from rnnkit.bench.peak import measure_peak
 from rnnkit.charlm import CharLM
 from rnnkit.charlm.data import TrainStreams, default_corpus, eval_chunks, read_texts, split
 from rnnkit.charlm.model import single_threaded_blas
@@ -131,7 +132,7 @@ def train_both(cfg: TrainConfig, text: str, block: int) -> dict:
 
 
 #: The weight storages of CharLM.sample that the sampling benchmark times.
-SAMPLING_WEIGHTS = ("float32", "float16")
+SAMPLING_WEIGHTS = ("float32", "float16", "int8")
 
 
 def sampling_speed(vocab: Vocab, length: int) -> dict:
@@ -166,6 +167,19 @@ def sampling_speed(vocab: Vocab, length: int) -> dict:
             **{f"speedup_{w}": t_torch / t for w, t in t_rnnkit.items()}}
 
 
+def step_gflop(cfg: TrainConfig, V: int) -> float:
+    """Multiply-add work of one training step, in GFLOP (2 per multiply-add): every GEMM of the forward
+    and backward of the LSTM layers (layer 0's input gradient included, as torch computes it) and of the
+    output layer. What either framework must do at least; the same count for both."""
+    rows, G = cfg.batch * cfg.seq_len, 4 * cfg.hidden
+    flop = 0
+    for layer in range(cfg.layers):
+        inputs = cfg.embed if layer == 0 else cfg.hidden
+        flop += 2 * rows * (inputs + cfg.hidden) * G * 3  # forward, weight gradients, input/state gradients
+    flop += 2 * rows * cfg.hidden * V * 3
+    return flop / 1e9
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--text", nargs="+", help="text file(s) (default: the stdlib corpus of train-charlm)")
@@ -183,23 +197,34 @@ def main() -> None:
                       seed=0)
     print(f"text: {len(text):,} characters; {a.steps} steps of {cfg.batch}x{cfg.seq_len}; {a.threads} threads")
     load_start = cpu_load()
+    peak_start = measure_peak(a.threads)["gflops"]
     both = train_both(cfg, text, a.block)
     ours, theirs = both["rnnkit"], both["torch"]
     print("rnnkit", ours)
     print("torch ", theirs)
     print("speed-up per block", both["block_speedups"])
-    sampling = sampling_speed(Vocab.from_text(split(text, cfg.val_frac)[0]), a.sample_length)
+    vocab = Vocab.from_text(split(text, cfg.val_frac)[0])
+    sampling = sampling_speed(vocab, a.sample_length)
     print("sampling", sampling)
+    peak_end = measure_peak(a.threads)["gflops"]
+    # The speed-up a framework could reach over torch if it ran every GEMM at the machine's sgemm peak.
+    work = step_gflop(cfg, len(vocab))
+    rates = {k: work * both[k]["chars_per_s"] / (cfg.batch * cfg.seq_len) for k in ("rnnkit", "torch")}
+    flops = {"step_gflop": work, "sgemm_peak_gflops": max(peak_start, peak_end),
+             **{f"{k}_gflops": v for k, v in rates.items()},
+             "ceiling_speedup": max(peak_start, peak_end) / rates["torch"]}
+    print("GFLOP/s", flops)
     result = {
         "settings": {"text": a.text or "default stdlib corpus", "text_chars": len(text), "steps": a.steps,
                      "embed": 64, "layers": 2, "hidden": 256, "batch": 32, "seq_len": 64, "optimizer": "adam",
                      "lr": 2e-3, "clip": 5.0, "clip_mode": "norm", "val_frac": 0.1, "threads": a.threads,
                      "block": a.block},
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "machine": {"cpu": cpu_model() or platform.machine(), "cores": os.cpu_count(), "git": git_revision(),
                     "torch": torch.__version__, "rnnkit": rnnkit.__version__,
                     # other work on the machine slows multi-threaded timings, torch's and rnnkit's unequally
                     "load_start": load_start, "load_end": cpu_load()},
         "rnnkit": ours, "torch": theirs, "block_speedups": both["block_speedups"], "sampling": sampling,
+        "flops": flops,
         "val_loss_ratio": ours["val_loss"] / theirs["val_loss"],
         "train_speedup": ours["chars_per_s"] / theirs["chars_per_s"],
     }
@@ -215,7 +240,7 @@ def main() -> None:
 
 
 def markdown(r: dict) -> str:
-    s, o, t, smp, ok = r["settings"], r["rnnkit"], r["torch"], r["sampling"], r["targets"]
+    s, o, t, smp, ok, f = r["settings"], r["rnnkit"], r["torch"], r["sampling"], r["targets"], r["flops"]
     yes = lambda b: "yes" if b else "**no**"  # noqa: E731
     rows = [
         ("final validation loss (nats/char)", f"{o['val_loss']:.4f}", f"{t['val_loss']:.4f}",
@@ -235,10 +260,13 @@ def markdown(r: dict) -> str:
 Text: {s['text']} ({s['text_chars']:,} characters, last {s['val_frac']:.0%} for validation).
 Model: embedding {s['embed']} -> {s['layers']}-layer LSTM of {s['hidden']} -> linear; batch {s['batch']} streams x
 {s['seq_len']} characters, Adam {s['lr']}, clipping {s['clip']} by {s['clip_mode']}, {s['steps']} steps, same initial
-weights, {s['threads']} threads; {r['machine']['cores']} cores, torch {r['machine']['torch']}.
+weights, {s['threads']} threads; {r['machine']['cpu']}, {r['machine']['cores']} cores, torch {r['machine']['torch']}.
 Command: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/charlm_parity.py --steps {s['steps']} --threads {s['threads']}`.
 The two trainings take turns, {s['block']} steps each; speed-up per block (torch time / rnnkit time):
 median {r['block_speedups']['median']:.2f}x, range {r['block_speedups']['min']:.2f}-{r['block_speedups']['max']:.2f}x.
+A step is {f['step_gflop']:.2f} GFLOP of GEMM work (`step_gflop`): rnnkit ran it at {f['rnnkit_gflops']:.0f} GFLOP/s,
+torch at {f['torch_gflops']:.0f}; this machine's sgemm peak at {s['threads']} threads is {f['sgemm_peak_gflops']:.0f} GFLOP/s,
+so no implementation could be more than {f['ceiling_speedup']:.2f}x faster than torch here.
 Machine load (1-min load average, CPU pressure %) at start {r['machine']['load_start']}, at end
 {r['machine']['load_end']}: speeds measured on a busy machine are noisy.
 

@@ -63,8 +63,10 @@ Array<std::int32_t> sample(int mode, const std::optional<Array<T>>& embed, const
     opt.exclude = exclude;
     if (weights == "float16")
         opt.weights = rnnkit::WeightStorage::Float16;
+    else if (weights == "int8")
+        opt.weights = rnnkit::WeightStorage::Int8;
     else if (weights != "float32")
-        throw py::value_error("weights must be 'float32' or 'float16', got '" + weights + "'");
+        throw py::value_error("weights must be 'float32', 'float16' or 'int8', got '" + weights + "'");
     Array<std::int32_t> out(py::ssize_t{length});
     std::int32_t* out_p = out.mutable_data();
     const int n_prime = int(prime.shape(0));

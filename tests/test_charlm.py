@@ -1,5 +1,5 @@
 """rnnkit.charlm's model: gradients by finite differences, the fused loss, the vocabulary, evaluation,
-the C++ sampler (against the Python forward and the kernels, determinism, float16 weight storage), and
+the C++ sampler (against the Python forward and the kernels, determinism, float16 and int8 weight storage), and
 the lecture's "hello" toy."""
 import math
 
@@ -212,10 +212,77 @@ def test_float16_weights_move_the_logits_little():
     assert np.abs(h16 - h).max() < 1e-2 and np.abs(c16 - c).max() < 1e-2
 
 
-def test_charlm_samples_with_float16_weights():
+def quantised(*rows):
+    """What int8 storage keeps of weight rows that share a panel column (the same output unit): q * 2^e
+    with 2^e the least power of two such that 127 * 2^e covers their largest magnitude (2^-100 at least)
+    and q rounded to nearest even; one array per argument."""
+    w = np.concatenate(rows, axis=1)
+    f, e = np.frexp(np.abs(w).max(axis=1))
+    scale = np.ldexp(np.float32(1), np.maximum(-100, np.where(f > 127 / 128, e - 6, e - 7)))[:, None]
+    q = (np.round(w / scale) * scale).astype(np.float32)
+    return np.split(q, np.cumsum([r.shape[1] for r in rows])[:-1], axis=1)
+
+
+@pytest.mark.parametrize("mode", ["rnn_tanh", "rnn_relu", "lstm"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_int8_weights_are_float32_storage_of_the_quantised_weights(mode, threads):
+    """weights="int8" keeps q * 2^e per panel column (for these cells a unit's W_ih row beside its W_hh row;
+    layer 0's input weights become a float table instead) and computes like float32 storage: the same
+    symbols as float32 storage of the quantised weights, greedy and drawn, H a multiple of 16 or not."""
+    for H in (100, 64):
+        embed, layers, w_out, b_out = random_sampler_model(mode, 7, 5, H)
+        stored = (embed, [(w_ih, *quantised(w_hh), b_ih, b_hh) if k == 0 else (*quantised(w_ih, w_hh), b_ih, b_hh)
+                          for k, (w_ih, w_hh, b_ih, b_hh) in enumerate(layers)], *quantised(w_out), b_out)
+        model = (embed, layers, w_out, b_out)
+        rnnkit.set_num_threads(threads)
+        for temperature, seed in ((0.0, 0), (1.0, 3)):
+            q8 = cpp_sample(mode, model, [1, 4], 40, temperature, seed, weights="int8")
+            assert q8 == cpp_sample(mode, stored, [1, 4], 40, temperature, seed)
+            assert q8 == cpp_sample(mode, model, [1, 4], 40, temperature, seed, weights="int8")
+        assert any(not np.array_equal(a, b) for a, b in zip(stored[1][1], layers[1]))  # it did quantise
+
+
+@pytest.mark.parametrize("mode", rnnkit.MODES)
+def test_int8_weights_that_are_already_8_bit_sample_like_float32(mode):
+    """Weights k * 2^-9 (|k| <= 127, each row reaching 127) lose nothing to int8 storage, whatever rows share
+    a panel column: every cell, GRU's separate input and hidden columns included, samples as with float32."""
+    rng = np.random.default_rng(3)
+    embed, layers, w_out, b_out = random_sampler_model(mode, 7, 5, 40)
+
+    def exact(w):
+        k = rng.integers(-100, 101, w.shape)
+        k[np.arange(w.shape[0]), rng.integers(0, w.shape[1], w.shape[0])] = 127
+        return (k * 2.0 ** -9).astype(np.float32)
+
+    model = (embed, [(exact(a), exact(b), c, d) for a, b, c, d in layers], exact(w_out), b_out)
+    for temperature, seed in ((0.0, 0), (1.0, 3)):
+        assert cpp_sample(mode, model, [1, 4], 40, temperature, seed, weights="int8") == \
+            cpp_sample(mode, model, [1, 4], 40, temperature, seed)
+
+
+def test_int8_weights_move_the_logits_little():
+    """What int8 storage changes: the logits of a model (2x128 LSTM) well within 2% of the largest logit
+    (4e-3 measured), the states within 5e-3 (6e-4 measured)."""
+    m = CharLM(Vocab.from_text("the quick brown fox jumps over the lazy dog. THE END!"), "lstm", 2, 128, 16, seed=0)
+    ids = np.random.default_rng(0).integers(1, len(m.vocab), 200).astype(np.int32)[:, None]
+    m.rnn.eval()
+    logits, (h, c) = m.logits(ids, m.initial_state(1))
+    p = m.params
+    p["rnn.weight_hh_l0"][...], = quantised(p["rnn.weight_hh_l0"])
+    p["rnn.weight_ih_l1"][...], p["rnn.weight_hh_l1"][...] = quantised(p["rnn.weight_ih_l1"], p["rnn.weight_hh_l1"])
+    p["head.weight"][...], = quantised(p["head.weight"])
+    logits8, (h8, c8) = m.logits(ids, m.initial_state(1))
+    scale = np.abs(logits).max(axis=1, keepdims=True)
+    assert np.abs(logits8 - logits).max() > 0
+    assert (np.abs(logits8 - logits) / scale).max() < 2e-2
+    assert np.abs(h8 - h).max() < 5e-3 and np.abs(c8 - c).max() < 5e-3
+
+
+@pytest.mark.parametrize("weights", ["float16", "int8"])
+def test_charlm_samples_with_smaller_weights(weights):
     m = small_model(dtype=np.float32)
-    a = m.sample(100, temperature=1.0, seed=5, weights="float16")
-    assert len(a) == 100 and a == m.sample(100, temperature=1.0, seed=5, weights="float16")
+    a = m.sample(100, temperature=1.0, seed=5, weights=weights)
+    assert len(a) == 100 and a == m.sample(100, temperature=1.0, seed=5, weights=weights)
     assert m.sample(100, temperature=1.0, seed=5, weights="float32") == m.sample(100, temperature=1.0, seed=5)
 
 
@@ -223,11 +290,20 @@ def test_bad_weight_storage():
     m = small_model(dtype=np.float32)
     with pytest.raises(ValueError, match="weights"):
         m.sample(5, weights="bfloat16")
-    with pytest.raises(ValueError, match="float16 weight storage is for float32 models"):
-        small_model(dtype=np.float64).sample(5, weights="float16")
+    for weights in ("float16", "int8"):
+        with pytest.raises(ValueError, match="float16 and int8 weight storage are for float32 models"):
+            small_model(dtype=np.float64).sample(5, weights=weights)
     m.params["head.weight"][0, 0] = 7e4  # beyond half's range
     with pytest.raises(ValueError, match="below 65520"):
         m.sample(5, weights="float16")
+    assert len(m.sample(5, weights="int8")) == 5
+    m.params["rnn.weight_hh_l1"][2, 1] = np.nan
+    with pytest.raises(ValueError, match="int8 weight storage needs finite weights"):
+        m.sample(5, weights="int8")
+    m.params["rnn.weight_hh_l1"][2, 1] = np.inf
+    with pytest.raises(ValueError, match="int8 weight storage needs finite weights"):
+        m.sample(5, weights="int8")
+    m.params["rnn.weight_hh_l1"][2, 1] = 0.5
     assert len(m.sample(5, weights="float32")) == 5
 
 

@@ -1,6 +1,8 @@
 // panel_gemv.h: the portable kernels, the run-time choice of the AVX-512 ones, and the conversion to half.
 #include "panel_gemv.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "activations.h"
@@ -10,6 +12,7 @@ namespace rnnkit {
 #if defined(__x86_64__)
 void panel_gemv_avx512(const float*, const float*, int, const float*, int, const float*, int, float*);
 void panel_gemv_avx512(const std::uint16_t*, const float*, int, const float*, int, const float*, int, float*);
+void panel_gemv_avx512(const std::int8_t*, const float*, int, const float*, int, const float*, int, float*);
 
 namespace {
 const bool avx512 = [] {
@@ -22,6 +25,7 @@ const bool avx512 = [] {
 namespace {
 
 RNNKIT_INLINE float widen(float w) { return w; }
+RNNKIT_INLINE float widen(std::int8_t w) { return float(w); }
 
 // Branch-free, so that the loops over a panel row vectorise.
 RNNKIT_INLINE float widen(std::uint16_t w) {
@@ -37,23 +41,28 @@ RNNKIT_INLINE float widen(std::uint16_t w) {
     return f;
 }
 
-// The same order of operations as the AVX-512 kernel: four accumulators over k, summed pairwise.
+// The same order of operations as the AVX-512 kernel (kGemvAccumulators partial sums), then scaled (by
+// powers of two: exactly) where the panel has scales.
 template <class W>
-RNNKIT_MULTIVERSION void portable_gemv(const W* p, const float* x, int kx, const float* h, int kh, const float* init,
-                                       int n, float* y) {
-    float acc[4][16] = {};
-    for (int j = 0; j < n && init; ++j) acc[0][j] = init[j];
+RNNKIT_MULTIVERSION void portable_gemv(const W* p, const float* scale, const float* x, int kx, const float* h, int kh,
+                                       const float* init, int n, float* y) {
+    constexpr int A = kGemvAccumulators;
+    float acc[A][16] = {};
+    for (int j = 0; j < n && init; ++j) acc[0][j] = scale ? init[j] / scale[j] : init[j];
     const float* z[2] = {x, h};
     const int K[2] = {kx, kh};
     for (int s = 0; s < 2; ++s) {
         for (int k = 0; k < K[s]; ++k, p += 16) {
             const float zk = z[s][k];
-            float* a = acc[k < (K[s] & ~3) ? k & 3 : 0];
+            float* a = acc[k < K[s] / A * A ? k % A : 0];
 #pragma omp simd
             for (int j = 0; j < 16; ++j) a[j] += widen(p[j]) * zk;
         }
     }
-    for (int j = 0; j < n; ++j) y[j] = (acc[0][j] + acc[1][j]) + (acc[2][j] + acc[3][j]);
+    for (int w = A / 2; w > 0; w /= 2)
+        for (int i = 0; i < w; ++i)
+            for (int j = 0; j < 16; ++j) acc[i][j] += acc[i + w][j];
+    for (int j = 0; j < n; ++j) y[j] = scale ? acc[0][j] * scale[j] : acc[0][j];
 }
 
 }  // namespace
@@ -62,7 +71,7 @@ void panel_gemv(const float* p, const float* x, int kx, const float* h, int kh, 
 #if defined(__x86_64__)
     if (avx512) return panel_gemv_avx512(p, x, kx, h, kh, init, n, y);
 #endif
-    portable_gemv(p, x, kx, h, kh, init, n, y);
+    portable_gemv(p, nullptr, x, kx, h, kh, init, n, y);
 }
 
 void panel_gemv(const std::uint16_t* p, const float* x, int kx, const float* h, int kh, const float* init, int n,
@@ -70,7 +79,40 @@ void panel_gemv(const std::uint16_t* p, const float* x, int kx, const float* h, 
 #if defined(__x86_64__)
     if (avx512) return panel_gemv_avx512(p, x, kx, h, kh, init, n, y);
 #endif
-    portable_gemv(p, x, kx, h, kh, init, n, y);
+    portable_gemv(p, nullptr, x, kx, h, kh, init, n, y);
+}
+
+void panel_gemv(const std::int8_t* p, const float* x, int kx, const float* h, int kh, const float* init, int n,
+                float* y) {
+#if defined(__x86_64__)
+    if (avx512) return panel_gemv_avx512(p, x, kx, h, kh, init, n, y);
+#endif
+    float scale[16];
+    std::memcpy(scale, p, sizeof scale);
+    portable_gemv(p + kScaleRows * 16, scale, x, kx, h, kh, init, n, y);
+}
+
+bool to_int8_panel(const float* in, int k, std::int8_t* out) {
+    float scale[16];
+    bool finite = true;
+    for (int j = 0; j < 16; ++j) {
+        float largest = 0.0f;
+        for (int kk = 0; kk < k; ++kk) {
+            const float w = in[kk * 16 + j];
+            finite = finite && std::isfinite(w);
+            largest = std::max(largest, std::fabs(w));
+        }
+        int e;
+        const float f = std::frexp(largest, &e);  // largest = f * 2^e, f in [0.5, 1)
+        // 127 * 2^(e-7) = (127/128) 2^e covers f up to 127/128; above that one more power of two.
+        scale[j] = std::ldexp(1.0f, std::max(-100, f > 127.0f / 128.0f ? e - 6 : e - 7));
+    }
+    std::memcpy(out, scale, sizeof scale);
+    out += kScaleRows * 16;
+    for (int kk = 0; kk < k; ++kk)
+        for (int j = 0; j < 16; ++j)
+            out[kk * 16 + j] = finite ? std::int8_t(std::nearbyint(in[kk * 16 + j] / scale[j])) : 0;
+    return finite;
 }
 
 // F. Giesen's float_to_half_fast3_rtne (round to nearest even), branch-free.

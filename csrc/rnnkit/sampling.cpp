@@ -195,7 +195,13 @@ inline bool store_panel(const float* in, std::size_t n, float* out) {
 
 inline bool store_panel(const float* in, std::size_t n, std::uint16_t* out) { return to_half(in, n, out); }
 
-// W: the stored weight type, float or std::uint16_t (IEEE half).
+inline bool store_panel(const float* in, std::size_t n, std::int8_t* out) { return to_int8_panel(in, int(n / kPanel), out); }
+
+// Rows of 16 weights that a stored panel has before its k weight rows: 8-bit panels begin with their scales.
+template <class W>
+constexpr int header_rows() { return std::is_same_v<W, std::int8_t> ? kScaleRows : 0; }
+
+// W: the stored weight type, float, std::uint16_t (IEEE half) or std::int8_t (scaled).
 template <class Cell, class W>
 void sample_prepared(const CharModel<float>& m, const std::int32_t* prime, int n_prime, int length,
                      const SampleOptions& opt, std::int32_t* out) {
@@ -209,12 +215,15 @@ void sample_prepared(const CharModel<float>& m, const std::int32_t* prime, int n
     // Panel rows of (layer, column): its input rows (none where layer 0 reads the table) and H recurrent rows.
     auto rows_x = [&](int l, const Column& c) { return c.ih < 0 || (l == 0 && table) ? 0 : l == 0 ? E : H; };
     auto rows = [&](int l, const Column& c) { return rows_x(l, c) + (c.hh < 0 ? 0 : H); };
+    // A panel of k weight rows takes k + header rows of 16 stored values.
+    constexpr int header = header_rows<W>();
     std::vector<std::size_t> base;  // first panel of (layer, column), then of the output layer
     std::size_t total = 0;
     for (int l = 0; l < L; ++l)
-        for (const Column& c : cols) base.push_back(total), total += std::size_t(panels_of(H)) * rows(l, c) * kPanel;
+        for (const Column& c : cols)
+            base.push_back(total), total += std::size_t(panels_of(H)) * (rows(l, c) + header) * kPanel;
     base.push_back(total);
-    total += std::size_t(panels_of(V)) * H * kPanel;
+    total += std::size_t(panels_of(V)) * (H + header) * kPanel;
     // Uninitialised (the threads write it, each its own part), and 64-byte aligned so that no panel row
     // straddles two cache lines.
     std::unique_ptr<W[]> storage(new W[total + 64 / sizeof(W)]);
@@ -255,13 +264,13 @@ void sample_prepared(const CharModel<float>& m, const std::int32_t* prime, int n
                     if (kx) pack_panels<float>(n, kx, m.w_ih[l] + (std::size_t(col.ih) * H + j) * I, I, 1, tmp);
                     if (col.hh >= 0)
                         pack_panels<float>(n, H, m.w_hh[l] + (std::size_t(col.hh) * H + j) * H, H, 1, tmp + kx * kPanel);
-                    if (!store_panel(tmp, std::size_t(k) * kPanel, panels + base[l * n_cols + ci] + std::size_t(j) * k))
+                    if (!store_panel(tmp, std::size_t(k) * kPanel, panels + base[l * n_cols + ci] + std::size_t(j) * (k + header)))
                         fits = false;
                 }
             }
         for (int j = uv.lo; j < uv.hi; j += kPanel) {
             pack_panels<float>(std::min(kPanel, uv.hi - j), H, m.w_out + std::size_t(j) * H, H, 1, tmp);
-            if (!store_panel(tmp, std::size_t(H) * kPanel, panels + base.back() + std::size_t(j) * H))
+            if (!store_panel(tmp, std::size_t(H) * kPanel, panels + base.back() + std::size_t(j) * (H + header)))
                 fits = false;
         }
         if (table && m.embed) {
@@ -300,7 +309,7 @@ void sample_prepared(const CharModel<float>& m, const std::int32_t* prime, int n
                         const float* init = row && col.ih >= 0 ? row + col.ih * H : nullptr;
                         const W* p = panels + base[l * n_cols + ci];
                         for (int j = u.lo; j < u.hi; j += kPanel)
-                            panel_gemv(p + std::size_t(j) * k, x, kx, src, col.hh < 0 ? 0 : H, init ? init + j : nullptr,
+                            panel_gemv(p + std::size_t(j) * (k + header), x, kx, src, col.hh < 0 ? 0 : H, init ? init + j : nullptr,
                                        std::min(kPanel, u.hi - j), rl + col.rec * H + j);
                     }
                     activate(Cell{}, st, u, phase);
@@ -313,7 +322,7 @@ void sample_prepared(const CharModel<float>& m, const std::int32_t* prime, int n
             }
             const float* top = h.data() + (std::size_t(L - 1) * 2 + out_slot) * H;
             for (int j = uv.lo; j < uv.hi; j += kPanel)
-                panel_gemv(panels + base.back() + std::size_t(j) * H, nullptr, 0, top, H,
+                panel_gemv(panels + base.back() + std::size_t(j) * (H + header), nullptr, 0, top, H,
                            m.b_out ? m.b_out + j : nullptr, std::min(kPanel, uv.hi - j), logits.data() + j);
 #pragma omp barrier
             Draw& draw = draws[tid];
@@ -322,7 +331,10 @@ void sample_prepared(const CharModel<float>& m, const std::int32_t* prime, int n
             if (tid == 0) out[t - n_prime + 1] = v;
         }
     }
-    if (!fits) throw std::invalid_argument("float16 weight storage needs finite weights below 65520 in magnitude");
+    if (!fits)
+        throw std::invalid_argument(std::is_same_v<W, std::int8_t>
+                                        ? "int8 weight storage needs finite weights"
+                                        : "float16 weight storage needs finite weights below 65520 in magnitude");
 }
 
 template <class T>
@@ -340,7 +352,7 @@ void check(const CharModel<T>& m, const std::int32_t* prime, int n_prime, int le
     if (opt.exclude >= m.V || (opt.exclude >= 0 && m.V == 1))
         throw std::invalid_argument("exclude must name a symbol and leave at least one other");
     if (opt.weights != WeightStorage::Float32 && !std::is_same_v<T, float>)
-        throw std::invalid_argument("float16 weight storage is for float32 models");
+        throw std::invalid_argument("float16 and int8 weight storage are for float32 models");
     for (int i = 0; i < n_prime; ++i)
         if (prime[i] < 0 || prime[i] >= m.V) throw std::invalid_argument("priming symbol outside 0..V-1");
 }
@@ -356,6 +368,8 @@ void sample(const CharModel<T>& m, const std::int32_t* prime, int n_prime, int l
         with_cell(m.mode, [&](auto cell) {
             if (opt.weights == WeightStorage::Float16)
                 sample_prepared<decltype(cell), std::uint16_t>(m, prime, n_prime, length, opt, out);
+            else if (opt.weights == WeightStorage::Int8)
+                sample_prepared<decltype(cell), std::int8_t>(m, prime, n_prime, length, opt, out);
             else
                 sample_prepared<decltype(cell), float>(m, prime, n_prime, length, opt, out);
         });

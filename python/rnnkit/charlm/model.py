@@ -193,14 +193,20 @@ class CharLM:
         the draws (None: fresh entropy). The unknown symbol is never sampled.
 
         weights is how a float32 model's weights are stored while sampling. Each character reads every
-        weight once, so its time is the time to stream them from cache. "float16" rounds the weights read
-        per character to IEEE half precision (sums and states stay float32): half the bytes, about 1.8x
-        faster with AVX-512 (2x512 LSTM on 2 cores: 70 -> 40 us a character, 16x -> 29x a PyTorch loop;
-        without AVX-512 it is correct but need not be faster). Logits move by ~1e-3 relative at most (a
-        trained 2x512 LSTM: 3e-4, the same bits per character to 5 decimals), so a seeded float16 sample
-        can differ from the float32 one; it is as deterministic. "float32" is the default because it
-        takes every model (float16 needs weights below 65520 in magnitude; float64 models always sample
-        in float64 and accept only "float32") and every CPU, and steps like the training kernels (to
+        weight once, so its time is the time to bring them to the cores: from L3 when they exceed the L2
+        caches (a 2x512 LSTM's 12.6 MB of float32 do), from L2 when they fit. "float16" rounds the weights
+        read per character to IEEE half precision: half the bytes; logits move by ~1e-3 relative at most
+        (a trained 2x512 LSTM: 3e-4, the same bits per character to 5 decimals). "int8" keeps them as
+        8-bit integers with a power-of-two scale per output unit (the error of a weight is at most 1/254
+        of its unit's largest): a quarter of the bytes, so a 2x512 LSTM's 3.3 MB fit in two cores' L2;
+        logits move by ~1e-2 relative at most (an untrained 2x128 LSTM: 4e-3). Sums and states stay
+        float32 with either; both need AVX-512 to be fast (elsewhere they are correct, not faster). How
+        much faster they are depends on the CPU's caches: measured on 2 cores of a Xeon with 2 MB of L2
+        per core, 2x512 LSTM, us a character: float32 290, float16 150, int8 95-120
+        (bench/charlm_parity.md has the run against a PyTorch loop). A seeded float16 or int8 sample can
+        differ from the float32 one and is as deterministic. "float32" is the default because it takes
+        every model (float16 needs weights below 65520 in magnitude, int8 finite ones; float64 models
+        always sample in float64 and accept only "float32") and steps like the training kernels (to
         float rounding).
         """
         if not isinstance(length, int) or length < 0:
