@@ -65,31 +65,41 @@ RNNKIT_MULTIVERSION void portable_gemv(const W* p, const float* scale, const flo
     for (int j = 0; j < n; ++j) y[j] = scale ? acc[0][j] * scale[j] : acc[0][j];
 }
 
-}  // namespace
+// The portable entry of each storage: 8-bit panels hand their header's scales on.
+template <class W>
+void portable(const W* p, const float* x, int kx, const float* h, int kh, const float* init, int n, float* y) {
+    portable_gemv(p, nullptr, x, kx, h, kh, init, n, y);
+}
 
-void panel_gemv(const float* p, const float* x, int kx, const float* h, int kh, const float* init, int n, float* y) {
+void portable(const std::int8_t* p, const float* x, int kx, const float* h, int kh, const float* init, int n,
+              float* y) {
+    float scale[16];
+    std::memcpy(scale, p, sizeof scale);
+    portable_gemv(p + kScaleRows * 16, scale, x, kx, h, kh, init, n, y);
+}
+
+template <class W>
+void dispatch(const W* p, const float* x, int kx, const float* h, int kh, const float* init, int n, float* y) {
 #if defined(__x86_64__)
     if (avx512) return panel_gemv_avx512(p, x, kx, h, kh, init, n, y);
 #endif
-    portable_gemv(p, nullptr, x, kx, h, kh, init, n, y);
+    portable(p, x, kx, h, kh, init, n, y);
+}
+
+}  // namespace
+
+void panel_gemv(const float* p, const float* x, int kx, const float* h, int kh, const float* init, int n, float* y) {
+    dispatch(p, x, kx, h, kh, init, n, y);
 }
 
 void panel_gemv(const std::uint16_t* p, const float* x, int kx, const float* h, int kh, const float* init, int n,
                 float* y) {
-#if defined(__x86_64__)
-    if (avx512) return panel_gemv_avx512(p, x, kx, h, kh, init, n, y);
-#endif
-    portable_gemv(p, nullptr, x, kx, h, kh, init, n, y);
+    dispatch(p, x, kx, h, kh, init, n, y);
 }
 
 void panel_gemv(const std::int8_t* p, const float* x, int kx, const float* h, int kh, const float* init, int n,
                 float* y) {
-#if defined(__x86_64__)
-    if (avx512) return panel_gemv_avx512(p, x, kx, h, kh, init, n, y);
-#endif
-    float scale[16];
-    std::memcpy(scale, p, sizeof scale);
-    portable_gemv(p + kScaleRows * 16, scale, x, kx, h, kh, init, n, y);
+    dispatch(p, x, kx, h, kh, init, n, y);
 }
 
 bool to_int8_panel(const float* in, int k, std::int8_t* out) {
