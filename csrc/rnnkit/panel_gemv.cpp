@@ -102,26 +102,27 @@ void panel_gemv(const std::int8_t* p, const float* x, int kx, const float* h, in
     dispatch(p, x, kx, h, kh, init, n, y);
 }
 
-bool to_int8_panel(const float* in, int k, std::int8_t* out) {
-    float scale[16];
+RNNKIT_MULTIVERSION bool to_int8_panel(const float* in, int k, std::int8_t* out) {
+    float largest[16] = {}, scale[16], inverse[16];
     bool finite = true;
-    for (int j = 0; j < 16; ++j) {
-        float largest = 0.0f;
-        for (int kk = 0; kk < k; ++kk) {
+    for (int kk = 0; kk < k; ++kk)
+        for (int j = 0; j < 16; ++j) {
             const float w = in[kk * 16 + j];
             finite = finite && std::isfinite(w);
-            largest = std::max(largest, std::fabs(w));
+            largest[j] = std::max(largest[j], std::fabs(w));
         }
+    for (int j = 0; j < 16; ++j) {
         int e;
-        const float f = std::frexp(largest, &e);  // largest = f * 2^e, f in [0.5, 1)
+        const float f = std::frexp(largest[j], &e);  // largest = f * 2^e, f in [0.5, 1)
         // 127 * 2^(e-7) = (127/128) 2^e covers f up to 127/128; above that one more power of two.
         scale[j] = std::ldexp(1.0f, std::max(-100, f > 127.0f / 128.0f ? e - 6 : e - 7));
+        inverse[j] = 1.0f / scale[j];  // exact: a power of two
     }
     std::memcpy(out, scale, sizeof scale);
     out += kScaleRows * 16;
     for (int kk = 0; kk < k; ++kk)
-        for (int j = 0; j < 16; ++j)
-            out[kk * 16 + j] = finite ? std::int8_t(std::nearbyint(in[kk * 16 + j] / scale[j])) : 0;
+#pragma omp simd
+        for (int j = 0; j < 16; ++j) out[kk * 16 + j] = finite ? std::int8_t(std::nearbyint(in[kk * 16 + j] * inverse[j])) : 0;
     return finite;
 }
 
