@@ -228,6 +228,8 @@ void sample_prepared(const CharModel<float>& m, const std::int32_t* prime, int n
     // straddles two cache lines.
     std::unique_ptr<W[]> storage(new W[total + 64 / sizeof(W)]);
     W* const panels = reinterpret_cast<W*>((reinterpret_cast<std::uintptr_t>(storage.get()) + 63) & ~std::uintptr_t(63));
+    // The panel of units [j, j + 16) in the block starting at base[b], whose panels have k weight rows.
+    auto panel = [&](std::size_t b, int j, int k) { return panels + base[b] + std::size_t(j) * (k + header); };
 
     std::vector<float> input_table(table ? std::size_t(V) * G * H : 0);
     std::vector<float> bias(std::size_t(L) * G * H), h(std::size_t(L) * 2 * H), c(Cell::has_c ? h.size() : 0),
@@ -264,13 +266,13 @@ void sample_prepared(const CharModel<float>& m, const std::int32_t* prime, int n
                     if (kx) pack_panels<float>(n, kx, m.w_ih[l] + (std::size_t(col.ih) * H + j) * I, I, 1, tmp);
                     if (col.hh >= 0)
                         pack_panels<float>(n, H, m.w_hh[l] + (std::size_t(col.hh) * H + j) * H, H, 1, tmp + kx * kPanel);
-                    if (!store_panel(tmp, std::size_t(k) * kPanel, panels + base[l * n_cols + ci] + std::size_t(j) * (k + header)))
+                    if (!store_panel(tmp, std::size_t(k) * kPanel, panel(l * n_cols + ci, j, k)))
                         fits = false;
                 }
             }
         for (int j = uv.lo; j < uv.hi; j += kPanel) {
             pack_panels<float>(std::min(kPanel, uv.hi - j), H, m.w_out + std::size_t(j) * H, H, 1, tmp);
-            if (!store_panel(tmp, std::size_t(H) * kPanel, panels + base.back() + std::size_t(j) * (H + header)))
+            if (!store_panel(tmp, std::size_t(H) * kPanel, panel(base.size() - 1, j, H)))
                 fits = false;
         }
         if (table && m.embed) {
@@ -307,9 +309,8 @@ void sample_prepared(const CharModel<float>& m, const std::int32_t* prime, int n
                         const int kx = rows_x(l, col), k = rows(l, col);
                         const float* src = col.src < 0 ? st.hprev : rl + col.src * H;
                         const float* init = row && col.ih >= 0 ? row + col.ih * H : nullptr;
-                        const W* p = panels + base[l * n_cols + ci];
                         for (int j = u.lo; j < u.hi; j += kPanel)
-                            panel_gemv(p + std::size_t(j) * (k + header), x, kx, src, col.hh < 0 ? 0 : H, init ? init + j : nullptr,
+                            panel_gemv(panel(l * n_cols + ci, j, k), x, kx, src, col.hh < 0 ? 0 : H, init ? init + j : nullptr,
                                        std::min(kPanel, u.hi - j), rl + col.rec * H + j);
                     }
                     activate(Cell{}, st, u, phase);
@@ -322,7 +323,7 @@ void sample_prepared(const CharModel<float>& m, const std::int32_t* prime, int n
             }
             const float* top = h.data() + (std::size_t(L - 1) * 2 + out_slot) * H;
             for (int j = uv.lo; j < uv.hi; j += kPanel)
-                panel_gemv(panels + base.back() + std::size_t(j) * (H + header), nullptr, 0, top, H,
+                panel_gemv(panel(base.size() - 1, j, H), nullptr, 0, top, H,
                            m.b_out ? m.b_out + j : nullptr, std::min(kPanel, uv.hi - j), logits.data() + j);
 #pragma omp barrier
             Draw& draw = draws[tid];

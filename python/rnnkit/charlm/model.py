@@ -197,7 +197,7 @@ class CharLM:
         caches (a 2x512 LSTM's 12.6 MB of float32 do), from L2 when they fit. "float16" rounds the weights
         read per character to IEEE half precision: half the bytes; logits move by ~1e-3 relative at most
         (a trained 2x512 LSTM: 3e-4, the same bits per character to 5 decimals). "int8" keeps them as
-        8-bit integers with a power-of-two scale per output unit (the error of a weight is at most 1/254
+        8-bit integers with a power-of-two scale per output unit (the error of a weight is at most 1/127
         of its unit's largest): a quarter of the bytes, so a 2x512 LSTM's 3.3 MB fit in two cores' L2;
         logits move by ~1e-2 relative at most (an untrained 2x128 LSTM: 4e-3). Sums and states stay
         float32 with either; both need AVX-512 to be fast (elsewhere they are correct, not faster). How
