@@ -12,20 +12,21 @@ namespace rnnkit {
 #if defined(__x86_64__)
 void panel_gemv_avx512(const float*, const float*, int, const float*, int, const float*, int, float*);
 void panel_gemv_avx512(const std::uint16_t*, const float*, int, const float*, int, const float*, int, float*);
-void panel_gemv_avx512(const std::int8_t*, const float*, int, const float*, int, const float*, int, float*);
+void panel_gemv_vnni(const std::int8_t*, Quantized, int, Quantized, int, const float*, int, float*);
 
 namespace {
 const bool avx512 = [] {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("f16c");
 }();
+const bool vnni = avx512 && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+                  __builtin_cpu_supports("avx512vnni");
 }  // namespace
 #endif
 
 namespace {
 
 RNNKIT_INLINE float widen(float w) { return w; }
-RNNKIT_INLINE float widen(std::int8_t w) { return float(w); }
 
 // Branch-free, so that the loops over a panel row vectorise.
 RNNKIT_INLINE float widen(std::uint16_t w) {
@@ -41,14 +42,13 @@ RNNKIT_INLINE float widen(std::uint16_t w) {
     return f;
 }
 
-// The same order of operations as the AVX-512 kernel (kGemvAccumulators partial sums), then scaled (by
-// powers of two: exactly) where the panel has scales.
+// The same order of operations as the AVX-512 kernel (kGemvAccumulators partial sums).
 template <class W>
-RNNKIT_MULTIVERSION void portable_gemv(const W* p, const float* scale, const float* x, int kx, const float* h, int kh,
-                                       const float* init, int n, float* y) {
+RNNKIT_MULTIVERSION void portable_gemv(const W* p, const float* x, int kx, const float* h, int kh, const float* init,
+                                       int n, float* y) {
     constexpr int A = kGemvAccumulators;
     float acc[A][16] = {};
-    for (int j = 0; j < n && init; ++j) acc[0][j] = scale ? init[j] / scale[j] : init[j];
+    for (int j = 0; j < n && init; ++j) acc[0][j] = init[j];
     const float* z[2] = {x, h};
     const int K[2] = {kx, kh};
     for (int s = 0; s < 2; ++s) {
@@ -62,20 +62,7 @@ RNNKIT_MULTIVERSION void portable_gemv(const W* p, const float* scale, const flo
     for (int w = A / 2; w > 0; w /= 2)
         for (int i = 0; i < w; ++i)
             for (int j = 0; j < 16; ++j) acc[i][j] += acc[i + w][j];
-    for (int j = 0; j < n; ++j) y[j] = scale ? acc[0][j] * scale[j] : acc[0][j];
-}
-
-// The portable entry of each storage: 8-bit panels hand their header's scales on.
-template <class W>
-void portable(const W* p, const float* x, int kx, const float* h, int kh, const float* init, int n, float* y) {
-    portable_gemv(p, nullptr, x, kx, h, kh, init, n, y);
-}
-
-void portable(const std::int8_t* p, const float* x, int kx, const float* h, int kh, const float* init, int n,
-              float* y) {
-    float scale[16];
-    std::memcpy(scale, p, sizeof scale);
-    portable_gemv(p + kScaleRows * 16, scale, x, kx, h, kh, init, n, y);
+    for (int j = 0; j < n; ++j) y[j] = acc[0][j];
 }
 
 template <class W>
@@ -83,7 +70,30 @@ void dispatch(const W* p, const float* x, int kx, const float* h, int kh, const 
 #if defined(__x86_64__)
     if (avx512) return panel_gemv_avx512(p, x, kx, h, kh, init, n, y);
 #endif
-    portable(p, x, kx, h, kh, init, n, y);
+    portable_gemv(p, x, kx, h, kh, init, n, y);
+}
+
+// The exact integer sums of the 8-bit kernel; only their combination in double is rounded, and with the
+// same fused operations as panel_gemv_vnni.cpp, so both give the same bits.
+RNNKIT_MULTIVERSION void portable_int8(const std::int8_t* p, Quantized x, int kx, Quantized h, int kh,
+                                       const float* init, int n, float* y) {
+    float scale[16];
+    std::memcpy(scale, p, sizeof scale);
+    p += kScaleRows * 16;
+    double t[16] = {};
+    const Quantized z[2] = {x, h};
+    const int K[2] = {kx, kh};
+    for (int s = 0; s < 2; ++s) {
+        if (K[s] == 0) continue;
+        std::int64_t sum[16] = {};
+        for (int r = 0; r < (K[s] + 1) / 2; ++r, p += 32) {
+            const std::int32_t z0 = z[s].q[2 * r], z1 = z[s].q[2 * r + 1];
+#pragma omp simd
+            for (int j = 0; j < 16; ++j) sum[j] += std::int32_t(p[2 * j]) * z0 + std::int32_t(p[2 * j + 1]) * z1;
+        }
+        for (int j = 0; j < 16; ++j) t[j] = std::fma(double(z[s].scale), double(sum[j]), t[j]);
+    }
+    for (int j = 0; j < n; ++j) y[j] = float(std::fma(double(scale[j]), t[j], init ? double(init[j]) : 0.0));
 }
 
 }  // namespace
@@ -97,13 +107,34 @@ void panel_gemv(const std::uint16_t* p, const float* x, int kx, const float* h, 
     dispatch(p, x, kx, h, kh, init, n, y);
 }
 
-void panel_gemv(const std::int8_t* p, const float* x, int kx, const float* h, int kh, const float* init, int n,
-                float* y) {
-    dispatch(p, x, kx, h, kh, init, n, y);
+void panel_gemv(const std::int8_t* p, Quantized x, int kx, Quantized h, int kh, const float* init, int n, float* y) {
+#if defined(__x86_64__)
+    if (vnni) return panel_gemv_vnni(p, x, kx, h, kh, init, n, y);
+#endif
+    portable_int8(p, x, kx, h, kh, init, n, y);
 }
 
-RNNKIT_MULTIVERSION bool to_int8_panel(const float* in, int k, std::int8_t* out) {
-    float largest[16] = {}, scale[16], inverse[16];
+RNNKIT_MULTIVERSION Quantized quantize(const float* z, int n, std::int16_t* q) {
+    float largest = 0.0f;
+    int bad = 0;  // not `finite && ...`: the short circuit would keep the loop from vectorising
+    for (int i = 0; i < n; ++i) {
+        largest = std::max(largest, std::fabs(z[i]));
+        bad |= !(std::fabs(z[i]) <= 3.4028235e38f);  // NaN too
+    }
+    if (bad || largest == 0.0f) {
+        std::fill(q, q + n + n % 2, std::int16_t(0));
+        return {q, bad ? NAN : 0.0f};
+    }
+    const float scale = largest / 32767.0f, inverse = 32767.0f / largest;
+    // |z| * inverse <= 32767 (1 + 2^-23): rounds to at most 32767.
+    for (int i = 0; i < n; ++i) q[i] = std::int16_t(std::nearbyint(z[i] * inverse));
+    if (n % 2) q[n] = 0;
+    return {q, scale};
+}
+
+RNNKIT_MULTIVERSION bool to_int8_panel(const float* in, int kx, int kh, std::int8_t* out) {
+    const int k = kx + kh;
+    float largest[16] = {}, scale[16];
     bool finite = true;
     for (int kk = 0; kk < k; ++kk)
         for (int j = 0; j < 16; ++j) {
@@ -111,18 +142,21 @@ RNNKIT_MULTIVERSION bool to_int8_panel(const float* in, int k, std::int8_t* out)
             finite = finite && std::isfinite(w);
             largest[j] = std::max(largest[j], std::fabs(w));
         }
-    for (int j = 0; j < 16; ++j) {
-        int e;
-        const float f = std::frexp(largest[j], &e);  // largest = f * 2^e, f in [0.5, 1)
-        // 127 * 2^(e-7) = (127/128) 2^e covers f up to 127/128; above that one more power of two.
-        scale[j] = std::ldexp(1.0f, std::max(-100, f > 127.0f / 128.0f ? e - 6 : e - 7));
-        inverse[j] = 1.0f / scale[j];  // exact: a power of two
-    }
+    for (int j = 0; j < 16; ++j) scale[j] = largest[j] / 127.0f;
     std::memcpy(out, scale, sizeof scale);
     out += kScaleRows * 16;
-    for (int kk = 0; kk < k; ++kk)
-#pragma omp simd
-        for (int j = 0; j < 16; ++j) out[kk * 16 + j] = finite ? std::int8_t(std::nearbyint(in[kk * 16 + j] * inverse[j])) : 0;
+    const int K[2] = {kx, kh};
+    const float* rows[2] = {in, in + std::size_t(kx) * 16};
+    for (int s = 0; s < 2; ++s)
+        for (int r = 0; r < (K[s] + 1) / 2; ++r, out += 32)
+            for (int half = 0; half < 2; ++half)
+                for (int j = 0; j < 16; ++j) {
+                    const bool row = 2 * r + half < K[s];  // the padding row of an odd count is zero
+                    const float w = row ? rows[s][(2 * r + half) * 16 + j] : 0.0f;
+                    out[2 * j + half] = finite && largest[j] > 0.0f
+                                            ? std::int8_t(std::clamp(std::nearbyint(w / scale[j]), -127.0f, 127.0f))
+                                            : 0;
+                }
     return finite;
 }
 

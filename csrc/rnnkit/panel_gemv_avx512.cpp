@@ -1,5 +1,5 @@
-// The panel_gemv.h kernels for AVX-512: one 16-float register per panel row, half rows widened by
-// vcvtph2ps and 8-bit rows by vpmovsxbd + vcvtdq2ps on the way in. Picked at run time by panel_gemv.cpp.
+// The float and half panel_gemv.h kernels for AVX-512: one 16-float register per panel row, half rows
+// widened by vcvtph2ps on the way in. Picked at run time by panel_gemv.cpp.
 #if defined(__x86_64__)
 #pragma GCC target("avx512f,f16c,fma,avx2")
 #include <immintrin.h>
@@ -18,25 +18,17 @@ inline __m512 load_row(const float* p) { return _mm512_loadu_ps(p); }
 inline __m512 load_row(const std::uint16_t* p) {
     return _mm512_maskz_cvtph_ps(__mmask16(0xffff), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
-inline __m512 load_row(const std::int8_t* p) {
-    const __mmask16 all = 0xffff;
-    const __m512i q = _mm512_maskz_cvtepi8_epi32(all, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-    return _mm512_maskz_cvtepi32_ps(all, q);
-}
 
-// The weights come from L3 (a model is larger than L2), and the hardware prefetcher stops at every 4 KiB
+// The weights come from L3 (a float or half model is larger than L2), and the hardware prefetcher stops at every 4 KiB
 // page: prefetching this far ahead keeps the loads streaming (2x512 LSTM, float: 76 -> 66 us a character).
 constexpr int kPrefetchBytes = 2048;
 
-// kGemvAccumulators partial sums (panel_gemv.h). With scales (8-bit panels) the sums are of q * z and
-// scaled at the end; init is divided by them first.
+// kGemvAccumulators partial sums (panel_gemv.h).
 template <class W>
-inline void gemv(const W* p, const __m512* scale, const float* x, int kx, const float* h, int kh, const float* init,
-                 int n, float* y) {
+inline void gemv(const W* p, const float* x, int kx, const float* h, int kh, const float* init, int n, float* y) {
     const __mmask16 lanes = __mmask16((1u << n) - 1);
     __m512 acc[kGemvAccumulators];
     acc[0] = init ? _mm512_maskz_loadu_ps(lanes, init) : _mm512_setzero_ps();
-    if (scale) acc[0] = _mm512_div_ps(acc[0], *scale);
     for (int i = 1; i < kGemvAccumulators; ++i) acc[i] = _mm512_setzero_ps();
     const float* z[2] = {x, h};
     const int K[2] = {kx, kh};
@@ -53,25 +45,19 @@ inline void gemv(const W* p, const __m512* scale, const float* x, int kx, const 
     }
     for (int w = kGemvAccumulators / 2; w > 0; w /= 2)
         for (int i = 0; i < w; ++i) acc[i] = _mm512_add_ps(acc[i], acc[i + w]);
-    _mm512_mask_storeu_ps(y, lanes, scale ? _mm512_mul_ps(acc[0], *scale) : acc[0]);
+    _mm512_mask_storeu_ps(y, lanes, acc[0]);
 }
 
 }  // namespace
 
 void panel_gemv_avx512(const float* p, const float* x, int kx, const float* h, int kh, const float* init, int n,
                        float* y) {
-    gemv(p, nullptr, x, kx, h, kh, init, n, y);
+    gemv(p, x, kx, h, kh, init, n, y);
 }
 
 void panel_gemv_avx512(const std::uint16_t* p, const float* x, int kx, const float* h, int kh, const float* init,
                        int n, float* y) {
-    gemv(p, nullptr, x, kx, h, kh, init, n, y);
-}
-
-void panel_gemv_avx512(const std::int8_t* p, const float* x, int kx, const float* h, int kh, const float* init,
-                       int n, float* y) {
-    const __m512 scale = _mm512_loadu_ps(reinterpret_cast<const float*>(p));
-    gemv(p + kScaleRows * 16, &scale, x, kx, h, kh, init, n, y);
+    gemv(p, x, kx, h, kh, init, n, y);
 }
 
 }  // namespace rnnkit

@@ -188,18 +188,27 @@ void activate(GruChoCell, const Step<float>& st, Units u, int phase) {
         GruChoCell::activate_candidate(st, u);
 }
 
-inline bool store_panel(const float* in, std::size_t n, float* out) {
-    std::memcpy(out, in, n * sizeof(float));
+// How each storage keeps a panel of kx + kh float rows (pack_panels' layout), and the rows of 16 stored
+// values that takes: float and half row by row, 8-bit with scales and in row pairs (panel_gemv.h).
+inline bool store_panel(const float* in, int kx, int kh, float* out) {
+    std::memcpy(out, in, std::size_t(kx + kh) * kPanel * sizeof(float));
     return true;
 }
+inline bool store_panel(const float* in, int kx, int kh, std::uint16_t* out) {
+    return to_half(in, std::size_t(kx + kh) * kPanel, out);
+}
+inline bool store_panel(const float* in, int kx, int kh, std::int8_t* out) { return to_int8_panel(in, kx, kh, out); }
 
-inline bool store_panel(const float* in, std::size_t n, std::uint16_t* out) { return to_half(in, n, out); }
-
-inline bool store_panel(const float* in, std::size_t n, std::int8_t* out) { return to_int8_panel(in, int(n / kPanel), out); }
-
-// Rows of 16 weights that a stored panel has before its k weight rows: 8-bit panels begin with their scales.
 template <class W>
-constexpr int header_rows() { return std::is_same_v<W, std::int8_t> ? kScaleRows : 0; }
+int stored_rows(int kx, int kh) { return std::is_same_v<W, std::int8_t> ? int8_rows(kx, kh) : kx + kh; }
+
+// What a storage's kernels multiply the weights with: the float vector itself, or for 8-bit panels the
+// vector quantised to 16 bits (into q, room for n + 1 values), once per vector and step.
+inline const float* operand(float, const float* z, int, std::int16_t*) { return z; }
+inline const float* operand(std::uint16_t, const float* z, int, std::int16_t*) { return z; }
+inline Quantized operand(std::int8_t, const float* z, int n, std::int16_t* q) {
+    return z ? quantize(z, n, q) : Quantized{nullptr, 0.0f};
+}
 
 // W: the stored weight type, float, std::uint16_t (IEEE half) or std::int8_t (scaled).
 template <class Cell, class W>
@@ -214,22 +223,22 @@ void sample_prepared(const CharModel<float>& m, const std::int32_t* prime, int n
 
     // Panel rows of (layer, column): its input rows (none where layer 0 reads the table) and H recurrent rows.
     auto rows_x = [&](int l, const Column& c) { return c.ih < 0 || (l == 0 && table) ? 0 : l == 0 ? E : H; };
-    auto rows = [&](int l, const Column& c) { return rows_x(l, c) + (c.hh < 0 ? 0 : H); };
-    // A panel of k weight rows takes k + header rows of 16 stored values.
-    constexpr int header = header_rows<W>();
+    auto rows_h = [&](const Column& c) { return c.hh < 0 ? 0 : H; };
+    auto stored = [&](int l, const Column& c) { return stored_rows<W>(rows_x(l, c), rows_h(c)); };
     std::vector<std::size_t> base;  // first panel of (layer, column), then of the output layer
     std::size_t total = 0;
     for (int l = 0; l < L; ++l)
         for (const Column& c : cols)
-            base.push_back(total), total += std::size_t(panels_of(H)) * (rows(l, c) + header) * kPanel;
+            base.push_back(total), total += std::size_t(panels_of(H)) * stored(l, c) * kPanel;
     base.push_back(total);
-    total += std::size_t(panels_of(V)) * (H + header) * kPanel;
+    const int out_rows = stored_rows<W>(0, H);
+    total += std::size_t(panels_of(V)) * out_rows * kPanel;
     // Uninitialised (the threads write it, each its own part), and 64-byte aligned so that no panel row
     // straddles two cache lines.
     std::unique_ptr<W[]> storage(new W[total + 64 / sizeof(W)]);
     W* const panels = reinterpret_cast<W*>((reinterpret_cast<std::uintptr_t>(storage.get()) + 63) & ~std::uintptr_t(63));
-    // The panel of units [j, j + 16) in the block starting at base[b], whose panels have k weight rows.
-    auto panel = [&](std::size_t b, int j, int k) { return panels + base[b] + std::size_t(j) * (k + header); };
+    // The panel of units [j, j + 16) in the block starting at base[b], whose panels take `rows` stored rows.
+    auto panel = [&](std::size_t b, int j, int rows) { return panels + base[b] + std::size_t(j) * rows; };
 
     std::vector<float> input_table(table ? std::size_t(V) * G * H : 0);
     std::vector<float> bias(std::size_t(L) * G * H), h(std::size_t(L) * 2 * H), c(Cell::has_c ? h.size() : 0),
@@ -246,6 +255,9 @@ void sample_prepared(const CharModel<float>& m, const std::int32_t* prime, int n
     const int threads = choose_threads(1, H, H, G);
     std::vector<Draw> draws(threads, Draw(opt, V));
     std::vector<float> scratch(std::size_t(threads) * (std::max(E, H) + H) * kPanel);
+    // Per thread, the layer's input and the recurrent vector quantised for 8-bit panels.
+    const int quantised_size = std::is_same_v<W, std::int8_t> ? std::max(E, H) + H + 2 : 0;
+    std::vector<std::int16_t> quantised(std::size_t(threads) * quantised_size);
     std::atomic<bool> fits{true};
 
     blas_single_threaded();
@@ -255,24 +267,25 @@ void sample_prepared(const CharModel<float>& m, const std::int32_t* prime, int n
         const int tid = omp_get_thread_num(), team = omp_get_num_threads();
         const Units u = units_of(tid, team, H), uv = units_of(tid, team, V);
         float* tmp = scratch.data() + std::size_t(tid) * (std::max(E, H) + H) * kPanel;
+        std::int16_t* qx = quantised.data() + std::size_t(tid) * quantised_size;
+        std::int16_t* qh = qx + (quantised_size ? std::max(E, H) + 1 : 0);
 
         // Each thread packs the panels it will read (and the table columns of its units).
         for (int l = 0; l < L; ++l)
             for (int ci = 0; ci < n_cols; ++ci) {
                 const Column& col = cols[ci];
-                const int kx = rows_x(l, col), k = rows(l, col), I = l == 0 ? E : H;
+                const int kx = rows_x(l, col), kh = rows_h(col), I = l == 0 ? E : H;
                 for (int j = u.lo; j < u.hi; j += kPanel) {
                     const int n = std::min(kPanel, u.hi - j);
                     if (kx) pack_panels<float>(n, kx, m.w_ih[l] + (std::size_t(col.ih) * H + j) * I, I, 1, tmp);
-                    if (col.hh >= 0)
-                        pack_panels<float>(n, H, m.w_hh[l] + (std::size_t(col.hh) * H + j) * H, H, 1, tmp + kx * kPanel);
-                    if (!store_panel(tmp, std::size_t(k) * kPanel, panel(l * n_cols + ci, j, k)))
+                    if (kh) pack_panels<float>(n, H, m.w_hh[l] + (std::size_t(col.hh) * H + j) * H, H, 1, tmp + kx * kPanel);
+                    if (!store_panel(tmp, kx, kh, panel(l * n_cols + ci, j, stored(l, col))))
                         fits = false;
                 }
             }
         for (int j = uv.lo; j < uv.hi; j += kPanel) {
             pack_panels<float>(std::min(kPanel, uv.hi - j), H, m.w_out + std::size_t(j) * H, H, 1, tmp);
-            if (!store_panel(tmp, std::size_t(H) * kPanel, panel(base.size() - 1, j, H)))
+            if (!store_panel(tmp, 0, H, panel(base.size() - 1, j, out_rows)))
                 fits = false;
         }
         if (table && m.embed) {
@@ -299,19 +312,23 @@ void sample_prepared(const CharModel<float>& m, const std::int32_t* prime, int n
                 const Step<float> st{&args[l], 0, R * H, rl, hl + in * H, cl ? cl + in * H : nullptr,
                                      hl + out_slot * H, cl ? cl + out_slot * H : nullptr, nullptr, nullptr, nullptr,
                                      nullptr, bias.data() + std::size_t(l) * G * H};
+                const auto xin = operand(W{}, x, l == 0 ? E : H, qx);
                 for (int phase = 0; phase < 1 + two_phases; ++phase) {
                     if (phase) {
 #pragma omp barrier
                     }
+                    const float* quantised_src = nullptr;
+                    auto hin = operand(W{}, nullptr, H, qh);
                     for (int ci = 0; ci < n_cols; ++ci) {
                         const Column& col = cols[ci];
                         if ((col.src >= 0) != bool(phase)) continue;
-                        const int kx = rows_x(l, col), k = rows(l, col);
+                        const int kx = rows_x(l, col), kh = rows_h(col);
                         const float* src = col.src < 0 ? st.hprev : rl + col.src * H;
+                        if (src != quantised_src) hin = operand(W{}, src, H, qh), quantised_src = src;
                         const float* init = row && col.ih >= 0 ? row + col.ih * H : nullptr;
                         for (int j = u.lo; j < u.hi; j += kPanel)
-                            panel_gemv(panel(l * n_cols + ci, j, k), x, kx, src, col.hh < 0 ? 0 : H, init ? init + j : nullptr,
-                                       std::min(kPanel, u.hi - j), rl + col.rec * H + j);
+                            panel_gemv(panel(l * n_cols + ci, j, stored(l, col)), xin, kx, hin, kh,
+                                       init ? init + j : nullptr, std::min(kPanel, u.hi - j), rl + col.rec * H + j);
                     }
                     activate(Cell{}, st, u, phase);
                 }
@@ -321,9 +338,9 @@ void sample_prepared(const CharModel<float>& m, const std::int32_t* prime, int n
                 v = prime[t + 1];
                 continue;
             }
-            const float* top = h.data() + (std::size_t(L - 1) * 2 + out_slot) * H;
+            const auto top = operand(W{}, h.data() + (std::size_t(L - 1) * 2 + out_slot) * H, H, qh);
             for (int j = uv.lo; j < uv.hi; j += kPanel)
-                panel_gemv(panel(base.size() - 1, j, H), nullptr, 0, top, H,
+                panel_gemv(panel(base.size() - 1, j, out_rows), operand(W{}, nullptr, 0, qx), 0, top, H,
                            m.b_out ? m.b_out + j : nullptr, std::min(kPanel, uv.hi - j), logits.data() + j);
 #pragma omp barrier
             Draw& draw = draws[tid];
