@@ -128,11 +128,20 @@ def train_both(cfg: TrainConfig, text: str, block: int) -> dict:
                              "train_s": sum(seconds[name])}
     ratios = np.array(seconds["torch"]) / np.array(seconds["rnnkit"])
     return {**results, "block_speedups": {"steps_per_block": block, "median": float(np.median(ratios)),
-                                          "min": float(ratios.min()), "max": float(ratios.max())}}
+                                          "min": float(ratios.min()), "max": float(ratios.max())},
+            "model": runs["rnnkit"].model}
 
 
 #: The weight storages of CharLM.sample that the sampling benchmark times.
 SAMPLING_WEIGHTS = ("float32", "float16", "int8")
+#: Validation characters scored with each storage (batch 1: ~20 us a character for the 2x256 model).
+STORAGE_TEXT_CHARS = 100_000
+
+
+def storage_bpc(model: CharLM, text: str) -> dict:
+    """Bits per character of ``text`` under the trained model as the sampler scores it with each weight
+    storage (CharLM.evaluate_as_sampled): what the faster storages cost."""
+    return {w: model.evaluate_as_sampled(text, w) for w in SAMPLING_WEIGHTS}
 
 
 def sampling_speed(vocab: Vocab, length: int) -> dict:
@@ -201,6 +210,9 @@ def main() -> None:
     peak_start = measure_peak(a.threads)["gflops"]
     both = train_both(cfg, text, a.block)
     ours, theirs = both["rnnkit"], both["torch"]
+    scored = split(text, cfg.val_frac)[1][:STORAGE_TEXT_CHARS]
+    bpc_by_storage = storage_bpc(both["model"], scored)
+    print("bits/char by sampling storage", bpc_by_storage)
     print("rnnkit", ours)
     print("torch ", theirs)
     print("speed-up per block", both["block_speedups"])
@@ -224,6 +236,7 @@ def main() -> None:
                     # other work on the machine slows multi-threaded timings, torch's and rnnkit's unequally
                     "load_start": load_start, "load_end": cpu_load()},
         "rnnkit": ours, "torch": theirs, "block_speedups": both["block_speedups"], "sampling": sampling,
+        "storage_bpc": {"chars": len(scored), **bpc_by_storage},
         "flops": flops,
         "val_loss_ratio": ours["val_loss"] / theirs["val_loss"],
         "train_speedup": ours["chars_per_s"] / theirs["chars_per_s"],
@@ -255,6 +268,8 @@ def markdown(r: dict) -> str:
         for w in SAMPLING_WEIGHTS
     ]
     table = "\n".join("| " + " | ".join(row) + " |" for row in rows)
+    sb = r["storage_bpc"]
+    storages = ", ".join(f"{w} {sb[w]:.4f}" for w in SAMPLING_WEIGHTS)
     return f"""# Character model: rnnkit against PyTorch
 
 Text: {s['text']} ({s['text_chars']:,} characters, last {s['val_frac']:.0%} for validation).
@@ -273,6 +288,9 @@ Machine load (1-min load average, CPU pressure %) at start {r['machine']['load_s
 | | rnnkit | PyTorch | ratio | target |
 |---|---|---|---|---|
 {table}
+
+What the sampling storages cost: the trained rnnkit model's bits per character on the first {sb['chars']:,}
+validation characters, scored by the sampler's loop as one stream (`CharLM.evaluate_as_sampled`): {storages}.
 """
 
 

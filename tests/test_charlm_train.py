@@ -108,6 +108,10 @@ def test_cli_train_sample_eval(tmp_path, text_file, capsys):
     assert cli(["eval-charlm", out, "--text", text_file]) == 0
     bpc = float(capsys.readouterr().out)
     assert bpc == pytest.approx(CharLM.load(out).evaluate(TEXT), abs=1e-4)
+    for weights in ("float32", "int8"):
+        assert cli(["eval-charlm", out, "--text", text_file, "--as-sampled", weights]) == 0
+        assert float(capsys.readouterr().out) == pytest.approx(CharLM.load(out).evaluate_as_sampled(TEXT, weights),
+                                                               abs=1e-4)
     assert cli(["eval-charlm", out, "--text", text_file, "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["chars"] == len(TEXT) - 1 and d["unknown_chars"] == 0

@@ -12,15 +12,15 @@ namespace rnnkit {
 #if defined(__x86_64__)
 void panel_gemv_avx512(const float*, const float*, int, const float*, int, const float*, int, float*);
 void panel_gemv_avx512(const std::uint16_t*, const float*, int, const float*, int, const float*, int, float*);
-void panel_gemv_vnni(const std::int8_t*, Quantized, int, Quantized, int, const float*, int, float*);
+void panel_gemv_avx512(const std::int8_t*, Quantized, int, Quantized, int, const float*, int, float*, bool vnni);
 
 namespace {
 const bool avx512 = [] {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("f16c");
 }();
-const bool vnni = avx512 && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-                  __builtin_cpu_supports("avx512vnni");
+const bool avx512_int8 = avx512 && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+const bool vnni = avx512_int8 && __builtin_cpu_supports("avx512vnni");
 }  // namespace
 #endif
 
@@ -74,7 +74,7 @@ void dispatch(const W* p, const float* x, int kx, const float* h, int kh, const 
 }
 
 // The exact integer sums of the 8-bit kernel; only their combination in double is rounded, and with the
-// same fused operations as panel_gemv_vnni.cpp, so both give the same bits.
+// same fused operations as panel_gemv_int8_avx512.cpp, so both give the same bits.
 RNNKIT_MULTIVERSION void portable_int8(const std::int8_t* p, Quantized x, int kx, Quantized h, int kh,
                                        const float* init, int n, float* y) {
     float scale[16];
@@ -109,18 +109,24 @@ void panel_gemv(const std::uint16_t* p, const float* x, int kx, const float* h, 
 
 void panel_gemv(const std::int8_t* p, Quantized x, int kx, Quantized h, int kh, const float* init, int n, float* y) {
 #if defined(__x86_64__)
-    if (vnni) return panel_gemv_vnni(p, x, kx, h, kh, init, n, y);
+    if (avx512_int8) return panel_gemv_avx512(p, x, kx, h, kh, init, n, y, vnni);
 #endif
     portable_int8(p, x, kx, h, kh, init, n, y);
 }
 
 RNNKIT_MULTIVERSION Quantized quantize(const float* z, int n, std::int16_t* q) {
-    float largest = 0.0f;
-    int bad = 0;  // not `finite && ...`: the short circuit would keep the loop from vectorising
+    // The largest magnitude as the largest bit pattern without the sign: the order of the patterns of
+    // non-negative floats is theirs, with infinity and then NaN above every finite one. An integer
+    // maximum vectorises, a float one (NaN-aware) does not.
+    std::uint32_t top = 0;
     for (int i = 0; i < n; ++i) {
-        largest = std::max(largest, std::fabs(z[i]));
-        bad |= !(std::fabs(z[i]) <= 3.4028235e38f);  // NaN too
+        std::uint32_t bits;
+        std::memcpy(&bits, z + i, sizeof bits);
+        top = std::max(top, bits & 0x7fffffffu);
     }
+    const bool bad = top >= 0x7f800000u;
+    float largest;
+    std::memcpy(&largest, &top, sizeof largest);
     if (bad || largest == 0.0f) {
         std::fill(q, q + n + n % 2, std::int16_t(0));
         return {q, bad ? NAN : 0.0f};
@@ -134,7 +140,7 @@ RNNKIT_MULTIVERSION Quantized quantize(const float* z, int n, std::int16_t* q) {
 
 RNNKIT_MULTIVERSION bool to_int8_panel(const float* in, int kx, int kh, std::int8_t* out) {
     const int k = kx + kh;
-    float largest[16] = {}, scale[16];
+    float largest[16] = {}, scale[16], inverse[16];
     bool finite = true;
     for (int kk = 0; kk < k; ++kk)
         for (int j = 0; j < 16; ++j) {
@@ -142,21 +148,25 @@ RNNKIT_MULTIVERSION bool to_int8_panel(const float* in, int kx, int kh, std::int
             finite = finite && std::isfinite(w);
             largest[j] = std::max(largest[j], std::fabs(w));
         }
-    for (int j = 0; j < 16; ++j) scale[j] = largest[j] / 127.0f;
+    for (int j = 0; j < 16; ++j) {
+        scale[j] = largest[j] / 127.0f;
+        inverse[j] = finite && largest[j] > 0.0f ? 127.0f / largest[j] : 0.0f;  // zeros q where it is 0
+    }
     std::memcpy(out, scale, sizeof scale);
     out += kScaleRows * 16;
+    static const float zeros[16] = {};
     const int K[2] = {kx, kh};
     const float* rows[2] = {in, in + std::size_t(kx) * 16};
     for (int s = 0; s < 2; ++s)
-        for (int r = 0; r < (K[s] + 1) / 2; ++r, out += 32)
-            for (int half = 0; half < 2; ++half)
-                for (int j = 0; j < 16; ++j) {
-                    const bool row = 2 * r + half < K[s];  // the padding row of an odd count is zero
-                    const float w = row ? rows[s][(2 * r + half) * 16 + j] : 0.0f;
-                    out[2 * j + half] = finite && largest[j] > 0.0f
-                                            ? std::int8_t(std::clamp(std::nearbyint(w / scale[j]), -127.0f, 127.0f))
-                                            : 0;
-                }
+        for (int r = 0; r < (K[s] + 1) / 2; ++r, out += 32) {
+            const float* a = rows[s] + 2 * r * 16;
+            const float* b = 2 * r + 1 < K[s] ? a + 16 : zeros;  // the padding row of an odd count is zero
+            // |w| * inverse <= 127 (1 + 2^-23): rounds to at most 127.
+            for (int j = 0; j < 16; ++j) {
+                out[2 * j] = std::int8_t(std::nearbyint(a[j] * inverse[j]));
+                out[2 * j + 1] = std::int8_t(std::nearbyint(b[j] * inverse[j]));
+            }
+        }
     return finite;
 }
 

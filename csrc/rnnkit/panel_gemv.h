@@ -48,8 +48,9 @@ constexpr int kScaleRows = 16 * sizeof(float) / 16;
 inline int int8_rows(int kx, int kh) { return kScaleRows + (kx + 1) / 2 * 2 + (kh + 1) / 2 * 2; }
 
 // The 8-bit panel (above) of the float panel in[0 .. (kx+kh)*16) (pack_panels' layout) into out.
-// Column j's scale is s[j] = max_k |in[k][j]| / 127 and q = in / s[j] rounded to nearest even (zero for
-// an all-zero column). Returns whether every in[i] is finite.
+// Column j's scale is s[j] = max_k |in[k][j]| / 127 and q = in * (127 / max_k |in[k][j]|) rounded to
+// nearest even (zero for an all-zero column, and everywhere unless every in[i] is finite). Returns
+// whether every in[i] is finite.
 bool to_int8_panel(const float* in, int kx, int kh, std::int8_t* out);
 
 // out[i] = in[i] as IEEE half, rounded to nearest even. Returns whether every out[i] is finite (false

@@ -2,7 +2,7 @@
 // softmax | top-k | argmax) -> draw, fed back. The draw is deterministic for a seed on every platform:
 // u = (rng() >> 11) * 2^-53 is a uniform double in [0, 1) built from the top 53 bits of one
 // std::mt19937_64 output (whose sequence the standard fixes), and the symbol is found by inverting the
-// cumulative distribution in index order.
+// cumulative distribution in index order. The same loops score a given text (sampling.h's score).
 //
 // Float models run the prepared engine below; double models step each layer with rnnkit::step.
 #include "sampling.h"
@@ -17,6 +17,7 @@
 #include <numeric>
 #include <random>
 #include <stdexcept>
+#include <string>
 #include <type_traits>
 
 #include "cells.h"
@@ -33,7 +34,14 @@ public:
 
     std::vector<double> logits;
 
-    std::int32_t operator()() {
+    template <class L>
+    std::int32_t operator()(const L* from) {
+        std::copy(from, from + logits.size(), logits.begin());
+        return draw();
+    }
+
+private:
+    std::int32_t draw() {
         const int V = int(logits.size());
         // Candidates in descending logit order, ties by index; the excluded symbol is never one.
         order_.resize(V);
@@ -64,11 +72,68 @@ public:
         return order_.back();  // u rounded up to total
     }
 
-private:
     SampleOptions opt_;
     std::mt19937_64 rng_;
     std::vector<double> probs_;
     std::vector<int> order_;
+};
+
+// What an engine feeds and what it does with the logits. Both engines run: v = first(); for t in
+// [0, feeds()): feed v; v = given(t) if that is >= 0, else next(thread, t, the logits after feeding).
+//
+// Sampling: the priming symbols, then symbols drawn from the logits, written to out. Every thread draws
+// the same symbol with its own copy of the generator, so no barrier waits for the draw.
+class Sampling {
+public:
+    Sampling(const SampleOptions& opt, int V, const std::int32_t* prime, int n_prime, int length, std::int32_t* out)
+        : opt_(opt), V_(V), prime_(prime), n_prime_(n_prime), length_(length), out_(out) {}
+
+    void set_threads(int threads) { draws_.assign(threads, Draw(opt_, V_)); }
+    int feeds() const { return n_prime_ + length_ - 1; }
+    std::int32_t first() const { return prime_[0]; }
+    std::int32_t given(int t) const { return t < n_prime_ - 1 ? prime_[t + 1] : -1; }
+    template <class L>
+    std::int32_t next(int thread, int t, const L* logits) {
+        const std::int32_t v = draws_[thread](logits);
+        if (thread == 0) out_[t - n_prime_ + 1] = v;
+        return v;
+    }
+
+private:
+    SampleOptions opt_;
+    int V_;
+    const std::int32_t* prime_;
+    int n_prime_, length_;
+    std::int32_t* out_;
+    std::vector<Draw> draws_;
+};
+
+// Scoring: the symbols ids[0..n) fed in turn; thread 0 adds -log softmax(logits)[ids[t+1]] in double.
+class Scoring {
+public:
+    Scoring(int V, const std::int32_t* ids, int n) : V_(V), ids_(ids), n_(n) {}
+
+    double nll = 0.0;
+
+    void set_threads(int) {}
+    int feeds() const { return n_ - 1; }
+    std::int32_t first() const { return ids_[0]; }
+    std::int32_t given(int) const { return -1; }
+    template <class L>
+    std::int32_t next(int thread, int t, const L* logits) {
+        if (thread == 0) {
+            const double top = *std::max_element(logits, logits + V_);
+            double total = 0.0;
+            for (int v = 0; v < V_; ++v) total += std::exp(double(logits[v]) - top);
+            nll += std::log(total) + top - double(logits[ids_[t + 1]]);
+        }
+        return ids_[t + 1];
+    }
+
+private:
+    int V_;
+    const std::int32_t* ids_;
+    int n_;
 };
 
 // ------------------------------------------------------------------ double models: rnnkit::step
@@ -120,16 +185,18 @@ private:
     std::vector<T> h_, c_, one_hot_;
 };
 
-template <class T>
-void sample_by_steps(const CharModel<T>& m, const std::int32_t* prime, int n_prime, int length,
-                     const SampleOptions& opt, std::int32_t* out) {
+template <class T, class Policy>
+void run_by_steps(const CharModel<T>& m, Policy& policy) {
     StepSampler<T> s(m);
-    Draw draw(opt, m.V);
-    for (int i = 0; i < n_prime; ++i) s.feed(prime[i]);
-    for (int i = 0; i < length; ++i) {
-        s.logits(draw.logits);
-        out[i] = draw();
-        if (i + 1 < length) s.feed(out[i]);
+    std::vector<double> logits(m.V);
+    policy.set_threads(1);
+    std::int32_t v = policy.first();
+    for (int t = 0; t < policy.feeds(); ++t) {
+        s.feed(v);
+        v = policy.given(t);
+        if (v >= 0) continue;
+        s.logits(logits);
+        v = policy.next(0, t, logits.data());
     }
 }
 
@@ -144,8 +211,8 @@ void sample_by_steps(const CharModel<T>& m, const std::int32_t* prime, int n_pri
 //     one-hot input), so W_ih0 is not read per character;
 //   - runs the whole loop in one parallel region: each thread owns a range of units (all gates of them,
 //     so the cell's pointwise step needs no other thread) and a range of symbols of the output layer;
-//     a barrier after each layer (the next reads all of h) and one after the logits. Every thread then
-//     draws the same symbol with its own copy of the generator, so no barrier waits for the draw.
+//     a barrier after each layer (the next reads all of h) and one after the logits; then every thread
+//     takes the next symbol from the policy (Sampling, Scoring).
 
 // Beyond this many symbols the table (V x G*H floats) costs more memory and set-up than it saves, and
 // layer 0 reads W_ih0 like the layers above.
@@ -211,9 +278,8 @@ inline Quantized operand(std::int8_t, const float* z, int n, std::int16_t* q) {
 }
 
 // W: the stored weight type, float, std::uint16_t (IEEE half) or std::int8_t (scaled).
-template <class Cell, class W>
-void sample_prepared(const CharModel<float>& m, const std::int32_t* prime, int n_prime, int length,
-                     const SampleOptions& opt, std::int32_t* out) {
+template <class Cell, class W, class Policy>
+void run_prepared(const CharModel<float>& m, Policy& policy) {
     constexpr int G = Cell::G, R = Cell::R;
     const int V = m.V, E = m.E, H = m.H, L = int(m.w_ih.size());
     const std::vector<Column> cols = columns_of<Cell>();
@@ -253,7 +319,7 @@ void sample_prepared(const CharModel<float>& m, const std::int32_t* prime, int n
                     !m.b_ih[l] ? 0.0f : m.b_ih[l][g * H + j] + (Cell::folds_hidden_bias(g) ? m.b_hh[l][g * H + j] : 0.0f);
     }
     const int threads = choose_threads(1, H, H, G);
-    std::vector<Draw> draws(threads, Draw(opt, V));
+    policy.set_threads(threads);
     std::vector<float> scratch(std::size_t(threads) * (std::max(E, H) + H) * kPanel);
     // Per thread, the layer's input and the recurrent vector quantised for 8-bit panels.
     const int quantised_size = std::is_same_v<W, std::int8_t> ? std::max(E, H) + H + 2 : 0;
@@ -298,8 +364,8 @@ void sample_prepared(const CharModel<float>& m, const std::int32_t* prime, int n
         }
 #pragma omp barrier
 
-        std::int32_t v = prime[0];
-        const int steps = fits ? n_prime + length - 1 : 0;
+        std::int32_t v = policy.first();
+        const int steps = fits ? policy.feeds() : 0;
         for (int t = 0; t < steps; ++t) {
             const int in = t & 1, out_slot = in ^ 1;  // state slots: the one read this step, the one written
             for (int l = 0; l < L; ++l) {
@@ -334,19 +400,14 @@ void sample_prepared(const CharModel<float>& m, const std::int32_t* prime, int n
                 }
 #pragma omp barrier
             }
-            if (t < n_prime - 1) {
-                v = prime[t + 1];
-                continue;
-            }
+            v = policy.given(t);
+            if (v >= 0) continue;
             const auto top = operand(W{}, h.data() + (std::size_t(L - 1) * 2 + out_slot) * H, H, qh);
             for (int j = uv.lo; j < uv.hi; j += kPanel)
                 panel_gemv(panel(base.size() - 1, j, out_rows), operand(W{}, nullptr, 0, qx), 0, top, H,
                            m.b_out ? m.b_out + j : nullptr, std::min(kPanel, uv.hi - j), logits.data() + j);
 #pragma omp barrier
-            Draw& draw = draws[tid];
-            std::copy(logits.begin(), logits.end(), draw.logits.begin());
-            v = draw();
-            if (tid == 0) out[t - n_prime + 1] = v;
+            v = policy.next(tid, t, logits.data());
         }
     }
     if (!fits)
@@ -356,23 +417,37 @@ void sample_prepared(const CharModel<float>& m, const std::int32_t* prime, int n
 }
 
 template <class T>
-void check(const CharModel<T>& m, const std::int32_t* prime, int n_prime, int length, const SampleOptions& opt) {
+void check_model(const CharModel<T>& m, WeightStorage weights) {
     const std::size_t L = m.w_ih.size();
     if (L < 1 || m.w_hh.size() != L || m.b_ih.size() != L || m.b_hh.size() != L)
         throw std::invalid_argument("the model needs at least one layer and one weight of each kind per layer");
     if (m.V < 1 || m.E < 1 || m.H < 1) throw std::invalid_argument("V, E and H must be at least 1");
     if (!m.embed && m.E != m.V) throw std::invalid_argument("one-hot input needs E == V");
-    if (n_prime < 1) throw std::invalid_argument("sampling needs at least one priming symbol");
-    if (length < 0) throw std::invalid_argument("length must be >= 0");
-    if (!(opt.temperature >= 0.0) || !std::isfinite(opt.temperature))
-        throw std::invalid_argument("temperature must be a finite number >= 0");
-    if (opt.top_k < 0) throw std::invalid_argument("top_k must be >= 0");
-    if (opt.exclude >= m.V || (opt.exclude >= 0 && m.V == 1))
-        throw std::invalid_argument("exclude must name a symbol and leave at least one other");
-    if (opt.weights != WeightStorage::Float32 && !std::is_same_v<T, float>)
+    if (weights != WeightStorage::Float32 && !std::is_same_v<T, float>)
         throw std::invalid_argument("float16 and int8 weight storage are for float32 models");
-    for (int i = 0; i < n_prime; ++i)
-        if (prime[i] < 0 || prime[i] >= m.V) throw std::invalid_argument("priming symbol outside 0..V-1");
+}
+
+void check_symbols(const std::int32_t* ids, int n, int V, const char* what) {
+    for (int i = 0; i < n; ++i)
+        if (ids[i] < 0 || ids[i] >= V) throw std::invalid_argument(std::string(what) + " outside 0..V-1");
+}
+
+// Runs a policy through the engine of the model's type and the weights' storage.
+template <class T, class Policy>
+void run(const CharModel<T>& m, WeightStorage weights, Policy& policy) {
+    if constexpr (std::is_same_v<T, float>) {
+        with_cell(m.mode, [&](auto cell) {
+            using Cell = decltype(cell);
+            if (weights == WeightStorage::Float16)
+                run_prepared<Cell, std::uint16_t>(m, policy);
+            else if (weights == WeightStorage::Int8)
+                run_prepared<Cell, std::int8_t>(m, policy);
+            else
+                run_prepared<Cell, float>(m, policy);
+        });
+    } else {
+        run_by_steps(m, policy);
+    }
 }
 
 }  // namespace
@@ -380,25 +455,36 @@ void check(const CharModel<T>& m, const std::int32_t* prime, int n_prime, int le
 template <class T>
 void sample(const CharModel<T>& m, const std::int32_t* prime, int n_prime, int length, const SampleOptions& opt,
             std::int32_t* out) {
-    check(m, prime, n_prime, length, opt);
-    if constexpr (std::is_same_v<T, float>) {
-        if (length == 0) return;  // priming alone changes nothing visible
-        with_cell(m.mode, [&](auto cell) {
-            if (opt.weights == WeightStorage::Float16)
-                sample_prepared<decltype(cell), std::uint16_t>(m, prime, n_prime, length, opt, out);
-            else if (opt.weights == WeightStorage::Int8)
-                sample_prepared<decltype(cell), std::int8_t>(m, prime, n_prime, length, opt, out);
-            else
-                sample_prepared<decltype(cell), float>(m, prime, n_prime, length, opt, out);
-        });
-    } else {
-        sample_by_steps(m, prime, n_prime, length, opt, out);
-    }
+    check_model(m, opt.weights);
+    if (n_prime < 1) throw std::invalid_argument("sampling needs at least one priming symbol");
+    if (length < 0) throw std::invalid_argument("length must be >= 0");
+    if (!(opt.temperature >= 0.0) || !std::isfinite(opt.temperature))
+        throw std::invalid_argument("temperature must be a finite number >= 0");
+    if (opt.top_k < 0) throw std::invalid_argument("top_k must be >= 0");
+    if (opt.exclude >= m.V || (opt.exclude >= 0 && m.V == 1))
+        throw std::invalid_argument("exclude must name a symbol and leave at least one other");
+    check_symbols(prime, n_prime, m.V, "priming symbol");
+    if (length == 0) return;  // priming alone changes nothing visible
+    Sampling policy(opt, m.V, prime, n_prime, length, out);
+    run(m, opt.weights, policy);
+}
+
+template <class T>
+double score(const CharModel<T>& m, const std::int32_t* ids, int n, WeightStorage weights) {
+    check_model(m, weights);
+    if (n < 0) throw std::invalid_argument("the number of symbols must be >= 0");
+    check_symbols(ids, n, m.V, "symbol");
+    if (n < 2) return 0.0;
+    Scoring policy(m.V, ids, n);
+    run(m, weights, policy);
+    return policy.nll;
 }
 
 template void sample<float>(const CharModel<float>&, const std::int32_t*, int, int, const SampleOptions&,
                             std::int32_t*);
 template void sample<double>(const CharModel<double>&, const std::int32_t*, int, int, const SampleOptions&,
                              std::int32_t*);
+template double score<float>(const CharModel<float>&, const std::int32_t*, int, WeightStorage);
+template double score<double>(const CharModel<double>&, const std::int32_t*, int, WeightStorage);
 
 }  // namespace rnnkit

@@ -61,4 +61,11 @@ template <class T>
 void sample(const CharModel<T>& m, const std::int32_t* prime, int n_prime, int length,
             const SampleOptions& opt, std::int32_t* out);
 
+// The negative log-likelihood in nats of ids[1..n), each symbol predicted from those before it, fed
+// from zero states by the loop that samples (one stream, batch 1) with the given weight storage: the
+// model a sample with that storage is drawn from, at temperature 1. Throws std::invalid_argument on
+// symbols outside 0..V-1, n < 0 or a storage the model does not take (as sample does).
+template <class T>
+double score(const CharModel<T>& m, const std::int32_t* ids, int n, WeightStorage weights);
+
 }  // namespace rnnkit

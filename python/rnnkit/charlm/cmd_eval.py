@@ -13,6 +13,9 @@ def main(argv: List[str], prog: str = "rnnkit eval-charlm") -> int:
     p.add_argument("dir", metavar="DIR")
     p.add_argument("--text", nargs="+", required=True, metavar="FILE")
     p.add_argument("--json", action="store_true", help="print a JSON object with the counts")
+    p.add_argument("--as-sampled", choices=("float32", "float16", "int8"),
+                   help="score the text with the sampler's loop and this weight storage, as one stream "
+                        "(CharLM.evaluate_as_sampled): what a storage of `rnnkit sample --weights` costs")
     a = p.parse_args(argv)
 
     def body() -> int:
@@ -20,7 +23,12 @@ def main(argv: List[str], prog: str = "rnnkit eval-charlm") -> int:
         from .model import CharLM
 
         model = CharLM.load(a.dir)
-        result = model.evaluate_details(read_texts(a.text))
+        text = read_texts(a.text)
+        if a.as_sampled:
+            result = {"bpc": model.evaluate_as_sampled(text, a.as_sampled), "chars": len(text) - 1,
+                      "as_sampled": a.as_sampled}
+        else:
+            result = model.evaluate_details(text)
         print(json.dumps(result) if a.json else f"{result['bpc']:.4f}")
         return 0
 
