@@ -8,6 +8,7 @@
 
 #include "activations.h"
 #include "blas.h"
+#include "partition.h"
 #include "rnnkit.h"
 
 namespace rnnkit {
@@ -16,12 +17,6 @@ namespace {
 
 // Below this many multiply-adds a second thread costs more than it saves.
 constexpr double kParallelWork = 1 << 18;
-
-struct Range {
-    int lo, hi;
-};
-
-Range share(int n, int tid, int nt) { return {int(std::int64_t(n) * tid / nt), int(std::int64_t(n) * (tid + 1) / nt)}; }
 
 // Row n's loss term (unweighted), turning its logits into softmax probabilities minus the one-hot target,
 // times `scale` (w_n / sum w) when `grad`. Compiled per ISA so the exponentials vectorise.
@@ -59,7 +54,7 @@ double output_loss(const OutputLossArgs<T>& a, T* logits, T* dx, T* dw, T* db) {
 #pragma omp parallel num_threads(threads)
     {
         const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
-        const Range rows = share(N, tid, nt);
+        const Span<int> rows = even_share(tid, nt, N);
         const int m = rows.hi - rows.lo;
         T* z = logits + std::size_t(rows.lo) * V;
         if (m > 0) gemm<T>(false, true, m, V, I, T(1), a.x + std::size_t(rows.lo) * I, I, a.w, I, T(0), z, V);
@@ -70,7 +65,7 @@ double output_loss(const OutputLossArgs<T>& a, T* logits, T* dx, T* dw, T* db) {
         if (grad) {
             if (m > 0) gemm<T>(false, false, m, I, V, T(1), z, V, a.w, I, T(0), dx + std::size_t(rows.lo) * I, I);
 #pragma omp barrier
-            const Range cls = share(V, tid, nt);
+            const Span<int> cls = even_share(tid, nt, V);
             if (cls.hi > cls.lo)
                 gemm<T>(true, false, cls.hi - cls.lo, I, N, T(1), logits + cls.lo, V, a.x, I, T(1),
                         dw + std::size_t(cls.lo) * I, I);

@@ -27,12 +27,10 @@ namespace rnnkit {
 
 namespace {
 
-// The draw from the logits of the next symbol, which the caller writes into `logits`.
+// The draw of the next symbol from its logits.
 class Draw {
 public:
     Draw(const SampleOptions& opt, int V) : logits(V), opt_(opt), rng_(opt.seed) {}
-
-    std::vector<double> logits;
 
     template <class L>
     std::int32_t operator()(const L* from) {
@@ -41,6 +39,8 @@ public:
     }
 
 private:
+    std::vector<double> logits;
+
     std::int32_t draw() {
         const int V = int(logits.size());
         // Candidates in descending logit order, ties by index; the excluded symbol is never one.

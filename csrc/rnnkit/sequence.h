@@ -24,20 +24,10 @@
 #include "activations.h"
 #include "blas.h"
 #include "packed_gemm.h"
+#include "partition.h"
 #include "rnnkit.h"
 
 namespace rnnkit {
-
-struct Units {
-    int lo, hi;
-    int size() const { return hi - lo; }
-};
-
-// Thread `i` of `n` gets whole blocks of 16 units (one AVX-512 register of floats).
-inline Units units_of(int i, int n, int H) {
-    const int blocks = (H + 15) / 16;
-    return {std::min(H, blocks * i / n * 16), std::min(H, blocks * (i + 1) / n * 16)};
-}
 
 // Where a block of hidden-side gate gradients lives and what it multiplies in dW_hh.
 struct HiddenSegment {
@@ -157,12 +147,6 @@ void backprop_to_state(const Step<T>& st, Units u, const HiddenSegment (&segs)[N
 
 int choose_threads(int B, int H, int I, int G);
 
-// Rows [lo, hi) of a weight, thread `i` of `n`'s share in whole blocks of 16.
-inline Units share_of(int i, int n, int lo, int hi) {
-    const Units u = units_of(i, n, hi - lo);
-    return {lo + u.lo, lo + u.hi};
-}
-
 // Below this many rows per thread the input projection is split by units instead of rows, so that
 // a single step (one row: a GEMV) still reads each thread's half of W_ih and not all of it on one.
 constexpr int kMinRowsPerThread = 16;
@@ -175,9 +159,9 @@ void input_projection(const SeqArgs<T>& a, int G, int t_base, int n, Units u, T*
     const T* x = a.x + std::size_t(t_base) * a.B * a.I;
     if (rows < kMinRowsPerThread * nt)
         return gemm_gate_rows<T>(rows, a.I, x, a.I, a.w_ih, a.H, 0, G, u, T(0), rec, ldr);
-    const int r0 = int(std::int64_t(rows) * tid / nt), r1 = int(std::int64_t(rows) * (tid + 1) / nt);
-    gemm<T>(false, true, r1 - r0, G * a.H, a.I, T(1), x + std::size_t(r0) * a.I, a.I, a.w_ih, a.I, T(0),
-            rec + std::size_t(r0) * ldr, ldr);
+    const Span<int> r = even_share(tid, nt, rows);
+    gemm<T>(false, true, r.hi - r.lo, G * a.H, a.I, T(1), x + std::size_t(r.lo) * a.I, a.I, a.w_ih, a.I, T(0),
+            rec + std::size_t(r.lo) * ldr, ldr);
 }
 
 // Elements of the training workspace: records, then T+1 states h (and c for LSTM).
@@ -374,7 +358,7 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
             }
         }
         // dx = dG_in W_ih, split by rows; the projection's gradient is dG_in itself.
-        const std::size_t r0 = TB * tid / nt, r1 = TB * (tid + 1) / nt;
+        const auto [r0, r1] = even_share(tid, nt, TB);
         if (to_input)
             gemm<T>(false, false, int(r1 - r0), I, G * H, T(1), rec + r0 * ldr, ldr, a.w_ih, I, T(0), dx + r0 * I, I);
         else
