@@ -98,14 +98,19 @@ template <class T>
 double score(int mode, const std::optional<Array<T>>& embed, const std::vector<Array<T>>& w_ih,
              const std::vector<Array<T>>& w_hh, const std::vector<std::optional<Array<T>>>& b_ih,
              const std::vector<std::optional<Array<T>>>& b_hh, const Array<T>& w_out,
-             const std::optional<Array<T>>& b_out, const Array<std::int32_t>& ids, const std::string& weights) {
+             const std::optional<Array<T>>& b_out, const Array<std::int32_t>& ids, const std::string& weights,
+             std::optional<Array<T>> state) {
     const rnnkit::CharModel<T> m = model_of(mode, embed, w_ih, w_hh, b_ih, b_hh, w_out, b_out);
     if (ids.ndim() != 1) throw py::value_error("ids must be a 1-D array of symbols");
     if (ids.shape(0) > std::numeric_limits<int>::max()) throw py::value_error("ids has more than 2^31 - 1 symbols");
     const rnnkit::WeightStorage storage = storage_of(weights);
+    if (state)
+        expect_shape("state", *state,
+                     {py::ssize_t(m.w_ih.size()) * m.H * (m.mode == rnnkit::Mode::Lstm ? 2 : 1)});
+    T* state_p = state ? state->mutable_data() : nullptr;
     try {
         py::gil_scoped_release release;
-        return rnnkit::score<T>(m, ids.data(), int(ids.shape(0)), storage);
+        return rnnkit::score<T>(m, ids.data(), int(ids.shape(0)), storage, state_p);
     } catch (const std::invalid_argument& e) {
         throw py::value_error(e.what());
     }
@@ -119,7 +124,7 @@ void bind(py::module_& m) {
           py::arg("weights") = "float32");
     m.def("score", &score<T>, py::arg("mode"), py::arg("embed"), py::arg("w_ih"), py::arg("w_hh"),
           py::arg("b_ih"), py::arg("b_hh"), py::arg("w_out"), py::arg("b_out"), py::arg("ids"),
-          py::arg("weights") = "float32");
+          py::arg("weights") = "float32", py::arg("state") = py::none());
 }
 
 }  // namespace

@@ -304,6 +304,22 @@ def test_evaluate_as_sampled_is_the_likelihood_of_one_stream(cell, embed, dtype,
     assert m.evaluate_as_sampled(text) == pytest.approx(nll.mean() / math.log(2), rel=rtol)
 
 
+@pytest.mark.parametrize("cell,embed,dtype,weights", [("lstm", 5, np.float32, "int8"), ("gru", 5, np.float32, "float32"),
+                                                      ("rnn", 0, np.float32, "float16"), ("lstm", 5, np.float64, "float32")])
+def test_evaluate_as_sampled_in_chunks_is_one_pass(cell, embed, dtype, weights, monkeypatch):
+    """Long texts are scored in chunks with the states (h, and c for LSTM) carried from one to the next,
+    for the progress bar: the same bits per character as a single pass, for every engine and storage."""
+    import rnnkit.charlm.model as model_module
+
+    text = "the quick brown fox jumps over the lazy dog. " * 5
+    m = CharLM(Vocab.from_text(text), cell, 2, hidden=20, embed=embed, dtype=dtype, seed=3)
+    whole = m.evaluate_as_sampled(text, weights)
+    monkeypatch.setattr(model_module, "SCORE_CHUNK", 17)
+    assert m.evaluate_as_sampled(text, weights, progress=True) == pytest.approx(whole, rel=1e-12)
+    monkeypatch.setattr(model_module, "SCORE_CHUNK", 1)
+    assert m.evaluate_as_sampled(text, weights) == pytest.approx(whole, rel=1e-12)
+
+
 def test_evaluate_as_sampled_with_smaller_weights():
     """float16 scores as float32 storage of the rounded weights, to the last bit (same sums); int8 as
     float32 storage of the quantised weights up to the 16-bit rounding of the states; both within 1e-3
@@ -340,6 +356,8 @@ def test_evaluate_as_sampled_bad_input():
         _C.score(*m._engine_model(), np.array([1, len(m.vocab)], np.int32))
     with pytest.raises(ValueError, match="1-D"):
         _C.score(*m._engine_model(), np.array([[1, 2]], np.int32))
+    with pytest.raises(ValueError, match="state"):  # h and c of 2 layers of 4: 16 values
+        _C.score(*m._engine_model(), np.array([1, 2], np.int32), "float32", np.zeros(8, np.float32))
 
 
 @pytest.mark.parametrize("weights", ["float16", "int8"])

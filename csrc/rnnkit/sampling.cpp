@@ -154,6 +154,16 @@ public:
         }
     }
 
+    // The carried states from / to `state` (sampling.h's score): h of every layer, then c (LSTM).
+    void load(const T* state) {
+        std::copy(state, state + h_.size(), h_.begin());
+        if (m_.mode == Mode::Lstm) std::copy(state + h_.size(), state + 2 * h_.size(), c_.begin());
+    }
+    void store(T* state) const {
+        std::copy(h_.begin(), h_.end(), state);
+        if (m_.mode == Mode::Lstm) std::copy(c_.begin(), c_.end(), state + h_.size());
+    }
+
     // The top layer's state through the output layer, summed in double.
     void logits(std::vector<double>& out) const {
         const T* h = h_.data() + std::size_t(L_ - 1) * m_.H;
@@ -185,9 +195,11 @@ private:
     std::vector<T> h_, c_, one_hot_;
 };
 
+// state: null (zero states), or the states to start from, replaced by those after the last symbol fed.
 template <class T, class Policy>
-void run_by_steps(const CharModel<T>& m, Policy& policy) {
+void run_by_steps(const CharModel<T>& m, Policy& policy, T* state) {
     StepSampler<T> s(m);
+    if (state) s.load(state);
     std::vector<double> logits(m.V);
     policy.set_threads(1);
     std::int32_t v = policy.first();
@@ -198,6 +210,7 @@ void run_by_steps(const CharModel<T>& m, Policy& policy) {
         s.logits(logits);
         v = policy.next(0, t, logits.data());
     }
+    if (state) s.store(state);
 }
 
 // ------------------------------------------------------------------ float models: the prepared engine
@@ -279,7 +292,7 @@ inline Quantized operand(std::int8_t, const float* z, int n, std::int16_t* q) {
 
 // W: the stored weight type, float, std::uint16_t (IEEE half) or std::int8_t (scaled).
 template <class Cell, class W, class Policy>
-void run_prepared(const CharModel<float>& m, Policy& policy) {
+void run_prepared(const CharModel<float>& m, Policy& policy, float* state) {
     constexpr int G = Cell::G, R = Cell::R;
     const int V = m.V, E = m.E, H = m.H, L = int(m.w_ih.size());
     const std::vector<Column> cols = columns_of<Cell>();
@@ -362,6 +375,13 @@ void run_prepared(const CharModel<float>& m, Policy& policy) {
                     for (int j = u.lo; j < u.hi; ++j)
                         input_table[(std::size_t(v) * G + g) * H + j] = m.w_ih[0][(std::size_t(g) * H + j) * V + v];
         }
+        // The states to start from, into slot 0 of each layer: each thread its units, as it steps them.
+        // (state: h of every layer, then c.)
+        for (int l = 0; state && l < L; ++l)
+            for (int j = u.lo; j < u.hi; ++j) {
+                h[std::size_t(l) * 2 * H + j] = state[std::size_t(l) * H + j];
+                if (Cell::has_c) c[std::size_t(l) * 2 * H + j] = state[(std::size_t(L) + l) * H + j];
+            }
 #pragma omp barrier
 
         std::int32_t v = policy.first();
@@ -409,6 +429,12 @@ void run_prepared(const CharModel<float>& m, Policy& policy) {
 #pragma omp barrier
             v = policy.next(tid, t, logits.data());
         }
+        const int last = steps > 0 ? ((steps - 1) & 1) ^ 1 : 0;  // the slot the last step wrote
+        for (int l = 0; state && l < L; ++l)
+            for (int j = u.lo; j < u.hi; ++j) {
+                state[std::size_t(l) * H + j] = h[(std::size_t(l) * 2 + last) * H + j];
+                if (Cell::has_c) state[(std::size_t(L) + l) * H + j] = c[(std::size_t(l) * 2 + last) * H + j];
+            }
     }
     if (!fits)
         throw std::invalid_argument(std::is_same_v<W, std::int8_t>
@@ -434,19 +460,19 @@ void check_symbols(const std::int32_t* ids, int n, int V, const char* what) {
 
 // Runs a policy through the engine of the model's type and the weights' storage.
 template <class T, class Policy>
-void run(const CharModel<T>& m, WeightStorage weights, Policy& policy) {
+void run(const CharModel<T>& m, WeightStorage weights, Policy& policy, T* state) {
     if constexpr (std::is_same_v<T, float>) {
         with_cell(m.mode, [&](auto cell) {
             using Cell = decltype(cell);
             if (weights == WeightStorage::Float16)
-                run_prepared<Cell, std::uint16_t>(m, policy);
+                run_prepared<Cell, std::uint16_t>(m, policy, state);
             else if (weights == WeightStorage::Int8)
-                run_prepared<Cell, std::int8_t>(m, policy);
+                run_prepared<Cell, std::int8_t>(m, policy, state);
             else
-                run_prepared<Cell, float>(m, policy);
+                run_prepared<Cell, float>(m, policy, state);
         });
     } else {
-        run_by_steps(m, policy);
+        run_by_steps(m, policy, state);
     }
 }
 
@@ -466,17 +492,17 @@ void sample(const CharModel<T>& m, const std::int32_t* prime, int n_prime, int l
     check_symbols(prime, n_prime, m.V, "priming symbol");
     if (length == 0) return;  // priming alone changes nothing visible
     Sampling policy(opt, m.V, prime, n_prime, length, out);
-    run(m, opt.weights, policy);
+    run(m, opt.weights, policy, static_cast<T*>(nullptr));
 }
 
 template <class T>
-double score(const CharModel<T>& m, const std::int32_t* ids, int n, WeightStorage weights) {
+double score(const CharModel<T>& m, const std::int32_t* ids, int n, WeightStorage weights, T* state) {
     check_model(m, weights);
     if (n < 0) throw std::invalid_argument("the number of symbols must be >= 0");
     check_symbols(ids, n, m.V, "symbol");
     if (n < 2) return 0.0;
     Scoring policy(m.V, ids, n);
-    run(m, weights, policy);
+    run(m, weights, policy, state);
     return policy.nll;
 }
 
@@ -484,7 +510,7 @@ template void sample<float>(const CharModel<float>&, const std::int32_t*, int, i
                             std::int32_t*);
 template void sample<double>(const CharModel<double>&, const std::int32_t*, int, int, const SampleOptions&,
                              std::int32_t*);
-template double score<float>(const CharModel<float>&, const std::int32_t*, int, WeightStorage);
-template double score<double>(const CharModel<double>&, const std::int32_t*, int, WeightStorage);
+template double score<float>(const CharModel<float>&, const std::int32_t*, int, WeightStorage, float*);
+template double score<double>(const CharModel<double>&, const std::int32_t*, int, WeightStorage, double*);
 
 }  // namespace rnnkit

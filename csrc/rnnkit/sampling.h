@@ -62,10 +62,13 @@ void sample(const CharModel<T>& m, const std::int32_t* prime, int n_prime, int l
             const SampleOptions& opt, std::int32_t* out);
 
 // The negative log-likelihood in nats of ids[1..n), each symbol predicted from those before it, fed
-// from zero states by the loop that samples (one stream, batch 1) with the given weight storage: the
-// model a sample with that storage is drawn from, at temperature 1. Throws std::invalid_argument on
-// symbols outside 0..V-1, n < 0 or a storage the model does not take (as sample does).
+// by the loop that samples (one stream, batch 1) with the given weight storage: the model a sample
+// with that storage is drawn from, at temperature 1. The states start at zero, or with `state` (h of
+// every layer, L*H values, then c of every layer for LSTM), which is then replaced by the states after
+// ids[n-2], the last symbol fed: scoring ids[0..k] and then ids[k..n) gives the sum over ids[0..n).
+// Throws std::invalid_argument on symbols outside 0..V-1, n < 0 or a storage the model does not take
+// (as sample does).
 template <class T>
-double score(const CharModel<T>& m, const std::int32_t* ids, int n, WeightStorage weights);
+double score(const CharModel<T>& m, const std::int32_t* ids, int n, WeightStorage weights, T* state = nullptr);
 
 }  // namespace rnnkit

@@ -15,7 +15,9 @@ def main(argv: List[str], prog: str = "rnnkit eval-charlm") -> int:
     p.add_argument("--json", action="store_true", help="print a JSON object with the counts")
     p.add_argument("--as-sampled", choices=("float32", "float16", "int8"),
                    help="score the text with the sampler's loop and this weight storage, as one stream "
-                        "(CharLM.evaluate_as_sampled): what a storage of `rnnkit sample --weights` costs")
+                        "(CharLM.evaluate_as_sampled): what a storage of `rnnkit sample --weights` costs; "
+                        "one character at a time, with a progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
 
     def body() -> int:
@@ -25,8 +27,8 @@ def main(argv: List[str], prog: str = "rnnkit eval-charlm") -> int:
         model = CharLM.load(a.dir)
         text = read_texts(a.text)
         if a.as_sampled:
-            result = {"bpc": model.evaluate_as_sampled(text, a.as_sampled), "chars": len(text) - 1,
-                      "as_sampled": a.as_sampled}
+            result = {"bpc": model.evaluate_as_sampled(text, a.as_sampled, progress=not a.no_progress),
+                      "chars": len(text) - 1, "as_sampled": a.as_sampled}
         else:
             result = model.evaluate_details(text)
         print(json.dumps(result) if a.json else f"{result['bpc']:.4f}")

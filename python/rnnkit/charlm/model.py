@@ -23,6 +23,8 @@ __all__ = ["CharLM", "CELLS", "CHECKPOINT_FILE", "State", "single_threaded_blas"
 
 CHECKPOINT_FILE = "checkpoint.npz"
 FORMAT = "rnnkit-charlm"
+#: Characters evaluate_as_sampled scores per native call (a progress step).
+SCORE_CHUNK = 1 << 14
 
 
 #: The carried recurrent state: (h (L, B, H), c (L, B, H) for an LSTM, else None).
@@ -224,16 +226,33 @@ class CharLM:
                         int(seed) % 2**64, 0, weights)
         return prime + self.vocab.decode(out)
 
-    def evaluate_as_sampled(self, text: str, weights: str = "float32") -> float:
+    def evaluate_as_sampled(self, text: str, weights: str = "float32", progress: bool = False) -> float:
         """Bits per character of ``text`` as the sampler predicts it: the C++ loop of `sample` with the
         weight storage ``weights`` (see there), fed ``text`` from zero states as one stream, each
         character predicted from all before it (unknown ones as the unknown symbol). What a storage
         costs a model: compare "int8" or "float16" with "float32". `evaluate` reads the text as 32
-        streams that each start from zero states, so its figure is a little higher on short texts."""
+        streams that each start from zero states, so its figure is a little higher on short texts.
+
+        One character at a time, so long texts take a while (a 2x512 LSTM on 2 cores: ~60 us a
+        character with int8, ~300 with float32); ``progress`` shows a bar. The text is scored in
+        chunks with the states carried between them, which gives the same sum as one pass."""
         ids = self.vocab.encode(text)
         if len(ids) < 2:
             raise ValueError("evaluate_as_sampled needs a text of at least 2 characters")
-        return _C.score(*self._engine_model(), ids, weights) / (len(ids) - 1) / math.log(2)
+        from tqdm import tqdm
+
+        model = self._engine_model()
+        layers, H = self.config["layers"], self.config["hidden"]
+        state = np.zeros(layers * H * (2 if self.rnn.mode == "lstm" else 1), self.dtype)
+        total = 0.0
+        with tqdm(total=len(ids) - 1, disable=not progress, unit="char", dynamic_ncols=True) as bar:
+            # Chunk k is ids[start .. start + chunk]: it feeds all but its last symbol, which the next
+            # chunk feeds first.
+            for start in range(0, len(ids) - 1, SCORE_CHUNK):
+                piece = ids[start:start + SCORE_CHUNK + 1]
+                total += _C.score(*model, piece, weights, state)
+                bar.update(len(piece) - 1)
+        return total / (len(ids) - 1) / math.log(2)
 
     def _engine_model(self) -> tuple:
         """The model arguments of _C.sample and _C.score."""
