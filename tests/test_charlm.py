@@ -292,10 +292,11 @@ def test_int8_weights_move_the_logits_little():
 @pytest.mark.parametrize("dtype,rtol", [(np.float32, 1e-5), (np.float64, 1e-12)])
 def test_evaluate_as_sampled_is_the_likelihood_of_one_stream(cell, embed, dtype, rtol):
     """The sampler's loop fed a text scores each next character like the model's own forward over the
-    text as one stream from zero states (softmax in float64 here)."""
+    text as one stream from zero states (softmax in float64 here), unknown characters ('q') included."""
     text = "the quick brown fox jumps over the lazy dog. " * 6
-    m = CharLM(Vocab.from_text(text), cell, 2, hidden=20, embed=embed, dtype=dtype, seed=2)
+    m = CharLM(Vocab.from_text(text.replace("q", "")), cell, 2, hidden=20, embed=embed, dtype=dtype, seed=2)
     ids = m.vocab.encode(text)
+    assert np.count_nonzero(ids == 0) == 6
     m.rnn.eval()
     logits, _ = m.logits(ids[:-1, None], m.initial_state(1))
     logits = logits.astype(np.float64)
