@@ -19,8 +19,9 @@ inline __m512 load_row(const std::uint16_t* p) {
     return _mm512_maskz_cvtph_ps(__mmask16(0xffff), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
 
-// The weights come from L3 (a float or half model is larger than L2), and the hardware prefetcher stops at every 4 KiB
-// page: prefetching this far ahead keeps the loads streaming (2x512 LSTM, float: 76 -> 66 us a character).
+// The weights come from L3 (a float or half model is larger than L2), and the hardware prefetcher stops
+// at every 4 KiB page: prefetching this far ahead keeps the loads streaming (2x512 LSTM, float: 76 -> 66
+// us a character).
 constexpr int kPrefetchBytes = 2048;
 
 // kGemvAccumulators partial sums (panel_gemv.h).

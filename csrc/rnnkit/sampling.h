@@ -38,10 +38,11 @@ struct CharModel {
 //            of the output layer), a scale s = (the unit's largest weight) / 127: w ~ q*s, |q| <= 127,
 //            the error at most s/2. Each vector they multiply (embedding row, states) is quantised to
 //            16 bits per step (z ~ p*a, a = max|z| / 32767) and the products summed exactly in integers
-//            (AVX-512: vpdpwssd with VNNI, else vpmaddwd), then scaled in double. A quarter of the bytes and a third of the
-//            instructions of Float32: a 2x512 LSTM's 3.3 MB nearly fit in the L2 caches of two cores,
-//            where Float32's 12.6 MB stream from L3. Float32 storage of the weights q*s up to the
-//            16-bit rounding of the states (1/65534 of the largest); logits move by ~1e-2 relative.
+//            (AVX-512: vpdpwssd with VNNI, else vpmaddwd), then scaled in double. A quarter of the
+//            bytes and a third of the instructions of Float32: a 2x512 LSTM's 3.3 MB nearly fit in the
+//            L2 caches of two cores, where Float32's 12.6 MB stream from L3. Float32 storage of the
+//            weights q*s up to the 16-bit rounding of the states (1/65534 of the largest); logits move
+//            by ~1e-2 relative.
 // Double models always sample in double (Float16 and Int8 are refused for them).
 enum class WeightStorage { Float32, Float16, Int8 };
 
