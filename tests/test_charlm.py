@@ -430,3 +430,52 @@ def test_embedding_backward_rejects_bad_indices():
         _C.embedding_backward(grad, np.array([0, 5]), np.ones((2, 3), np.float32))
     with pytest.raises(ValueError, match=r"dout must have shape \(2, 3\)"):
         _C.embedding_backward(grad, np.array([0, 1]), np.ones((2, 4), np.float32))
+
+
+@pytest.mark.parametrize("embed", [5, 0])
+def test_embedded_projection_backward_against_numpy_at_any_thread_count(embed):
+    from rnnkit import _C
+
+    rng = np.random.default_rng(8)
+    V, G, n = 7, 40, 30  # G = 40: the thread shares end inside a block of 16
+    E = embed or V
+    ids = rng.integers(0, V, n)
+    dP = rng.standard_normal((n, G))
+    w_ih = rng.standard_normal((G, E))
+    table = rng.standard_normal((V, E)) if embed else None
+    S = np.zeros((V, G))
+    np.add.at(S, ids, dP)
+    results = []
+    for threads in (1, 2):
+        rnnkit.set_num_threads(threads)
+        d_w = np.ones((G, E))
+        d_table = np.ones((V, E)) if embed else None
+        _C.embedded_projection_backward(dP, ids, w_ih, table, d_table, d_w, V)
+        np.testing.assert_allclose(d_w, 1 + (S.T @ table if embed else S.T), rtol=1e-12, atol=1e-12)
+        if embed:
+            np.testing.assert_allclose(d_table, 1 + S @ w_ih, rtol=1e-12, atol=1e-12)
+        results.append((d_w, d_table))
+    rnnkit.set_num_threads(1)
+    assert np.array_equal(results[0][0], results[1][0])
+    if embed:
+        assert np.array_equal(results[0][1], results[1][1])
+
+
+def test_embedded_projection_backward_rejects_bad_input():
+    from rnnkit import _C
+
+    dP, w, table, d_w, d_table = (np.zeros(s, np.float32) for s in ((2, 8), (8, 3), (5, 3), (8, 3), (5, 3)))
+    with pytest.raises(ValueError, match="index 5 outside 0..4"):
+        _C.embedded_projection_backward(dP, np.array([0, 5]), w, table, d_table, d_w, 5)
+    with pytest.raises(ValueError, match=r"ids must have shape \(2,\)"):
+        _C.embedded_projection_backward(dP, np.array([0, 1, 2]), w, table, d_table, d_w, 5)
+    with pytest.raises(ValueError, match="table and d_table come together"):
+        _C.embedded_projection_backward(dP, np.array([0, 1]), w, table, None, d_w, 5)
+    with pytest.raises(ValueError, match=r"table must have shape \(6, 3\)"):
+        _C.embedded_projection_backward(dP, np.array([0, 1]), w, table, d_table, d_w, 6)
+    with pytest.raises(ValueError, match=r"w_ih must have shape \(8, 5\)"):
+        _C.embedded_projection_backward(dP, np.array([0, 1]), w, None, None, d_w, 5)
+    with pytest.raises(ValueError, match="vocab must be positive"):
+        _C.embedded_projection_backward(dP, np.array([0, 1]), w, table, d_table, d_w, 0)
+    with pytest.raises(TypeError):
+        _C.embedded_projection_backward(dP, np.array([0, 1]), w.astype(np.float64), table, d_table, d_w, 5)

@@ -143,14 +143,13 @@ class CharLM:
         """Adds the gradients of the embedding and of weight_ih_l0 from that of the first layer's input
         projection (T, B, G*H): its rows summed per symbol into S (V, G*H), then dE = S W_ih and
         dW_ih = S^T E (one-hot input: S^T): products over V rows where the layer would run two GEMMs
-        over all T*B of them."""
-        per_symbol = np.zeros((len(self.vocab), dprojection.shape[-1]), self.dtype)
-        _C.embedding_backward(per_symbol, ids.reshape(-1), dprojection.reshape(-1, per_symbol.shape[1]))
-        if self.embed:
-            self.grads["embed.weight"] += per_symbol @ self.params["rnn.weight_ih_l0"]
-            self.grads["rnn.weight_ih_l0"] += per_symbol.T @ self.embed.params["weight"]
-        else:
-            self.grads["rnn.weight_ih_l0"] += per_symbol.T
+        over all T*B of them. Native, so a training step makes no call into NumPy's BLAS, whose threads
+        would otherwise spin against the kernels' own."""
+        table = self.embed.params["weight"] if self.embed else None
+        d_table = self.grads["embed.weight"] if self.embed else None
+        _C.embedded_projection_backward(dprojection.reshape(-1, dprojection.shape[-1]), ids.reshape(-1),
+                                        self.params["rnn.weight_ih_l0"], table, d_table,
+                                        self.grads["rnn.weight_ih_l0"], len(self.vocab))
 
     def nll_sum(self, ids: np.ndarray, batch: int = 32, seq_len: int = 128) -> Tuple[float, int]:
         """(total negative log-likelihood in nats, number of predictions) of every next character of
