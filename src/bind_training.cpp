@@ -1,7 +1,7 @@
 // rnnkit._C.apply_update, sum_of_squares, embedding_backward, embedded_projection_backward and
 // output_loss: the bindings of csrc/rnnkit/optim.h, embedding.h, projection_grad.h and output_loss.h, the
-// fused pieces of a training step that rnnkit.optim, rnnkit.nn, rnnkit.losses and rnnkit.charlm call. Arrays updated in place must arrive with the exact
-// dtype and C layout (no silent copies).
+// fused pieces of a training step that rnnkit.optim, rnnkit.nn, rnnkit.losses and rnnkit.charlm call.
+// Arrays updated in place must arrive with the exact dtype and C layout (no silent copies).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -51,8 +51,7 @@ double sum_of_squares(const Array<T>& x) {
 using Ids = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
 
 template <class T>
-void embedding_backward(Array<T> grad, const Ids& idx,
-                        const Array<T>& dout) {
+void embedding_backward(Array<T> grad, const Ids& idx, const Array<T>& dout) {
     if (grad.ndim() != 2) throw py::value_error("grad must have shape (V, E)");
     const py::ssize_t V = grad.shape(0), E = grad.shape(1), n = idx.size();
     expect_shape("dout", dout, {n, E});
