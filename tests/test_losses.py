@@ -1,5 +1,6 @@
-"""rnnkit.losses: the native output layer + softmax cross-entropy against the NumPy composition
-(Linear.forward, softmax_cross_entropy, Linear.backward), at one and at several threads, and its checks."""
+"""rnnkit.losses: the fused native output layer + softmax cross-entropy against the composition of its
+parts (Linear.forward, NumPy's softmax_cross_entropy, Linear.backward), at one and at several threads,
+and its checks."""
 import numpy as np
 import pytest
 

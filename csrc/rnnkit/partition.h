@@ -18,6 +18,23 @@ Span<I> even_share(int i, int n, I count) {
     return {I(std::int64_t(count) * i / n), I(std::int64_t(count) * (i + 1) / n)};
 }
 
+// Below this many rows per thread a product is split by its output columns instead of its rows, so that
+// a product of few rows (one decoding step: a GEMV) still reads each thread's part of the weight and
+// not all of it on one thread.
+constexpr int kMinRowsPerThread = 16;
+
+// Thread i of n's block of a rows x cols output: a share of the rows, or of the columns when the rows
+// are too few to split.
+struct Block {
+    Span<int> rows, cols;
+    bool empty() const { return rows.hi <= rows.lo || cols.hi <= cols.lo; }
+};
+
+inline Block output_share(int i, int n, int rows, int cols) {
+    if (rows >= kMinRowsPerThread * n) return {even_share(i, n, rows), {0, cols}};
+    return {{0, rows}, even_share(i, n, cols)};
+}
+
 struct Units {
     int lo, hi;
     int size() const { return hi - lo; }

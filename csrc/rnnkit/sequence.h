@@ -147,10 +147,6 @@ void backprop_to_state(const Step<T>& st, Units u, const HiddenSegment (&segs)[N
 
 int choose_threads(int B, int H, int I, int G);
 
-// Below this many rows per thread the input projection is split by units instead of rows, so that
-// a single step (one row: a GEMV) still reads each thread's half of W_ih and not all of it on one.
-constexpr int kMinRowsPerThread = 16;
-
 // Records of steps [t_base, t_base + n) = x_t W_ih^T. Split by rows, each thread makes one GEMM over
 // every gate's columns (they are contiguous in a record row), so x is packed once, not once per gate.
 template <class T>

@@ -13,7 +13,8 @@ CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 
 
 def single_threaded_blas():
-    """A context in which NumPy's BLAS runs on one thread. The models' GEMMs (output layer, its
-    gradients) are small; with NumPy's BLAS threads they run up to 10x slower, and worse on a loaded
-    machine, where its spinning threads also compete with the recurrent kernels' OpenMP threads."""
+    """A context in which NumPy's BLAS runs on one thread. The models' own products no longer use NumPy's
+    BLAS (`rnnkit.nn.Linear` and the fused losses are native); a loop that calls NumPy matmuls of its
+    own between kernel calls still wants it: NumPy's BLAS threads keep spinning after each call and then
+    compete with the kernels' OpenMP threads (a char-LM or seq2seq step ran 2-3x slower that way)."""
     return threadpool_limits(limits=1, user_api="blas")

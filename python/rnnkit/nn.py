@@ -6,7 +6,7 @@ Shape legend: N = rows (e.g. T*B), V = vocabulary, E = embedding width, I = in f
 from __future__ import annotations
 
 import math
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -73,7 +73,10 @@ class Embedding(Module):
 
 class Linear(Module):
     """y = x weight^T + bias with ``weight`` (O, I) and ``bias`` (O,), initialised
-    U(-1/sqrt(I), 1/sqrt(I)) like torch.nn.Linear."""
+    U(-1/sqrt(I), 1/sqrt(I)) like torch.nn.Linear. Inputs (..., I) are taken in the weight's dtype.
+
+    The products run in rnnkit's native kernels on its own threads (`rnnkit.set_num_threads`), not in
+    NumPy's matmul, whose BLAS threads would compete with the recurrent kernels' in a training loop."""
 
     def __init__(self, in_features: int, out_features: int, dtype=np.float32,
                  rng: Optional[np.random.Generator] = None):
@@ -85,15 +88,34 @@ class Linear(Module):
             "bias": rng.uniform(-bound, bound, out_features).astype(dtype),
         }
         self._init_grads()
-        self._x: Optional[np.ndarray] = None
+        self._x: Optional[np.ndarray] = None  # the last forward's input as (N, I)
+        self._lead: Tuple[int, ...] = ()  # ...and its leading dimensions
+
+    def _rows(self, x: np.ndarray) -> np.ndarray:
+        """x (..., I) as a C-contiguous (N, I) array of the weight's dtype."""
+        x = np.asarray(x)
+        in_features = self.params["weight"].shape[1]
+        if x.ndim < 1 or x.shape[-1] != in_features:
+            raise ValueError(f"x must have shape (..., {in_features}), got {x.shape}")
+        return np.ascontiguousarray(x.reshape(-1, in_features), self.params["weight"].dtype)
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """x (..., I) -> (..., O), remembering nothing (inference)."""
+        y = _C.linear_forward(self._rows(x), self.params["weight"], self.params["bias"])
+        return y.reshape(*np.shape(x)[:-1], y.shape[1])
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """x (N, I) -> (N, O); remembers x for backward."""
-        self._x = x
-        return x @ self.params["weight"].T + self.params["bias"]
+        """x (..., I) -> (..., O); remembers x for backward."""
+        self._x = self._rows(x)
+        self._lead = np.shape(x)[:-1]
+        y = _C.linear_forward(self._x, self.params["weight"], self.params["bias"])
+        return y.reshape(*self._lead, y.shape[1])
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        """dy (N, O) -> dx (N, I); adds into grads['weight'] and grads['bias']."""
-        self.grads["weight"] += dy.T @ self._x
-        self.grads["bias"] += dy.sum(axis=0)
-        return dy @ self.params["weight"]
+        """dy (..., O) of the last forward -> dx (..., I); adds into grads['weight'] and grads['bias']."""
+        if self._x is None:
+            raise RuntimeError("Linear.backward needs a forward first")
+        w = self.params["weight"]
+        dy = np.ascontiguousarray(np.asarray(dy).reshape(self._x.shape[0], -1), w.dtype)
+        dx = _C.linear_backward(dy, self._x, w, self.grads["weight"], self.grads["bias"], True)
+        return dx.reshape(*self._lead, w.shape[1])

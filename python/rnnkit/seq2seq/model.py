@@ -186,7 +186,7 @@ class Decoder(_Params):
             res = self.attn.forward(self.attention, queries, keys, self.attn_params, mask, training=training)
             feat = np.concatenate([s, res.context.transpose(1, 0, 2)], axis=2)  # (T, B, H + Hk)
         feat = feat.reshape(T * B, -1)
-        logits = self.head.forward(feat) if training else feat @ self.head.params["weight"].T + self.head.params["bias"]
+        logits = self.head.forward(feat) if training else self.head.apply(feat)
         self._cache = (T, B, None if res is None else res.cache) if training else None
         return logits
 
@@ -235,7 +235,7 @@ class Decoder(_Params):
             s = np.concatenate([s, res.context[:, 0, :]], axis=1)
             if want_weights:
                 weights = res.weights[:, 0, :]
-        logits = s @ self.head.params["weight"].T + self.head.params["bias"]
+        logits = self.head.apply(s)
         return log_softmax(logits), weights
 
 
@@ -420,8 +420,7 @@ class VectorToSequence(_Params):
     def _initial(self, features: np.ndarray, training: bool):
         L, H = self.config["layers"], self.config["hidden"]
         B = features.shape[0]
-        w, b = self.init.params["weight"], self.init.params["bias"]
-        pre = self.init.forward(features) if training else features @ w.T + b
+        pre = self.init.forward(features) if training else self.init.apply(features)
         flat = np.tanh(pre)  # (B, L*H)
         if training:
             self._h0 = flat

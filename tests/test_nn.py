@@ -1,0 +1,71 @@
+"""rnnkit.nn.Linear, whose products run in rnnkit's kernels: against NumPy's matmul in float64, with
+rows split between threads and (few rows) columns, and its checks."""
+import numpy as np
+import pytest
+
+import rnnkit
+from rnnkit import _C
+from rnnkit.nn import Linear
+
+
+@pytest.fixture
+def threads():
+    before = rnnkit.get_num_threads()
+    yield rnnkit.set_num_threads
+    rnnkit.set_num_threads(before)
+
+
+# (lead, I, O): 3 rows (split by columns at 2 threads), 120 rows in (4, 30) (split by rows), odd sizes.
+@pytest.mark.parametrize("lead,I,O", [((3,), 5, 7), ((4, 30), 17, 33)])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_linear_matches_numpy(lead, I, O, n_threads, threads):
+    threads(n_threads)
+    rng = np.random.default_rng(I * O)
+    m = Linear(I, O, np.float64, rng)
+    x = rng.standard_normal((*lead, I))
+    dy = rng.standard_normal((*lead, O))
+    w, b = m.params["weight"], m.params["bias"]
+    y = m.forward(x)
+    np.testing.assert_allclose(y, x @ w.T + b, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(m.apply(x), y, rtol=0, atol=1e-12)
+    m.grads["weight"][:] = 0.5  # gradients are added to what is there
+    m.grads["bias"][:] = -0.25
+    dx = m.backward(dy)
+    rows, drows = x.reshape(-1, I), dy.reshape(-1, O)
+    np.testing.assert_allclose(dx, dy @ w, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(m.grads["weight"], 0.5 + drows.T @ rows, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(m.grads["bias"], -0.25 + drows.sum(axis=0), rtol=0, atol=1e-12)
+    assert y.shape == (*lead, O) and dx.shape == (*lead, I)
+
+
+def test_linear_takes_inputs_in_its_dtype():
+    m = Linear(4, 3, np.float32, np.random.default_rng(0))
+    x = np.random.default_rng(1).standard_normal((5, 4))  # float64
+    y = m.forward(x)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, x.astype(np.float32) @ m.params["weight"].T + m.params["bias"], atol=1e-6)
+    assert m.backward(np.ones((5, 3))).dtype == np.float32
+
+
+def test_linear_rejects_bad_input():
+    m = Linear(4, 3, np.float64, np.random.default_rng(0))
+    with pytest.raises(RuntimeError, match="needs a forward first"):
+        m.backward(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"x must have shape \(\.\.\., 4\), got \(2, 5\)"):
+        m.forward(np.ones((2, 5)))
+    with pytest.raises(ValueError, match=r"x must have shape \(\.\.\., 4\), got \(\)"):
+        m.apply(np.float64(1.0))
+    m.forward(np.ones((2, 4)))
+    with pytest.raises(ValueError):
+        m.backward(np.ones((2, 4)))
+    w, b = m.params["weight"], m.params["bias"]
+    with pytest.raises(ValueError, match=r"weight must have shape \(3, 5\)"):
+        _C.linear_forward(np.ones((2, 5)), w, b)
+    with pytest.raises(ValueError, match=r"bias must have shape \(3,\)"):
+        _C.linear_forward(np.ones((2, 4)), w, np.ones(4))
+    with pytest.raises(ValueError, match=r"dy must have shape \(2, 3\)"):
+        _C.linear_backward(np.ones((2, 2)), np.ones((2, 4)), w, m.grads["weight"], None, True)
+    with pytest.raises(ValueError, match=r"dw must have shape \(3, 4\)"):
+        _C.linear_backward(np.ones((2, 3)), np.ones((2, 4)), w, np.ones((4, 3)), None, True)
+    with pytest.raises(TypeError):  # a float32 weight with float64 x: no silent conversion
+        _C.linear_forward(np.ones((2, 4)), w.astype(np.float32), None)
