@@ -69,3 +69,16 @@ def test_linear_rejects_bad_input():
         _C.linear_backward(np.ones((2, 3)), np.ones((2, 4)), w, np.ones((4, 3)), None, True)
     with pytest.raises(TypeError):  # a float32 weight with float64 x: no silent conversion
         _C.linear_forward(np.ones((2, 4)), w.astype(np.float32), None)
+
+
+def test_single_threaded_blas_holds_numpys_blas_to_one_thread():
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return {p["filepath"]: p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+
+    before = blas_threads()
+    assert before  # NumPy's BLAS (and rnnkit's OpenBLAS) are loaded
+    with rnnkit.single_threaded_blas():
+        assert set(blas_threads().values()) == {1}
+    assert blas_threads() == before

@@ -9,6 +9,7 @@ import scipy_openblas32  # noqa: F401  loads the OpenBLAS library the extension 
 from . import _C, kernels, reference
 from ._types import MODES, ForwardResult, Gradients, num_gates
 from .layers import GRU, LSTM, RNN
+from .models import single_threaded_blas
 
 __version__ = "0.1.0"
 
@@ -44,5 +45,6 @@ def empty_cache() -> int:
 
 
 __all__ = ["RNN", "LSTM", "GRU", "kernels", "reference", "set_num_threads", "get_num_threads", "empty_cache",
+           "single_threaded_blas",
            "get_include", "MODES",
            "num_gates", "ForwardResult", "Gradients", "__version__"]
