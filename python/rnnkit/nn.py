@@ -99,17 +99,18 @@ class Linear(Module):
             raise ValueError(f"x must have shape (..., {in_features}), got {x.shape}")
         return np.ascontiguousarray(x.reshape(-1, in_features), self.params["weight"].dtype)
 
+    def _affine(self, rows: np.ndarray, lead: Tuple[int, ...]) -> np.ndarray:
+        y = _C.linear_forward(rows, self.params["weight"], self.params["bias"])
+        return y.reshape(*lead, y.shape[1])
+
     def apply(self, x: np.ndarray) -> np.ndarray:
         """x (..., I) -> (..., O), remembering nothing (inference)."""
-        y = _C.linear_forward(self._rows(x), self.params["weight"], self.params["bias"])
-        return y.reshape(*np.shape(x)[:-1], y.shape[1])
+        return self._affine(self._rows(x), np.shape(x)[:-1])
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (..., I) -> (..., O); remembers x for backward."""
-        self._x = self._rows(x)
-        self._lead = np.shape(x)[:-1]
-        y = _C.linear_forward(self._x, self.params["weight"], self.params["bias"])
-        return y.reshape(*self._lead, y.shape[1])
+        self._x, self._lead = self._rows(x), np.shape(x)[:-1]
+        return self._affine(self._x, self._lead)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """dy (..., O) of the last forward -> dx (..., I); adds into grads['weight'] and grads['bias']."""
