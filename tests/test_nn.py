@@ -82,3 +82,12 @@ def test_single_threaded_blas_holds_numpys_blas_to_one_thread():
     with rnnkit.single_threaded_blas():
         assert set(blas_threads().values()) == {1}
     assert blas_threads() == before
+
+
+def test_linear_reads_weights_of_any_layout():
+    m = Linear(4, 3, np.float64, np.random.default_rng(0))
+    w = m.params["weight"].copy()
+    m.params["weight"] = np.asfortranarray(w)
+    x = np.random.default_rng(1).standard_normal((6, 4))
+    np.testing.assert_allclose(m.forward(x), x @ w.T + m.params["bias"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(m.backward(np.ones((6, 3))), np.ones((6, 3)) @ w, rtol=0, atol=1e-12)

@@ -100,7 +100,8 @@ class Linear(Module):
         return np.ascontiguousarray(x.reshape(-1, in_features), self.params["weight"].dtype)
 
     def _affine(self, rows: np.ndarray, lead: Tuple[int, ...]) -> np.ndarray:
-        y = _C.linear_forward(rows, self.params["weight"], self.params["bias"])
+        w, b = self.params["weight"], self.params["bias"]  # a user may have replaced them: any layout reads
+        y = _C.linear_forward(rows, np.ascontiguousarray(w), np.ascontiguousarray(b, w.dtype))
         return y.reshape(*lead, y.shape[1])
 
     def apply(self, x: np.ndarray) -> np.ndarray:
@@ -118,5 +119,5 @@ class Linear(Module):
             raise RuntimeError("Linear.backward needs a forward first")
         w = self.params["weight"]
         dy = np.ascontiguousarray(np.asarray(dy).reshape(self._x.shape[0], -1), w.dtype)
-        dx = _C.linear_backward(dy, self._x, w, self.grads["weight"], self.grads["bias"], True)
+        dx = _C.linear_backward(dy, self._x, np.ascontiguousarray(w), self.grads["weight"], self.grads["bias"], True)
         return dx.reshape(*self._lead, w.shape[1])
