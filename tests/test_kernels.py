@@ -256,6 +256,32 @@ def test_thread_count_does_not_change_results(mode, restore_threads):
         compare_results(run(K, mode, inp, up, **kw), ref, np.float64, f"{mode} {counts[-1]} threads")
 
 
+@pytest.mark.parametrize("mode", ["lstm", "rnn_tanh"])
+@pytest.mark.parametrize("forward_threads,backward_threads", [(2, 1), (1, 2)])
+def test_backward_reads_the_records_as_its_forward_laid_them_out(mode, forward_threads, backward_threads,
+                                                                  restore_threads):
+    # With threads the LSTM and RNN records are split into a plane per thread; a backward run after
+    # set_num_threads changed must still read them as the forward wrote them.
+    T, B, I, H = SIZES["threaded"]
+    inp, up = make_problem(mode, T, B, I, H, np.float64, True, seed_of("planes", mode, H))
+    kw = {"lengths": lengths_for(T, B), "reverse": True}
+    rnnkit.set_num_threads(forward_threads)
+    res = K.forward(mode, **inp, **kw)
+    rnnkit.set_num_threads(backward_threads)
+    grads = K.backward(res.workspace, **up)
+    ref_res, ref_grads = run(R, mode, inp, up, **kw)
+    compare_results((res, grads), (ref_res, ref_grads), np.float64, f"{mode} {forward_threads}->{backward_threads}")
+
+
+def test_backward_rejects_a_workspace_whose_layout_is_garbage(restore_threads):
+    T, B, I, H = SIZES["threaded"]
+    inp, up = make_problem("lstm", T, B, I, H, np.float64, True, seed_of("garbage", H))
+    res = K.forward("lstm", **inp)
+    res.workspace.buffer[-1] = 2.5  # where the forward notes its record layout
+    with pytest.raises(ValueError, match="workspace does not hold a training forward"):
+        K.backward(res.workspace, **up)
+
+
 def test_set_get_num_threads(restore_threads):
     for n in (1, 3, 2):
         rnnkit.set_num_threads(n)

@@ -24,8 +24,7 @@ struct LstmCell {
         const int B = st.a->B, H = st.a->H;
         for (int b = 0; b < B; ++b) {
             if (!st.valid(b)) { st.carry(b, u); continue; }
-            T* i = st.rec + b * st.ldr;
-            T *f = i + H, *g = i + 2 * H, *o = i + 3 * H;
+            T *i = st.col(b, 0), *f = st.col(b, 1), *g = st.col(b, 2), *o = st.col(b, 3);
             const T* c_prev = st.cprev + b * H;
             T* c = st.cout + b * H;
             T* h = st.hout + b * H;
@@ -54,8 +53,7 @@ struct LstmCell {
         const int B = st.a->B, H = st.a->H;
         for (int b = 0; b < B; ++b) {
             if (!st.valid(b)) { st.no_gradient(b, u, R); continue; }
-            T* i = st.rec + b * st.ldr;
-            T *f = i + H, *g = i + 2 * H, *o = i + 3 * H;
+            T *i = st.col(b, 0), *f = st.col(b, 1), *g = st.col(b, 2), *o = st.col(b, 3);
             const T* c_prev = st.cprev + b * H;
             const T* c = st.cout + b * H;
             T* dh = st.dh + b * H;

@@ -24,7 +24,7 @@ struct RnnCell {
         const int B = st.a->B, H = st.a->H;
         for (int b = 0; b < B; ++b) {
             if (!st.valid(b)) { st.carry(b, u); continue; }
-            const T* pre = st.rec + b * st.ldr;
+            const T* pre = st.col(b, 0);
             const T* bias = st.bias;
             T* h = st.hout + b * H;
 #pragma omp simd
@@ -44,7 +44,7 @@ struct RnnCell {
         const int B = st.a->B, H = st.a->H;
         for (int b = 0; b < B; ++b) {
             if (!st.valid(b)) { st.no_gradient(b, u, R); continue; }
-            T* dpre = st.rec + b * st.ldr;
+            T* dpre = st.col(b, 0);
             const T* h = st.hout + b * H;
             T* dh = st.dh + b * H;
 #pragma omp simd

@@ -259,7 +259,7 @@ void run_prepared(const CharModel<float>& m, Policy& policy, float* state) {
                 fits = false;
         }
         if (table && m.embed) {
-            gemm_gate_rows<float>(V, E, m.embed, E, m.w_ih[0], H, 0, G, u, 0.0f, input_table.data(), G * H);
+            gemm_gate_rows<float>(V, E, m.embed, E, m.w_ih[0], H, 0, G, u, 0.0f, input_table.data() + u.lo, G * H, H);
         } else if (table) {
             for (int v = 0; v < V; ++v)
                 for (int g = 0; g < G; ++g)
@@ -286,7 +286,7 @@ void run_prepared(const CharModel<float>& m, Policy& policy, float* state) {
                 const float* x = l > 0 ? h.data() + (std::size_t(l - 1) * 2 + out_slot) * H
                                        : table ? nullptr : m.embed + std::size_t(v) * E;
                 const float* row = table && l == 0 ? input_table.data() + std::size_t(v) * G * H : nullptr;
-                const Step<float> st{&args[l], 0, R * H, rl, hl + in * H, cl ? cl + in * H : nullptr,
+                const Step<float> st{&args[l], 0, nullptr, 0, R * H, H, 0, rl, hl + in * H, cl ? cl + in * H : nullptr,
                                      hl + out_slot * H, cl ? cl + out_slot * H : nullptr, nullptr, nullptr, nullptr,
                                      nullptr, bias.data() + std::size_t(l) * G * H};
                 const auto xin = operand(W{}, x, l == 0 ? E : H, qx);

@@ -7,11 +7,11 @@
 // steps and the gate nonlinearities run on its own GEMM output while it is still hot. A step needs
 // one barrier: the next step's recurrent GEMM reads every unit of h.
 //
-// Per step a cell keeps a record of B rows x R*H values (gates first, in w_ih's row order). The input
-// projection x_t W_ih^T of many steps is one GEMM into those records before the loop; the
-// recurrent GEMM accumulates into them; the cell's forward overwrites them with what backward needs,
-// and its backward overwrites that with the gate gradients, from which dW_ih, dW_hh, the biases and dx
-// are GEMMs after the loop.
+// Per step a cell keeps a record of B rows x R*H values (gates first, in w_ih's row order; for LSTM and
+// RNN on several threads, a plane per thread, see Records). The input projection x_t W_ih^T of many
+// steps is one GEMM into those records before the loop; the recurrent GEMM accumulates into them; the
+// cell's forward overwrites them with what backward needs, and its backward overwrites that with the
+// gate gradients, from which dW_ih, dW_hh, the biases and dx are GEMMs after the loop.
 #pragma once
 
 #include <omp.h>
@@ -19,6 +19,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iterator>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "activations.h"
@@ -36,13 +39,38 @@ struct HiddenSegment {
     int source_col;        // -1: the previous state h_{t-1}; else that record column (GRU-Cho: r*h)
 };
 
+// How a call's records are laid out. With one plane a record row holds R*H values, column group c (a
+// gate, or another value the cell keeps) of unit j at c*H + j. Cells whose record is their G gates alone
+// and whose backward multiplies all of them by W_hh at once (LSTM, RNN) get a plane per thread when
+// threads split the units: plane p holds thread p's units [lo, hi), rows of R*(hi - lo) values, column
+// group c of unit j at c*(hi - lo) + j - lo. Two threads writing record columns 512 bytes apart in one
+// page cost the forward time loop ~15% (bench/README.md).
+template <class T>
+struct Records {
+    T* base;
+    int steps, B, R, H, planes;
+
+    Units units(int p) const { return units_of(p, planes, H); }
+    int width(int p) const { return units(p).size(); }  // plane p's distance between column groups
+    int ldr(int p) const { return R * width(p); }
+    // Row 0 of step s (counted from the records' first step) in plane p.
+    T* row(int p, int s) const {
+        return base + std::size_t(steps) * B * R * units(p).lo + std::size_t(s) * B * ldr(p);
+    }
+};
+
+template <class Cell>
+constexpr bool planar_records = Cell::R == Cell::G && std::size(Cell::hidden_segments) == 1;
+
 // What one step of a cell sees, for one thread's units.
 template <class T>
 struct Step {
     const SeqArgs<T>* a;
     int t;           // time index of this step
-    int ldr;         // record row stride, R*H
-    T* rec;          // [B, R*H] this step's record
+    const Records<T>* records;
+    int s;           // this step's index in the records
+    int ldr, gs, lo;  // in this thread's plane: row stride, column-group stride, first unit
+    T* rec;          // [B rows] this step's record in this thread's plane
     const T* hprev;  // [B, H] state before the step
     const T* cprev;  // [B, H] LSTM cell before the step
     T* hout;         // [B, H] state after the step
@@ -59,6 +87,9 @@ struct Step {
 
     bool valid(int b) const { return !a->lengths || t < a->lengths[b]; }
 
+    // Column group c of row b, indexed by unit: col(b, c)[j] for this thread's units j.
+    T* col(int b, int c) const { return rec + b * ldr + c * gs - lo; }
+
     // Past an element's length its state is carried unchanged.
     void carry(int b, Units u) const {
         const int H = a->H;
@@ -68,37 +99,38 @@ struct Step {
 
     // ...and backward passes dh, dc through it untouched, with no gate gradient.
     void no_gradient(int b, Units u, int R) const {
-        const int H = a->H;
-        for (int g = 0; g < R; ++g) std::memset(rec + b * ldr + g * H + u.lo, 0, u.size() * sizeof(T));
+        for (int g = 0; g < R; ++g) std::memset(col(b, g) + u.lo, 0, u.size() * sizeof(T));
     }
 };
 
-// C[:, gate g] (beta*C +)= A * W[g*H + units, :]^T for gates [g0, g1); gate g's columns start at
-// c + (g - g0)*H. One BLAS call when the thread owns every unit, else one per gate.
+// C[:, gate g, units] (beta*C +)= A * W[g*H + units, :]^T for gates [g0, g1); c is gate g0's first
+// unit, gate g's at c + (g - g0)*gs. One BLAS call when the thread owns every unit of contiguous gates,
+// else one per gate.
 template <class T>
 void gemm_gate_rows(int rows, int K, const T* a, int lda, const T* w, int H, int g0, int g1, Units u,
-                    T beta, T* c, int ldc) {
+                    T beta, T* c, int ldc, int gs) {
     if (u.size() <= 0) return;
-    if (u.lo == 0 && u.hi == H) {
+    if (u.lo == 0 && u.hi == H && gs == H) {
         gemm<T>(false, true, rows, (g1 - g0) * H, K, T(1), a, lda, w + std::size_t(g0) * H * K, K,
                 beta, c, ldc);
         return;
     }
     for (int g = g0; g < g1; ++g)
         gemm<T>(false, true, rows, u.size(), K, T(1), a, lda, w + (std::size_t(g) * H + u.lo) * K, K,
-                beta, c + (g - g0) * H + u.lo, ldc);
+                beta, c + (g - g0) * gs, ldc);
 }
 
-// C[:, gate g, units] (+)= A * W_hh[g*H + units, :]^T for gates [g0, g1), gate g's columns
-// starting at c + (g - g0)*H: the recurrent product of a forward step.
+// C[:, gate g, units] (+)= A * W_hh[g*H + units, :]^T for gates [g0, g1), with c the record column
+// group of gate g0 (st.rec plus a multiple of st.gs): the recurrent product of a forward step.
 template <class T>
 void recurrent_gemm(const Step<T>& st, Units u, int g0, int g1, const T* a, int lda, bool accumulate, T* c) {
     const int H = st.a->H;
+    c += u.lo - st.lo;
     if (!st.packed)  // a single step: packing would cost as much as the product itself
-        return gemm_gate_rows<T>(st.a->B, H, a, lda, st.a->w_hh, H, g0, g1, u, T(accumulate), c, st.ldr);
+        return gemm_gate_rows<T>(st.a->B, H, a, lda, st.a->w_hh, H, g0, g1, u, T(accumulate), c, st.ldr, st.gs);
     for (int g = g0; g < g1; ++g)
         packed_gemm<T>(st.a->B, u.size(), H, a, lda, st.packed + (std::size_t(g) * panels_of(H) + u.lo / kPanel) * kPanel * H,
-                       accumulate, c + (g - g0) * H + u.lo, st.ldr);
+                       accumulate, c + (g - g0) * st.gs, st.ldr);
 }
 
 // Forward packing: gate g's rows of W_hh for these units, as panels of output units over k = H.
@@ -110,10 +142,24 @@ void pack_forward(const SeqArgs<T>& a, int G, Units u, T* packed) {
                        packed + (std::size_t(g) * panels_of(H) + u.lo / kPanel) * kPanel * H);
 }
 
-// Backward packing: segment s's rows of W_hh, columns = these units, as panels over k = its rows.
+// Backward packing: segment s's rows of W_hh, columns = these units, as panels over k = its rows. With
+// planar records, one such matrix per plane, its k rows in the plane's column order.
 template <class T, std::size_t N>
-void pack_backward(const SeqArgs<T>& a, const HiddenSegment (&segs)[N], Units u, T* packed) {
+void pack_backward(const SeqArgs<T>& a, const HiddenSegment (&segs)[N], int planes, Units u, T* packed) {
     const int H = a.H;
+    if (planes > 1) {
+        const int G = segs[0].gate_hi;
+        for (int p = 0; p < planes; ++p) {
+            const Units pu = units_of(p, planes, H);
+            const int K = G * pu.size();
+            for (int g = 0; g < G; ++g)
+                pack_panels<T>(u.size(), pu.size(), a.w_hh + (std::size_t(g) * H + pu.lo) * H + u.lo, 1, H,
+                               packed + std::size_t(u.lo / kPanel) * kPanel * K + std::size_t(g) * pu.size() * kPanel,
+                               K);
+            packed += std::size_t(panels_of(H)) * kPanel * K;
+        }
+        return;
+    }
     for (const HiddenSegment& seg : segs) {
         const int K = (seg.gate_hi - seg.gate_lo) * H;
         pack_panels<T>(u.size(), K, a.w_hh + std::size_t(seg.gate_lo) * H * H + u.lo, 1, H,
@@ -132,6 +178,17 @@ const T* segment_panels(const T* packed, const HiddenSegment (&segs)[N], int s, 
 template <class T, std::size_t N>
 void segment_gemm(const Step<T>& st, Units u, const HiddenSegment (&segs)[N], int s, bool accumulate, T* c) {
     const int H = st.a->H;
+    if (st.records && st.records->planes > 1) {  // a planar cell's one segment: every column of every plane
+        const Records<T>& r = *st.records;
+        const T* panels = st.packed;
+        for (int p = 0; p < r.planes; ++p) {
+            const int K = r.ldr(p);
+            packed_gemm<T>(st.a->B, u.size(), K, r.row(p, st.s), K, panels + std::size_t(u.lo / kPanel) * kPanel * K,
+                           accumulate || p > 0, c + u.lo, H);
+            panels += std::size_t(panels_of(H)) * kPanel * K;
+        }
+        return;
+    }
     const HiddenSegment& seg = segs[s];
     const int K = (seg.gate_hi - seg.gate_lo) * H;
     packed_gemm<T>(st.a->B, u.size(), K, st.rec + seg.record_col * H, st.ldr,
@@ -147,23 +204,43 @@ void backprop_to_state(const Step<T>& st, Units u, const HiddenSegment (&segs)[N
 
 int choose_threads(int B, int H, int I, int G);
 
-// Records of steps [t_base, t_base + n) = x_t W_ih^T. Split by rows, each thread makes one GEMM over
-// every gate's columns (they are contiguous in a record row), so x is packed once, not once per gate.
+// W_ih with its rows in the records' column order (the caller's buffer), this thread's plane of it; with
+// one plane, W_ih itself.
 template <class T>
-void input_projection(const SeqArgs<T>& a, int G, int t_base, int n, Units u, T* rec, int ldr) {
-    const int rows = n * a.B, tid = omp_get_thread_num(), nt = omp_get_num_threads();
-    const T* x = a.x + std::size_t(t_base) * a.B * a.I;
-    if (rows < kMinRowsPerThread * nt)
-        return gemm_gate_rows<T>(rows, a.I, x, a.I, a.w_ih, a.H, 0, G, u, T(0), rec, ldr);
-    const Span<int> r = even_share(tid, nt, rows);
-    gemm<T>(false, true, r.hi - r.lo, G * a.H, a.I, T(1), x + std::size_t(r.lo) * a.I, a.I, a.w_ih, a.I, T(0),
-            rec + std::size_t(r.lo) * ldr, ldr);
+const T* w_ih_in_record_order(const SeqArgs<T>& a, const Records<T>& rec, int G, T* buffer) {
+    if (rec.planes == 1) return a.w_ih;
+    const Units pu = rec.units(omp_get_thread_num());
+    for (int g = 0; g < G; ++g)
+        std::memcpy(buffer + (std::size_t(G) * pu.lo + std::size_t(g) * pu.size()) * a.I,
+                    a.w_ih + (std::size_t(g) * a.H + pu.lo) * a.I, std::size_t(pu.size()) * a.I * sizeof(T));
+    return buffer;
 }
 
-// Elements of the training workspace: records, then T+1 states h (and c for LSTM).
+// Records of steps [t_base, t_base + n) = x_t W_ih^T, the records' first steps; w_rec is W_ih in their
+// column order. Split by rows, each thread makes one GEMM per plane over every gate's columns (they are
+// contiguous in a plane's row), so x is packed once per plane, not once per gate.
+template <class T>
+void input_projection(const SeqArgs<T>& a, int G, int t_base, int n, Units u, const Records<T>& rec,
+                      const T* w_rec) {
+    const int rows = n * a.B, tid = omp_get_thread_num(), nt = omp_get_num_threads();
+    const T* x = a.x + std::size_t(t_base) * a.B * a.I;
+    if (rows < kMinRowsPerThread * nt) {
+        const int p = rec.planes > 1 ? tid : 0;
+        return gemm_gate_rows<T>(rows, a.I, x, a.I, a.w_ih, a.H, 0, G, u, T(0), rec.row(p, 0) + u.lo - rec.units(p).lo,
+                                 rec.ldr(p), rec.width(p));
+    }
+    const Span<int> r = even_share(tid, nt, rows);
+    for (int p = 0; p < rec.planes; ++p)
+        gemm<T>(false, true, r.hi - r.lo, G * rec.width(p), a.I, T(1), x + std::size_t(r.lo) * a.I, a.I,
+                w_rec + std::size_t(G) * rec.units(p).lo * a.I, a.I, T(0),
+                rec.row(p, 0) + std::size_t(r.lo) * rec.ldr(p), rec.ldr(p));
+}
+
+// Elements of the training workspace: records, then T+1 states h (and c for LSTM), then the number of
+// record planes the forward used (backward must address them the same way).
 template <class Cell>
 std::size_t workspace_elements(int T, int B, int H) {
-    return std::size_t(T) * B * Cell::R * H + std::size_t(T + 1) * B * H * (Cell::has_c ? 2 : 1);
+    return std::size_t(T) * B * Cell::R * H + std::size_t(T + 1) * B * H * (Cell::has_c ? 2 : 1) + 1;
 }
 
 // Inference keeps records for this many steps at a time, so its memory does not grow with T.
@@ -177,11 +254,15 @@ void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, std::vector<T
     const bool train = ws != nullptr;
     const int chunk = train ? T_ : std::min(T_, kInferenceChunk);
     const std::size_t states = train ? 0 : 2 * std::size_t(B) * H * (Cell::has_c ? 2 : 1);
+    const int nt = choose_threads(B, H, I, G);
     const std::size_t packed_size = T_ > 1 ? std::size_t(G) * panels_of(H) * kPanel * H : 0;
-    const std::size_t need = packed_size + std::size_t(G) * H + (train ? 0 : std::size_t(chunk) * B * ldr + states);
+    const std::size_t w_rec_size = planar_records<Cell> && nt > 1 ? std::size_t(G) * H * I : 0;
+    const std::size_t need =
+        packed_size + w_rec_size + std::size_t(G) * H + (train ? 0 : std::size_t(chunk) * B * ldr + states);
     if (scratch.size() < need) scratch.resize(need);
     T* packed = scratch.data();
-    T* bias = packed + packed_size;
+    T* w_rec_buffer = packed + packed_size;
+    T* bias = w_rec_buffer + w_rec_size;
     T* rec = train ? ws : bias + G * H;
     T* hs = rec + std::size_t(chunk) * B * ldr;
     T* cs = Cell::has_c ? hs + std::size_t(train ? T_ + 1 : 2) * B * H : nullptr;
@@ -198,11 +279,17 @@ void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, std::vector<T
     const int last_t = a.reverse ? 0 : T_ - 1;
 
     blas_single_threaded();
-#pragma omp parallel num_threads(choose_threads(B, H, I, G))
+#pragma omp parallel num_threads(nt)
     {
         DenormalsFlushed ftz;
-        const Units u = units_of(omp_get_thread_num(), omp_get_num_threads(), H);
+        const int tid = omp_get_thread_num(), team = omp_get_num_threads();
+        const Units u = units_of(tid, team, H);
+        // The team OpenMP gives (one thread inside another parallel region) sets the planes.
+        const Records<T> records{rec, chunk, B, Cell::R, H, planar_records<Cell> ? team : 1};
+        const int own = records.planes > 1 ? tid : 0;  // this thread's plane
+        if (train && tid == 0) ws[workspace_elements<Cell>(T_, B, H) - 1] = T(records.planes);
         if (T_ > 1) pack_forward(a, G, u, packed);  // each thread packs, and later reads, only its own units
+        const T* w_rec = w_ih_in_record_order(a, records, G, w_rec_buffer);
         const std::size_t in0 = std::size_t(slot_in(0, first_t)) * B * H;
         for (int b = 0; b < B; ++b) {
             std::memcpy(hs + in0 + b * H + u.lo, a.h0 + b * H + u.lo, u.size() * sizeof(T));
@@ -216,9 +303,10 @@ void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, std::vector<T
                 t_base = a.reverse ? t - n + 1 : t;
                 // The records are about to be overwritten: every thread must be done with the last chunk.
 #pragma omp barrier
-                input_projection(a, G, t_base, n, u, rec, ldr);
+                input_projection(a, G, t_base, n, u, records, w_rec);
             }
-            Step<T> st{&a, t, ldr, rec + std::size_t(t - t_base) * B * ldr,
+            Step<T> st{&a, t, &records, t - t_base, records.ldr(own), records.width(own), records.units(own).lo,
+                       records.row(own, t - t_base),
                        hs + std::size_t(slot_in(s, t)) * B * H, cs ? cs + std::size_t(slot_in(s, t)) * B * H : nullptr,
                        hs + std::size_t(slot_out(s, t)) * B * H, cs ? cs + std::size_t(slot_out(s, t)) * B * H : nullptr,
                        nullptr, nullptr, nullptr, T_ > 1 ? packed : nullptr, bias};
@@ -269,25 +357,32 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
     T* rec = ws;
     T* hs = rec + TB * ldr;
     T* cs = Cell::has_c ? hs + std::size_t(T_ + 1) * B * H : nullptr;
+    // The record planes of the forward, and as many threads to read them (any number with one plane).
+    const T saved = ws[workspace_elements<Cell>(T_, B, H) - 1];
+    const int planes = saved >= T(1) && saved <= T(4096) ? int(saved) : 0;
+    if (planes == 0 || T(planes) != saved || (!planar_records<Cell> && planes != 1))
+        throw std::invalid_argument("the workspace does not hold a training forward of these arguments");
+    const int nt = planes > 1 ? planes : choose_threads(B, H, I, G);
     std::size_t packed_size = 0;
     for (const HiddenSegment& seg : Cell::hidden_segments)
         packed_size += std::size_t(panels_of(H)) * kPanel * (seg.gate_hi - seg.gate_lo) * H;
-    std::vector<T> local(packed_size + std::size_t(B) * H * 3 + std::size_t(Cell::R) * H);
+    const std::size_t w_rec_size = planes > 1 && to_input ? std::size_t(G) * H * I : 0;
+    std::vector<T> local(packed_size + w_rec_size + std::size_t(B) * H * 3 + std::size_t(Cell::R) * H);
     T* packed = local.data();
-    T* dh = packed + packed_size;
+    T* w_rec_buffer = packed + packed_size;
+    T* dh = w_rec_buffer + w_rec_size;
     T* column_sums = dh + std::size_t(B) * H * 3;
     std::vector<T> x_clean;
     const T* x = to_input ? x_for_weight_grad(a, x_clean) : nullptr;
     T* dc = dh + B * H;
     T* scratch = dc + B * H;
+    const Records<T> records{rec, T_, B, Cell::R, H, planes};
 
-    blas_single_threaded();
-#pragma omp parallel num_threads(choose_threads(B, H, I, G))
-    {
-        DenormalsFlushed ftz;
-        const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+    auto thread_part = [&](int tid, int nt) {
         const Units u = units_of(tid, nt, H);
-        pack_backward(a, Cell::hidden_segments, u, packed);
+        const int own = planes > 1 ? tid : 0;  // this thread's plane
+        pack_backward(a, Cell::hidden_segments, planes, u, packed);
+        const T* w_rec = to_input ? w_ih_in_record_order(a, records, G, w_rec_buffer) : nullptr;
         for (int b = 0; b < B; ++b)
             for (int j = u.lo; j < u.hi; ++j) {
                 dh[b * H + j] = dh_n ? dh_n[b * H + j] : T(0);
@@ -298,7 +393,8 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
         for (int s = T_ - 1; s >= 0; --s) {
             const int t = a.reverse ? T_ - 1 - s : s;
             const int in = a.reverse ? t + 1 : t, out = a.reverse ? t : t + 1;
-            Step<T> st{&a, t, ldr, rec + std::size_t(t) * B * ldr,
+            Step<T> st{&a, t, &records, t, records.ldr(own), records.width(own), records.units(own).lo,
+                       records.row(own, t),
                        hs + std::size_t(in) * B * H, cs ? cs + std::size_t(in) * B * H : nullptr,
                        hs + std::size_t(out) * B * H, cs ? cs + std::size_t(out) * B * H : nullptr,
                        dh, cs ? dc : nullptr, scratch, packed};
@@ -315,7 +411,7 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
             if (db_ih)
                 for (int b = 0; b < B; ++b)
                     for (int c = 0; c < Cell::R; ++c) {
-                        const T* row = st.rec + b * ldr + c * H;
+                        const T* row = st.col(b, c);
                         T* sum = column_sums + c * H;
 #pragma omp simd
                         for (int j = u.lo; j < u.hi; ++j) sum[j] += row[j];
@@ -327,20 +423,31 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
         }
 #pragma omp barrier
         // Weight gradients: per weight one GEMM over all T*B rows, for this thread's share of its rows
-        // (a single call, so BLAS packs the source of the product once).
+        // (a single call, so BLAS packs the source of the product once); with planes, per gate of the
+        // thread's own plane.
         const T* h_prev_all = hs + (a.reverse ? std::size_t(B) * H : 0);
-        auto weight_grad = [&](Units rows, int col, const T* src, int ld_src, int K, T* dw) {
+        auto weight_grad = [&](Units rows, const T* grads, int ld_grads, const T* src, int ld_src, int K, T* dw) {
             if (rows.size() > 0)
-                gemm<T>(true, false, rows.size(), K, int(TB), T(1), rec + col, ldr, src, ld_src, T(accumulate),
+                gemm<T>(true, false, rows.size(), K, int(TB), T(1), grads, ld_grads, src, ld_src, T(accumulate),
                         dw + std::size_t(rows.lo) * K, K);
         };
         const Units ih = share_of(tid, nt, 0, G * H);
-        if (to_input) weight_grad(ih, ih.lo, x, I, I, dw_ih);
-        for (const HiddenSegment& seg : Cell::hidden_segments) {
-            const Units rows = share_of(tid, nt, seg.gate_lo * H, seg.gate_hi * H);
-            weight_grad(rows, seg.record_col * H + rows.lo - seg.gate_lo * H,
-                        seg.source_col < 0 ? h_prev_all : rec + seg.source_col * H, seg.source_col < 0 ? H : ldr,
-                        H, dw_hh);
+        if (planes > 1) {
+            static_assert(!planar_records<Cell> || Cell::hidden_segments[0].source_col < 0);
+            for (int g = 0; g < G; ++g) {
+                const Units rows{g * H + u.lo, g * H + u.hi};
+                const T* grads = records.row(own, 0) + g * u.size();
+                if (to_input) weight_grad(rows, grads, records.ldr(own), x, I, I, dw_ih);
+                weight_grad(rows, grads, records.ldr(own), h_prev_all, H, H, dw_hh);
+            }
+        } else {
+            if (to_input) weight_grad(ih, rec + ih.lo, ldr, x, I, I, dw_ih);
+            for (const HiddenSegment& seg : Cell::hidden_segments) {
+                const Units rows = share_of(tid, nt, seg.gate_lo * H, seg.gate_hi * H);
+                weight_grad(rows, rec + seg.record_col * H + rows.lo - seg.gate_lo * H, ldr,
+                            seg.source_col < 0 ? h_prev_all : rec + seg.source_col * H, seg.source_col < 0 ? H : ldr,
+                            H, dw_hh);
+            }
         }
         // Each bias row reads its column sum (b_ih and b_hh often share one).
         if (db_ih) {
@@ -353,14 +460,39 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
                     put(db_hh[j], column_sums[seg.record_col * H + j - seg.gate_lo * H]);
             }
         }
-        // dx = dG_in W_ih, split by rows; the projection's gradient is dG_in itself.
+        // dx = dG_in W_ih, split by rows (one GEMM per plane); the projection's gradient is dG_in itself,
+        // in W_ih's row order.
         const auto [r0, r1] = even_share(tid, nt, TB);
-        if (to_input)
-            gemm<T>(false, false, int(r1 - r0), I, G * H, T(1), rec + r0 * ldr, ldr, a.w_ih, I, T(0), dx + r0 * I, I);
-        else
-            for (std::size_t r = r0; r < r1; ++r)
-                std::memcpy(dx + r * G * H, rec + r * ldr, std::size_t(G) * H * sizeof(T));
+        for (int p = 0; p < planes; ++p) {
+            const Units pu = records.units(p);
+            const T* plane = records.row(p, 0);
+            const int ldp = records.ldr(p);
+            if (to_input)
+                gemm<T>(false, false, int(r1 - r0), I, G * pu.size(), T(1), plane + r0 * ldp, ldp,
+                        w_rec + std::size_t(G) * pu.lo * I, I, T(p > 0), dx + r0 * I, I);
+            else
+                for (std::size_t r = r0; r < r1; ++r)
+                    for (int g = 0; g < G; ++g)
+                        std::memcpy(dx + r * G * H + g * H + pu.lo, plane + r * ldp + g * pu.size(),
+                                    pu.size() * sizeof(T));
+        }
+    };
+
+    bool wrong_team = false;
+    blas_single_threaded();
+#pragma omp parallel num_threads(nt)
+    {
+        DenormalsFlushed ftz;
+        const int tid = omp_get_thread_num(), team = omp_get_num_threads();
+        if (planes > 1 && team != planes) {  // e.g. inside another parallel region: some planes unread
+            if (tid == 0) wrong_team = true;
+        } else {
+            thread_part(tid, team);
+        }
     }
+    if (wrong_team)
+        throw std::runtime_error("backward must run on as many threads as its forward split the records into (" +
+                                 std::to_string(planes) + ")");
 }
 
 }  // namespace rnnkit
