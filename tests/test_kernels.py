@@ -260,8 +260,8 @@ def test_thread_count_does_not_change_results(mode, restore_threads):
 @pytest.mark.parametrize("forward_threads,backward_threads", [(2, 1), (1, 2)])
 def test_backward_reads_the_records_as_its_forward_laid_them_out(mode, forward_threads, backward_threads,
                                                                   restore_threads):
-    # With threads the LSTM and RNN records are split into a plane per thread; a backward run after
-    # set_num_threads changed must still read them as the forward wrote them.
+    # On threads an LSTM's records are split into a plane per thread (at these sizes); a backward run after
+    # set_num_threads changed must still read them as the forward wrote them. The RNN's are not split.
     T, B, I, H = SIZES["threaded"]
     inp, up = make_problem(mode, T, B, I, H, np.float64, True, seed_of("planes", mode, H))
     kw = {"lengths": lengths_for(T, B), "reverse": True}

@@ -13,6 +13,7 @@ namespace rnnkit {
 struct GruCell {
     static constexpr int G = 3, R = 4;
     static constexpr bool has_c = false;
+    static constexpr bool split_records = false;
     static constexpr bool folds_hidden_bias(int g) { return g != 2; }
     // Hidden-side gradients: r, z as for the input side; n's is r * dn, kept in the ghn column.
     static constexpr HiddenSegment hidden_segments[] = {{0, 2, 0, -1}, {2, 3, 3, -1}};
@@ -81,6 +82,7 @@ struct GruCell {
 struct GruChoCell {
     static constexpr int G = 3, R = 4;
     static constexpr bool has_c = false;
+    static constexpr bool split_records = false;
     static constexpr bool folds_hidden_bias(int) { return true; }
     static constexpr HiddenSegment hidden_segments[] = {{0, 2, 0, -1}, {2, 3, 2, 3}};
 

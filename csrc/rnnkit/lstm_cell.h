@@ -10,6 +10,7 @@ namespace rnnkit {
 struct LstmCell {
     static constexpr int G = 4, R = 4;
     static constexpr bool has_c = true;
+    static constexpr bool split_records = true;  // a plane per thread: see Records
     static constexpr bool folds_hidden_bias(int) { return true; }
     static constexpr HiddenSegment hidden_segments[] = {{0, 4, 0, -1}};
 

@@ -10,6 +10,7 @@ template <bool Relu>
 struct RnnCell {
     static constexpr int G = 1, R = 1;
     static constexpr bool has_c = false;
+    static constexpr bool split_records = false;
     static constexpr bool folds_hidden_bias(int) { return true; }
     static constexpr HiddenSegment hidden_segments[] = {{0, 1, 0, -1}};
 

@@ -20,6 +20,7 @@
 #include <cmath>
 #include <cstring>
 #include <iterator>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -40,11 +41,11 @@ struct HiddenSegment {
 };
 
 // How a call's records are laid out. With one plane a record row holds R*H values, column group c (a
-// gate, or another value the cell keeps) of unit j at c*H + j. Cells whose record is their G gates alone
-// and whose backward multiplies all of them by W_hh at once (LSTM, RNN) get a plane per thread when
-// threads split the units: plane p holds thread p's units [lo, hi), rows of R*(hi - lo) values, column
-// group c of unit j at c*(hi - lo) + j - lo. Two threads writing record columns 512 bytes apart in one
-// page cost the forward time loop ~15% (bench/README.md).
+// gate, or another value the cell keeps) of unit j at c*H + j. An LSTM on several threads with small
+// shares of units gets a plane per thread instead: plane p holds thread p's units [lo, hi), rows of
+// R*(hi - lo) values, column group c of unit j at c*(hi - lo) + j - lo. Measured (2 threads, float32,
+// bench/README.md): an LSTM layer at H = 256, B = 32 runs its forward in 0.90-0.95 of the time and its
+// backward in 0.97; at H = 512 no change, at H = 1024 8-12% slower, and a tanh RNN gains nothing.
 template <class T>
 struct Records {
     T* base;
@@ -59,8 +60,15 @@ struct Records {
     }
 };
 
-template <class Cell>
-constexpr bool planar_records = Cell::R == Cell::G && std::size(Cell::hidden_segments) == 1;
+// The planes of a call on `team` threads: one per thread, for a cell that splits its records
+// (Cell::split_records: its record is its G gates alone and its backward multiplies all of them by W_hh
+// at once), while a plane's row stays under 4 KiB.
+template <class Cell, class T>
+int record_planes(int team, int H) {
+    static_assert(!Cell::split_records || (Cell::R == Cell::G && std::size(Cell::hidden_segments) == 1));
+    const int widest = ((H + kPanel - 1) / kPanel + team - 1) / team * kPanel;  // units of the largest share
+    return Cell::split_records && team > 1 && std::size_t(Cell::R) * widest * sizeof(T) < 4096 ? team : 1;
+}
 
 // What one step of a cell sees, for one thread's units.
 template <class T>
@@ -256,13 +264,12 @@ void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, std::vector<T
     const std::size_t states = train ? 0 : 2 * std::size_t(B) * H * (Cell::has_c ? 2 : 1);
     const int nt = choose_threads(B, H, I, G);
     const std::size_t packed_size = T_ > 1 ? std::size_t(G) * panels_of(H) * kPanel * H : 0;
-    const std::size_t w_rec_size = planar_records<Cell> && nt > 1 ? std::size_t(G) * H * I : 0;
-    const std::size_t need =
-        packed_size + w_rec_size + std::size_t(G) * H + (train ? 0 : std::size_t(chunk) * B * ldr + states);
+    const std::size_t need = packed_size + std::size_t(G) * H + (train ? 0 : std::size_t(chunk) * B * ldr + states);
     if (scratch.size() < need) scratch.resize(need);
     T* packed = scratch.data();
-    T* w_rec_buffer = packed + packed_size;
-    T* bias = w_rec_buffer + w_rec_size;
+    T* bias = packed + packed_size;
+    // Not a vector: zero-filling a weight-sized buffer on every call cost ~10% at H = 1024.
+    const std::unique_ptr<T[]> w_rec_buffer(record_planes<Cell, T>(nt, H) > 1 ? new T[std::size_t(G) * H * I] : nullptr);
     T* rec = train ? ws : bias + G * H;
     T* hs = rec + std::size_t(chunk) * B * ldr;
     T* cs = Cell::has_c ? hs + std::size_t(train ? T_ + 1 : 2) * B * H : nullptr;
@@ -285,11 +292,11 @@ void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, std::vector<T
         const int tid = omp_get_thread_num(), team = omp_get_num_threads();
         const Units u = units_of(tid, team, H);
         // The team OpenMP gives (one thread inside another parallel region) sets the planes.
-        const Records<T> records{rec, chunk, B, Cell::R, H, planar_records<Cell> ? team : 1};
+        const Records<T> records{rec, chunk, B, Cell::R, H, record_planes<Cell, T>(team, H)};
         const int own = records.planes > 1 ? tid : 0;  // this thread's plane
         if (train && tid == 0) ws[workspace_elements<Cell>(T_, B, H) - 1] = T(records.planes);
         if (T_ > 1) pack_forward(a, G, u, packed);  // each thread packs, and later reads, only its own units
-        const T* w_rec = w_ih_in_record_order(a, records, G, w_rec_buffer);
+        const T* w_rec = w_ih_in_record_order(a, records, G, w_rec_buffer.get());
         const std::size_t in0 = std::size_t(slot_in(0, first_t)) * B * H;
         for (int b = 0; b < B; ++b) {
             std::memcpy(hs + in0 + b * H + u.lo, a.h0 + b * H + u.lo, u.size() * sizeof(T));
@@ -360,17 +367,19 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
     // The record planes of the forward, and as many threads to read them (any number with one plane).
     const T saved = ws[workspace_elements<Cell>(T_, B, H) - 1];
     const int planes = saved >= T(1) && saved <= T(4096) ? int(saved) : 0;
-    if (planes == 0 || T(planes) != saved || (!planar_records<Cell> && planes != 1))
+    if (planes == 0 || T(planes) != saved || (!Cell::split_records && planes != 1))
         throw std::invalid_argument("the workspace does not hold a training forward of these arguments");
     const int nt = planes > 1 ? planes : choose_threads(B, H, I, G);
     std::size_t packed_size = 0;
     for (const HiddenSegment& seg : Cell::hidden_segments)
         packed_size += std::size_t(panels_of(H)) * kPanel * (seg.gate_hi - seg.gate_lo) * H;
-    const std::size_t w_rec_size = planes > 1 && to_input ? std::size_t(G) * H * I : 0;
-    std::vector<T> local(packed_size + w_rec_size + std::size_t(B) * H * 3 + std::size_t(Cell::R) * H);
+    std::vector<T> local(packed_size + std::size_t(B) * H * 3 + std::size_t(Cell::R) * H);
     T* packed = local.data();
-    T* w_rec_buffer = packed + packed_size;
-    T* dh = w_rec_buffer + w_rec_size;
+    T* dh = packed + packed_size;
+    // Weight-sized buffers of the planes (W_ih in their order, their weight gradients), not zero-filled.
+    const int dw_cols = std::max(I, H);
+    const std::unique_ptr<T[]> w_rec_buffer(planes > 1 && to_input ? new T[std::size_t(G) * H * I] : nullptr);
+    const std::unique_ptr<T[]> dw_buffer(planes > 1 ? new T[std::size_t(G) * H * dw_cols] : nullptr);
     T* column_sums = dh + std::size_t(B) * H * 3;
     std::vector<T> x_clean;
     const T* x = to_input ? x_for_weight_grad(a, x_clean) : nullptr;
@@ -382,7 +391,7 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
         const Units u = units_of(tid, nt, H);
         const int own = planes > 1 ? tid : 0;  // this thread's plane
         pack_backward(a, Cell::hidden_segments, planes, u, packed);
-        const T* w_rec = to_input ? w_ih_in_record_order(a, records, G, w_rec_buffer) : nullptr;
+        const T* w_rec = to_input ? w_ih_in_record_order(a, records, G, w_rec_buffer.get()) : nullptr;
         for (int b = 0; b < B; ++b)
             for (int j = u.lo; j < u.hi; ++j) {
                 dh[b * H + j] = dh_n ? dh_n[b * H + j] : T(0);
@@ -423,8 +432,8 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
         }
 #pragma omp barrier
         // Weight gradients: per weight one GEMM over all T*B rows, for this thread's share of its rows
-        // (a single call, so BLAS packs the source of the product once); with planes, per gate of the
-        // thread's own plane.
+        // (a single call, so BLAS packs the source of the product once); with planes, over the thread's
+        // own plane, whose rows come out in the plane's order and are added into the weight's gate by gate.
         const T* h_prev_all = hs + (a.reverse ? std::size_t(B) * H : 0);
         auto weight_grad = [&](Units rows, const T* grads, int ld_grads, const T* src, int ld_src, int K, T* dw) {
             if (rows.size() > 0)
@@ -433,13 +442,21 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
         };
         const Units ih = share_of(tid, nt, 0, G * H);
         if (planes > 1) {
-            static_assert(!planar_records<Cell> || Cell::hidden_segments[0].source_col < 0);
-            for (int g = 0; g < G; ++g) {
-                const Units rows{g * H + u.lo, g * H + u.hi};
-                const T* grads = records.row(own, 0) + g * u.size();
-                if (to_input) weight_grad(rows, grads, records.ldr(own), x, I, I, dw_ih);
-                weight_grad(rows, grads, records.ldr(own), h_prev_all, H, H, dw_hh);
-            }
+            static_assert(!Cell::split_records || Cell::hidden_segments[0].source_col < 0);
+            T* plane_dw = dw_buffer.get() + std::size_t(G) * u.lo * dw_cols;
+            auto plane_grad = [&](const T* src, int ld_src, int K, T* dw) {
+                gemm<T>(true, false, G * u.size(), K, int(TB), T(1), records.row(own, 0), records.ldr(own), src,
+                        ld_src, T(0), plane_dw, K);
+                for (int g = 0; g < G; ++g)
+                    for (int j = u.lo; j < u.hi; ++j) {
+                        const T* from = plane_dw + std::size_t(g * u.size() + j - u.lo) * K;
+                        T* to = dw + (std::size_t(g) * H + j) * K;
+#pragma omp simd
+                        for (int k = 0; k < K; ++k) to[k] = accumulate ? to[k] + from[k] : from[k];
+                    }
+            };
+            if (to_input) plane_grad(x, I, I, dw_ih);
+            plane_grad(h_prev_all, H, H, dw_hh);
         } else {
             if (to_input) weight_grad(ih, rec + ih.lo, ldr, x, I, I, dw_ih);
             for (const HiddenSegment& seg : Cell::hidden_segments) {
