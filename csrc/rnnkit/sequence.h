@@ -7,8 +7,8 @@
 // steps and the gate nonlinearities run on its own GEMM output while it is still hot. A step needs
 // one barrier: the next step's recurrent GEMM reads every unit of h.
 //
-// Per step a cell keeps a record of B rows x R*H values (gates first, in w_ih's row order; for LSTM and
-// RNN on several threads, a plane per thread, see Records). The input projection x_t W_ih^T of many
+// Per step a cell keeps a record of B rows x R*H values (gates first, in w_ih's row order; for an LSTM
+// on several threads, a plane per thread, see Records). The input projection x_t W_ih^T of many
 // steps is one GEMM into those records before the loop; the recurrent GEMM accumulates into them; the
 // cell's forward overwrites them with what backward needs, and its backward overwrites that with the
 // gate gradients, from which dW_ih, dW_hh, the biases and dx are GEMMs after the loop.
@@ -44,8 +44,8 @@ struct HiddenSegment {
 // gate, or another value the cell keeps) of unit j at c*H + j. An LSTM on several threads with small
 // shares of units gets a plane per thread instead: plane p holds thread p's units [lo, hi), rows of
 // R*(hi - lo) values, column group c of unit j at c*(hi - lo) + j - lo. Measured (2 threads, float32,
-// bench/README.md): an LSTM layer at H = 256, B = 32 runs its forward in 0.90-0.95 of the time and its
-// backward in 0.97; at H = 512 no change, at H = 1024 8-12% slower, and a tanh RNN gains nothing.
+// bench/README.md): an LSTM layer at H = 256, B = 32 runs its forward in 0.90-0.97 of the time and its
+// backward in ~0.99; at H = 512 no change, at H = 1024 8-12% slower, and a tanh RNN gains nothing.
 template <class T>
 struct Records {
     T* base;
