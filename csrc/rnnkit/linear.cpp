@@ -4,13 +4,16 @@
 
 #include "blas.h"
 #include "partition.h"
+#include "rnnkit.h"
 
 namespace rnnkit {
+
+int linear_threads(int N, int I, int O) { return double(N) * I * O < double(1 << 18) ? 1 : get_num_threads(); }
 
 template <class T>
 void linear_forward(int N, int I, int O, const T* x, const T* w, const T* b, T* y) {
     blas_single_threaded();
-#pragma omp parallel
+#pragma omp parallel num_threads(linear_threads(N, I, O))
     {
         const Block out = output_share(omp_get_thread_num(), omp_get_num_threads(), N, O);
         if (!out.empty()) {
@@ -26,7 +29,7 @@ void linear_forward(int N, int I, int O, const T* x, const T* w, const T* b, T* 
 template <class T>
 void linear_backward(int N, int I, int O, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db) {
     blas_single_threaded();
-#pragma omp parallel
+#pragma omp parallel num_threads(linear_threads(N, I, O))
     {
         const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
         // Each thread owns a share of the weight's rows: its rows of dw and its entries of db.

@@ -9,6 +9,10 @@
 
 namespace rnnkit {
 
+// The OpenMP threads for products of N x I by I x O: one below 2^18 multiply-adds, where a second thread
+// costs more than it saves, else all of them.
+int linear_threads(int N, int I, int O);
+
 // x [N, I], w [O, I], b [O] or null -> y [N, O].
 template <class T>
 void linear_forward(int N, int I, int O, const T* x, const T* w, const T* b, T* y);

@@ -8,15 +8,12 @@
 
 #include "activations.h"
 #include "blas.h"
+#include "linear.h"
 #include "partition.h"
-#include "rnnkit.h"
 
 namespace rnnkit {
 
 namespace {
-
-// Below this many multiply-adds a second thread costs more than it saves.
-constexpr double kParallelWork = 1 << 18;
 
 // Row n's loss term (unweighted), turning its logits into softmax probabilities minus the one-hot target,
 // times `scale` (w_n / sum w) when `grad`. Compiled per ISA so the exponentials vectorise.
@@ -49,9 +46,8 @@ double output_loss(const OutputLossArgs<T>& a, T* logits, T* dx, T* dw, T* db) {
     double total_weight = 0.0;
     for (int n = 0; n < N; ++n) total_weight += a.weights ? double(a.weights[n]) : 1.0;
     std::vector<double> nll(N);
-    const int threads = double(N) * V * I < kParallelWork ? 1 : get_num_threads();
     blas_single_threaded();
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(linear_threads(N, I, V))
     {
         const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
         const Span<int> rows = even_share(tid, nt, N);
@@ -62,18 +58,9 @@ double output_loss(const OutputLossArgs<T>& a, T* logits, T* dx, T* dw, T* db) {
             const T scale = T((a.weights ? double(a.weights[n]) : 1.0) / total_weight);
             nll[n] = row_loss(logits + std::size_t(n) * V, a.b, V, a.targets[n], grad, scale);
         }
-        if (grad) {
-            if (m > 0) gemm<T>(false, false, m, I, V, T(1), z, V, a.w, I, T(0), dx + std::size_t(rows.lo) * I, I);
-#pragma omp barrier
-            const Span<int> cls = even_share(tid, nt, V);
-            if (cls.hi > cls.lo)
-                gemm<T>(true, false, cls.hi - cls.lo, I, N, T(1), logits + cls.lo, V, a.x, I, T(1),
-                        dw + std::size_t(cls.lo) * I, I);
-            if (db)
-                for (int n = 0; n < N; ++n)
-                    for (int v = cls.lo; v < cls.hi; ++v) db[v] += logits[std::size_t(n) * V + v];
-        }
     }
+    // The gradients of the output layer itself, from dlogits (now in `logits`).
+    if (grad) linear_backward<T>(N, I, V, a.x, a.w, logits, dx, dw, db);
     double loss = 0.0;
     for (int n = 0; n < N; ++n) loss += (a.weights ? double(a.weights[n]) : 1.0) * nll[n];
     return loss / total_weight;

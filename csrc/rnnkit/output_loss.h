@@ -3,9 +3,9 @@
 // and, when asked, the gradients: dx = dlogits W, dW += dlogits^T x, db += column sums of dlogits, with
 // dlogits = (softmax(logits) - onehot(y)) * w_n / sum(w).
 //
-// N = predictions, I = input width, V = classes. Rows are split across OpenMP threads for the logits,
-// the loss and dx, then classes for dW and db, so no thread sums into another's output. The loss is
-// summed in row order, the same at any thread count.
+// N = predictions, I = input width, V = classes. Rows are split across OpenMP threads for the logits and
+// the loss; the gradients are linear_backward's (linear.h), which splits classes for dW and db, so no
+// thread sums into another's output. The loss is summed in row order, the same at any thread count.
 #pragma once
 
 #include <cstdint>
