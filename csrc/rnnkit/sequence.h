@@ -268,8 +268,12 @@ void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, std::vector<T
     if (scratch.size() < need) scratch.resize(need);
     T* packed = scratch.data();
     T* bias = packed + packed_size;
-    // Not a vector: zero-filling a weight-sized buffer on every call cost ~10% at H = 1024.
-    const std::unique_ptr<T[]> w_rec_buffer(record_planes<Cell, T>(nt, H) > 1 ? new T[std::size_t(G) * H * I] : nullptr);
+    // W_ih in the records' order, for projections of enough rows to be split by rows (a decoding step's
+    // few rows take W_ih by units and need no copy). Not a vector: zero-filling a weight-sized buffer on
+    // every call cost ~10% at H = 1024.
+    const bool row_split = chunk * B >= kMinRowsPerThread;  // on some team of threads
+    const std::unique_ptr<T[]> w_rec_buffer(
+        row_split && record_planes<Cell, T>(nt, H) > 1 ? new T[std::size_t(G) * H * I] : nullptr);
     T* rec = train ? ws : bias + G * H;
     T* hs = rec + std::size_t(chunk) * B * ldr;
     T* cs = Cell::has_c ? hs + std::size_t(train ? T_ + 1 : 2) * B * H : nullptr;
@@ -296,7 +300,8 @@ void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, std::vector<T
         const int own = records.planes > 1 ? tid : 0;  // this thread's plane
         if (train && tid == 0) ws[workspace_elements<Cell>(T_, B, H) - 1] = T(records.planes);
         if (T_ > 1) pack_forward(a, G, u, packed);  // each thread packs, and later reads, only its own units
-        const T* w_rec = w_ih_in_record_order(a, records, G, w_rec_buffer.get());
+        const T* w_rec = chunk * B >= kMinRowsPerThread * team ? w_ih_in_record_order(a, records, G, w_rec_buffer.get())
+                                                               : nullptr;
         const std::size_t in0 = std::size_t(slot_in(0, first_t)) * B * H;
         for (int b = 0; b < B; ++b) {
             std::memcpy(hs + in0 + b * H + u.lo, a.h0 + b * H + u.lo, u.size() * sizeof(T));
