@@ -21,7 +21,7 @@ std::size_t train_workspace_size(Mode mode, int T, int B, int H) {
 
 template <class T>
 void forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* workspace) {
-    std::vector<T> scratch;
+    AlignedBuffer<T> scratch;
     with_cell(a.mode, [&](auto cell) { run_forward<decltype(cell)>(a, y, h_n, c_n, workspace, scratch); });
 }
 
@@ -37,7 +37,7 @@ void backward(const SeqArgs<T>& a, T* workspace, const T* dy, const T* dh_n, con
 template <class T>
 void step(const SeqArgs<T>& a, T* h_out, T* c_out) {
     if (a.T != 1) throw std::invalid_argument("rnnkit::step takes exactly one time step (T == 1)");
-    thread_local std::vector<T> scratch;
+    thread_local AlignedBuffer<T> scratch;
     with_cell(a.mode, [&](auto cell) { run_forward<decltype(cell), T>(a, nullptr, h_out, c_out, nullptr, scratch); });
 }
 

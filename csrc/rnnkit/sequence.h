@@ -20,12 +20,12 @@
 #include <cmath>
 #include <cstring>
 #include <iterator>
-#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "activations.h"
+#include "aligned_buffer.h"
 #include "blas.h"
 #include "packed_gemm.h"
 #include "partition.h"
@@ -254,10 +254,10 @@ std::size_t workspace_elements(int T, int B, int H) {
 // Inference keeps records for this many steps at a time, so its memory does not grow with T.
 constexpr int kInferenceChunk = 16;
 
-// `scratch` is resized to what the call needs beyond `ws`; a caller that keeps it between calls
-// (the single-step decoder) allocates nothing after the first.
+// `scratch` grows to what the call needs beyond `ws`; a caller that keeps it between calls (the
+// single-step decoder) allocates nothing after the first.
 template <class Cell, class T>
-void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, std::vector<T>& scratch) {
+void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, AlignedBuffer<T>& scratch) {
     const int T_ = a.T, B = a.B, H = a.H, I = a.I, G = Cell::G, ldr = Cell::R * H;
     const bool train = ws != nullptr;
     const int chunk = train ? T_ : std::min(T_, kInferenceChunk);
@@ -265,15 +265,13 @@ void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, std::vector<T
     const int nt = choose_threads(B, H, I, G);
     const std::size_t packed_size = T_ > 1 ? std::size_t(G) * panels_of(H) * kPanel * H : 0;
     const std::size_t need = packed_size + std::size_t(G) * H + (train ? 0 : std::size_t(chunk) * B * ldr + states);
-    if (scratch.size() < need) scratch.resize(need);
+    scratch.reserve(need);
     T* packed = scratch.data();
     T* bias = packed + packed_size;
     // W_ih in the records' order, for projections of enough rows to be split by rows (a decoding step's
-    // few rows take W_ih by units and need no copy). Not a vector: zero-filling a weight-sized buffer on
-    // every call cost ~10% at H = 1024.
+    // few rows take W_ih by units and need no copy).
     const bool row_split = chunk * B >= kMinRowsPerThread;  // on some team of threads
-    const std::unique_ptr<T[]> w_rec_buffer(
-        row_split && record_planes<Cell, T>(nt, H) > 1 ? new T[std::size_t(G) * H * I] : nullptr);
+    AlignedBuffer<T> w_rec_buffer(row_split && record_planes<Cell, T>(nt, H) > 1 ? std::size_t(G) * H * I : 0);
     T* rec = train ? ws : bias + G * H;
     T* hs = rec + std::size_t(chunk) * B * ldr;
     T* cs = Cell::has_c ? hs + std::size_t(train ? T_ + 1 : 2) * B * H : nullptr;
@@ -300,7 +298,7 @@ void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, std::vector<T
         const int own = records.planes > 1 ? tid : 0;  // this thread's plane
         if (train && tid == 0) ws[workspace_elements<Cell>(T_, B, H) - 1] = T(records.planes);
         if (T_ > 1) pack_forward(a, G, u, packed);  // each thread packs, and later reads, only its own units
-        const T* w_rec = chunk * B >= kMinRowsPerThread * team ? w_ih_in_record_order(a, records, G, w_rec_buffer.get())
+        const T* w_rec = chunk * B >= kMinRowsPerThread * team ? w_ih_in_record_order(a, records, G, w_rec_buffer.data())
                                                                : nullptr;
         const std::size_t in0 = std::size_t(slot_in(0, first_t)) * B * H;
         for (int b = 0; b < B; ++b) {
@@ -378,13 +376,13 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
     std::size_t packed_size = 0;
     for (const HiddenSegment& seg : Cell::hidden_segments)
         packed_size += std::size_t(panels_of(H)) * kPanel * (seg.gate_hi - seg.gate_lo) * H;
-    std::vector<T> local(packed_size + std::size_t(B) * H * 3 + std::size_t(Cell::R) * H);
+    AlignedBuffer<T> local(packed_size + std::size_t(B) * H * 3 + std::size_t(Cell::R) * H);
     T* packed = local.data();
     T* dh = packed + packed_size;
-    // Weight-sized buffers of the planes (W_ih in their order, their weight gradients), not zero-filled.
+    // Weight-sized buffers of the planes (W_ih in their order, their weight gradients).
     const int dw_cols = std::max(I, H);
-    const std::unique_ptr<T[]> w_rec_buffer(planes > 1 && to_input ? new T[std::size_t(G) * H * I] : nullptr);
-    const std::unique_ptr<T[]> dw_buffer(planes > 1 ? new T[std::size_t(G) * H * dw_cols] : nullptr);
+    AlignedBuffer<T> w_rec_buffer(planes > 1 && to_input ? std::size_t(G) * H * I : 0);
+    AlignedBuffer<T> dw_buffer(planes > 1 ? std::size_t(G) * H * dw_cols : 0);
     T* column_sums = dh + std::size_t(B) * H * 3;
     std::vector<T> x_clean;
     const T* x = to_input ? x_for_weight_grad(a, x_clean) : nullptr;
@@ -396,7 +394,7 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
         const Units u = units_of(tid, nt, H);
         const int own = planes > 1 ? tid : 0;  // this thread's plane
         pack_backward(a, Cell::hidden_segments, planes, u, packed);
-        const T* w_rec = to_input ? w_ih_in_record_order(a, records, G, w_rec_buffer.get()) : nullptr;
+        const T* w_rec = to_input ? w_ih_in_record_order(a, records, G, w_rec_buffer.data()) : nullptr;
         for (int b = 0; b < B; ++b)
             for (int j = u.lo; j < u.hi; ++j) {
                 dh[b * H + j] = dh_n ? dh_n[b * H + j] : T(0);
@@ -448,7 +446,7 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
         const Units ih = share_of(tid, nt, 0, G * H);
         if (planes > 1) {
             static_assert(!Cell::split_records || Cell::hidden_segments[0].source_col < 0);
-            T* plane_dw = dw_buffer.get() + std::size_t(G) * u.lo * dw_cols;
+            T* plane_dw = dw_buffer.data() + std::size_t(G) * u.lo * dw_cols;
             auto plane_grad = [&](const T* src, int ld_src, int K, T* dw) {
                 gemm<T>(true, false, G * u.size(), K, int(TB), T(1), records.row(own, 0), records.ldr(own), src,
                         ld_src, T(0), plane_dw, K);
