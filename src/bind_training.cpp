@@ -1,5 +1,5 @@
-// rnnkit._C.apply_update, sum_of_squares, embedding_backward, embedded_projection_backward and
-// output_loss: the bindings of csrc/rnnkit/optim.h, embedding.h, projection_grad.h and output_loss.h, the
+// rnnkit._C.apply_update, sum_of_squares, embedding_backward and output_loss: the bindings of
+// csrc/rnnkit/optim.h, embedding.h and output_loss.h, the
 // fused pieces of a training step that rnnkit.optim, rnnkit.nn, rnnkit.losses and rnnkit.charlm call.
 // Arrays updated in place must arrive with the exact dtype and C layout (no silent copies).
 #include <pybind11/numpy.h>
@@ -14,7 +14,6 @@
 #include "buffer_pool.h"
 #include "rnnkit/embedding.h"
 #include "rnnkit/optim.h"
-#include "rnnkit/projection_grad.h"
 #include "rnnkit/output_loss.h"
 
 namespace py = pybind11;
@@ -62,35 +61,6 @@ void embedding_backward(Array<T> grad, const Ids& idx, const Array<T>& dout) {
     T* gp = grad.mutable_data();
     py::gil_scoped_release release;
     rnnkit::embedding_backward<T>(std::size_t(n), std::size_t(E), ip, dout.data(), gp);
-}
-
-// S (V x G) is scratch of the size of one weight_ih: a pooled buffer, not the caller's.
-template <class T>
-void embedded_projection_backward(const Array<T>& dprojection, const Ids& ids, const Array<T>& w_ih,
-                                  const OptArray<T>& table, OptArray<T> d_table, Array<T> d_w_ih, int vocab) {
-    if (dprojection.ndim() != 2) throw py::value_error("dprojection must have shape (N, G)");
-    const py::ssize_t n = dprojection.shape(0), G = dprojection.shape(1);
-    if (vocab < 1) throw py::value_error("vocab must be positive");
-    expect_shape("ids", ids, {n});
-    if (bool(table) != bool(d_table)) throw py::value_error("table and d_table come together");
-    const py::ssize_t E = table ? table->shape(1) : vocab;
-    if (table) {
-        expect_shape("table", *table, {vocab, E});
-        expect_shape("d_table", *d_table, {vocab, E});
-    }
-    expect_shape("w_ih", w_ih, {G, E});
-    expect_shape("d_w_ih", d_w_ih, {G, E});
-    const std::int64_t* ip = ids.data();
-    for (py::ssize_t r = 0; r < n; ++r)
-        if (ip[r] < 0 || ip[r] >= vocab)
-            throw py::value_error("index " + std::to_string(ip[r]) + " outside 0.." + std::to_string(vocab - 1));
-    Array<T> S = pooled_array<T>({vocab, G});
-    T* s = S.mutable_data();
-    T* dt = d_table ? d_table->mutable_data() : nullptr;
-    T* dw = d_w_ih.mutable_data();
-    py::gil_scoped_release release;
-    rnnkit::embedded_projection_backward<T>(std::size_t(n), vocab, int(G), int(E), ip, dprojection.data(), w_ih.data(),
-                                            ptr(table), s, dt, dw);
 }
 
 template <class T>
@@ -142,9 +112,6 @@ void bind(py::module_& m) {
     m.def("sum_of_squares", &sum_of_squares<T>, py::arg("x").noconvert());
     m.def("embedding_backward", &embedding_backward<T>, py::arg("grad").noconvert(), py::arg("idx"),
           py::arg("dout").noconvert());
-    m.def("embedded_projection_backward", &embedded_projection_backward<T>, py::arg("dprojection").noconvert(),
-          py::arg("ids"), py::arg("w_ih").noconvert(), py::arg("table").noconvert(), py::arg("d_table").noconvert(),
-          py::arg("d_w_ih").noconvert(), py::arg("vocab"));
     m.def("output_loss", &output_loss<T>, py::arg("x").noconvert(), py::arg("weight").noconvert(),
           py::arg("bias").noconvert(), py::arg("targets"), py::arg("weights"), py::arg("dw").noconvert(),
           py::arg("db").noconvert());

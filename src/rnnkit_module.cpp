@@ -23,12 +23,21 @@ template <class T>
 rnnkit::SeqArgs<T> seq_args(int mode, const Array<T>& x, const Array<T>& h0, const OptArray<T>& c0,
                             const Array<T>& w_ih, const Array<T>& w_hh, const OptArray<T>& b_ih,
                             const OptArray<T>& b_hh, const std::optional<Array<std::int64_t>>& lengths,
-                            bool reverse) {
+                            bool reverse, const std::optional<Array<std::int64_t>>& ids = std::nullopt) {
     if (mode < 0 || mode > int(Mode::GruCho)) throw py::value_error("unknown mode " + std::to_string(mode));
     const Mode m = Mode(mode);
-    if (x.ndim() != 3) throw py::value_error("x must have shape (T, B, I)");
+    if (ids ? ids->ndim() != 2 || x.ndim() != 2 : x.ndim() != 3)
+        throw py::value_error(ids ? "with ids (T, B), x must be a table (V, I)" : "x must have shape (T, B, I)");
     if (w_hh.ndim() != 2) throw py::value_error("w_hh must have shape (G*H, H)");
-    const py::ssize_t steps = x.shape(0), B = x.shape(1), I = x.shape(2), H = w_hh.shape(1);
+    const py::ssize_t steps = ids ? ids->shape(0) : x.shape(0), B = ids ? ids->shape(1) : x.shape(1),
+                      I = x.shape(x.ndim() - 1), H = w_hh.shape(1), V = ids ? x.shape(0) : 0;
+    if (ids) {
+        if (V < 1) throw py::value_error("the table x must have at least one row");
+        const std::int64_t* ip = ids->data();
+        for (py::ssize_t r = 0; r < steps * B; ++r)
+            if (ip[r] < 0 || ip[r] >= V)
+                throw py::value_error("ids must lie in 0.." + std::to_string(V - 1) + ", got " + std::to_string(ip[r]));
+    }
     const py::ssize_t GH = rnnkit::num_gates(m) * H;
     if (steps < 1 || B < 1 || H < 1) throw py::value_error("T, B and H must be at least 1");
     expect_shape("w_hh", w_hh, {GH, H});
@@ -47,14 +56,16 @@ rnnkit::SeqArgs<T> seq_args(int mode, const Array<T>& x, const Array<T>& h0, con
                 throw py::value_error("lengths must lie in 1..T");
     }
     return {m, int(steps), int(B), int(I), int(H), x.data(), h0.data(), m == Mode::Lstm ? c0->data() : nullptr,
-            w_ih.data(), w_hh.data(), ptr(b_ih), ptr(b_hh), lengths ? lengths->data() : nullptr, reverse};
+            w_ih.data(), w_hh.data(), ptr(b_ih), ptr(b_hh), lengths ? lengths->data() : nullptr, reverse,
+            ids ? ids->data() : nullptr, int(V)};
 }
 
 template <class T>
 py::tuple forward(int mode, const Array<T>& x, const Array<T>& h0, const OptArray<T>& c0, const Array<T>& w_ih,
                   const Array<T>& w_hh, const OptArray<T>& b_ih, const OptArray<T>& b_hh,
-                  const std::optional<Array<std::int64_t>>& lengths, bool reverse, bool training) {
-    const auto a = seq_args(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse);
+                  const std::optional<Array<std::int64_t>>& lengths, bool reverse, bool training,
+                  const std::optional<Array<std::int64_t>>& ids) {
+    const auto a = seq_args(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, ids);
     Array<T> y = pooled_array<T>({a.T, a.B, a.H}), h_n({a.B, a.H});
     OptArray<T> c_n;
     if (a.mode == Mode::Lstm) c_n = Array<T>({a.B, a.H});
@@ -76,8 +87,9 @@ py::tuple backward(int mode, const Array<T>& x, const Array<T>& h0, const OptArr
                    const Array<T>& w_hh, const OptArray<T>& b_ih, const OptArray<T>& b_hh,
                    const std::optional<Array<std::int64_t>>& lengths, bool reverse, Array<T>& ws,
                    const Array<T>& dy, const OptArray<T>& dh_n, const OptArray<T>& dc_n, OptArray<T> into_w_ih,
-                   OptArray<T> into_w_hh, OptArray<T> into_b_ih, OptArray<T> into_b_hh, bool projection_grad) {
-    const auto a = seq_args(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse);
+                   OptArray<T> into_w_hh, OptArray<T> into_b_ih, OptArray<T> into_b_hh, bool projection_grad,
+                   const std::optional<Array<std::int64_t>>& ids) {
+    const auto a = seq_args(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, ids);
     expect_shape("workspace", ws, {py::ssize_t(rnnkit::train_workspace_size(a.mode, a.T, a.B, a.H))});
     expect_shape("dy", dy, {a.T, a.B, a.H});
     if (dh_n) expect_shape("dh_n", *dh_n, {a.B, a.H});
@@ -92,7 +104,11 @@ py::tuple backward(int mode, const Array<T>& x, const Array<T>& h0, const OptArr
         expect_shape("dw_hh", *into_w_hh, {GH, py::ssize_t(a.H)});
         if (a.b_ih) expect_shape("db_ih", *into_b_ih, {GH}), expect_shape("db_hh", *into_b_hh, {GH});
     }
-    Array<T> dx = pooled_array<T>({a.T, a.B, projection_grad ? GH : a.I}), dh0({a.B, a.H});
+    // dx: in x's shape (an embedded input's table: (V, I)), or the projection's (T, B, G*H).
+    Array<T> dx = projection_grad ? pooled_array<T>({a.T, a.B, GH})
+                  : ids           ? pooled_array<T>({a.V, a.I})
+                                  : pooled_array<T>({a.T, a.B, a.I});
+    Array<T> dh0({a.B, a.H});
     OptArray<T> dw_ih;
     if (accumulate)
         dw_ih = *into_w_ih;
@@ -140,13 +156,13 @@ template <class T>
 void bind_dtype(py::module_& m) {
     m.def("forward", &forward<T>, py::arg("mode"), py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("w_ih"),
           py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"),
-          py::arg("training"));
+          py::arg("training"), py::arg("ids") = py::none());
     m.def("backward", &backward<T>, py::arg("mode"), py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("w_ih"),
           py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"),
           py::arg("workspace").noconvert(), py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"),
           py::arg("into_w_ih").noconvert() = py::none(), py::arg("into_w_hh").noconvert() = py::none(),
           py::arg("into_b_ih").noconvert() = py::none(), py::arg("into_b_hh").noconvert() = py::none(),
-          py::arg("projection_grad") = false);
+          py::arg("projection_grad") = false, py::arg("ids") = py::none());
     m.def("step", &step<T>, py::arg("mode"), py::arg("x"), py::arg("h"), py::arg("c"), py::arg("w_ih"),
           py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("h_out").noconvert(),
           py::arg("c_out").noconvert());

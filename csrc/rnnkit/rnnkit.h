@@ -5,7 +5,7 @@
 //
 // One call runs one layer in one direction over a whole sequence. Shapes (row-major, contiguous):
 //   T = time steps, B = batch, I = input size, H = hidden size, G = gates (1 RNN, 3 GRU, 4 LSTM)
-//   x      [T, B, I]   inputs, time-major
+//   x      [T, B, I]   inputs, time-major (or a table [V, I] read through ids, see SeqArgs)
 //   h0, c0 [B, H]      initial states (c0 only for LSTM)
 //   w_ih   [G*H, I]    input weights, gate blocks stacked in PyTorch's order (LSTM i,f,g,o; GRU r,z,n)
 //   w_hh   [G*H, H]    recurrent weights, same order
@@ -42,6 +42,11 @@ struct SeqArgs {
     const Real* b_hh;
     const std::int64_t* lengths;  // may be null
     bool reverse;              // process t = T-1 .. 0; with lengths each element starts at its own last step
+    // Embedded input: with ids [T, B] set, x is a table [V, I] and the input of step t, element b is
+    // its row ids[t*B + b] (0 <= id < V): an embedding lookup fused with the layer. The projection is
+    // then computed for the V rows once and gathered, and backward's dx is the table's gradient [V, I].
+    const std::int64_t* ids = nullptr;
+    int V = 0;
 };
 
 // Elements of T that a training forward must be given and that backward reads (and overwrites: it
@@ -60,7 +65,7 @@ void forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* workspace);
 // (when x holds embedding rows, a scatter into V rows and two V-row products); dw_ih is then untouched.
 enum class InputGradient { Input, Projection };
 
-// Writes dx [T,B,I], dh0 [B,H], dc0 [B,H] (LSTM), dw_ih, dw_hh and, when the forward had biases, db_ih
+// Writes dx [T,B,I] ([V,I] with ids), dh0 [B,H], dc0 [B,H] (LSTM), dw_ih, dw_hh and, when the forward had biases, db_ih
 // and db_hh; with `accumulate` the weight and bias gradients are added to what those arrays hold (as a
 // training step sums them over layers' calls), which costs nothing extra.
 template <class T>

@@ -244,6 +244,19 @@ void input_projection(const SeqArgs<T>& a, int G, int t_base, int n, Units u, co
                 rec.row(p, 0) + std::size_t(r.lo) * rec.ldr(p), rec.ldr(p));
 }
 
+// Records of steps [t_base, t_base + n) of an embedded input: row r of the step is row ids[r] of
+// `table`, the table's projections in the same planes. Split by rows.
+template <class T>
+void gather_projection(const SeqArgs<T>& a, int G, int t_base, int n, const Records<T>& rec, const Records<T>& table) {
+    const Span<int> r = even_share(omp_get_thread_num(), omp_get_num_threads(), n * a.B);
+    const std::int64_t* ids = a.ids + std::size_t(t_base) * a.B;
+    for (int p = 0; p < rec.planes; ++p) {
+        const std::size_t bytes = std::size_t(G) * rec.width(p) * sizeof(T);
+        for (int i = r.lo; i < r.hi; ++i)
+            std::memcpy(rec.row(p, 0) + std::size_t(i) * rec.ldr(p), table.row(p, 0) + ids[i] * table.ldr(p), bytes);
+    }
+}
+
 // Elements of the training workspace: records, then T+1 states h (and c for LSTM), then the number of
 // record planes the forward used (backward must address them the same way).
 template <class Cell>
@@ -263,16 +276,23 @@ void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, AlignedBuffer
     const int chunk = train ? T_ : std::min(T_, kInferenceChunk);
     const std::size_t states = train ? 0 : 2 * std::size_t(B) * H * (Cell::has_c ? 2 : 1);
     const int nt = choose_threads(B, H, I, G);
+    const bool embedded = a.ids != nullptr;
     const std::size_t packed_size = T_ > 1 ? std::size_t(G) * panels_of(H) * kPanel * H : 0;
-    const std::size_t need = packed_size + std::size_t(G) * H + (train ? 0 : std::size_t(chunk) * B * ldr + states);
+    // An embedded input's projections of the V table rows, in the records' planes.
+    const std::size_t table_size = embedded ? std::size_t(a.V) * G * H : 0;
+    const std::size_t need =
+        packed_size + std::size_t(G) * H + table_size + (train ? 0 : std::size_t(chunk) * B * ldr + states);
     scratch.reserve(need);
     T* packed = scratch.data();
     T* bias = packed + packed_size;
     // W_ih in the records' order, for projections of enough rows to be split by rows (a decoding step's
     // few rows take W_ih by units and need no copy).
-    const bool row_split = chunk * B >= kMinRowsPerThread;  // on some team of threads
-    AlignedBuffer<T> w_rec_buffer(row_split && record_planes<Cell, T>(nt, H) > 1 ? std::size_t(G) * H * I : 0);
-    T* rec = train ? ws : bias + G * H;
+    auto row_split = [&](int team) {
+        return (embedded ? a.V : chunk * B) >= kMinRowsPerThread * team;
+    };
+    AlignedBuffer<T> w_rec_buffer(row_split(1) && record_planes<Cell, T>(nt, H) > 1 ? std::size_t(G) * H * I : 0);
+    T* table_proj = bias + G * H;
+    T* rec = train ? ws : table_proj + table_size;
     T* hs = rec + std::size_t(chunk) * B * ldr;
     T* cs = Cell::has_c ? hs + std::size_t(train ? T_ + 1 : 2) * B * H : nullptr;
 
@@ -295,11 +315,17 @@ void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, AlignedBuffer
         const Units u = units_of(tid, team, H);
         // The team OpenMP gives (one thread inside another parallel region) sets the planes.
         const Records<T> records{rec, chunk, B, Cell::R, H, record_planes<Cell, T>(team, H)};
+        const Records<T> table{table_proj, 1, a.V, G, H, records.planes};
         const int own = records.planes > 1 ? tid : 0;  // this thread's plane
         if (train && tid == 0) ws[workspace_elements<Cell>(T_, B, H) - 1] = T(records.planes);
         if (T_ > 1) pack_forward(a, G, u, packed);  // each thread packs, and later reads, only its own units
-        const T* w_rec = chunk * B >= kMinRowsPerThread * team ? w_ih_in_record_order(a, records, G, w_rec_buffer.data())
-                                                               : nullptr;
+        const T* w_rec = row_split(team) ? w_ih_in_record_order(a, records, G, w_rec_buffer.data()) : nullptr;
+        if (embedded) {  // the table's V rows as one step of a batch of V
+            SeqArgs<T> rows = a;
+            rows.B = a.V;
+#pragma omp barrier
+            input_projection(rows, G, 0, 1, u, table, w_rec);  // reads every thread's part of w_rec
+        }
         const std::size_t in0 = std::size_t(slot_in(0, first_t)) * B * H;
         for (int b = 0; b < B; ++b) {
             std::memcpy(hs + in0 + b * H + u.lo, a.h0 + b * H + u.lo, u.size() * sizeof(T));
@@ -313,7 +339,10 @@ void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, AlignedBuffer
                 t_base = a.reverse ? t - n + 1 : t;
                 // The records are about to be overwritten: every thread must be done with the last chunk.
 #pragma omp barrier
-                input_projection(a, G, t_base, n, u, records, w_rec);
+                if (embedded)
+                    gather_projection(a, G, t_base, n, records, table);
+                else
+                    input_projection(a, G, t_base, n, u, records, w_rec);
             }
             Step<T> st{&a, t, &records, t - t_base, records.ldr(own), records.width(own), records.units(own).lo,
                        records.row(own, t - t_base),
@@ -358,10 +387,34 @@ const T* x_for_weight_grad(const SeqArgs<T>& a, std::vector<T>& clean) {
     return clean.data();
 }
 
+// The gate gradients of an embedded input summed per symbol: sums row v = the sum of the records' rows
+// whose id is v (padding rows hold zero gradients). Each thread sums its own units' columns, in row
+// order, so the sums are the same bits at any thread count.
+template <class T>
+void sum_by_symbol(const SeqArgs<T>& a, int G, Units u, int own, const Records<T>& rec, const Records<T>& sums) {
+    const std::size_t rows = std::size_t(a.T) * a.B;
+    const int shift = u.lo - rec.units(own).lo;  // this thread's first column within its plane's gate
+    T* const base = sums.row(own, 0) + shift;
+    for (int v = 0; v < a.V; ++v)
+        for (int g = 0; g < G; ++g) std::memset(base + std::size_t(v) * sums.ldr(own) + g * sums.width(own), 0, u.size() * sizeof(T));
+    for (std::size_t r = 0; r < rows; ++r) {
+        const T* from = rec.row(own, 0) + r * rec.ldr(own) + shift;
+        T* to = base + a.ids[r] * sums.ldr(own);
+        for (int g = 0; g < G; ++g) {
+            const T* f = from + g * rec.width(own);
+            T* d = to + g * sums.width(own);
+#pragma omp simd
+            for (int j = 0; j < u.size(); ++j) d[j] += f[j];
+        }
+    }
+}
+
 template <class Cell, class T>
 void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const T* dc_n, T* dx, T* dh0,
                   T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh, bool accumulate, InputGradient input_grad) {
     const bool to_input = input_grad == InputGradient::Input;
+    // An embedded input's gradients come from the gate gradients summed per symbol (V rows, not T*B).
+    const bool by_symbol = to_input && a.ids;
     const int T_ = a.T, B = a.B, H = a.H, I = a.I, G = Cell::G, ldr = Cell::R * H;
     const std::size_t TB = std::size_t(T_) * B;
     T* rec = ws;
@@ -383,12 +436,17 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
     const int dw_cols = std::max(I, H);
     AlignedBuffer<T> w_rec_buffer(planes > 1 && to_input ? std::size_t(G) * H * I : 0);
     AlignedBuffer<T> dw_buffer(planes > 1 ? std::size_t(G) * H * dw_cols : 0);
+    AlignedBuffer<T> symbol_sums(by_symbol ? std::size_t(a.V) * G * H : 0);
     T* column_sums = dh + std::size_t(B) * H * 3;
     std::vector<T> x_clean;
-    const T* x = to_input ? x_for_weight_grad(a, x_clean) : nullptr;
+    const T* x = !to_input ? nullptr : by_symbol ? a.x : x_for_weight_grad(a, x_clean);
     T* dc = dh + B * H;
     T* scratch = dc + B * H;
     const Records<T> records{rec, T_, B, Cell::R, H, planes};
+    // What dW_ih and dx are products of: the gate gradients of every step, or their sums per symbol.
+    const Records<T> sums{symbol_sums.data(), 1, a.V, G, H, planes};
+    const Records<T>& in_grads = by_symbol ? sums : records;
+    const std::size_t in_rows = by_symbol ? std::size_t(a.V) : TB;
 
     auto thread_part = [&](int tid, int nt) {
         const Units u = units_of(tid, nt, H);
@@ -434,22 +492,27 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
             if (cs) std::memcpy(dc0 + b * H + u.lo, dc + b * H + u.lo, u.size() * sizeof(T));
         }
 #pragma omp barrier
+        if (by_symbol) {
+            sum_by_symbol(a, G, u, own, records, sums);
+#pragma omp barrier
+        }
         // Weight gradients: per weight one GEMM over all T*B rows, for this thread's share of its rows
         // (a single call, so BLAS packs the source of the product once); with planes, over the thread's
         // own plane, whose rows come out in the plane's order and are added into the weight's gate by gate.
         const T* h_prev_all = hs + (a.reverse ? std::size_t(B) * H : 0);
-        auto weight_grad = [&](Units rows, const T* grads, int ld_grads, const T* src, int ld_src, int K, T* dw) {
+        auto weight_grad = [&](Units rows, std::size_t n, const T* grads, int ld_grads, const T* src, int ld_src, int K,
+                               T* dw) {
             if (rows.size() > 0)
-                gemm<T>(true, false, rows.size(), K, int(TB), T(1), grads, ld_grads, src, ld_src, T(accumulate),
+                gemm<T>(true, false, rows.size(), K, int(n), T(1), grads, ld_grads, src, ld_src, T(accumulate),
                         dw + std::size_t(rows.lo) * K, K);
         };
         const Units ih = share_of(tid, nt, 0, G * H);
         if (planes > 1) {
             static_assert(!Cell::split_records || Cell::hidden_segments[0].source_col < 0);
             T* plane_dw = dw_buffer.data() + std::size_t(G) * u.lo * dw_cols;
-            auto plane_grad = [&](const T* src, int ld_src, int K, T* dw) {
-                gemm<T>(true, false, G * u.size(), K, int(TB), T(1), records.row(own, 0), records.ldr(own), src,
-                        ld_src, T(0), plane_dw, K);
+            auto plane_grad = [&](const Records<T>& grads, std::size_t rows, const T* src, int ld_src, int K, T* dw) {
+                gemm<T>(true, false, G * u.size(), K, int(rows), T(1), grads.row(own, 0), grads.ldr(own), src, ld_src,
+                        T(0), plane_dw, K);
                 for (int g = 0; g < G; ++g)
                     for (int j = u.lo; j < u.hi; ++j) {
                         const T* from = plane_dw + std::size_t(g * u.size() + j - u.lo) * K;
@@ -458,13 +521,13 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
                         for (int k = 0; k < K; ++k) to[k] = accumulate ? to[k] + from[k] : from[k];
                     }
             };
-            if (to_input) plane_grad(x, I, I, dw_ih);
-            plane_grad(h_prev_all, H, H, dw_hh);
+            if (to_input) plane_grad(in_grads, in_rows, x, I, I, dw_ih);
+            plane_grad(records, TB, h_prev_all, H, H, dw_hh);
         } else {
-            if (to_input) weight_grad(ih, rec + ih.lo, ldr, x, I, I, dw_ih);
+            if (to_input) weight_grad(ih, in_rows, in_grads.base + ih.lo, in_grads.ldr(0), x, I, I, dw_ih);
             for (const HiddenSegment& seg : Cell::hidden_segments) {
                 const Units rows = share_of(tid, nt, seg.gate_lo * H, seg.gate_hi * H);
-                weight_grad(rows, rec + seg.record_col * H + rows.lo - seg.gate_lo * H, ldr,
+                weight_grad(rows, TB, rec + seg.record_col * H + rows.lo - seg.gate_lo * H, ldr,
                             seg.source_col < 0 ? h_prev_all : rec + seg.source_col * H, seg.source_col < 0 ? H : ldr,
                             H, dw_hh);
             }
@@ -480,13 +543,13 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
                     put(db_hh[j], column_sums[seg.record_col * H + j - seg.gate_lo * H]);
             }
         }
-        // dx = dG_in W_ih, split by rows (one GEMM per plane); the projection's gradient is dG_in itself,
-        // in W_ih's row order.
-        const auto [r0, r1] = even_share(tid, nt, TB);
+        // dx = dG_in W_ih (of an embedded input: the symbol sums times W_ih), split by rows (one GEMM per
+        // plane); the projection's gradient is dG_in itself, in W_ih's row order.
+        const auto [r0, r1] = even_share(tid, nt, to_input ? in_rows : TB);
         for (int p = 0; p < planes; ++p) {
             const Units pu = records.units(p);
-            const T* plane = records.row(p, 0);
-            const int ldp = records.ldr(p);
+            const T* plane = (to_input ? in_grads : records).row(p, 0);
+            const int ldp = (to_input ? in_grads : records).ldr(p);
             if (to_input)
                 gemm<T>(false, false, int(r1 - r0), I, G * pu.size(), T(1), plane + r0 * ldp, ldp,
                         w_rec + std::size_t(G) * pu.lo * I, I, T(p > 0), dx + r0 * I, I);

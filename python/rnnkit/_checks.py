@@ -51,17 +51,35 @@ def check_lengths(lengths, T: int, B: int) -> Optional[np.ndarray]:
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
+def check_ids(ids, table: np.ndarray) -> np.ndarray:
+    """``ids`` as a contiguous (T, B) int64 array of rows of ``table`` (V, I), which must be 2-D."""
+    if table.ndim != 2 or table.shape[0] < 1:
+        raise ValueError(f"with ids, x must be a table (V, input_size) with at least one row, got shape {table.shape}")
+    arr = np.asarray(ids)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"ids must hold integers, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"ids must have shape (T, B), got shape {arr.shape}")
+    if arr.size and (arr.min() < 0 or arr.max() >= table.shape[0]):
+        raise ValueError(f"ids must lie in 0..{table.shape[0] - 1} (rows of x), got min {arr.min()} max {arr.max()}")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
 class ForwardArgs:
     """The checked, contiguous arguments of one sequence forward (one layer, one direction)."""
 
-    def __init__(self, mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse):
+    def __init__(self, mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, ids=None):
         G = num_gates(mode)
         if not isinstance(x, np.ndarray):
             raise TypeError(f"x must be a numpy.ndarray, got {type(x).__name__}")
         dtype = float_dtype("x", x)
-        if x.ndim != 3:
+        self.ids = None if ids is None else check_ids(ids, x)
+        if self.ids is not None:
+            (T, B), I = self.ids.shape, x.shape[1]
+        elif x.ndim != 3:
             raise ValueError(f"x must have shape (T, B, input_size), got ndim {x.ndim} shape {x.shape}")
-        T, B, I = x.shape
+        else:
+            T, B, I = x.shape
         if T < 1 or B < 1:
             raise ValueError(f"x must have at least one step and one batch element, got shape {x.shape}")
         if not isinstance(w_hh, np.ndarray):
@@ -94,6 +112,11 @@ class ForwardArgs:
     @property
     def has_bias(self) -> bool:
         return self.b_ih is not None
+
+    @property
+    def inputs(self) -> np.ndarray:
+        """The (T, B, I) inputs: x, or with ids the rows of the table x they pick."""
+        return self.x if self.ids is None else self.x[self.ids]
 
 
 def check_backward(args: ForwardArgs, dy, dh_n, dc_n):

@@ -55,7 +55,7 @@ def _native_args(a: ForwardArgs):
 def forward(mode: str, x: np.ndarray, h0: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
             b_ih: Optional[np.ndarray] = None, b_hh: Optional[np.ndarray] = None, *,
             c0: Optional[np.ndarray] = None, lengths: Optional[np.ndarray] = None, reverse: bool = False,
-            training: bool = True) -> ForwardResult:
+            training: bool = True, ids: Optional[np.ndarray] = None) -> ForwardResult:
     """Run one layer over a sequence.
 
     Args:
@@ -67,12 +67,16 @@ def forward(mode: str, x: np.ndarray, h0: np.ndarray, w_ih: np.ndarray, w_hh: np
             last valid step, and with reverse=True each sequence starts at its own last valid step.
         reverse: process the sequence from the last step to the first.
         training: keep what backward needs; False keeps O(B*H) memory independent of T.
+        ids: (T, B) integers, or None. Given, x is a table (V, I) and the input of step t, element b is
+            its row ids[t, b]: an embedding lookup fused with the layer, which projects the V rows once
+            and gathers the projections (cheaper than T*B projections when V is small); backward's dx is
+            then the table's gradient (V, I).
 
     Returns:
         ForwardResult(y (T, B, H), h_n (B, H), c_n (B, H) or None, workspace or None).
     """
-    a = ForwardArgs(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse)
-    y, h_n, c_n, buf = _C.forward(*_native_args(a), bool(training))
+    a = ForwardArgs(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, ids)
+    y, h_n, c_n, buf = _C.forward(*_native_args(a), bool(training), a.ids)
     return ForwardResult(y, h_n, c_n, Workspace(a, buf) if training else None)
 
 
@@ -106,7 +110,8 @@ def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = 
     dy, dh_n, dc_n = check_backward(a, dy, dh_n, dc_n)
     into = check_accumulate_into(a, accumulate_into) or (None,) * 4
     workspace.used = True
-    return Gradients(*_C.backward(*_native_args(a), workspace.buffer, dy, dh_n, dc_n, *into, bool(projection_grad)))
+    return Gradients(*_C.backward(*_native_args(a), workspace.buffer, dy, dh_n, dc_n, *into, bool(projection_grad),
+                                  a.ids))
 
 
 def step(mode: str, x: np.ndarray, h: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,

@@ -53,6 +53,7 @@ class _Saved(NamedTuple):
     B: int
     batched: bool
     batch_first: bool
+    embedded: bool  # x was a table read through ids: dx is the table's gradient
 
 
 class RNNBase:
@@ -207,17 +208,23 @@ class RNNBase:
         return self.forward(*a, **kw)
 
     def forward(
-        self, x: ArrayLike, hx: Any = None, lengths: Optional[ArrayLike] = None
+        self, x: ArrayLike, hx: Any = None, lengths: Optional[ArrayLike] = None, *, ids: Optional[ArrayLike] = None
     ) -> Tuple[np.ndarray, Any]:
         """Run the stack over a sequence.
 
         Args:
             x: (T, B, I), or (B, T, I) if batch_first, or unbatched (T, I). Converted to ``dtype``.
+                With ``ids``, a table (V, I) instead.
             hx: initial state (L*D, B, H) (unbatched: (L*D, H)); None means zeros. LSTM: a pair
                 (h_0, c_0), either may be None.
             lengths: (B,) ints in 1..T, or None for all T. y is zero past each length, h_n is the state
                 at each sequence's last valid step, the reverse direction starts at it (as a
                 PackedSequence does in torch). Unbatched: one int.
+            ids: integers in x's layout without the feature axis ((T, B), (B, T) if batch_first,
+                unbatched (T,)), or None. Given, the input of each step is the row of the table x they
+                name: ``forward(E, ids=i)`` equals ``forward(E[i])`` (an embedding lookup feeding the
+                stack) but the first layer projects the V rows of E once instead of every step's input,
+                and ``backward`` returns the gradient w.r.t. E, shape (V, I).
 
         Returns:
             (y, h_n): y (T, B, D*H) (batch_first: (B, T, D*H); unbatched: (T, D*H)), the directions
@@ -228,13 +235,17 @@ class RNNBase:
         # run through a stale forward.
         self._saved = None
         self._no_saved_reason = "the last forward raised an exception and saved nothing; run forward again"
-        x, batched = self._input(x)
-        T, B = x.shape[0], x.shape[1]
+        if ids is None:
+            x, batched = self._input(x)
+            T, B = x.shape[0], x.shape[1]
+        else:
+            x, ids, batched = self._table_input(x, ids)
+            T, B = ids.shape
         h0, c0 = self._unpack_state(hx, ("hx", "h_0", "c_0"), B, batched)
         lengths = self._lengths(lengths, T, B, batched)
-        y, h_n, c_n, workspaces, masks = self._forward_stack(x, h0, c0, lengths)
+        y, h_n, c_n, workspaces, masks = self._forward_stack(x, h0, c0, lengths, ids)
         if self.training:
-            self._saved = _Saved(self._backend, workspaces, masks, T, B, batched, self.batch_first)
+            self._saved = _Saved(self._backend, workspaces, masks, T, B, batched, self.batch_first, ids is not None)
         else:
             self._no_saved_reason = (
                 "backward after a forward in eval mode, which saves nothing for backward; "
@@ -267,6 +278,27 @@ class RNNBase:
             x = x.transpose(1, 0, 2)
         return np.ascontiguousarray(x), batched
 
+    def _table_input(self, x: ArrayLike, ids: ArrayLike) -> Tuple[np.ndarray, np.ndarray, bool]:
+        """The table x as a contiguous (V, I) array of the layer dtype, ids as time-major (T, B) int64
+        rows of it, and whether ids were batched."""
+        x = user_args.as_float_array("x", x, self.dtype)
+        if x.ndim != 2 or x.shape[1] != self.input_size or x.shape[0] < 1:
+            raise ValueError(f"with ids, x must be a table (V, input_size = {self.input_size}) of at least one row, "
+                             f"got shape {x.shape}")
+        ids = np.asarray(ids)
+        if ids.dtype.kind not in "iu":
+            raise TypeError(f"ids must hold integers, got dtype {ids.dtype}")
+        if ids.ndim not in (1, 2) or 0 in ids.shape:
+            legend = "(B, T)" if self.batch_first else "(T, B)"
+            raise ValueError(f"ids must have shape {legend} or unbatched (T,), with at least one step and one "
+                             f"batch element, got {ids.shape}")
+        batched = ids.ndim == 2
+        if not batched:
+            ids = ids[:, None]
+        elif self.batch_first:
+            ids = ids.T
+        return np.ascontiguousarray(x), np.ascontiguousarray(ids, dtype=np.int64), batched
+
     def _state(self, name: str, value: ArrayLike, B: int, batched: bool) -> np.ndarray:
         """One state (h or c) as a contiguous (L*D, B, H) array; None means zeros."""
         LD, H = self.num_layers * self.num_directions, self.hidden_size
@@ -296,8 +328,9 @@ class RNNBase:
             lengths = np.reshape(np.asarray(lengths), (1,))  # unbatched: one int for the one sequence
         return user_args.lengths_array(lengths, T, B)
 
-    def _forward_stack(self, x, h0, c0, lengths):
-        """Each layer's directions over the previous layer's (dropped-out) output.
+    def _forward_stack(self, x, h0, c0, lengths, ids=None):
+        """Each layer's directions over the previous layer's (dropped-out) output; with ids, the first
+        layer's input is the table x read through them.
 
         Returns y (T, B, D*H), h_n and c_n (L*D, B, H) (c_n None unless LSTM), the workspaces
         [layer][direction] and the dropout masks per layer.
@@ -314,7 +347,7 @@ class RNNBase:
                 res = self._backend.forward(
                     self.mode, layer_input, h0[k], *self._layer_parameters(layer, direction),
                     c0=None if c0 is None else c0[k], lengths=lengths, reverse=bool(direction),
-                    training=training,
+                    training=training, ids=ids if layer == 0 else None,
                 )
                 outputs.append(res.y)
                 layer_ws.append(res.workspace)
@@ -382,7 +415,9 @@ class RNNBase:
             "so run forward again"
         )
         dx, dh0, dc0 = self._backward_stack(saved, dy, dh, dc, projection_grad)
-        return self._to_user_layout(dx, saved.batched, saved.batch_first), self._pack_state(dh0, dc0, saved.batched)
+        if not (saved.embedded and not projection_grad):  # a table's gradient has the table's shape
+            dx = self._to_user_layout(dx, saved.batched, saved.batch_first)
+        return dx, self._pack_state(dh0, dc0, saved.batched)
 
     def _grad_output(self, dy: ArrayLike, saved: _Saved) -> np.ndarray:
         """dy as a contiguous (T, B, D*H) array, checked against y's shape in the user's layout."""
@@ -520,9 +555,11 @@ class LSTM(RNNBase):
         x: ArrayLike,
         hx: Optional[Tuple[Optional[ArrayLike], Optional[ArrayLike]]] = None,
         lengths: Optional[ArrayLike] = None,
+        *,
+        ids: Optional[ArrayLike] = None,
     ) -> Tuple[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
         """``y, (h_n, c_n) = forward(x, (h_0, c_0), lengths)``; see `RNNBase.forward`."""
-        return super().forward(x, hx, lengths)
+        return super().forward(x, hx, lengths, ids=ids)
 
     def backward(
         self, dy: ArrayLike, dh_n: Optional[Tuple[Optional[ArrayLike], Optional[ArrayLike]]] = None, *,

@@ -102,20 +102,21 @@ class CharLM:
         shape = (self.config["layers"], batch, self.config["hidden"])
         return np.zeros(shape, self.dtype), (np.zeros(shape, self.dtype) if self.is_lstm else None)
 
-    def _inputs(self, x: np.ndarray) -> np.ndarray:
-        """(T, B) ids -> (T, B, E) inputs (embedding rows or one-hot vectors). A plain lookup, not
-        Embedding.forward: the embedding's gradient comes from `_input_backward`, not Embedding.backward."""
+    def _input_table(self) -> np.ndarray:
+        """(V, E): the embedding's rows, or one-hot vectors. The stack reads it through the ids (the
+        layers' fused lookup), so the first layer projects V rows instead of T*B and its backward
+        returns this table's gradient: not Embedding.forward/backward."""
         if self.embed:
-            return self.embed.params["weight"][x]
-        return np.eye(len(self.vocab), dtype=self.dtype)[x]
+            return self.embed.params["weight"]
+        return np.eye(len(self.vocab), dtype=self.dtype)
 
     def _features(self, x: np.ndarray, state: State) -> Tuple[np.ndarray, State]:
         """(T, B) ids -> the top layer's outputs (T*B, H), the output layer's input, and the new state."""
         T, B = x.shape
         if self.is_lstm:
-            y, (h, c) = self.rnn.forward(self._inputs(x), state)
+            y, (h, c) = self.rnn.forward(self._input_table(), state, ids=x)
         else:
-            y, h = self.rnn.forward(self._inputs(x), state[0])
+            y, h = self.rnn.forward(self._input_table(), state[0], ids=x)
             c = None
         return y.reshape(T * B, -1), (h, c)
 
@@ -135,21 +136,10 @@ class CharLM:
         features, new_state = self._features(x, state)
         loss, dfeatures = linear_softmax_cross_entropy(
             self.head, features, y.reshape(-1), None if weights is None else weights.reshape(-1))
-        dprojection, _ = self.rnn.backward(dfeatures.reshape(T, B, -1), None, projection_grad=True)
-        self._input_backward(x, dprojection)
+        d_table, _ = self.rnn.backward(dfeatures.reshape(T, B, -1), None)
+        if self.embed:
+            self.grads["embed.weight"] += d_table
         return loss, new_state
-
-    def _input_backward(self, ids: np.ndarray, dprojection: np.ndarray) -> None:
-        """Adds the gradients of the embedding and of weight_ih_l0 from that of the first layer's input
-        projection (T, B, G*H): its rows summed per symbol into S (V, G*H), then dE = S W_ih and
-        dW_ih = S^T E (one-hot input: S^T): products over V rows where the layer would run two GEMMs
-        over all T*B of them. Native, so a training step makes no call into NumPy's BLAS, whose threads
-        would otherwise spin against the kernels' own."""
-        table = self.embed.params["weight"] if self.embed else None
-        d_table = self.grads["embed.weight"] if self.embed else None
-        _C.embedded_projection_backward(dprojection.reshape(-1, dprojection.shape[-1]), ids.reshape(-1),
-                                        self.params["rnn.weight_ih_l0"], table, d_table,
-                                        self.grads["rnn.weight_ih_l0"], len(self.vocab))
 
     def nll_sum(self, ids: np.ndarray, batch: int = 32, seq_len: int = 128) -> Tuple[float, int]:
         """(total negative log-likelihood in nats, number of predictions) of every next character of

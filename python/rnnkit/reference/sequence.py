@@ -2,6 +2,8 @@
 
 Shape legend: T = time steps, B = batch, I = input size, H = hidden size, G = gates per cell.
     x (T, B, I)   h0, c0, h_n, c_n (B, H)   y (T, B, H)   w_ih (G*H, I)   w_hh (G*H, H)   b_* (G*H,)
+An embedded input is a table x (V, I) with ids (T, B): the inputs are x[ids], and dx is the table's
+gradient (V, I).
 
 The loop is backpropagation through time as the lecture states it: run forward over the whole
 sequence keeping each step's cache, then backward over it in the opposite order, summing each step's
@@ -51,24 +53,26 @@ def _schedule(args: ForwardArgs):
 def forward(mode: str, x: np.ndarray, h0: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
             b_ih: Optional[np.ndarray] = None, b_hh: Optional[np.ndarray] = None, *,
             c0: Optional[np.ndarray] = None, lengths: Optional[np.ndarray] = None,
-            reverse: bool = False, training: bool = True) -> ForwardResult:
+            reverse: bool = False, training: bool = True, ids: Optional[np.ndarray] = None) -> ForwardResult:
     """Run one layer in one direction over a time-major sequence.
 
     mode: one of MODES. x (T, B, I); h0 (B, H); c0 (B, H), LSTM only, None = zeros; w_ih (G*H, I);
     w_hh (G*H, H); b_ih, b_hh (G*H,) or both None. lengths: optional (B,) ints in 1..T; row b is
     updated only at steps t < lengths[b], its state frozen and its output zero elsewhere.
-    reverse: process t = T-1 down to 0. training: keep the caches ``backward`` needs.
+    reverse: process t = T-1 down to 0. training: keep the caches ``backward`` needs. ids: (T, B) rows
+    of x, then a table (V, I): the inputs are x[ids].
 
     Returns ForwardResult(y (T, B, H), h_n (B, H), c_n (B, H) or None, workspace or None).
     """
-    args = ForwardArgs(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse)
+    args = ForwardArgs(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, ids)
+    inputs = args.inputs
     step_forward = CELLS[mode].step_forward
     params = _parameters(args)
     state = [s.copy() for s in (args.h0, args.c0) if s is not None]  # [h] or, for LSTM, [h, c]
     y = np.zeros((args.T, args.B, args.H), args.dtype)
     steps = []
     for t, live in _schedule(args):
-        *new_state, cache = step_forward(args.x[t, live], *(s[live] for s in state), *params)
+        *new_state, cache = step_forward(inputs[t, live], *(s[live] for s in state), *params)
         for s, new in zip(state, new_state):
             s[live] = new
         y[t, live] = new_state[0]
@@ -88,7 +92,7 @@ def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = 
     w_ih, w_hh, b_ih, b_hh as fresh arrays of the forward's dtype (db_* None for a bias-free forward).
     accumulate_into: (dw_ih, dw_hh, db_ih, db_hh) arrays the weight and bias gradients are added to
     (and returned as), or None. projection_grad: dx is the gradient w.r.t. the input projection
-    x W_ih^T (T, B, G*H) and dw_ih is None.
+    x W_ih^T (T, B, G*H) and dw_ih is None. With ids, dx is the gradient w.r.t. the table x (V, I).
     """
     if workspace is None:
         raise RuntimeError("backward needs a training-mode forward (forward(..., training=True)); "
@@ -102,7 +106,7 @@ def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = 
         return _projection_backward(args, dy, dh_n, dc_n, into)
     cell = CELLS[args.mode]
     dstate = [d.copy() for d in (dh_n, dc_n) if d is not None]  # [dh] or, for LSTM, [dh, dc]
-    dx = np.zeros_like(args.x)
+    dx = np.zeros_like(args.inputs)
     dparams = [np.zeros_like(p) for p in _parameters(args)]
     for t, live, cache in reversed(workspace.steps):
         dstate_live = [d[live] for d in dstate]
@@ -122,6 +126,10 @@ def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = 
                 total += g
         dw_ih, dw_hh, db_ih, db_hh = into
     dc0 = dstate[1] if len(dstate) == 2 else None
+    if args.ids is not None:  # a row of the table receives the gradient of every input that is it
+        dtable = np.zeros_like(args.x)
+        np.add.at(dtable, args.ids.reshape(-1), dx.reshape(-1, args.I))
+        dx = dtable
     return Gradients(dx, dstate[0], dc0, dw_ih, dw_hh, db_ih, db_hh)
 
 
@@ -129,7 +137,7 @@ def _projection_backward(args: ForwardArgs, dy, dh_n, dc_n, into) -> Gradients:
     """The gradient w.r.t. x W_ih^T, by definition: the same layer run on that projection with an
     identity W_ih, whose dx it is."""
     GH = args.G * args.H
-    proj = args.x @ args.w_ih.T
+    proj = args.inputs @ args.w_ih.T
     ws = forward(args.mode, proj, args.h0, np.eye(GH, dtype=args.dtype), args.w_hh, args.b_ih, args.b_hh,
                  c0=args.c0, lengths=args.lengths, reverse=args.reverse).workspace
     if into is not None:  # the identity's gradient goes to scratch, the caller's dw_ih stays untouched
