@@ -496,9 +496,10 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
             sum_by_symbol(a, G, u, own, records, sums);
 #pragma omp barrier
         }
-        // Weight gradients: per weight one GEMM over all T*B rows, for this thread's share of its rows
-        // (a single call, so BLAS packs the source of the product once); with planes, over the thread's
-        // own plane, whose rows come out in the plane's order and are added into the weight's gate by gate.
+        // Weight gradients: per weight one GEMM over all T*B rows (dW_ih of an embedded input: over the V
+        // symbol sums), for this thread's share of its rows (a single call, so BLAS packs the source of the
+        // product once); with planes, over the thread's own plane, whose rows come out in the plane's order
+        // and are added into the weight's gate by gate.
         const T* h_prev_all = hs + (a.reverse ? std::size_t(B) * H : 0);
         auto weight_grad = [&](Units rows, std::size_t n, const T* grads, int ld_grads, const T* src, int ld_src, int K,
                                T* dw) {
