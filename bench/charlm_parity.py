@@ -9,6 +9,7 @@ rnnkit's C++ loop against a PyTorch loop that runs one character per Python iter
 
     python bench/charlm_parity.py                  # the full run (1500 steps: tens of minutes on 2 cores)
     python bench/charlm_parity.py --steps 50       # a quick check of the script
+    python bench/charlm_parity.py --summarize bench/charlm_parity_runs   # a table of the kept runs
 
 Writes bench/charlm_parity.json and bench/charlm_parity.md (paths configurable with --out).
 """
@@ -199,7 +200,11 @@ def main() -> None:
     p.add_argument("--block", type=int, default=25, help="steps each framework takes in turn")
     p.add_argument("--sample-length", type=int, default=2000)
     p.add_argument("--out", default=os.path.join(HERE, "charlm_parity"), help="output path without extension")
+    p.add_argument("--summarize", metavar="DIR", help="print a markdown table of the runs (*.json) in DIR and exit")
     a = p.parse_args()
+    if a.summarize:
+        print(summary(a.summarize))
+        return
     rnnkit.set_num_threads(a.threads)
     torch.set_num_threads(a.threads)
     text = read_texts(a.text) if a.text else default_corpus()
@@ -252,6 +257,43 @@ def main() -> None:
     with open(a.out + ".md", "w") as f:
         f.write(markdown(result))
     print(f"wrote {a.out}.json and {a.out}.md")
+
+
+def summary(directory: str) -> str:
+    """One row per kept run (its JSON file), oldest first, and the spread of the training speed-up: on a
+    shared machine one run's figure says as much about the machine that hour as about the code."""
+    rows, speedups = [], []
+    def order(name: str):  # "<date>-run<N>.json": by date, then by N as a number
+        stem = name[:-5]
+        head, _, n = stem.rpartition("-run")
+        return (head, int(n)) if n.isdigit() else (stem, 0)
+
+    for name in sorted((n for n in os.listdir(directory) if n.endswith(".json")), key=order):
+        with open(os.path.join(directory, name)) as f:
+            r = json.load(f)
+        git = r["machine"].get("git") or {}
+        commit = (git.get("commit") or "?")[:7] + (" dirty" if git.get("dirty") else "")
+        f_ = r.get("flops", {})
+        gf = lambda k: f"{f_[k]:.0f}" if k in f_ else "-"  # noqa: E731
+        int8 = r["sampling"].get("speedup_int8")
+        speedups.append(r["train_speedup"])
+        rows.append(f"| {name[:-5]} | {commit} | {r['rnnkit']['chars_per_s']:,.0f} | {r['torch']['chars_per_s']:,.0f} | "
+                    f"{r['train_speedup']:.2f}x | {r['block_speedups']['median']:.2f}x | {r['val_loss_ratio']:.4f} | "
+                    f"{gf('rnnkit_gflops')} / {gf('torch_gflops')} / {gf('sgemm_peak_gflops')} | "
+                    f"{'-' if int8 is None else f'{int8:.1f}x'} |")
+    s = np.array(speedups)
+    return "\n".join([
+        f"# Char-LM parity runs in `{directory}`",
+        "",
+        f"Made by `python bench/charlm_parity.py --summarize {directory}`. Training speed-up over torch "
+        f"(characters/s ratio over the whole run): median {np.median(s):.2f}x, range {s.min():.2f}-{s.max():.2f}x, "
+        f"{int(np.sum(s >= 1.3))} of {len(s)} runs at 1.3x or more.",
+        "",
+        "| run | code | rnnkit chars/s | torch chars/s | speed-up | median block | val loss ratio "
+        "| GFLOP/s rnnkit / torch / sgemm peak | int8 sampling |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *rows,
+    ]) + "\n"
 
 
 def markdown(r: dict) -> str:
