@@ -214,3 +214,26 @@ def test_layer_rejects_bad_ids():
         m.forward(E, ids=np.full((2, 2), 4))
     with pytest.raises(ValueError, match=r"x must be a table \(V, input_size = 3\)"):
         m.forward(np.zeros((4, 5), np.float32), ids=np.zeros((2, 2), np.int64))
+
+
+@pytest.mark.parametrize("mode", ["lstm", "gru"])
+def test_nonfinite_table_rows_no_valid_step_reads_do_not_leak_into_weight_gradient(mode):
+    # Row 4 is never read and row 3 only past an element's length: like padding inputs (and like torch's
+    # Embedding + RNN), they must not turn dW_ih into NaN. Row 0 is read at valid steps: its NaN is real.
+    T, B, I, H, V = 4, 3, 5, 16, 5
+    inp, up, _ = make_problem(mode, T, B, I, H, V, np.float64, 9)
+    ids = np.array([[1, 2, 1], [2, 1, 3], [1, 2, 3], [2, 1, 3]])
+    lengths = np.array([4, 4, 1])
+    inp["x"][4] = np.nan
+    inp["x"][3] = np.inf
+    res = K.forward(mode, **inp, ids=ids, lengths=lengths)
+    grads = K.backward(res.workspace, **up)
+    assert np.all(np.isfinite(res.y)) and np.all(np.isfinite(grads.dw_ih)) and np.all(np.isfinite(grads.dx))
+    clean = dict(inp, x=np.where(np.isfinite(inp["x"]), inp["x"], 0.0))
+    ref = K.backward(K.forward(mode, **clean, ids=ids, lengths=lengths).workspace, **up)
+    np.testing.assert_allclose(grads.dw_ih, ref.dw_ih, rtol=0, atol=1e-12)
+    assert not grads.dx[3:].any()
+    inp["x"][0, 0] = np.nan  # read at valid steps
+    ids[0, 0] = 0
+    res = K.forward(mode, **inp, ids=ids, lengths=lengths)
+    assert np.isnan(res.y[:, 0]).any() and np.isnan(K.backward(res.workspace, **up).dw_ih).any()

@@ -387,6 +387,23 @@ const T* x_for_weight_grad(const SeqArgs<T>& a, std::vector<T>& clean) {
     return clean.data();
 }
 
+// The same for an embedded input, whose dW_ih is (symbol sums)^T x: a table row that no valid step reads
+// has a zero sum, and a non-finite value in it would still poison dW_ih. Returns the table, or a copy in
+// `clean` with such rows zeroed.
+template <class T>
+const T* table_for_weight_grad(const SeqArgs<T>& a, std::vector<T>& clean) {
+    const std::size_t row = a.I, rows = std::size_t(a.V);
+    if (std::all_of(a.x, a.x + rows * row, [](T v) { return std::isfinite(v); })) return a.x;
+    std::vector<char> read(rows, 0);
+    for (int t = 0; t < a.T; ++t)
+        for (int b = 0; b < a.B; ++b)
+            if (!a.lengths || t < a.lengths[b]) read[a.ids[std::size_t(t) * a.B + b]] = 1;
+    clean.assign(a.x, a.x + rows * row);
+    for (std::size_t v = 0; v < rows; ++v)
+        if (!read[v]) std::fill_n(clean.data() + v * row, row, T(0));
+    return clean.data();
+}
+
 // The gate gradients of an embedded input summed per symbol: sums row v = the sum of the records' rows
 // whose id is v (padding rows hold zero gradients). Each thread sums its own units' columns, in row
 // order, so the sums are the same bits at any thread count.
@@ -439,7 +456,7 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
     AlignedBuffer<T> symbol_sums(by_symbol ? std::size_t(a.V) * G * H : 0);
     T* column_sums = dh + std::size_t(B) * H * 3;
     std::vector<T> x_clean;
-    const T* x = !to_input ? nullptr : by_symbol ? a.x : x_for_weight_grad(a, x_clean);
+    const T* x = !to_input ? nullptr : by_symbol ? table_for_weight_grad(a, x_clean) : x_for_weight_grad(a, x_clean);
     T* dc = dh + B * H;
     T* scratch = dc + B * H;
     const Records<T> records{rec, T_, B, Cell::R, H, planes};
