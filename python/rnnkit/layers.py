@@ -279,15 +279,13 @@ class RNNBase:
         return np.ascontiguousarray(x), batched
 
     def _table_input(self, x: ArrayLike, ids: ArrayLike) -> Tuple[np.ndarray, np.ndarray, bool]:
-        """The table x as a contiguous (V, I) array of the layer dtype, ids as time-major (T, B) int64
-        rows of it, and whether ids were batched."""
+        """The table x as a contiguous (V, I) array of the layer dtype, ids time-major (T, B), and whether
+        ids were batched. The ids' dtype and range are the kernels' check (`_checks.check_ids`)."""
         x = user_args.as_float_array("x", x, self.dtype)
         if x.ndim != 2 or x.shape[1] != self.input_size or x.shape[0] < 1:
             raise ValueError(f"with ids, x must be a table (V, input_size = {self.input_size}) of at least one row, "
                              f"got shape {x.shape}")
         ids = np.asarray(ids)
-        if ids.dtype.kind not in "iu":
-            raise TypeError(f"ids must hold integers, got dtype {ids.dtype}")
         if ids.ndim not in (1, 2) or 0 in ids.shape:
             legend = "(B, T)" if self.batch_first else "(T, B)"
             raise ValueError(f"ids must have shape {legend} or unbatched (T,), with at least one step and one "
@@ -297,7 +295,7 @@ class RNNBase:
             ids = ids[:, None]
         elif self.batch_first:
             ids = ids.T
-        return np.ascontiguousarray(x), np.ascontiguousarray(ids, dtype=np.int64), batched
+        return np.ascontiguousarray(x), ids, batched
 
     def _state(self, name: str, value: ArrayLike, B: int, batched: bool) -> np.ndarray:
         """One state (h or c) as a contiguous (L*D, B, H) array; None means zeros."""

@@ -106,7 +106,7 @@ def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = 
         return _projection_backward(args, dy, dh_n, dc_n, into)
     cell = CELLS[args.mode]
     dstate = [d.copy() for d in (dh_n, dc_n) if d is not None]  # [dh] or, for LSTM, [dh, dc]
-    dx = np.zeros_like(args.inputs)
+    dx = np.zeros((args.T, args.B, args.I), args.dtype)
     dparams = [np.zeros_like(p) for p in _parameters(args)]
     for t, live, cache in reversed(workspace.steps):
         dstate_live = [d[live] for d in dstate]
