@@ -91,7 +91,8 @@ def test_torch_module_export(tmp_path):
     import rnnkit.torch as rt
 
     torch.manual_seed(0)
-    for m in (torch.nn.GRU(3, 4, 2, bidirectional=True, batch_first=True), rt.LSTM(3, 4, 1)):
+    for m in (torch.nn.GRU(3, 4, 2, bidirectional=True, batch_first=True), rt.LSTM(3, 4, 1),
+              rt.GRU(3, 4, linear_before_reset=False), torch.nn.RNN(3, 4, nonlinearity="relu")):
         path = tmp_path / "t.onnx"
         export_layer(m, str(path))
         x = torch.randn(2, 5, 3) if m.batch_first else torch.randn(5, 2, 3)

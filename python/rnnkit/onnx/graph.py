@@ -55,17 +55,16 @@ class StackSpec:
 def stack_spec(layer) -> StackSpec:
     """The `StackSpec` of an rnnkit layer (`rnnkit.RNN`, `LSTM`, `GRU`), or of a torch.nn / rnnkit.torch
     RNN, LSTM or GRU module (read through its state_dict; torch is not imported here)."""
+    # rnnkit.torch modules name their kernel cell ``cell``; rnnkit's layers ``mode`` (rnnkit's names);
+    # torch.nn's ``mode`` holds torch's names.
+    cell = getattr(layer, "cell", None)
     mode = getattr(layer, "mode", None)
-    if mode in _ONNX_OP and callable(getattr(layer, "state_dict", None)):
-        cell = mode
-    elif mode in _TORCH_MODES:
-        if getattr(layer, "proj_size", 0):
-            raise ValueError("an LSTM with proj_size has no ONNX LSTM equivalent")
-        cell = _TORCH_MODES[mode]
-        if cell == "gru" and not getattr(layer, "linear_before_reset", True):
-            cell = "gru_cho"
-    else:
+    if cell not in _ONNX_OP:
+        cell = mode if mode in _ONNX_OP else _TORCH_MODES.get(mode)
+    if cell is None or not callable(getattr(layer, "state_dict", None)):
         raise TypeError(f"expected an rnnkit or torch RNN/LSTM/GRU layer, got {type(layer).__name__}")
+    if getattr(layer, "proj_size", 0):
+        raise ValueError("an LSTM with proj_size has no ONNX LSTM equivalent")
     params = {}
     for k, v in layer.state_dict().items():
         v = v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)
@@ -89,14 +88,22 @@ class Graph:
         self.inputs: List[onnx.ValueInfoProto] = []
         self.outputs: List[onnx.ValueInfoProto] = []
         self._count = 0
+        self._small: Dict[tuple, str] = {}
 
     def fresh(self, hint: str) -> str:
         self._count += 1
         return f"{hint}_{self._count}"
 
     def const(self, hint: str, value: np.ndarray) -> str:
+        """An initializer holding ``value``; small constants (axes, shapes) are shared by value."""
+        value = np.asarray(value)
+        key = (hint, value.dtype.str, value.shape, value.tobytes()) if value.size <= 8 else None
+        if key in self._small:
+            return self._small[key]
         name = self.fresh(hint)
-        self.initializers.append(numpy_helper.from_array(np.asarray(value), name))
+        self.initializers.append(numpy_helper.from_array(value, name))
+        if key is not None:
+            self._small[key] = name
         return name
 
     def op(self, op_type: str, inputs: Sequence[str], n_out: int = 1, out: Optional[Sequence[str]] = None,
