@@ -107,7 +107,21 @@ def test_torch_module_export(tmp_path):
         assert max_err(session(path).run(None, feed), refs) < TOL
 
 
+@pytest.mark.parametrize("opset", [15, 21])
+def test_other_opsets(tmp_path, opset):
+    m = rnnkit.GRU(3, 4, 2, bidirectional=True, seed=0).eval()
+    path = tmp_path / "g.onnx"
+    export_layer(m, str(path), lengths=True, opset=opset)
+    model = onnx.load(str(path))
+    assert model.opset_import[0].version == opset
+    onnx.checker.check_model(model, full_check=True)
+    feed, refs = layer_io(m, np.random.default_rng(0), 4, 3, [4, 2, 1])
+    assert max_err(session(path).run(None, feed), refs) < TOL
+
+
 def test_export_layer_refuses_other_objects(tmp_path):
+    with pytest.raises(ValueError, match="opset must be an int in 15"):
+        export_layer(rnnkit.GRU(3, 4), str(tmp_path / "x.onnx"), opset=14)
     with pytest.raises(TypeError, match="RNN/LSTM/GRU"):
         export_layer(object(), str(tmp_path / "x.onnx"))
     assert not os.listdir(tmp_path)
@@ -232,4 +246,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert cli(["export-onnx", str(other), str(tmp_path / "o.onnx")]) == 1
     err = capsys.readouterr().err
     assert "neither a char-LM nor a seq2seq model" in err and len(err.strip().splitlines()) == 1
+    lm_dir = tmp_path / "lm"
+    CharLM(Vocab.from_text("ab"), "gru", layers=1, hidden=4, embed=2).save(str(lm_dir))
+    assert cli(["export-onnx", str(lm_dir), str(tmp_path / "o.onnx"), "--opset", "14"]) == 1
+    assert "opset must be an int in 15" in capsys.readouterr().err
     assert not (tmp_path / "o.onnx").exists()

@@ -19,12 +19,22 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-__all__ = ["OPSET", "StackSpec", "Graph", "stack_spec", "write_model"]
+__all__ = ["OPSET", "MIN_OPSET", "check_opset", "StackSpec", "Graph", "stack_spec", "write_model"]
 
-#: ONNX opset of the exported graphs: the recurrent operators' semantics are unchanged since opset 14,
-#: and 17 is run by every onnxruntime since 1.11.
+#: The default ONNX opset of the exported graphs: the recurrent operators' semantics are unchanged since
+#: opset 14, and 17 is run by every onnxruntime since 1.11.
 OPSET = 17
-IR_VERSION = 8
+#: The oldest opset the graphs can use (Shape with start/end).
+MIN_OPSET = 15
+
+
+def check_opset(opset) -> int:
+    """``opset`` if the graphs can be written at it (MIN_OPSET up to the installed onnx's newest), else
+    ValueError."""
+    newest = onnx.defs.onnx_opset_version()
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
+        raise ValueError(f"opset must be an int in {MIN_OPSET}..{newest} (the installed onnx's newest), got {opset!r}")
+    return opset
 
 #: rnnkit gate blocks in the order ONNX wants them.
 _ONNX_GATE_ORDER = {"lstm": (0, 3, 1, 2), "gru": (1, 0, 2), "gru_cho": (1, 0, 2), "rnn_tanh": (0,), "rnn_relu": (0,)}
@@ -81,8 +91,8 @@ def _onnx_gates(a: np.ndarray, cell: str, H: int) -> np.ndarray:
 class Graph:
     """Nodes, initializers, inputs and outputs of one ONNX graph, with unique names for intermediates."""
 
-    def __init__(self, name: str):
-        self.name = name
+    def __init__(self, name: str, opset: int = OPSET):
+        self.name, self.opset = name, check_opset(opset)
         self.nodes: List[onnx.NodeProto] = []
         self.initializers: List[onnx.TensorProto] = []
         self.inputs: List[onnx.ValueInfoProto] = []
@@ -129,9 +139,9 @@ class Graph:
 
     def model(self, doc: str, metadata: Mapping[str, str]) -> onnx.ModelProto:
         graph = helper.make_graph(self.nodes, self.name, self.inputs, self.outputs, self.initializers)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="rnnkit",
-                                  doc_string=doc)
-        model.ir_version = IR_VERSION
+        opsets = [helper.make_opsetid("", self.opset)]
+        model = helper.make_model(graph, opset_imports=opsets, producer_name="rnnkit", doc_string=doc)
+        model.ir_version = helper.find_min_ir_version_for(opsets)  # what older runtimes can still read
         helper.set_model_props(model, dict(metadata))
         onnx.checker.check_model(model, full_check=True)
         return model

@@ -4,12 +4,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .graph import FLOAT, INT64, Graph, stack_spec, write_model
+from .graph import FLOAT, INT64, OPSET, Graph, stack_spec, write_model
 
 __all__ = ["export_layer"]
 
 
-def export_layer(layer: Any, path: str, *, lengths: bool = False) -> None:
+def export_layer(layer: Any, path: str, *, lengths: bool = False, opset: int = OPSET) -> None:
     """Write ``layer`` to ``path`` as an ONNX model (float32; one ONNX RNN/LSTM/GRU operator per layer,
     both directions in one, not unrolled; T and B dynamic).
 
@@ -20,6 +20,7 @@ def export_layer(layer: Any, path: str, *, lengths: bool = False) -> None:
         lengths: add the input ``lengths`` (B,) int64, each sequence's length in 1..T: y is zero past
             it and h_n (c_n) is the state at each sequence's last valid step, as with rnnkit's
             ``forward(x, hx, lengths)``.
+        opset: the ONNX opset (15 up to the installed onnx's newest).
 
     Graph inputs: ``x`` (T, B, I), (B, T, I) if the layer is batch_first; ``h0`` (L*D, B, H); for an
     LSTM ``c0`` (L*D, B, H); ``lengths`` if asked. Outputs: ``y`` in x's layout with D*H features,
@@ -28,7 +29,7 @@ def export_layer(layer: Any, path: str, *, lengths: bool = False) -> None:
     """
     spec = stack_spec(layer)
     LD, H, I = spec.num_layers * spec.directions, spec.hidden_size, spec.input_size
-    g = Graph("rnnkit_" + spec.cell)
+    g = Graph("rnnkit_" + spec.cell, opset)
     x_shape = ["B", "T", I] if spec.batch_first else ["T", "B", I]
     x = g.input("x", FLOAT, x_shape)
     h0 = g.input("h0", FLOAT, [LD, "B", H])

@@ -14,7 +14,7 @@ from typing import Any, Dict, Tuple
 import numpy as np
 from onnx import numpy_helper
 
-from .graph import BOOL, FLOAT, INT64, Graph, stack_spec, write_model
+from .graph import BOOL, FLOAT, INT64, OPSET, Graph, stack_spec, write_model
 
 __all__ = ["export_charlm", "export_seq2seq", "charlm_model", "seq2seq_models"]
 
@@ -42,13 +42,13 @@ def _state_outputs(g: Graph, h: str, c: Any, LD: int, H: int, names: Tuple[str, 
             g.output(name, FLOAT, [LD, "B", H])
 
 
-def charlm_model(model) -> Any:
+def charlm_model(model, opset: int = OPSET) -> Any:
     """The ONNX model of a `rnnkit.charlm.CharLM`: ids (T, B) int64, h0 (L, B, H) [, c0] -> logits
     (T, B, V), h_n [, c_n]; the vocabulary (ids index ``[unknown] + chars``) in the metadata."""
     spec = stack_spec(model.rnn)
     L, H, V = spec.num_layers, spec.hidden_size, len(model.vocab)
     is_lstm = spec.cell == "lstm"
-    g = Graph("rnnkit_charlm")
+    g = Graph("rnnkit_charlm", opset)
     ids = g.input("ids", INT64, ["T", "B"])
     h0, c0 = _states(g, is_lstm, L, H, ("h0", "c0"))
     table = model.params["embed.weight"] if model.embed else np.eye(V, dtype=np.float32)
@@ -63,13 +63,13 @@ def charlm_model(model) -> Any:
     return g.model("rnnkit character language model: next-character logits", meta)
 
 
-def _encoder_model(model, meta: Dict[str, str]) -> Any:
+def _encoder_model(model, meta: Dict[str, str], opset: int) -> Any:
     """src (B, N) int64, src_len (B,) int64 -> h0 (L, B, H) [, c0] [, keys (B, N, H), mask (B, N)]."""
     cfg = model.config
     spec = stack_spec(model.encoder)
     L, H, D = cfg["layers"], cfg["hidden"], spec.directions
     is_lstm, attention = spec.cell == "lstm", cfg["attention"] != "none"
-    g = Graph("rnnkit_seq2seq_encoder")
+    g = Graph("rnnkit_seq2seq_encoder", opset)
     src = g.input("src", INT64, ["B", "N"])
     src_len = g.input("src_len", INT64, ["B"])
     x = g.op1("Gather", g.const("src_embed", _f32(model.params["src_embed.weight"])),
@@ -101,7 +101,7 @@ def _encoder_model(model, meta: Dict[str, str]) -> Any:
                    meta)
 
 
-def _decoder_model(model, meta: Dict[str, str]) -> Any:
+def _decoder_model(model, meta: Dict[str, str], opset: int) -> Any:
     """One decoder step: tokens (B,) int64, h (L, B, H) [, c] [, keys (B, N, H), mask (B, N) bool] ->
     log_probs (B, V), h_new [, c_new] [, attention (B, N)]."""
     cfg = model.config
@@ -110,7 +110,7 @@ def _decoder_model(model, meta: Dict[str, str]) -> Any:
     L, H, V = cfg["layers"], cfg["hidden"], dec.vocab_size
     is_lstm, kind = spec.cell == "lstm", cfg["attention"]
     p = model.params
-    g = Graph("rnnkit_seq2seq_decoder_step")
+    g = Graph("rnnkit_seq2seq_decoder_step", opset)
     tokens = g.input("tokens", INT64, ["B"])
     h, c = _states(g, is_lstm, L, H, ("h", "c"))
     x = g.op1("Gather", g.const("tgt_embed", _f32(p["tgt_embed.weight"])),
@@ -145,24 +145,24 @@ def _decoder_model(model, meta: Dict[str, str]) -> Any:
     return g.model("rnnkit seq2seq decoder: one step of the whole batch", meta)
 
 
-def seq2seq_models(model) -> Dict[str, Any]:
+def seq2seq_models(model, opset: int = OPSET) -> Dict[str, Any]:
     """{"encoder": ..., "decoder": ...}: the ONNX models of a `rnnkit.seq2seq.Seq2Seq` (see
     `export_seq2seq`)."""
     meta = {"rnnkit.format": "rnnkit-seq2seq", "rnnkit.model": json.dumps(model.config),
             "rnnkit.src_vocab": json.dumps(model.src_vocab.to_json()),
             "rnnkit.tgt_vocab": json.dumps(model.tgt_vocab.to_json())}
-    return {"encoder": _encoder_model(model, meta), "decoder": _decoder_model(model, meta)}
+    return {"encoder": _encoder_model(model, meta, opset), "decoder": _decoder_model(model, meta, opset)}
 
 
-def export_charlm(model, path: str) -> None:
+def export_charlm(model, path: str, *, opset: int = OPSET) -> None:
     """Write a `rnnkit.charlm.CharLM` to ``path`` as one ONNX model (float32): inputs ``ids`` (T, B)
     int64 (time-major, as `CharLM.logits`), ``h0`` (L, B, H) and for an LSTM ``c0``; outputs ``logits``
     (T, B, V), ``h_n`` (and ``c_n``). Feed zeros for a fresh state and each call's states to the next
     call to carry it; metadata ``rnnkit.vocab`` lists the characters of ids 0.. (0 is the unknown one)."""
-    write_model(charlm_model(model), path)
+    write_model(charlm_model(model, opset), path)
 
 
-def export_seq2seq(model, encoder_path: str, decoder_path: str) -> None:
+def export_seq2seq(model, encoder_path: str, decoder_path: str, *, opset: int = OPSET) -> None:
     """Write a `rnnkit.seq2seq.Seq2Seq` as two ONNX models (float32).
 
     Encoder: ``src`` (B, N) int64 ids (padded with 0, each ending with </s> as rnnkit's data does),
@@ -173,6 +173,6 @@ def export_seq2seq(model, encoder_path: str, decoder_path: str) -> None:
     decoding feeds the argmax and the new states back until </s> (id 2). The attention is made of
     standard operators (MatMul, Tanh, Where, Softmax): ONNX has no attention operator for it.
     Metadata: ``rnnkit.src_vocab`` / ``rnnkit.tgt_vocab`` (tokens by id) and ``rnnkit.model``."""
-    models = seq2seq_models(model)
+    models = seq2seq_models(model, opset)
     write_model(models["encoder"], encoder_path)
     write_model(models["decoder"], decoder_path)
