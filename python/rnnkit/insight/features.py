@@ -24,7 +24,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["Feature", "Features", "code_features", "prose_features", "text_features", "looks_like_code",
+__all__ = ["Feature", "Features", "StringSpan", "code_features", "prose_features", "text_features", "looks_like_code",
            "scan_code", "TAB_SIZE"]
 
 #: Columns a tab advances the indentation to (the next multiple of), as Python's tokenizer counts.
@@ -58,8 +58,19 @@ class Features(NamedTuple):
 
 # ------------------------------------------------------------------ strings and comments of code
 
+class StringSpan(NamedTuple):
+    """A string literal: ``start`` its opening quote (after any prefix), ``end`` one past its closing quote
+    or where an unterminated one stops, ``quote`` the quote (one or three ' or " characters), ``closed`` False when
+    unterminated."""
+
+    start: int
+    end: int
+    quote: str
+    closed: bool
+
+
 class _Spans(NamedTuple):
-    strings: List[Tuple[int, int, str]]  # [start of the quote, end) and the quote ("'", '"', "'''", '"""')
+    strings: List[StringSpan]
     comments: List[Tuple[int, int]]  # ['#', end of line)
 
 
@@ -98,12 +109,12 @@ def _tokenize_spans(text: str) -> Tuple[_Spans, int, Optional[str]]:
             start, end = at(tok.start), at(tok.end)
             if tok.type == tokenize.STRING:
                 q_start, quote = _quote_of(tok.string, start)
-                pending.strings.append((q_start, end, quote))
+                pending.strings.append(StringSpan(q_start, end, quote, True))
             elif fstring_start is not None and tok.type == fstring_start:
                 fstring_starts.append(_quote_of(tok.string, start))
             elif fstring_end is not None and tok.type == fstring_end and fstring_starts:
                 q_start, quote = fstring_starts.pop()
-                pending.strings.append((q_start, end, quote))
+                pending.strings.append(StringSpan(q_start, end, quote, True))
             elif tok.type == tokenize.COMMENT:
                 pending.comments.append((start, end))
             elif tok.type == tokenize.ERRORTOKEN and tok.string.strip():
@@ -118,8 +129,8 @@ def _tokenize_spans(text: str) -> Tuple[_Spans, int, Optional[str]]:
     return spans, len(text), None
 
 
-def scan_code(text: str, start: int = 0) -> Tuple[List[Tuple[int, int, str]], List[Tuple[int, int]]]:
-    """Strings ([start of the quote, end), quote) and comments ([#, end of line)) of ``text[start:]`` by a
+def scan_code(text: str, start: int = 0) -> Tuple[List[StringSpan], List[Tuple[int, int]]]:
+    """Strings (`StringSpan`) and comments ([#, end of line)) of ``text[start:]`` by a
     character scanner: ``'``, ``"``, ``'''`` and ``\"\"\"`` strings with backslash escapes (a one-quote
     string also ends at its line's end, as an unterminated one does in Python), ``#`` to the end of the
     line. Offsets are into ``text``. What `code_features` falls back to when tokenize fails."""
@@ -134,19 +145,19 @@ def scan_code(text: str, start: int = 0) -> Tuple[List[Tuple[int, int, str]], Li
             i = j
         elif ch in "'\"":
             quote = text[i:i + 3] if text[i:i + 3] in ("'''", '"""') else ch
-            j = i + len(quote)
+            j, closed = i + len(quote), False
             while j < n:
                 if text[j] == "\\":
                     j += 2
                 elif text.startswith(quote, j):
-                    j += len(quote)
+                    j, closed = j + len(quote), True
                     break
                 elif text[j] == "\n" and len(quote) == 1:
                     break
                 else:
                     j += 1
             j = min(j, n)
-            strings.append((i, j, quote))
+            strings.append(StringSpan(i, j, quote, closed))
             i = j
         else:
             i += 1
@@ -167,12 +178,18 @@ def _string_comment_spans(text: str) -> Tuple[_Spans, str]:
 
 # ------------------------------------------------------------------ per-character features
 
-def _mark(n: int, spans, last_inside: int) -> np.ndarray:
-    """0/1 per character: 1 on [start, end - last_inside) of each span."""
+def _mark(n: int, spans) -> np.ndarray:
+    """0/1 per character: 1 on [start, end) of each span."""
     out = np.zeros(n)
     for s in spans:
-        out[s[0]:max(s[0], s[1] - last_inside)] = 1
+        out[s[0]:s[1]] = 1
     return out
+
+
+def _inside(n: int, strings: List[StringSpan]) -> np.ndarray:
+    """0/1 per character: inside a string after reading it, from the opening quote to the one before the
+    last closing quote character (to the end of an unterminated string)."""
+    return _mark(n, [(s.start, s.end - s.closed) for s in strings])
 
 
 def _line_positions(text: str) -> Tuple[np.ndarray, np.ndarray]:
@@ -231,16 +248,16 @@ def code_features(text: str) -> Features:
     quote kinds, in_comment, bracket_depth, indent, position_in_line, at_line_start."""
     n = len(text)
     spans, method = _string_comment_spans(text)
-    by_quote = {q: [s for s in spans.strings if s[2] == q] for q in ("'", '"', "'''", '"""')}
-    in_string = _mark(n, spans.strings, 1)
-    in_comment = _mark(n, spans.comments, 0)
-    skip = (_mark(n, spans.strings, 0) > 0) | (in_comment > 0)  # the closing quotes too
+    by_quote = {q: [s for s in spans.strings if s.quote == q] for q in ("'", '"', "'''", '"""')}
+    in_string = _inside(n, spans.strings)
+    in_comment = _mark(n, spans.comments)
+    skip = (_mark(n, spans.strings) > 0) | (in_comment > 0)  # the closing quotes too
     position, line_start = _line_positions(text)
     feats = [
         Feature("in_string", in_string, True, "inside a string literal (from its opening quote to before the closing one)"),
-        Feature("in_string_single", _mark(n, by_quote["'"] + by_quote["'''"], 1), True, "inside a ' or ''' string"),
-        Feature("in_string_double", _mark(n, by_quote['"'] + by_quote['"""'], 1), True, 'inside a " or """ string'),
-        Feature("in_string_triple", _mark(n, by_quote["'''"] + by_quote['"""'], 1), True,
+        Feature("in_string_single", _inside(n, by_quote["'"] + by_quote["'''"]), True, "inside a ' or ''' string"),
+        Feature("in_string_double", _inside(n, by_quote['"'] + by_quote['"""']), True, 'inside a " or """ string'),
+        Feature("in_string_triple", _inside(n, by_quote["'''"] + by_quote['"""']), True,
                 "inside a triple-quoted string (docstrings)"),
         Feature("in_comment", in_comment, True, "inside a # comment"),
         Feature("bracket_depth", _depth(text, skip, _OPEN, _CLOSE), False,
