@@ -254,7 +254,7 @@ def code_features(text: str) -> Features:
     skip = (_mark(n, spans.strings) > 0) | (in_comment > 0)  # the closing quotes too
     position, line_start = _line_positions(text)
     feats = [
-        Feature("in_string", in_string, True, "inside a string literal (from its opening quote to before the closing one)"),
+        Feature("in_string", in_string, True, "inside a string literal (opening quote to before the closing one)"),
         Feature("in_string_single", _inside(n, by_quote["'"] + by_quote["'''"]), True, "inside a ' or ''' string"),
         Feature("in_string_double", _inside(n, by_quote['"'] + by_quote['"""']), True, 'inside a " or """ string'),
         Feature("in_string_triple", _inside(n, by_quote["'''"] + by_quote['"""']), True,
