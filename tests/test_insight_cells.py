@@ -239,14 +239,20 @@ def test_activations_are_the_layers_forward(cell, monkeypatch):
         if ci is not None:
             np.testing.assert_allclose(c[i], ci[:, 0], rtol=1e-12, atol=1e-13)
     np.testing.assert_array_equal(m.activations(text, "h")[1], h)
+    if cell == "lstm":
+        np.testing.assert_array_equal(m.activations(text, "tanh_c")[1], np.tanh(c))
+        assert m.recorded_state() == "c"
+    else:
+        assert m.recorded_state() == "h"
 
 
 def test_activations_bad_input():
     m = CharLM(Vocab.from_text("abc"), "gru", layers=1, hidden=3, embed=2)
     with pytest.raises(ValueError, match="non-empty"):
         m.activations("")
-    with pytest.raises(ValueError, match="cell state"):
-        m.activations("ab", "c")
+    for state in ("c", "tanh_c"):
+        with pytest.raises(ValueError, match="cell state"):
+            m.activations("ab", state)
     with pytest.raises(ValueError, match="state must be"):
         m.activations("ab", "x")
 

@@ -25,6 +25,8 @@ CHECKPOINT_FILE = "checkpoint.npz"
 FORMAT = "rnnkit-charlm"
 #: Characters evaluate_as_sampled scores per native call (a progress step).
 SCORE_CHUNK = 1 << 14
+#: The ``state`` choices of `CharLM.activations`.
+STATES = ("auto", "h", "c", "tanh_c")
 #: Characters `CharLM.activations` runs per layer call.
 ACTIVATION_CHUNK = 1 << 12
 
@@ -89,13 +91,15 @@ class CharLM:
         return self.is_lstm
 
     def recorded_state(self, state: str = "auto") -> str:
-        """Which state `activations` records for ``state``: "c" or "h" (ValueError for a bad name, or "c"
-        of a cell without a cell state)."""
-        if state not in ("auto", "h", "c"):
-            raise ValueError(f"state must be 'auto', 'h' or 'c', got {state!r}")
-        if state == "c" and not self.has_cell_state:
-            raise ValueError(f"state 'c' needs a cell with a cell state; {self.config['cell']} has none")
-        return "c" if state != "h" and self.has_cell_state else "h"
+        """Which state `activations` records for ``state``: "c", "tanh_c" or "h" (ValueError for a bad
+        name, or "c"/"tanh_c" of a cell without a cell state)."""
+        if state not in STATES:
+            raise ValueError(f"state must be one of {', '.join(STATES)}, got {state!r}")
+        if state in ("c", "tanh_c") and not self.has_cell_state:
+            raise ValueError(f"state {state!r} needs a cell with a cell state; {self.config['cell']} has none")
+        if state == "auto":
+            return "c" if self.has_cell_state else "h"
+        return state
 
     @property
     def dtype(self) -> np.dtype:
@@ -266,8 +270,8 @@ class CharLM:
         the unknown symbol).
 
         state: "auto" records the cell state c of a cell that has one (LSTM) and h otherwise; "h"
-        records h of any cell; "c" only for a cell with a cell state (else ValueError); `recorded_state`
-        says which. c is not bounded: `rnnkit.insight` colours it by tanh(c), the value h = o * tanh(c)
+        records h of any cell; "c" and "tanh_c" (tanh(c)) only for a cell with a cell state (else
+        ValueError); `recorded_state` says which. c is not bounded: `rnnkit.insight` colours it by tanh(c), the value h = o * tanh(c)
         carries.
 
         The layers' own forward (`rnnkit.kernels.forward`) runs over the text layer by layer in chunks
@@ -277,9 +281,9 @@ class CharLM:
         call is a training forward, whose workspace keeps the state of every step
         (`rnnkit.kernels.Workspace.states`): the cheapest place to read c from, at ~(G+4)*H numbers per
         character of a chunk, freed with it. Dropout is never applied."""
-        want_c = self.recorded_state(state) == "c"
+        recorded = self.recorded_state(state)
         h, c = self.states(text, progress)
-        return text, c if want_c else h
+        return text, {"h": h, "c": c}[recorded] if recorded != "tanh_c" else np.tanh(c)
 
     def states(self, text: str, progress: bool = False) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         """(h, c) after each character of ``text``, each (len(text), layers, hidden), c None for a cell

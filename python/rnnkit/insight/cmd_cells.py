@@ -29,9 +29,9 @@ def main(argv: List[str], prog: str = "rnnkit cells") -> int:
     p.add_argument("--kind", choices=("auto", "code", "prose"), default="auto",
                    help="which features: auto decides by the text's share of brackets and operators "
                         "(default: %(default)s)")
-    p.add_argument("--state", choices=("auto", "h", "c"), default="auto",
-                   help="what is recorded: auto = c for a cell with a cell state (LSTM), h otherwise "
-                        "(default: %(default)s)")
+    p.add_argument("--state", choices=("auto", "h", "c", "tanh_c"), default="auto",
+                   help="what is recorded and scored: auto = c for a cell with a cell state (LSTM), h otherwise; "
+                        "tanh_c = tanh(c), which the page colours for c too (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
 
@@ -74,8 +74,10 @@ def main(argv: List[str], prog: str = "rnnkit cells") -> int:
             info = {"model": f"{cfg['cell']} {cfg['layers']}x{cfg['hidden']} from {os.path.abspath(a.dir)}",
                     "text": f"{', '.join(a.text)} ({len(text):,} characters, {feats.kind} features from "
                             f"{feats.method.split(' (')[0]})",
-                    "recorded": "cell state c after each character" if state == "c" else "h after each character"}
-            write(a.html, render(text, acts, rows, feats.features, "Interpretable cells", info, squash=state == "c"))
+                    "recorded": {"c": "cell state c", "tanh_c": "tanh of the cell state c", "h": "h"}[state]
+                    + " after each character"}
+            shown = "h" if state == "h" else "tanh of the cell state"
+            write(a.html, render(text, acts, rows, feats.features, "Interpretable cells", info, state == "c", shown))
         return 0
 
     return run(prog, body)

@@ -108,16 +108,17 @@ def _text_html(text: str, levels: np.ndarray, flags: Optional[np.ndarray]) -> st
 
 def render(text: str, acts: np.ndarray, rows: Sequence[UnitScore], features: Sequence[Feature],
            title: str = "Interpretable cells", info: Optional[Dict[str, str]] = None,
-           squash: bool = False) -> str:
+           squash: bool = False, shown: str = "") -> str:
     """The page as a string. ``acts`` (N, L, U) as scored; ``rows`` the units to show, in order;
     ``features`` those they were scored against (for descriptions and the underlines of 0/1 ones);
     ``info`` label -> value lines for the header; ``squash`` shows tanh of the activations (an LSTM's
-    cell state), else they are clipped to [-1, 1]."""
+    cell state), else they are clipped to [-1, 1]; ``shown`` names the coloured value in the legend
+    (default: "tanh of the cell state" with ``squash``, else "activation")."""
     acts = np.asarray(acts)
     if acts.ndim != 3 or acts.shape[0] != len(text):
         raise ValueError(f"activations must have shape ({len(text)}, layers, units), got {acts.shape}")
     by_name = {f.name: f for f in features}
-    shown = "tanh of the cell state" if squash else "activation"
+    shown = shown or ("tanh of the cell state" if squash else "activation")
     parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
              f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
              f"<title>{html.escape(title)}</title><style>{_css()}</style></head><body>",
