@@ -88,7 +88,8 @@ def test_tabs_indent_to_multiples_of_eight():
 def test_unterminated_string_falls_back_to_the_scanner():
     t = "x = (1)\ns = '''open (\nstill ( inside\n"
     f = code_features(t)
-    assert f.method.startswith("tokenize+scanner") and "EOF in multi-line string" in f.method
+    # (the error's wording differs between Python versions: 3.12's tokenize reads with the C tokenizer)
+    assert f.method.startswith("tokenize+scanner (the scanner from character 8, line 2; tokenize: ")
     s = f.by_name()["in_string"].values
     assert not s[:t.index("'")].any() and s[t.index("'"):].all()
     assert f.by_name()["bracket_depth"].values[t.index("'"):].max() == 0  # brackets inside the string
@@ -97,7 +98,7 @@ def test_unterminated_string_falls_back_to_the_scanner():
 def test_inconsistent_dedent_falls_back_from_the_last_good_line():
     t = "if a:\n        b = 1\n    c = \"q\"  # z\n"
     f = code_features(t)
-    assert "IndentationError" in f.method and "line 3" in f.method
+    assert f.method.startswith("tokenize+scanner (the scanner from character 20, line 3;")
     q = t.index('"')
     assert bits(f.by_name()["in_string"].values[q - 1:q + 4]) == "01100"
     assert f.by_name()["in_comment"].values[t.index("#"):t.index("#") + 3].all()

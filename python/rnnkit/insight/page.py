@@ -5,7 +5,8 @@ Recurrent Networks").
 
 Colours are diverging (blue negative, white zero, red positive) over the tanh range [-1, 1] in
 `LEVELS` steps; an LSTM's cell state is shown as tanh(c), the value its output gate reads. Runs of
-characters of one colour share one element, so a 15,000-character text shown for 12 units is ~2 MB.
+characters of one colour share one short element (``<i class=v7>``), so a 15,000-character text shown for
+12 units is ~1.5 MB.
 Spaces and tabs keep their width, newlines break lines as in the source and show as a faint ``↵``
 carrying the newline's own colour; where a 0/1 feature holds, the characters are underlined.
 """
@@ -23,8 +24,8 @@ from .scoring import UnitScore
 
 __all__ = ["render", "write", "LEVELS"]
 
-#: Colour steps over [-1, 1] (odd, so that 0 has a step of its own: white).
-LEVELS = 41
+#: Colour steps over [-1, 1] (odd, so that 0 has a step of its own: white): 0.1 apart.
+LEVELS = 21
 
 # Diverging palette (ColorBrewer RdBu ends, deepened): negative end, middle, positive end.
 _NEG, _MID, _POS = (33, 102, 172), (255, 255, 255), (178, 24, 43)
@@ -76,7 +77,7 @@ table.summary{border-collapse:collapse;width:100%;background:var(--card);border-
 .pill.pos{background:#fbe3e6;color:#8c1526}.pill.neg{background:#e1ecf7;color:#174a80}
 pre.text{margin:0;padding:14px 20px;max-height:34em;overflow:auto;white-space:pre;tab-size:8;-moz-tab-size:8;
  font:13px/1.42 ui-monospace,SFMono-Regular,Menlo,Consolas,"DejaVu Sans Mono","Liberation Mono",monospace}
-pre.text span{border-radius:1px}
+pre.text i{font-style:normal}
 .nl{opacity:.45}
 .f{box-shadow:inset 0 -2px 0 rgba(29,35,48,.85)}
 footer{color:var(--muted);font-size:12px;text-align:center;padding:10px}
@@ -98,11 +99,11 @@ def _text_html(text: str, levels: np.ndarray, flags: Optional[np.ndarray]) -> st
     cut = np.flatnonzero((key[1:] != key[:-1]) | is_nl[1:] | is_nl[:-1]) + 1
     bounds = np.concatenate([[0], cut, [n]])
     for a, b in zip(bounds[:-1], bounds[1:]):
-        cls = f"v{levels[a]}" + (" f" if flags[a] else "")
+        cls = f'"v{levels[a]} f"' if flags[a] else f"v{levels[a]}"
         if is_nl[a]:
-            out.append(f'<span class="{cls}"><span class="nl">\u21b5</span></span>\n')
+            out.append(f'<i class={cls}><i class=nl>\u21b5</i></i>\n')
         else:
-            out.append(f'<span class="{cls}">{html.escape(text[a:b], quote=False)}</span>')
+            out.append(f'<i class={cls}>{html.escape(text[a:b], quote=False)}</i>')
     return "".join(out)
 
 
