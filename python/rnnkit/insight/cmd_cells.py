@@ -6,7 +6,7 @@ import json
 import os
 from typing import List
 
-from ..cliutil import Parser, non_negative_int, positive_int, run
+from ..cliutil import Parser, check_output_file, non_negative_int, positive_int, run
 
 
 def main(argv: List[str], prog: str = "rnnkit cells") -> int:
@@ -18,7 +18,7 @@ def main(argv: List[str], prog: str = "rnnkit cells") -> int:
                "yes/no features, by a one-threshold classifier's accuracy, and print the best units.")
     p.add_argument("dir", metavar="DIR", help="a directory saved by rnnkit train-charlm")
     p.add_argument("--text", nargs="+", required=True, metavar="FILE", help="UTF-8 text file(s), concatenated")
-    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML page of the top units there")
+    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML page of the top units there (default: no page)")
     p.add_argument("--top", type=positive_int, default=12,
                    help="rows of the table and units of the page: each feature's best unit, then the next best "
                         "(default: %(default)s)")
@@ -42,6 +42,8 @@ def main(argv: List[str], prog: str = "rnnkit cells") -> int:
         from .page import render, write
         from .scoring import rank, score_units
 
+        if a.html:
+            check_output_file(a.html, "--html")
         model = CharLM.load(a.dir)
         text = read_texts(a.text)
         layers = model.config["layers"]

@@ -7,7 +7,7 @@ import argparse
 import json
 from typing import List
 
-from ..cliutil import Parser, positive_float, positive_int, run
+from ..cliutil import Parser, check_output_file, positive_float, positive_int, require_module, run
 from .gradient_flow import CELL_FAMILIES, INPUT_SCALE
 
 
@@ -39,7 +39,7 @@ def main(argv: List[str], prog: str = "rnnkit gradient-flow") -> int:
     p.add_argument("--input-scale", type=positive_float, default=INPUT_SCALE,
                    help="standard deviation of the random inputs: small keeps tanh units linear, where the "
                         "singular values decide (default: %(default)s)")
-    p.add_argument("--from", dest="model", metavar="DIR", help="add the layers of the char-LM saved in DIR")
+    p.add_argument("--from", dest="model", metavar="DIR", help="add the layers of the char-LM saved in DIR (default: none)")
     p.add_argument("--text", nargs="+", metavar="FILE",
                    help="with --from: the text its windows come from (default: train-charlm's default corpus)")
     p.add_argument("--seed", type=int, default=0, help="random inputs, weights and windows (default: %(default)s)")
@@ -54,6 +54,8 @@ def main(argv: List[str], prog: str = "rnnkit gradient-flow") -> int:
         from .flow_plot import plot_flow
         from .gradient_flow import charlm_curves, standard_curves
 
+        check_output_file(a.out, "--out")
+        require_module("matplotlib", "gradient-flow's plot")
         model = text = None
         if a.model:  # a missing or bad model fails before the long computation
             from ..charlm.data import default_corpus, read_texts
@@ -70,8 +72,7 @@ def main(argv: List[str], prog: str = "rnnkit gradient-flow") -> int:
                 curves.update(charlm_curves(model, text, a.steps, a.samples, a.seed))
         title = (f"T = {a.steps}, H = {a.hidden}, mean over {a.samples} random sequences (inputs ~ N(0, "
                  f"{a.input_scale:g}\u00b2)); loss <v, h_T>, |v| = 1")
-        if not plot_flow(curves, a.out, title):
-            print(f"note: matplotlib is not installed, so {a.out} was not drawn (pip install matplotlib)")
+        plot_flow(curves, a.out, title)
         if a.json:
             print(json.dumps({name: c.to_json() for name, c in curves.items()}))
             return 0
