@@ -53,18 +53,16 @@ def state_gradients(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray
                     b_hh: Optional[np.ndarray], v: np.ndarray, h0: Optional[np.ndarray] = None,
                     c0: Optional[np.ndarray] = None) -> np.ndarray:
     """dL/dh_t for t = 0..T, shape (T+1, B, H), of L = sum_b <v[b], h_T[b]> for one layer of ``mode``
-    (`rnnkit.kernels.MODES`) run over x (T, B, I) from h0 (B, H) (and c0 for an LSTM; None: zeros).
+    (`rnnkit.kernels.MODES`) run over x (T, B, I) from h0 (B, H) (and c0 for a cell with a cell state;
+    None: zeros).
     Row T is v itself; row t < T comes from the kernels' backward (see the module docstring)."""
     x = np.ascontiguousarray(x)
     T, B, I = x.shape
     H = w_hh.shape[1]
     dtype = x.dtype
     h0 = np.zeros((B, H), dtype) if h0 is None else h0
-    lstm = mode == "lstm"
-    if lstm and c0 is None:
-        c0 = np.zeros((B, H), dtype)
-    run = kernels.forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0=c0 if lstm else None)
-    hs, cs = run.workspace.states()  # slot t: the state before step t
+    run = kernels.forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0=c0)  # c0 None: zeros for a cell with c
+    hs, cs = run.workspace.states()  # slot t: the state before step t; cs None for a cell without c
     # Copy (d, b), batch element (d - 1) * B + b: starts at h_{T-d} of sequence b and reads x[T-d .. T-1],
     # reversed in time, so that step s of the reverse run (s = d-1 .. 0) reads x[T-1-s].
     d = np.repeat(np.arange(1, T + 1), B)
@@ -73,7 +71,7 @@ def state_gradients(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray
     table = x.reshape(T * B, I)
     ids = (T - 1 - np.arange(T))[:, None] * B + b[None, :]  # (T, T*B): row s reads x[T-1-s, b]
     out = kernels.forward(mode, table, np.ascontiguousarray(hs[start, b]), w_ih, w_hh, b_ih, b_hh,
-                          c0=np.ascontiguousarray(cs[start, b]) if lstm else None, lengths=d, reverse=True,
+                          c0=None if cs is None else np.ascontiguousarray(cs[start, b]), lengths=d, reverse=True,
                           ids=ids)
     grads = kernels.backward(out.workspace, np.zeros((T, T * B, H), dtype),
                              np.ascontiguousarray(np.tile(v, (T, 1))))
