@@ -271,8 +271,8 @@ class CharLM:
 
         state: "auto" records the cell state c of a cell that has one (LSTM) and h otherwise; "h"
         records h of any cell; "c" and "tanh_c" (tanh(c)) only for a cell with a cell state (else
-        ValueError); `recorded_state` says which. c is not bounded: `rnnkit.insight` colours it by tanh(c), the value h = o * tanh(c)
-        carries.
+        ValueError); `recorded_state` says which. c is not bounded: `rnnkit.insight` colours it by
+        tanh(c), the value h = o * tanh(c) carries.
 
         The layers' own forward (`rnnkit.kernels.forward`) runs over the text layer by layer in chunks
         of ACTIVATION_CHUNK characters with the states carried between them, so the values are the

@@ -18,7 +18,8 @@ def main(argv: List[str], prog: str = "rnnkit cells") -> int:
                "yes/no features, by a one-threshold classifier's accuracy, and print the best units.")
     p.add_argument("dir", metavar="DIR", help="a directory saved by rnnkit train-charlm")
     p.add_argument("--text", nargs="+", required=True, metavar="FILE", help="UTF-8 text file(s), concatenated")
-    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML page of the top units there (default: no page)")
+    p.add_argument("--html", metavar="FILE",
+                   help="write a self-contained HTML page of the top units there (default: no page)")
     p.add_argument("--top", type=positive_int, default=12,
                    help="rows of the table and units of the page: each feature's best unit, then the next best "
                         "(default: %(default)s)")

@@ -39,7 +39,8 @@ def main(argv: List[str], prog: str = "rnnkit gradient-flow") -> int:
     p.add_argument("--input-scale", type=positive_float, default=INPUT_SCALE,
                    help="standard deviation of the random inputs: small keeps tanh units linear, where the "
                         "singular values decide (default: %(default)s)")
-    p.add_argument("--from", dest="model", metavar="DIR", help="add the layers of the char-LM saved in DIR (default: none)")
+    p.add_argument("--from", dest="model", metavar="DIR",
+                   help="add the layers of the char-LM saved in DIR (default: none)")
     p.add_argument("--text", nargs="+", metavar="FILE",
                    help="with --from: the text its windows come from (default: train-charlm's default corpus)")
     p.add_argument("--seed", type=int, default=0, help="random inputs, weights and windows (default: %(default)s)")
