@@ -146,7 +146,7 @@ class RunDir:
 
 
 def _show(value: Any) -> str:
-    return "none" if value is None else str(value)
+    return "the default" if value is None else str(value)
 
 
 def resume_settings(path: str, saved: Mapping[str, Any], step: int, given: Mapping[str, Any],
