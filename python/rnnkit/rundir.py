@@ -31,7 +31,7 @@ import numpy as np
 
 from . import checkpoint
 
-__all__ = ["RunKind", "KINDS", "RUN_FILES", "CHECKPOINT_FILE", "RunDir", "resume_settings", "flag"]
+__all__ = ["RunKind", "KINDS", "RUN_FILES", "CHECKPOINT_FILE", "RunDir", "resume_settings", "flag", "kind_of"]
 
 CHECKPOINT_FILE = "checkpoint.npz"
 RUN_FILES: Tuple[str, ...] = (CHECKPOINT_FILE, "best.npz", "metrics.jsonl", "curve.png", "sample.txt")
@@ -62,7 +62,9 @@ def flag(field: str, names: Optional[Mapping[str, str]] = None) -> str:
     return (names or {}).get(field) or "--" + field.replace("_", "-")
 
 
-def _kind_of(meta: Mapping[str, Any]) -> str:
+def kind_of(meta: Mapping[str, Any]) -> str:
+    """What a checkpoint's metadata says it holds, for messages: "a sequence-to-sequence run (rnnkit
+    train-seq2seq)", or "a run of unknown kind ('x')"."""
     fmt = meta.get("format")
     kind = KINDS.get(fmt)
     return kind.describe() if kind else f"a run of unknown kind ({fmt!r})"
@@ -101,7 +103,7 @@ class RunDir:
         present = self.run_files()
         if present and not overwrite:
             meta = self._saved_meta()
-            what = (f"holds {_kind_of(meta)} at step {meta.get('step', '?')}" if meta
+            what = (f"holds {kind_of(meta)} at step {meta.get('step', '?')}" if meta
                     else f"holds a run's files ({', '.join(present)})")
             raise ValueError(f"{self.path} {what}: give --resume to continue it or --overwrite to replace it "
                              "(or choose another --out)")
@@ -118,7 +120,7 @@ class RunDir:
         if meta.get("format") != self.kind.format:
             other = KINDS.get(meta.get("format"))
             hint = f": resume it with rnnkit {other.command} --resume" if other else ""
-            raise checkpoint.CheckpointError(f"{self.path} holds {_kind_of(meta)}, not {self.kind.describe()}{hint}")
+            raise checkpoint.CheckpointError(f"{self.path} holds {kind_of(meta)}, not {self.kind.describe()}{hint}")
         if "train" not in meta or "step" not in meta:
             raise checkpoint.CheckpointError(f"{self.checkpoint_path} holds a model without its training state "
                                              "(saved by Model.save, not by training): it cannot be resumed")
