@@ -158,7 +158,7 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing(tmp_path, m
     out = str(tmp_path / "new" / "run")
     with pytest.raises(KeyboardInterrupt):
         charlm_train.train(cfg, TEXT, out, progress=False, log=lambda s: None)
-    assert not os.path.exists(out)
+    assert not os.path.exists(tmp_path / "new")  # nor the parent directory it made
     existing = tmp_path / "existing"  # a directory the user made stays, without the run's files
     existing.mkdir()
     with pytest.raises(KeyboardInterrupt):

@@ -130,8 +130,12 @@ class RunDir:
     def writing(self, overwrite: bool = False) -> Iterator[str]:
         """Around the training: creates the directory (after `check_new` or `load_for_resume`), with
         ``overwrite`` first removes the run files of the run it replaces; if the body fails before a
-        checkpoint exists, removes the run files and the directory if it created it. Yields the path."""
-        created = not os.path.isdir(self.path)
+        checkpoint exists, removes the run files and the directories it created. Yields the path."""
+        created = []  # the directories made here, deepest first
+        d = os.path.abspath(self.path)
+        while not os.path.isdir(d):
+            created.append(d)
+            d = os.path.dirname(d)
         os.makedirs(self.path, exist_ok=True)
         if overwrite:
             for f in self.run_files():
@@ -142,8 +146,10 @@ class RunDir:
             if not os.path.isfile(self.checkpoint_path):
                 for f in self.run_files():
                     os.unlink(os.path.join(self.path, f))
-                if created and not os.listdir(self.path):
-                    os.rmdir(self.path)
+                for d in created:
+                    if os.listdir(d):
+                        break
+                    os.rmdir(d)
             raise
 
 
