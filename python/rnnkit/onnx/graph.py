@@ -10,14 +10,14 @@ G = gates.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from .._atomic import atomic_write
 
 __all__ = ["OPSET", "MIN_OPSET", "check_opset", "StackSpec", "Graph", "stack_spec", "write_model"]
 
@@ -204,15 +204,4 @@ BOOL = TensorProto.BOOL
 
 def write_model(model: onnx.ModelProto, path: str) -> None:
     """Write ``model`` to ``path`` atomically (a temporary file in the same directory, then renamed)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".onnx", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(model.SerializeToString())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: f.write(model.SerializeToString()))
