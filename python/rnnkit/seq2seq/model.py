@@ -32,7 +32,6 @@ decoder with `rnnkit.kernels.step`, one call per layer on the whole batch (times
 from __future__ import annotations
 
 import importlib
-import os
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -48,7 +47,7 @@ __all__ = ["Seq2Seq", "VectorToSequence", "Decoder", "DecodeState", "ATTENTIONS"
            "CHECKPOINT_FILE", "FORMAT"]
 
 ATTENTIONS = ("none", "dot", "general", "additive")
-CHECKPOINT_FILE = "checkpoint.npz"
+CHECKPOINT_FILE = checkpoint.LATEST_FILE
 FORMAT = "rnnkit-seq2seq"
 
 
@@ -384,13 +383,14 @@ class Seq2Seq(_Params):
         return model
 
     @classmethod
-    def load(cls, directory: str) -> Tuple["Seq2Seq", Dict[str, Any]]:
-        """(model, checkpoint metadata) saved in ``directory``; CheckpointError if missing or unreadable."""
-        if not os.path.isdir(directory):
-            raise checkpoint.CheckpointError(f"not a directory: {directory}")
-        path = os.path.join(directory, CHECKPOINT_FILE)
+    def load(cls, directory: str, latest: bool = False, attention_backend: Any = None
+             ) -> Tuple["Seq2Seq", Dict[str, Any]]:
+        """(model, checkpoint metadata) saved in ``directory`` by training: its best checkpoint (best.npz),
+        or its latest (checkpoint.npz) with ``latest`` or when there is no best; CheckpointError if
+        missing or unreadable."""
+        path = checkpoint.run_checkpoint(directory, latest)
         arrays, meta = checkpoint.load(path)
-        return cls.from_checkpoint(arrays, meta, path), meta
+        return cls.from_checkpoint(arrays, meta, path, attention_backend), meta
 
 
 class VectorToSequence(_Params):
