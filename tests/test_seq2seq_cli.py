@@ -92,7 +92,7 @@ def test_resume_is_exact(tmp_path):
     the batch order depend only on the seed and the step); the run crosses an epoch boundary."""
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     quiet = dict(progress=False, log=lambda s: None)
-    flat = dict(schedule="constant", warmup=0)  # a schedule over the run's length changes with --steps
+    flat = dict(schedule="constant", warmup=0, dropout=0.3)  # a schedule over the run's length changes with --steps
     train(config(steps=30, teacher_forcing=0.5, **flat), a, **quiet)
     train(config(steps=15, teacher_forcing=0.5, **flat), b, **quiet)
     train(config(steps=30, teacher_forcing=0.5, **flat), b, resume=True, **quiet)

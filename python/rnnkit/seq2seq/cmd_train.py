@@ -79,6 +79,8 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
                    f"feeding the gold previous tokens; otherwise the model's own greedy predictions "
                    f"(default: {d.teacher_forcing})")
     o.add_argument("--batch", type=positive_int, help=f"(default: {d.batch})")
+    o.add_argument("--dropout", type=float, default=d.dropout, help="dropout between stacked layers and on the output "
+                   f"layer's input (default: {d.dropout})")
     add_schedule_options(o, d)
     o.add_argument("--eval-every", type=positive_int, help=f"(default: {d.eval_every})")
     o.add_argument("--val-sample", type=positive_int, default=d.val_sample, metavar="N",
@@ -122,7 +124,7 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
         sched = schedule_settings(a, d)
         if not (a.steps or a.minutes):
             sched["minutes"] = 5.0
-        cfg = TrainConfig(data=data, teacher_forcing=a.teacher_forcing, max_len=a.max_output, seed=a.seed,
+        cfg = TrainConfig(data=data, teacher_forcing=a.teacher_forcing, dropout=a.dropout, max_len=a.max_output, seed=a.seed,
                           val_sample=a.val_sample, **settings, **sched)
         train(cfg, a.out, resume=a.resume, progress=not a.no_progress)
         return 0

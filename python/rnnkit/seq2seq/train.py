@@ -59,6 +59,7 @@ class TrainConfig(Schedule):
     attention: str = "none"
     attn_size: Optional[int] = None
     teacher_forcing: float = 1.0
+    dropout: float = 0.0  # between stacked layers and on the output layer's input
     batch: int = 64
     eval_every: int = 250
     val_sample: int = 1000  # validation examples scored between evaluations (the whole split if fewer)
@@ -71,6 +72,8 @@ class TrainConfig(Schedule):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
         self.check_schedule()
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"--dropout must lie in [0, 1), got {self.dropout}")
         if not 0.0 <= self.teacher_forcing <= 1.0:
             raise ValueError(f"--teacher-forcing must lie in [0, 1], got {self.teacher_forcing}")
         if self.cell not in CELLS:
@@ -125,7 +128,7 @@ class Seq2SeqRun(TrainingRun):
         self.max_len = cfg.max_len or default_max_len(self.train_set)
         super().__init__(cfg, Seq2Seq(src_vocab, tgt_vocab, cfg.cell, cfg.layers, cfg.hidden, cfg.embed,
                                       cfg.bidirectional, cfg.attention, cfg.attn_size, np.float32, cfg.seed,
-                                      attention_backend))
+                                      attention_backend, cfg.dropout))
         self.batch = min(cfg.batch, len(self.train_set))
         self.batches_per_epoch = len(self.train_set) // self.batch
         self._order_epoch, self._order = -1, None
@@ -171,7 +174,7 @@ class Seq2SeqRun(TrainingRun):
         arrays.update(self.model.arrays())
         meta.update(self.model.meta())
         meta.update({"train": dataclasses.asdict(self.cfg), "data": self.cfg.data, "tokens": self.kind,
-                     "max_len": self.max_len})
+                     "max_len": self.max_len, "rng": self.model.rng_states()})
         checkpoint.save(path, arrays, meta)
 
     @classmethod
@@ -187,6 +190,7 @@ class Seq2SeqRun(TrainingRun):
             run = cls(cfg, attention_backend)
             checkpoint.restore_arrays(run.model.params, arrays, "model/")
             run.restore_optimizer(arrays, meta)
+            run.model.set_rng_states(meta["rng"])
         except (KeyError, TypeError) as e:
             raise checkpoint.CheckpointError(f"{path} is not a resumable training checkpoint ({e})") from None
         return run
