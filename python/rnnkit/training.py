@@ -170,7 +170,8 @@ def fit(run: TrainingRun, metrics: List[dict], metrics_path: str, checkpoint_pat
     ("chars_per_s", batch * seq_len). postfix(loss, last row or {}, current throughput): the progress
     bar's fields. after_step(bar, last): called after every step (e.g. to print a sample with
     bar.write). A ``--minutes`` run keeps back the time its closing evaluation on the whole validation
-    part is expected to take (from the sample's time), so it ends near its deadline.
+    part is expected to take (from the sample's mean time), so it ends near its deadline; when its best
+    candidate is not its final model, scoring that one too runs over by about as long again.
     """
     from tqdm import tqdm
 
@@ -183,6 +184,7 @@ def fit(run: TrainingRun, metrics: List[dict], metrics_path: str, checkpoint_pat
     bar = tqdm(total=cfg.steps, initial=run.step, disable=not progress, unit="step", dynamic_ncols=True)
     losses: List[float] = []
     train_time = reserve = 0.0
+    sample_times: List[float] = []
     while cfg.steps is None or run.step < cfg.steps:
         run.elapsed = time.monotonic() - started
         t0 = time.perf_counter()
@@ -193,8 +195,9 @@ def fit(run: TrainingRun, metrics: List[dict], metrics_path: str, checkpoint_pat
         if last or run.step % cfg.eval_every == 0:
             t0 = time.perf_counter()
             scores = run.evaluate(full=False)
-            if run.val_ratio > 1:  # the closing evaluations: the final model's and maybe the best's
-                reserve = 2 * run.val_ratio * (time.perf_counter() - t0)
+            if run.val_ratio > 1:  # the closing evaluation of the final model on the whole part
+                sample_times.append(time.perf_counter() - t0)
+                reserve = run.val_ratio * float(np.mean(sample_times))
             row = {"step": run.step, "train_loss": float(np.mean(losses)), **scores,
                    "val_part": "sample" if run.val_ratio > 1 else "full", "lr": run.opt.lr,
                    key: len(losses) * per_step / train_time}
