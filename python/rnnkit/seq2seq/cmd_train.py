@@ -4,7 +4,11 @@ from __future__ import annotations
 import argparse
 from typing import List
 
-from ..cliutil import Parser, add_schedule_options, positive_int, run, schedule_settings
+from ..cliutil import (Parser, add_run_dir_options, add_schedule_options, explicit_options, positive_int, run,
+                       schedule_settings)
+
+
+DEFAULT_MINUTES = 5.0
 
 #: The settings a built-in task may choose (`rnnkit.seq2seq.tasks.TASK_DEFAULTS`) when their flag is not given.
 TASK_TUNED = ("cell", "layers", "hidden", "embed", "bidirectional", "attention", "attn_size", "batch", "eval_every")
@@ -35,6 +39,8 @@ def task_settings(task, given: dict, defaults) -> tuple:
     return settings, applied
 
 
+
+
 def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
     """``rnnkit train-seq2seq (--task NAME | --pairs FILE) [options]``."""
     from ..models import CELLS
@@ -45,21 +51,25 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
     d = TrainConfig()
     p = Parser(prog=prog, description="Train an encoder-decoder model (optionally with attention) on a built-in "
                f"task ({', '.join(TASKS)}) or on a file of source<TAB>target lines. Without --steps or "
-               "--minutes it trains for 5 minutes. DIR (--out) receives metrics.jsonl, checkpoint.npz (the latest), "
-               "best.npz (the best validation exact match, which translate and eval-seq2seq load) and curve.png. "
-               "A built-in task brings its own model and training settings, used for the flags not given "
-               "(printed at the start): " + "; ".join(f"{t}: " + " ".join(_flag(k, v) for k, v in r.items())
-                                                      for t, r in TASK_DEFAULTS.items()) + ".")
+               f"--minutes it trains for {DEFAULT_MINUTES:g} minutes. DIR (--out) receives metrics.jsonl, "
+               "checkpoint.npz (the latest), best.npz (the best validation exact match, which translate and "
+               "eval-seq2seq load) and curve.png; a DIR that holds a run needs --resume or --overwrite. A built-in "
+               "task brings its own model and training settings, used for the flags not given (printed at the "
+               "start): " + "; ".join(f"{t}: " + " ".join(_flag(k, v) for k, v in r.items())
+                                      for t, r in TASK_DEFAULTS.items()) + ".")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--task", metavar="NAME", help=f"built-in task: {', '.join(TASKS)}")
+    src.add_argument("--task", metavar="NAME", help=f"built-in task: {', '.join(TASKS)} (no default: "
+                     "--task or --pairs is needed, except on --resume)")
     src.add_argument("--pairs", metavar="FILE", help="source<TAB>target per line (Tatoeba/Anki format); 5%% of "
-                     "the distinct sources are held out for validation and 5%% for test")
+                     "the distinct sources are held out for validation and 5%% for test (default: --task)")
     p.add_argument("--tokens", choices=["char", "word"], default="char", help="tokens of a --pairs file")
     t = p.add_argument_group("task options")
     t.add_argument("--digits", type=positive_int, help="addition: digits per number (default 3)")
     t.add_argument("--min-len", type=positive_int, help="reverse/sort: shortest string (default 20)")
     t.add_argument("--max-len", type=positive_int, help="reverse/sort: longest string (default 30)")
-    t.add_argument("--alphabet", help="reverse/sort: the characters (default a-z)")
+    t.add_argument("--alphabet", metavar="CHARS", help="reverse/sort: the characters, with ranges as in a regular "
+                   "expression's class: a-f is abcdef, a-z0-9 letters and digits, a - first or last is itself "
+                   "(default a-z)")
     t.add_argument("--train-size", type=positive_int, help="training examples (default 100000)")
     t.add_argument("--val-size", type=positive_int, help="validation examples (default 1000)")
     t.add_argument("--test-size", type=positive_int, help="test examples (default 2000)")
@@ -81,19 +91,23 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
     o.add_argument("--batch", type=positive_int, help=f"(default: {d.batch})")
     o.add_argument("--dropout", type=float, default=d.dropout, help="dropout between stacked layers and on the output "
                    f"layer's input (default: {d.dropout})")
-    add_schedule_options(o, d)
+    add_schedule_options(o, d, DEFAULT_MINUTES)
     o.add_argument("--eval-every", type=positive_int, help=f"(default: {d.eval_every})")
     o.add_argument("--val-sample", type=positive_int, default=d.val_sample, metavar="N",
                    help="validation examples scored at each evaluation (a fixed sample); a larger validation split "
-                   f"is scored whole at the end, which decides the best model (default: {d.val_sample})")
+                   "is scored whole at the end, which decides the best model")
     o.add_argument("--max-output", type=positive_int, help="decoding limit in tokens (default: twice the "
                    "longest training target + 10)")
     p.add_argument("--seed", type=int, default=d.seed, help="initial weights, batch order, scheduled sampling")
     p.add_argument("--threads", type=positive_int, help="kernel threads (default: OMP_NUM_THREADS or all cores)")
-    p.add_argument("--out", default="seq2seq", metavar="DIR", help="output directory (default: ./seq2seq)")
-    p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    add_run_dir_options(p, "seq2seq")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
+    data_options = {"task", "pairs", "tokens", "digits", "min_len", "max_len", "alphabet", "train_size", "val_size",
+                    "test_size", "data_seed"}  # compared as the data spec, not as settings
+    fields = {"max_output": "max_len"}
+    asked = {fields.get(k, k): v for k, v in explicit_options(p, argv).items()
+             if k not in data_options and fields.get(k, k) in TrainConfig.__dataclass_fields__}
 
     def body() -> int:
         import rnnkit
@@ -101,7 +115,10 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
         from .data import pairs_spec, task_spec
         from .train import train
 
-        task_opts = {"digits": a.digits, "min_len": a.min_len, "max_len": a.max_len, "alphabet": a.alphabet}
+        from .tasks import expand_alphabet
+
+        alphabet = None if a.alphabet is None else expand_alphabet(a.alphabet)
+        task_opts = {"digits": a.digits, "min_len": a.min_len, "max_len": a.max_len, "alphabet": alphabet}
         sizes = {k: v for k, v in (("train", a.train_size), ("val", a.val_size), ("test", a.test_size)) if v}
         if a.task is not None:
             data = task_spec(a.task, a.data_seed, sizes, **task_opts)
@@ -118,15 +135,17 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
         if a.threads:
             rnnkit.set_num_threads(a.threads)
         given = {name: getattr(a, name) for name in TASK_TUNED}
-        settings, applied = task_settings(a.task, given, d)
+        settings, applied = task_settings(None if a.resume else a.task, given, d)
         if applied:
             print(f"task {a.task}: using its defaults {' '.join(applied)} (a flag overrides each)")
         sched = schedule_settings(a, d)
         if not (a.steps or a.minutes):
-            sched["minutes"] = 5.0
-        cfg = TrainConfig(data=data, teacher_forcing=a.teacher_forcing, dropout=a.dropout, max_len=a.max_output, seed=a.seed,
-                          val_sample=a.val_sample, **settings, **sched)
-        train(cfg, a.out, resume=a.resume, progress=not a.no_progress)
+            sched["minutes"] = DEFAULT_MINUTES
+        cfg = TrainConfig(data=data, teacher_forcing=a.teacher_forcing, dropout=a.dropout, max_len=a.max_output,
+                          seed=a.seed, val_sample=a.val_sample, **settings, **sched)
+        if data:
+            asked["data"] = data
+        train(cfg, a.out, resume=a.resume, progress=not a.no_progress, overwrite=a.overwrite, given=asked)
         return 0
 
     return run(prog, body)
