@@ -34,7 +34,7 @@ def main(argv: List[str], prog: str = "rnnkit train-charlm") -> int:
     add_schedule_options(p, d, DEFAULT_MINUTES)
     p.add_argument("--dropout", type=float, default=d.dropout, help="dropout between recurrent layers")
     p.add_argument("--val-frac", type=float, default=d.val_frac, help="validation share: whole files of the "
-                   "default corpus, or the last part of --text")
+                   f"default corpus, or the last part of --text (default: {d.val_frac})")
     p.add_argument("--val-sample", type=non_negative_int, default=d.val_sample, metavar="CHARS",
                    help="characters of the fixed validation sample scored at each evaluation; the whole validation "
                    "part is scored at the end and decides the best model; 0: the whole part every time")
