@@ -30,8 +30,9 @@ def test_task_settings_applied_and_overridden():
     settings, applied = task_settings("addition", none, d)
     assert settings["cell"] == "gru" and settings["attention"] == "additive" and settings["bidirectional"] is True
     assert settings["layers"] == d.layers and "--bidirectional" in applied and "--cell gru" in applied
-    settings, applied = task_settings("addition", {**none, "cell": "lstm", "bidirectional": False}, d)
-    assert settings["cell"] == "lstm" and settings["bidirectional"] is False
+    assert settings["dropout"] == 0.1 and "--dropout 0.1" in applied
+    settings, applied = task_settings("addition", {**none, "cell": "lstm", "bidirectional": False, "dropout": 0.0}, d)
+    assert settings["cell"] == "lstm" and settings["bidirectional"] is False and settings["dropout"] == 0.0
     assert "--cell gru" not in applied and "--bidirectional" not in applied and "--attention additive" in applied
     settings, applied = task_settings(None, none, d)  # a pairs file: the general defaults
     assert applied == [] and settings["cell"] == d.cell and settings["attention"] == d.attention

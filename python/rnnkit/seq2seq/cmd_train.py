@@ -11,7 +11,8 @@ from ..cliutil import (Parser, add_run_dir_options, add_schedule_options, explic
 DEFAULT_MINUTES = 5.0
 
 #: The settings a built-in task may choose (`rnnkit.seq2seq.tasks.TASK_DEFAULTS`) when their flag is not given.
-TASK_TUNED = ("cell", "layers", "hidden", "embed", "bidirectional", "attention", "attn_size", "batch", "eval_every")
+TASK_TUNED = ("cell", "layers", "hidden", "embed", "bidirectional", "attention", "attn_size", "dropout", "batch",
+              "eval_every")
 
 
 def _flag(name: str, value) -> str:
@@ -89,8 +90,8 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
                    f"feeding the gold previous tokens; otherwise the model's own greedy predictions "
                    f"(default: {d.teacher_forcing})")
     o.add_argument("--batch", type=positive_int, help=f"(default: {d.batch})")
-    o.add_argument("--dropout", type=float, default=d.dropout, help="dropout between stacked layers and on the output "
-                   f"layer's input (default: {d.dropout})")
+    o.add_argument("--dropout", type=float, help="dropout between stacked layers and on the output layer's input "
+                   f"(default: {d.dropout})")
     add_schedule_options(o, d, DEFAULT_MINUTES)
     o.add_argument("--eval-every", type=positive_int, help=f"(default: {d.eval_every})")
     o.add_argument("--val-sample", type=positive_int, default=d.val_sample, metavar="N",
@@ -141,7 +142,7 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
         sched = schedule_settings(a, d)
         if not (a.steps or a.minutes):
             sched["minutes"] = DEFAULT_MINUTES
-        cfg = TrainConfig(data=data, teacher_forcing=a.teacher_forcing, dropout=a.dropout, max_len=a.max_output,
+        cfg = TrainConfig(data=data, teacher_forcing=a.teacher_forcing, max_len=a.max_output,
                           seed=a.seed, val_sample=a.val_sample, **settings, **sched)
         if data:
             asked["data"] = data

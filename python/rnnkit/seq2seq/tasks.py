@@ -53,7 +53,8 @@ TASK_OPTIONS: Dict[str, Dict[str, Any]] = {
 #: >= 95% on reverse in 10 minutes on 2 cores. Keys are `rnnkit.seq2seq.train.TrainConfig` fields.
 #: ``sort`` takes reverse's recipe (a task of the same shape; no target of its own is measured).
 TASK_DEFAULTS: Dict[str, Dict[str, Any]] = {
-    "addition": {"cell": "gru", "hidden": 128, "bidirectional": True, "attention": "additive", "eval_every": 500},
+    "addition": {"cell": "gru", "hidden": 128, "bidirectional": True, "attention": "additive", "dropout": 0.1,
+                 "eval_every": 500},
     "dates": {"cell": "gru", "hidden": 128, "bidirectional": True, "attention": "general", "eval_every": 500},
     "reverse": {"cell": "gru", "hidden": 128, "bidirectional": True, "attention": "general", "eval_every": 500},
     "sort": {"cell": "gru", "hidden": 128, "bidirectional": True, "attention": "general", "eval_every": 500},
