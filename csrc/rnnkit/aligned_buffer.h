@@ -1,10 +1,9 @@
 // Scratch memory for the kernels: uninitialised and aligned to a cache line.
 //
 // Packed weight panels are read once per time step; when a panel starts mid-line every load of it
-// touches one more line. Measured (LSTM T=64 B=32 H=256, 2 threads, alternated builds): backward
-// through a layer in ~0.92 of the time with the packed W_hh on a 64-byte boundary. Nor is the memory
-// zero-filled: every element is written before it is read, and filling a weight-sized buffer on each
-// call cost ~10% of a forward at H = 1024.
+// touches one more line. Nor is the memory zero-filled: every element is written before it is read, and
+// filling a weight-sized buffer on each call costs a pass over it (bench/kernel_choices.md has both
+// measurements).
 #pragma once
 
 #include <cstddef>

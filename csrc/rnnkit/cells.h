@@ -1,26 +1,50 @@
-// Every cell family, and the one switch from a run-time Mode to its cell type.
+// The registry of cells: the one list that maps a CellId to its cell type. Adding a cell is its header
+// and one line in `Registry` (in CellId's order); everything else (shapes, checks, names, the C API's and
+// Python's lists, which tests compare with this one) derives from the cell's constants.
 #pragma once
 
 #include <stdexcept>
+#include <string>
+#include <tuple>
 
 #include "gru_cell.h"
 #include "lstm_cell.h"
+#include "mut_cells.h"
 #include "rnn_cell.h"
 #include "rnnkit.h"
 
 namespace rnnkit {
 
-// Calls f with a value of the cell type of `mode` (its static members and templates carry the cell).
-template <class F>
-decltype(auto) with_cell(Mode mode, F&& f) {
-    switch (mode) {
-        case Mode::RnnTanh: return f(RnnCell<false>{});
-        case Mode::RnnRelu: return f(RnnCell<true>{});
-        case Mode::Lstm: return f(LstmCell{});
-        case Mode::Gru: return f(GruCell{});
-        case Mode::GruCho: return f(GruChoCell{});
+using Registry = std::tuple<RnnCell<false>, RnnCell<true>, LstmCell, GruCell, GruChoCell, Mut1Cell, Mut2Cell, Mut3Cell>;
+static_assert(std::tuple_size_v<Registry> == kNumCells);
+
+namespace detail {
+template <std::size_t K, class F>
+decltype(auto) with_cell_from(int id, F&& f) {
+    if constexpr (K + 1 < std::tuple_size_v<Registry>) {
+        if (id != int(K)) return with_cell_from<K + 1>(id, std::forward<F>(f));
+    } else if (id != int(K)) {
+        throw std::invalid_argument("unknown rnnkit cell id " + std::to_string(id));
     }
-    throw std::invalid_argument("unknown rnnkit::Mode");
+    return f(std::tuple_element_t<K, Registry>{});
+}
+}  // namespace detail
+
+// Calls f with a value of the cell type of `cell` (its static members and templates carry the cell).
+template <class F>
+decltype(auto) with_cell(CellId cell, F&& f) {
+    return detail::with_cell_from<0>(int(cell), std::forward<F>(f));
+}
+
+template <class Cell>
+constexpr CellInfo info_of() {
+    return {Cell::name,
+            Cell::gates_ih,
+            Cell::gates_hh,
+            int(Cell::bias_ih_cols.size()),
+            int(Cell::bias_hh_cols.size()),
+            Cell::states,
+            Cell::input_grad_col >= 0};
 }
 
 }  // namespace rnnkit

@@ -1,5 +1,6 @@
-// The public entry points of rnnkit.h: pick the cell for a Mode and instantiate float and double.
+// The public entry points of rnnkit.h: pick the cell of a CellId and instantiate float and double.
 #include "cells.h"
+#include "sequence.h"
 
 namespace rnnkit {
 
@@ -11,24 +12,28 @@ int choose_threads(int B, int H, int I, int G) {
     return std::max(1, std::min(get_num_threads(), (H + 15) / 16));
 }
 
-int num_gates(Mode mode) {
-    return with_cell(mode, [](auto cell) { return decltype(cell)::G; });
+bool valid_cell(int id) { return id >= 0 && id < kNumCells; }
+
+CellInfo cell_info(CellId cell) {
+    return with_cell(cell, [](auto c) { return info_of<decltype(c)>(); });
 }
 
-std::size_t train_workspace_size(Mode mode, int T, int B, int H) {
-    return with_cell(mode, [&](auto cell) { return workspace_elements<decltype(cell)>(T, B, H); });
+int num_gates(CellId cell) { return cell_info(cell).gates_ih; }
+
+std::size_t train_workspace_size(CellId cell, int T, int B, int H) {
+    return with_cell(cell, [&](auto c) { return workspace_elements<decltype(c)>(T, B, H); });
 }
 
 template <class T>
 void forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* workspace) {
     AlignedBuffer<T> scratch;
-    with_cell(a.mode, [&](auto cell) { run_forward<decltype(cell)>(a, y, h_n, c_n, workspace, scratch); });
+    with_cell(a.cell, [&](auto cell) { run_forward<decltype(cell)>(a, y, h_n, c_n, workspace, scratch); });
 }
 
 template <class T>
 void backward(const SeqArgs<T>& a, T* workspace, const T* dy, const T* dh_n, const T* dc_n, T* dx, T* dh0,
               T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh, bool accumulate, InputGradient input_grad) {
-    with_cell(a.mode, [&](auto cell) {
+    with_cell(a.cell, [&](auto cell) {
         run_backward<decltype(cell)>(a, workspace, dy, dh_n, dc_n, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh,
                                      accumulate, input_grad);
     });
@@ -38,7 +43,7 @@ template <class T>
 void step(const SeqArgs<T>& a, T* h_out, T* c_out) {
     if (a.T != 1) throw std::invalid_argument("rnnkit::step takes exactly one time step (T == 1)");
     thread_local AlignedBuffer<T> scratch;
-    with_cell(a.mode, [&](auto cell) { run_forward<decltype(cell), T>(a, nullptr, h_out, c_out, nullptr, scratch); });
+    with_cell(a.cell, [&](auto cell) { run_forward<decltype(cell), T>(a, nullptr, h_out, c_out, nullptr, scratch); });
 }
 
 template void forward<float>(const SeqArgs<float>&, float*, float*, float*, float*);

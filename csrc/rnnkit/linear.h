@@ -1,8 +1,8 @@
 // A fully connected layer, y = x W^T + b, forward and backward, on the kernels' own threads.
 //
 // The models' small layers (a seq2seq head, its initial-state projection) used NumPy's matmul, whose
-// BLAS threads spin between calls and then compete with the recurrent kernels' OpenMP threads: a
-// training loop ran 2-3x slower unless it held NumPy's BLAS to one thread.
+// BLAS threads spin between calls and then compete with the recurrent kernels' OpenMP threads, which
+// slows a training loop several times over unless it holds NumPy's BLAS to one thread.
 #pragma once
 
 #include <cstddef>

@@ -1,27 +1,21 @@
-// LSTM cell, forward and backward (gate rows i, f, g, o as PyTorch stores them):
+// LSTM cell (gate rows i, f, g, o as PyTorch stores them):
 //   i, f, o = sigmoid(.), g = tanh(.), c_t = f*c_{t-1} + i*g, h_t = o*tanh(c_t)
 // Record per step: [i f g o] activated (R = 4); c_t is kept in the state slots.
 #pragma once
 
-#include "sequence.h"
+#include "cell_step.h"
 
 namespace rnnkit {
 
 struct LstmCell {
-    static constexpr int G = 4, R = 4;
-    static constexpr bool has_c = true;
-    static constexpr bool split_records = true;  // a plane per thread: see Records
-    static constexpr bool folds_hidden_bias(int) { return true; }
-    static constexpr HiddenSegment hidden_segments[] = {{0, 4, 0, -1}};
+    static constexpr const char* name = "lstm";
+    static constexpr int gates_ih = 4, gates_hh = 4, R = 4, states = 2, phases = 1, input_grad_col = -1;
+    static constexpr bool split_records = true;  // a plane per thread: see records.h
+    static constexpr std::array<int, 4> bias_ih_cols{0, 1, 2, 3}, bias_hh_cols{0, 1, 2, 3};
+    static constexpr std::array<Product, 1> products{{{0, 4, 0, kPrevState, 0, true}}};
 
     template <class T>
-    static void forward(const Step<T>& st, Units u) {
-        recurrent_gemm(st, u, 0, 4, st.hprev, st.a->H, true, st.rec);
-        activate(st, u);
-    }
-
-    template <class T>
-    RNNKIT_MULTIVERSION static void activate(const Step<T>& st, Units u) {
+    RNNKIT_MULTIVERSION static void forward(int, const Step<T>& st, Units u) {
         const int B = st.a->B, H = st.a->H;
         for (int b = 0; b < B; ++b) {
             if (!st.valid(b)) { st.carry(b, u); continue; }
@@ -29,7 +23,7 @@ struct LstmCell {
             const T* c_prev = st.cprev + b * H;
             T* c = st.cout + b * H;
             T* h = st.hout + b * H;
-            const T *bi = st.bias, *bf = bi + H, *bg = bi + 2 * H, *bo = bi + 3 * H;
+            const T *bi = st.bias_of(0), *bf = st.bias_of(1), *bg = st.bias_of(2), *bo = st.bias_of(3);
 #pragma omp simd
             for (int j = u.lo; j < u.hi; ++j) {
                 const T ig = sigmoid(i[j] + bi[j]), fg = sigmoid(f[j] + bf[j]), gg = tanh_approx(g[j] + bg[j]),
@@ -43,14 +37,7 @@ struct LstmCell {
     }
 
     template <class T>
-    static void backward(const Step<T>& st, Units u) {
-        gate_gradients(st, u);
-#pragma omp barrier
-        backprop_to_state(st, u, hidden_segments, 0);
-    }
-
-    template <class T>
-    RNNKIT_MULTIVERSION static void gate_gradients(const Step<T>& st, Units u) {
+    RNNKIT_MULTIVERSION static void backward(int, const Step<T>& st, Units u) {
         const int B = st.a->B, H = st.a->H;
         for (int b = 0; b < B; ++b) {
             if (!st.valid(b)) { st.no_gradient(b, u, R); continue; }

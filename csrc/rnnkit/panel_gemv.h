@@ -14,8 +14,7 @@ namespace rnnkit {
 // Partial sums a kernel keeps over k (rows k = i mod this go to sum i), added pairwise at the end
 // (0+4, 1+5, ...; then 0+2, 1+3; then 0+1), the same order in every float kernel (the 8-bit kernel's
 // sums are exact, in any order). Eight hide the latency of the multiply-adds behind the widening of the
-// rows (measured when 8-bit rows still went through the float kernel, 2x256 LSTM: 36 -> 26 us a
-// character).
+// rows (bench/kernel_choices.md).
 constexpr int kGemvAccumulators = 8;
 
 // y[0..n) = init[0..n) (zeros if init is null) + x[0..kx) . p[0..kx) + h[0..kh) . p[kx..kx+kh),

@@ -1,27 +1,21 @@
-// Vanilla RNN cell, forward and backward: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh).
-// Record per step: [pre-activation] (G = 1, R = 1); backward reads the activation back from h_t.
+// Vanilla RNN cell: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), act = tanh or relu.
+// Record per step: [pre-activation] (R = 1); backward reads the activation back from h_t.
 #pragma once
 
-#include "sequence.h"
+#include "cell_step.h"
 
 namespace rnnkit {
 
 template <bool Relu>
 struct RnnCell {
-    static constexpr int G = 1, R = 1;
-    static constexpr bool has_c = false;
+    static constexpr const char* name = Relu ? "rnn_relu" : "rnn_tanh";
+    static constexpr int gates_ih = 1, gates_hh = 1, R = 1, states = 1, phases = 1, input_grad_col = -1;
     static constexpr bool split_records = false;
-    static constexpr bool folds_hidden_bias(int) { return true; }
-    static constexpr HiddenSegment hidden_segments[] = {{0, 1, 0, -1}};
+    static constexpr std::array<int, 1> bias_ih_cols{0}, bias_hh_cols{0};
+    static constexpr std::array<Product, 1> products{{{0, 1, 0, kPrevState, 0, true}}};
 
     template <class T>
-    static void forward(const Step<T>& st, Units u) {
-        recurrent_gemm(st, u, 0, 1, st.hprev, st.a->H, true, st.rec);
-        activate(st, u);
-    }
-
-    template <class T>
-    RNNKIT_MULTIVERSION static void activate(const Step<T>& st, Units u) {
+    RNNKIT_MULTIVERSION static void forward(int, const Step<T>& st, Units u) {
         const int B = st.a->B, H = st.a->H;
         for (int b = 0; b < B; ++b) {
             if (!st.valid(b)) { st.carry(b, u); continue; }
@@ -34,14 +28,7 @@ struct RnnCell {
     }
 
     template <class T>
-    static void backward(const Step<T>& st, Units u) {
-        gate_gradients(st, u);
-#pragma omp barrier
-        backprop_to_state(st, u, hidden_segments, 0);
-    }
-
-    template <class T>
-    RNNKIT_MULTIVERSION static void gate_gradients(const Step<T>& st, Units u) {
+    RNNKIT_MULTIVERSION static void backward(int, const Step<T>& st, Units u) {
         const int B = st.a->B, H = st.a->H;
         for (int b = 0; b < B; ++b) {
             if (!st.valid(b)) { st.no_gradient(b, u, R); continue; }

@@ -5,7 +5,8 @@
 //   V = vocabulary size, E = input size of layer 0 (the embedding width, or V for one-hot input),
 //   H = hidden size, L = layers.
 //   embed        [V, E]      row v is the input for symbol v; null means one-hot input (E must be V)
-//   w_ih[l]      [G*H, E or H], w_hh[l] [G*H, H], b_ih[l]/b_hh[l] [G*H] or both null (no bias)
+//   w_ih[l], w_hh[l], b_ih[l], b_hh[l]  layer l's weights as rnnkit.h shapes them for the cell (layer
+//                has input E, the layers above H); biases all null for a model without bias
 //   w_out        [V, H]      output projection; b_out [V] or null
 #pragma once
 
@@ -18,7 +19,7 @@ namespace rnnkit {
 
 template <class T>
 struct CharModel {
-    Mode mode;
+    CellId cell;
     int V, E, H;
     const T* embed;
     std::vector<const T*> w_ih, w_hh, b_ih, b_hh;  // one entry per layer

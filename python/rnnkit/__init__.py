@@ -1,14 +1,16 @@
 """rnnkit: fast CPU recurrent networks.
 
-Vanilla RNN, LSTM and GRU layers with PyTorch's names, shapes and state_dict keys, forward and backward
-through time, on C++17/OpenMP kernels (`rnnkit.kernels`) specified by a plain NumPy reference
-(`rnnkit.reference`).
+Vanilla RNN, LSTM and GRU layers with PyTorch's names, shapes and state_dict keys, and the MUT1, MUT2,
+MUT3 cells of Jozefowicz et al. 2015 with the GRU's arguments, forward and backward through time, on
+C++17/OpenMP kernels (`rnnkit.kernels`) specified by a plain NumPy reference (`rnnkit.reference`).
+Every cell comes from one registry (`CELLS`, the kernels' own).
 """
 import scipy_openblas32  # noqa: F401  loads the OpenBLAS library the extension links against
 
 from . import _C, kernels, reference
-from ._types import MODES, ForwardResult, Gradients, num_gates
-from .layers import GRU, LSTM, RNN
+from ._cells import CELLS, CellSpec
+from ._types import CELL_NAMES, MODES, ForwardResult, Gradients, num_gates
+from .layers import GRU, LSTM, MUT1, MUT2, MUT3, RNN  # noqa: F401  (MUT1-3 are made from the registry)
 from .models import single_threaded_blas
 
 __version__ = "0.1.0"
@@ -44,7 +46,7 @@ def empty_cache() -> int:
     return _C.empty_cache()
 
 
-__all__ = ["RNN", "LSTM", "GRU", "kernels", "reference", "set_num_threads", "get_num_threads", "empty_cache",
+__all__ = ["RNN", "LSTM", "GRU", "MUT1", "MUT2", "MUT3", "CELLS", "CellSpec", "CELL_NAMES", "kernels", "reference", "set_num_threads", "get_num_threads", "empty_cache",
            "single_threaded_blas",
            "get_include", "MODES",
            "num_gates", "ForwardResult", "Gradients", "__version__"]

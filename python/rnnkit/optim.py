@@ -210,7 +210,7 @@ def make_optimizer(name: str, params: Mapping[str, np.ndarray], lr: float, **kwa
 
 
 def clip_grad_norm(grads: Iterable[np.ndarray], max_norm: float) -> float:
-    """The lecture's clipping: with g all gradients as one vector, if ||g|| >= max_norm, scale every
+    """Gradient norm clipping (Pascanu, Mikolov and Bengio 2013): with g all gradients as one vector, if ||g|| >= max_norm, scale every
     gradient in place by max_norm / ||g||. Returns ||g|| before clipping."""
     grads = list(grads)
     norm = math.sqrt(sum(_sum_of_squares(g) for g in grads))

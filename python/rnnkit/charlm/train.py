@@ -25,6 +25,7 @@ from .. import checkpoint
 from ..optim import DEFAULT_LR, Schedule
 from ..training import TrainingRun, fit
 from .data import TextError, TrainStreams, split
+from ..models import LAYER_CLASSES, check_input_width
 from .model import CHECKPOINT_FILE, CharLM, single_threaded_blas
 from .plot import plot_curve
 from .vocab import Vocab
@@ -65,8 +66,9 @@ class TrainConfig(Schedule):
         self.check_schedule()
         if not 0 <= self.dropout < 1:
             raise ValueError(f"--dropout must lie in [0, 1), got {self.dropout}")
-        if self.cell not in ("lstm", "gru", "rnn"):
-            raise ValueError(f"--cell must be lstm, gru or rnn, got {self.cell!r}")
+        if self.cell not in LAYER_CLASSES:
+            raise ValueError(f"--cell must be one of {', '.join(LAYER_CLASSES)}, got {self.cell!r}")
+        check_input_width(self.cell, self.embed, self.hidden)
 
 
 RESUMABLE = ("steps", "minutes", "eval_every", "sample_every")

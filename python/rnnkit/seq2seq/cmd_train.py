@@ -8,7 +8,7 @@ from ..cliutil import Parser, add_schedule_options, positive_int, run
 
 def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
     """``rnnkit train-seq2seq (--task NAME | --pairs FILE) [options]``."""
-    from ..models import CELLS
+    from ..models import LAYER_CLASSES
     from .model import ATTENTIONS
     from .tasks import TASKS
     from .train import TrainConfig
@@ -32,7 +32,9 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
     t.add_argument("--test-size", type=positive_int, help="test examples (default 2000)")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the task's examples / the file's split")
     m = p.add_argument_group("model")
-    m.add_argument("--cell", choices=list(CELLS), default=d.cell)
+    m.add_argument("--cell", choices=list(LAYER_CLASSES), default=d.cell,
+                   help="rnn is the tanh RNN; mut1 and mut2 need --embed equal to --hidden (and no "
+                   "--bidirectional with several --layers)")
     m.add_argument("--layers", type=positive_int, default=d.layers)
     m.add_argument("--hidden", type=positive_int, default=d.hidden, help="decoder units (a bidirectional "
                    "encoder has half per direction)")

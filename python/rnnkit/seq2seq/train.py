@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, Optional
 import numpy as np
 
 from .. import checkpoint
-from ..models import CELLS, single_threaded_blas
+from ..models import LAYER_CLASSES, single_threaded_blas
 from ..optim import DEFAULT_LR, Schedule
 from ..training import TrainingRun, fit
 from ..plotting import plot_curve
@@ -68,8 +68,8 @@ class TrainConfig(Schedule):
         self.check_schedule()
         if not 0.0 <= self.teacher_forcing <= 1.0:
             raise ValueError(f"--teacher-forcing must lie in [0, 1], got {self.teacher_forcing}")
-        if self.cell not in CELLS:
-            raise ValueError(f"--cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
+        if self.cell not in LAYER_CLASSES:
+            raise ValueError(f"--cell must be one of {', '.join(LAYER_CLASSES)}, got {self.cell!r}")
         if self.attention not in ATTENTIONS:
             raise ValueError(f"--attention must be one of {', '.join(ATTENTIONS)}, got {self.attention!r}")
         if self.bidirectional and self.hidden % 2:

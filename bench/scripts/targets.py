@@ -1,10 +1,10 @@
 """The performance targets of rnnkit (issue 3), checked against results written by `rnnkit bench --json`.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE rnnkit bench --json bench/results.json \
-        --plot bench/speedup.png --markdown bench/RESULTS.md
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE rnnkit bench --json bench/hosts/HOST/results.json \
+        --plot bench/hosts/HOST/speedup.png --markdown bench/hosts/HOST/RESULTS.md
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE rnnkit bench --group large --threads 1,2 \
-        --json bench/scaling.json --markdown bench/SCALING.md
-    python bench/targets.py bench/results.json bench/scaling.json > bench/TARGETS.md
+        --json bench/hosts/HOST/scaling.json --markdown bench/hosts/HOST/SCALING.md
+    python bench/scripts/targets.py bench/hosts/HOST/results.json bench/hosts/HOST/scaling.json > bench/hosts/HOST/TARGETS.md
 
 results.json: the full grid at 2 threads; scaling.json: the large sizes at 1 and 2 threads. The machines
 this was measured on set OPENBLAS_CORETYPE=Haswell, which pins OpenBLAS (rnnkit's and NumPy's) to
@@ -47,8 +47,8 @@ def main(results_path: str, scaling_path: str) -> None:
     geo = math.exp(sum(math.log(1 / vs_torch(c)) for c in cases) / len(cases))
     slower = [c for c in cases if vs_torch(c) < 1]
     print(f"# rnnkit against its performance targets\n\nFrom `{r['command']}` ({r['created']}) and the scaling run "
-          f"in `{scaling_path}` (both with OPENBLAS_CORETYPE unset, see bench/targets.py); made by "
-          f"`python bench/targets.py {results_path} {scaling_path}`.\n")
+          f"in `{scaling_path}` (both with OPENBLAS_CORETYPE unset, see bench/scripts/targets.py); made by "
+          f"`python bench/scripts/targets.py {results_path} {scaling_path}`.\n")
     print("| target | wanted | measured | verdict |\n|---|---|---|---|")
     print(f"| geometric mean of time(rnnkit)/time(torch), {len(cases)} cases | <= 0.6 | {geo:.3f} | "
           f"{'met' if geo <= 0.6 else 'not met'} |")

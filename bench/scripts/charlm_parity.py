@@ -7,11 +7,12 @@ both are timed under the same machine conditions; both then measure the loss ove
 part the same way. The script also times sampling 2,000 characters from a 2x512 LSTM:
 rnnkit's C++ loop against a PyTorch loop that runs one character per Python iteration.
 
-    python bench/charlm_parity.py                  # the full run (1500 steps: tens of minutes on 2 cores)
-    python bench/charlm_parity.py --steps 50       # a quick check of the script
-    python bench/charlm_parity.py --summarize bench/charlm_parity_runs   # a table of the kept runs
+    python bench/scripts/charlm_parity.py          # the full run (1500 steps: tens of minutes on 2 cores)
+    python bench/scripts/charlm_parity.py --steps 50   # a quick check of the script
+    python bench/scripts/charlm_parity.py --summarize DIR   # a table of runs kept in DIR
 
-Writes bench/charlm_parity.json and bench/charlm_parity.md (paths configurable with --out).
+Writes charlm_parity.json and charlm_parity.md under --out (default: bench/hosts/<this host>/, see
+bench/INDEX.md for the hosts' names).
 """
 from __future__ import annotations
 
@@ -34,7 +35,6 @@ from rnnkit.charlm.model import single_threaded_blas
 from rnnkit.charlm.train import CharLMRun, TrainConfig
 from rnnkit.charlm.vocab import Vocab
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 class TorchCharLM(torch.nn.Module):
@@ -199,7 +199,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--block", type=int, default=25, help="steps each framework takes in turn")
     p.add_argument("--sample-length", type=int, default=2000)
-    p.add_argument("--out", default=os.path.join(HERE, "charlm_parity"), help="output path without extension")
+    p.add_argument("--out", required=True, help="output path without extension, e.g. bench/hosts/amd-epyc/charlm_parity")
     p.add_argument("--summarize", metavar="DIR", help="print a markdown table of the runs (*.json) in DIR and exit")
     a = p.parse_args()
     if a.summarize:
@@ -285,7 +285,7 @@ def summary(directory: str) -> str:
     return "\n".join([
         f"# Char-LM parity runs in `{directory}`",
         "",
-        f"Made by `python bench/charlm_parity.py --summarize {directory}`. Training speed-up over torch "
+        f"Made by `python bench/scripts/charlm_parity.py --summarize {directory}`. Training speed-up over torch "
         f"(characters/s ratio over the whole run): median {np.median(s):.2f}x, range {s.min():.2f}-{s.max():.2f}x, "
         f"{int(np.sum(s >= 1.3))} of {len(s)} runs at 1.3x or more.",
         "",
@@ -320,7 +320,7 @@ Text: {s['text']} ({s['text_chars']:,} characters, last {s['val_frac']:.0%} for 
 Model: embedding {s['embed']} -> {s['layers']}-layer LSTM of {s['hidden']} -> linear; batch {s['batch']} streams x
 {s['seq_len']} characters, Adam {s['lr']}, clipping {s['clip']} by {s['clip_mode']}, {s['steps']} steps, same initial
 weights, {s['threads']} threads; {r['machine']['cpu']}, {r['machine']['cores']} cores, torch {r['machine']['torch']}.
-Command: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/charlm_parity.py --steps {s['steps']} --threads {s['threads']}`.
+Command: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/scripts/charlm_parity.py --steps {s['steps']} --threads {s['threads']}`.
 The two trainings take turns, {s['block']} steps each; speed-up per block (torch time / rnnkit time):
 median {r['block_speedups']['median']:.2f}x, range {r['block_speedups']['min']:.2f}-{r['block_speedups']['max']:.2f}x.
 A step is {f['step_gflop']:.2f} GFLOP of GEMM work as torch does it (`step_gflop`): at that count rnnkit ran at

@@ -10,7 +10,7 @@
 #include <random>
 #include <vector>
 
-#include "rnnkit/packed_gemm.h"
+#include "rnnkit/gemm/packed_gemm.h"
 
 using Clock = std::chrono::steady_clock;
 
