@@ -1,4 +1,4 @@
-// rnnkit._C.sample and rnnkit._C.score: the bindings of csrc/rnnkit/sampling.h. They check shapes and
+// rnnkit._C.sample and rnnkit._C.score: the bindings of csrc/rnnkit/ops/sampling.h. They check shapes and
 // dtypes, then run the whole loop with the GIL released; rnnkit.charlm.CharLM.sample and
 // CharLM.evaluate_as_sampled are the documented API.
 #include <pybind11/numpy.h>
@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "binding_checks.h"
-#include "rnnkit/sampling.h"
+#include "rnnkit/ops/sampling.h"
 
 namespace py = pybind11;
 using namespace rnnkit_bindings;

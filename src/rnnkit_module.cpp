@@ -191,7 +191,7 @@ PYBIND11_MODULE(_C, m) {
         checked_cell(cell);
         return rnnkit::train_workspace_size(CellId(cell), T, B, H);
     });
-    // The registry of cells (csrc/rnnkit/cells.h), in id order: rnnkit._cells builds Python's from it.
+    // The registry of cells (csrc/rnnkit/cells/registry.h), in id order: rnnkit._cells builds Python's from it.
     m.def("cells", [] {
         py::list out;
         for (int id = 0; id < rnnkit::kNumCells; ++id) {

@@ -27,11 +27,12 @@ CELLS = ("lstm", "gru", "mut1", "mut2", "mut3")
 
 def parameters(cell: str, V: int, H: int, layers: int) -> int:
     """Parameters of a char-LM with embedding V x H, `layers` layers of `cell` with input H, head H -> V."""
-    import rnnkit
+    import math
+
     from rnnkit.layers import LAYER_CLASSES
 
     spec = LAYER_CLASSES[cell](1, 1).spec
-    per_layer = sum(int(__import__("numpy").prod(s)) for s in spec.kernel_shapes(H, H).values())
+    per_layer = sum(math.prod(shape) for shape in spec.kernel_shapes(H, H).values())
     return V * H + layers * per_layer + H * V + V
 
 

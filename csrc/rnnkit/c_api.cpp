@@ -4,7 +4,7 @@
 
 #include <new>
 
-#include "rnnkit.h"
+#include "rnnkit/rnnkit.h"
 
 namespace {
 

@@ -23,7 +23,7 @@
 
 namespace rnnkit {
 
-// The cells, in the order of the registry (cells/registry.h) and of the C API's enum rnnkit_cell.
+// The cells, in the order of the registry (rnnkit/cells/registry.h) and of the C API's enum rnnkit_cell.
 enum class CellId {
     RnnTanh,  // h' = tanh(W_ih x + b_ih + W_hh h + b_hh)
     RnnRelu,  // h' = relu(...)
@@ -83,14 +83,15 @@ template <class T>
 void forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* workspace);
 
 // Backpropagation through time for the forward that filled `workspace` with the same arguments.
-// dy [T,B,H], dh_n and dc_n [B,H] (dc_n LSTM only, may be null for zeros; dh_n may be null too).
-// What backward writes into dx: the gradient w.r.t. the layer's input x [T,B,I], or w.r.t. its input
-// projection x W_ih^T [T,B,G*H], for a caller who forms dx and dW_ih from it more cheaply than two GEMMs
-// (when x holds embedding rows, a scatter into V rows and two V-row products); dw_ih is then untouched.
+// dy [T,B,H], dh_n and dc_n [B,H] (dc_n for a cell with a cell state only, may be null for zeros; dh_n
+// may be null too). What backward writes into dx: the gradient w.r.t. the layer's input x [T,B,I], or
+// w.r.t. its input projection x W_ih^T [T,B,Gi*H] (dx = that times W_ih, dW_ih = its transpose times x);
+// dw_ih is then untouched. A cell that reads x directly (MUT1, MUT2) has a part of dx the projection
+// does not carry: Projection throws std::invalid_argument for it.
 enum class InputGradient { Input, Projection };
 
-// Writes dx [T,B,I] ([V,I] with ids), dh0 [B,H], dc0 [B,H] (LSTM), dw_ih, dw_hh and, when the forward had biases, db_ih
-// and db_hh; with `accumulate` the weight and bias gradients are added to what those arrays hold (as a
+// Writes dx [T,B,I] ([V,I] with ids), dh0 [B,H], dc0 [B,H] (cell state), dw_ih, dw_hh and, when the forward
+// had biases, db_ih and db_hh (db_hh: the cells with a b_hh); with `accumulate` the weight and bias gradients are added to what those arrays hold (as a
 // training step sums them over layers' calls), which costs nothing extra.
 template <class T>
 void backward(const SeqArgs<T>& a, T* workspace, const T* dy, const T* dh_n, const T* dc_n,
@@ -98,7 +99,7 @@ void backward(const SeqArgs<T>& a, T* workspace, const T* dy, const T* dh_n, con
               InputGradient input_grad = InputGradient::Input);
 
 // One inference step for sampling and decoding: a.T must be 1, a.x [B,I], a.h0/a.c0 the carried
-// state; writes h_out (and c_out for LSTM), which may alias h0/c0. Reuses a per-thread scratch
+// state; writes h_out (and c_out with a cell state), which may alias h0/c0. Reuses a per-thread scratch
 // buffer, so a decoding loop allocates nothing after its first step.
 template <class T>
 void step(const SeqArgs<T>& a, T* h_out, T* c_out);

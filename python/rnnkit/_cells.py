@@ -1,4 +1,4 @@
-"""The registry of cells, as the kernels define it (csrc/rnnkit/cells.h, read through ``_C.cells()``).
+"""The registry of cells, as the kernels define it (csrc/rnnkit/cells/registry.h, read through ``_C.cells()``).
 
 Everything in the package that depends on the cell reads it from here: the kernels' argument checks,
 the layers' parameter names and shapes, the layer classes of the cells without a hand-written one,

@@ -56,7 +56,7 @@ class Optimizer:
             _C.apply_update(self._rule, p, g, s1, s2[0] if s2 else None, self.lr, a, b, eps, self.steps)
 
     def _coefficients(self) -> Tuple[float, float, float]:
-        """(a, b, eps) of the native rule (see csrc/rnnkit/optim.h)."""
+        """(a, b, eps) of the native rule (see csrc/rnnkit/ops/optim.h)."""
         raise NotImplementedError
 
     def _hyper(self) -> Dict[str, Any]:

@@ -24,7 +24,7 @@
 extern "C" {
 #endif
 
-/* The cells, in the order of the kernels' registry (csrc/rnnkit/cells.h; tests/test_cells.py compares). */
+/* The cells, in the order of the kernels' registry (csrc/rnnkit/cells/registry.h; tests/test_cells.py compares). */
 enum rnnkit_cell {
     RNNKIT_RNN_TANH = 0,
     RNNKIT_RNN_RELU = 1,

@@ -20,8 +20,8 @@
 #include <cstddef>
 #include <iterator>
 
-#include "packed_gemm.h"
-#include "partition.h"
+#include "rnnkit/gemm/packed_gemm.h"
+#include "rnnkit/support/partition.h"
 
 namespace rnnkit {
 

@@ -1,4 +1,4 @@
-#include "blas.h"
+#include "rnnkit/gemm/blas.h"
 
 #include <cblas.h>
 

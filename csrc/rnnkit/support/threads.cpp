@@ -2,8 +2,8 @@
 
 #include <stdexcept>
 
-#include "activations.h"
-#include "rnnkit.h"
+#include "rnnkit/cells/activations.h"
+#include "rnnkit/rnnkit.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>

@@ -17,7 +17,7 @@
 // own. The record keeps the gates, r * h, and the cell's extra value (MUT1 tanh(x), MUT3 tanh(h)).
 #pragma once
 
-#include "cell_step.h"
+#include "rnnkit/loop/cell_step.h"
 
 namespace rnnkit {
 

@@ -8,7 +8,7 @@
 //   additive:      W_q s_t and W_k h_i are GEMMs over all rows first; then e_ti = v . tanh(.) is one
 //                  fused, vectorised pass over A per (t, i).
 //   both:          masked softmax in place, then context = alpha K_b, one GEMM per segment.
-#include "attention.h"
+#include "rnnkit/ops/attention.h"
 
 #include <omp.h>
 
@@ -18,9 +18,9 @@
 #include <stdexcept>
 #include <vector>
 
-#include "activations.h"
-#include "blas.h"
-#include "rnnkit.h"
+#include "rnnkit/cells/activations.h"
+#include "rnnkit/gemm/blas.h"
+#include "rnnkit/rnnkit.h"
 
 namespace rnnkit {
 
@@ -240,6 +240,112 @@ void attention_forward(const AttentionArgs<T>& a, T* context, T* weights, T* wor
     }
 }
 
+// What the phases of one attention backward share: the arguments, the forward's saved values, and the
+// intermediate gradients (dE w.r.t. the scores, w.r.t. the projected queries and, for additive, keys).
+template <class T>
+struct AttentionBackward {
+    const AttentionArgs<T>& a;
+    const T* alpha;    // [B*T, N] the attention weights
+    const T* proj_q;   // general: S W; additive: W_q s_t
+    const T* proj_k;   // additive: W_k h_i
+    const T* q_eff;    // what the scores multiply the keys with: the projected queries (general) or the queries
+    const T* dcontext;
+    const T* dweights;
+    T* dqueries;
+    T* dkeys;
+    std::vector<T>& dE;
+    std::vector<T>& dproj_q;
+    std::vector<T>& dproj_k;
+    std::vector<T>& dv_part;  // [threads, A] each thread's share of dv (additive)
+    bool additive() const { return a.kind == AttentionKind::Additive; }
+};
+
+// 1. Query rows: dalpha = dweights + dcontext K_b^T, dE through the softmax, then the query side.
+template <class T>
+void attention_query_rows(const AttentionBackward<T>& g, Range qrows, int tid) {
+    const AttentionArgs<T>& a = g.a;
+    const int Tq = a.T, N = a.N, Hq = a.Hq, Hk = a.Hk, A = a.A;
+    for_segments(qrows, Tq, [&](int b, int t0, int t1) {
+        const int m = t1 - t0;
+        const std::size_t row0 = std::size_t(b) * Tq + t0;
+        const T* Kb = a.keys + std::size_t(b) * N * Hk;
+        T* d = g.dE.data() + row0 * N;
+        if (g.dweights) std::memcpy(d, g.dweights + row0 * N, std::size_t(m) * N * sizeof(T));
+        gemm<T>(false, true, m, N, Hk, T(1), g.dcontext + row0 * Hk, Hk, Kb, Hk, g.dweights ? T(1) : T(0), d, N);
+        for (int t = 0; t < m; ++t) softmax_backward(g.alpha + (row0 + t) * N, d + std::size_t(t) * N, N);
+        if (a.kind == AttentionKind::Dot) {
+            gemm<T>(false, false, m, Hk, N, T(1), d, N, Kb, Hk, T(0), g.dqueries + row0 * Hq, Hq);
+        } else if (a.kind == AttentionKind::General) {
+            gemm<T>(false, false, m, Hk, N, T(1), d, N, Kb, Hk, T(0), g.dproj_q.data() + row0 * Hk, Hk);
+        } else {
+            const bool* mb = a.mask ? a.mask + std::size_t(b) * N : nullptr;
+            for (int t = 0; t < m; ++t)
+                additive_query_grad(g.proj_q + (row0 + t) * A, g.proj_k + std::size_t(b) * N * A, a.v,
+                                    d + std::size_t(t) * N, mb, N, A, g.dproj_q.data() + (row0 + t) * A,
+                                    g.dv_part.data() + std::size_t(tid) * A);
+        }
+    });
+}
+
+// 2. Key rows: dK_b = alpha_b^T dcontext_b + (dot/general) dE_b^T Q_b or (additive) dproj_k W_k.
+template <class T>
+void attention_key_rows(const AttentionBackward<T>& g, Range krows) {
+    const AttentionArgs<T>& a = g.a;
+    const int Tq = a.T, N = a.N, Hk = a.Hk, A = a.A;
+    for_segments(krows, N, [&](int b, int i0, int i1) {
+        const int m = i1 - i0;
+        const std::size_t row0 = std::size_t(b) * N + i0, q0 = std::size_t(b) * Tq;
+        T* dK = g.dkeys + row0 * Hk;
+        gemm<T>(true, false, m, Hk, Tq, T(1), g.alpha + q0 * N + i0, N, g.dcontext + q0 * Hk, Hk, T(0), dK, Hk);
+        if (!g.additive()) {
+            gemm<T>(true, false, m, Hk, Tq, T(1), g.dE.data() + q0 * N + i0, N, g.q_eff + q0 * Hk, Hk, T(1), dK, Hk);
+            return;
+        }
+        const bool* mb = a.mask ? a.mask + std::size_t(b) * N : nullptr;
+        for (int i = i0; i < i1; ++i) {
+            T* dk = g.dproj_k.data() + (std::size_t(b) * N + i) * A;
+            if (mb && !mb[i]) {
+                std::memset(dk, 0, std::size_t(A) * sizeof(T));
+                continue;
+            }
+            additive_key_grad(g.proj_k + (std::size_t(b) * N + i) * A, g.proj_q + q0 * A, a.v, g.dE.data() + q0 * N + i,
+                              N, Tq, A, dk);
+        }
+        gemm<T>(false, false, m, Hk, A, T(1), g.dproj_k.data() + row0 * A, A, a.w_key, Hk, T(1), dK, Hk);
+    });
+}
+
+// 3. The queries through their projection, and the weight gradients (all of dE and dproj_q are ready since
+//    the barrier after phase 1); additive's dW_k = dproj_k^T K waits for every key row's dproj_k.
+template <class T>
+void attention_weight_grads(const AttentionBackward<T>& g, Range qrows, int tid, int nt, T* dweight, T* dw_query,
+                            T* dw_key, T* dv) {
+    const AttentionArgs<T>& a = g.a;
+    const int Hq = a.Hq, Hk = a.Hk, A = a.A;
+    const std::size_t BT = std::size_t(a.B) * a.T, BN = std::size_t(a.B) * a.N;
+    if (a.kind == AttentionKind::General) {
+        gemm<T>(false, true, qrows.size(), Hq, Hk, T(1), g.dproj_q.data() + std::size_t(qrows.lo) * Hk, Hk, a.weight,
+                Hk, T(0), g.dqueries + std::size_t(qrows.lo) * Hq, Hq);
+        const Range wr = share(tid, nt, Hq);  // dW = S^T dproj_q, rows of dW split
+        gemm<T>(true, false, wr.size(), Hk, int(BT), T(1), a.queries + wr.lo, Hq, g.dproj_q.data(), Hk, T(0),
+                dweight + std::size_t(wr.lo) * Hk, Hk);
+    } else if (g.additive()) {
+        gemm<T>(false, false, qrows.size(), Hq, A, T(1), g.dproj_q.data() + std::size_t(qrows.lo) * A, A, a.w_query,
+                Hq, T(0), g.dqueries + std::size_t(qrows.lo) * Hq, Hq);
+        const Range ar = share(tid, nt, A);  // dW_q = dproj_q^T S, rows of dW_q split
+        gemm<T>(true, false, ar.size(), Hq, int(BT), T(1), g.dproj_q.data() + ar.lo, A, a.queries, Hq, T(0),
+                dw_query + std::size_t(ar.lo) * Hq, Hq);
+        for (int j = ar.lo; j < ar.hi; ++j) {
+            T s = 0;
+            for (int p = 0; p < nt; ++p) s += g.dv_part[std::size_t(p) * A + j];
+            dv[j] = s;
+        }
+#pragma omp barrier
+        gemm<T>(true, false, ar.size(), Hk, int(BN), T(1), g.dproj_k.data() + ar.lo, A, a.keys, Hk, T(0),
+                dw_key + std::size_t(ar.lo) * Hk, Hk);
+    }
+}
+
 template <class T>
 void attention_backward(const AttentionArgs<T>& a, const T* workspace, const T* dcontext, const T* dweights,
                         T* dqueries, T* dkeys, T* dweight, T* dw_query, T* dw_key, T* dv) {
@@ -248,17 +354,11 @@ void attention_backward(const AttentionArgs<T>& a, const T* workspace, const T* 
     const int B = a.B, Tq = a.T, N = a.N, Hq = a.Hq, Hk = a.Hk, A = a.A;
     const AttentionKind kind = a.kind;
     const Layout<T> lay(a);
-    const T* alpha = workspace + lay.alpha;
-    const T* proj_q = workspace + lay.proj_q;
-    const T* proj_k = workspace + lay.proj_k;
-    const T* q_eff = kind == AttentionKind::General ? proj_q : a.queries;
     const bool additive = kind == AttentionKind::Additive;
     if (kind == AttentionKind::General && !dweight) throw std::invalid_argument("attention_backward: dweight is null");
     if (additive && (!dw_query || !dw_key || !dv))
         throw std::invalid_argument("attention_backward: dw_query, dw_key and dv are required for additive");
 
-    // dE (gradient w.r.t. the scores), the gradient w.r.t. the projected queries (general: S W;
-    // additive: W_q s_t) and, for additive, w.r.t. W_k h_i.
     const std::size_t BT = std::size_t(B) * Tq, BN = std::size_t(B) * N;
     std::vector<T> dE(BT * N);
     std::vector<T> dproj_q(kind == AttentionKind::General ? BT * Hk : additive ? BT * A : 0);
@@ -266,81 +366,20 @@ void attention_backward(const AttentionArgs<T>& a, const T* workspace, const T* 
     const std::size_t work = std::size_t(B) * Tq * N * (additive ? 2 * A : Hk) + std::size_t(B) * (Tq + N) * Hq * Hk;
     const int nt_max = choose_threads(work, B * Tq);
     std::vector<T> dv_part(additive ? std::size_t(nt_max) * A : 0, T(0));
+    const T* proj_q = workspace + lay.proj_q;
+    const AttentionBackward<T> g{a, workspace + lay.alpha, proj_q, workspace + lay.proj_k,
+                                 kind == AttentionKind::General ? proj_q : a.queries, dcontext, dweights, dqueries,
+                                 dkeys, dE, dproj_q, dproj_k, dv_part};
 
     blas_single_threaded();
 #pragma omp parallel num_threads(nt_max)
     {
         const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
         const Range qrows = share(tid, nt, B * Tq);
-        // 1. Query rows: dalpha = dweights + dcontext K_b^T, dE through the softmax, then the query side.
-        for_segments(qrows, Tq, [&](int b, int t0, int t1) {
-            const int m = t1 - t0;
-            const std::size_t row0 = std::size_t(b) * Tq + t0;
-            const T* Kb = a.keys + std::size_t(b) * N * Hk;
-            T* d = dE.data() + row0 * N;
-            if (dweights) std::memcpy(d, dweights + row0 * N, std::size_t(m) * N * sizeof(T));
-            gemm<T>(false, true, m, N, Hk, T(1), dcontext + row0 * Hk, Hk, Kb, Hk, dweights ? T(1) : T(0), d, N);
-            for (int t = 0; t < m; ++t) softmax_backward(alpha + (row0 + t) * N, d + std::size_t(t) * N, N);
-            if (kind == AttentionKind::Dot) {
-                gemm<T>(false, false, m, Hk, N, T(1), d, N, Kb, Hk, T(0), dqueries + row0 * Hq, Hq);
-            } else if (kind == AttentionKind::General) {
-                gemm<T>(false, false, m, Hk, N, T(1), d, N, Kb, Hk, T(0), dproj_q.data() + row0 * Hk, Hk);
-            } else {
-                const bool* mb = a.mask ? a.mask + std::size_t(b) * N : nullptr;
-                for (int t = 0; t < m; ++t)
-                    additive_query_grad(proj_q + (row0 + t) * A, proj_k + std::size_t(b) * N * A, a.v,
-                                        d + std::size_t(t) * N, mb, N, A, dproj_q.data() + (row0 + t) * A,
-                                        dv_part.data() + std::size_t(tid) * A);
-            }
-        });
+        attention_query_rows(g, qrows, tid);
 #pragma omp barrier
-        // 2. Key rows: dK_b = alpha_b^T dcontext_b + (dot/general) dE_b^T Q_b or (additive) dproj_k W_k.
-        const Range krows = share(tid, nt, B * N);
-        for_segments(krows, N, [&](int b, int i0, int i1) {
-            const int m = i1 - i0;
-            const std::size_t row0 = std::size_t(b) * N + i0, q0 = std::size_t(b) * Tq;
-            T* dK = dkeys + row0 * Hk;
-            gemm<T>(true, false, m, Hk, Tq, T(1), alpha + q0 * N + i0, N, dcontext + q0 * Hk, Hk, T(0), dK, Hk);
-            if (!additive) {
-                gemm<T>(true, false, m, Hk, Tq, T(1), dE.data() + q0 * N + i0, N, q_eff + q0 * Hk, Hk, T(1), dK, Hk);
-                return;
-            }
-            const bool* mb = a.mask ? a.mask + std::size_t(b) * N : nullptr;
-            for (int i = i0; i < i1; ++i) {
-                T* dk = dproj_k.data() + (std::size_t(b) * N + i) * A;
-                if (mb && !mb[i]) {
-                    std::memset(dk, 0, std::size_t(A) * sizeof(T));
-                    continue;
-                }
-                additive_key_grad(proj_k + (std::size_t(b) * N + i) * A, proj_q + q0 * A, a.v, dE.data() + q0 * N + i,
-                                  N, Tq, A, dk);
-            }
-            gemm<T>(false, false, m, Hk, A, T(1), dproj_k.data() + row0 * A, A, a.w_key, Hk, T(1), dK, Hk);
-        });
-        // 3. The queries through their projection, and the query-side weight gradients (all of dE and
-        //    dproj_q are ready since the barrier).
-        if (kind == AttentionKind::General) {
-            gemm<T>(false, true, qrows.size(), Hq, Hk, T(1), dproj_q.data() + std::size_t(qrows.lo) * Hk, Hk, a.weight,
-                    Hk, T(0), dqueries + std::size_t(qrows.lo) * Hq, Hq);
-            const Range wr = share(tid, nt, Hq);  // dW = S^T dproj_q, rows of dW split
-            gemm<T>(true, false, wr.size(), Hk, int(BT), T(1), a.queries + wr.lo, Hq, dproj_q.data(), Hk, T(0),
-                    dweight + std::size_t(wr.lo) * Hk, Hk);
-        } else if (additive) {
-            gemm<T>(false, false, qrows.size(), Hq, A, T(1), dproj_q.data() + std::size_t(qrows.lo) * A, A, a.w_query,
-                    Hq, T(0), dqueries + std::size_t(qrows.lo) * Hq, Hq);
-            const Range ar = share(tid, nt, A);  // dW_q = dproj_q^T S, rows of dW_q split
-            gemm<T>(true, false, ar.size(), Hq, int(BT), T(1), dproj_q.data() + ar.lo, A, a.queries, Hq, T(0),
-                    dw_query + std::size_t(ar.lo) * Hq, Hq);
-            for (int j = ar.lo; j < ar.hi; ++j) {
-                T s = 0;
-                for (int p = 0; p < nt; ++p) s += dv_part[std::size_t(p) * A + j];
-                dv[j] = s;
-            }
-#pragma omp barrier
-            // 4. dW_k = dproj_k^T K needs every key row's dproj_k.
-            gemm<T>(true, false, ar.size(), Hk, int(BN), T(1), dproj_k.data() + ar.lo, A, a.keys, Hk, T(0),
-                    dw_key + std::size_t(ar.lo) * Hk, Hk);
-        }
+        attention_key_rows(g, share(tid, nt, B * N));
+        attention_weight_grads(g, qrows, tid, nt, dweight, dw_query, dw_key, dv);
     }
 }
 

@@ -5,7 +5,7 @@
 //   h_t = (1 - z) * n + z * h_{t-1}
 #pragma once
 
-#include "cell_step.h"
+#include "rnnkit/loop/cell_step.h"
 
 namespace rnnkit {
 

@@ -1,10 +1,10 @@
-#include "linear.h"
+#include "rnnkit/ops/linear.h"
 
 #include <omp.h>
 
-#include "blas.h"
-#include "partition.h"
-#include "rnnkit.h"
+#include "rnnkit/gemm/blas.h"
+#include "rnnkit/support/partition.h"
+#include "rnnkit/rnnkit.h"
 
 namespace rnnkit {
 

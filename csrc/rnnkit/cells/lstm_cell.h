@@ -3,7 +3,7 @@
 // Record per step: [i f g o] activated (R = 4); c_t is kept in the state slots.
 #pragma once
 
-#include "cell_step.h"
+#include "rnnkit/loop/cell_step.h"
 
 namespace rnnkit {
 

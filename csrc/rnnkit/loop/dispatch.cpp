@@ -1,6 +1,6 @@
 // The public entry points of rnnkit.h: pick the cell of a CellId and instantiate float and double.
-#include "cells.h"
-#include "sequence.h"
+#include "rnnkit/cells/registry.h"
+#include "rnnkit/loop/sequence.h"
 
 namespace rnnkit {
 

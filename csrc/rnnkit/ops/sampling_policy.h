@@ -12,7 +12,7 @@
 #include <random>
 #include <vector>
 
-#include "sampling.h"
+#include "rnnkit/ops/sampling.h"
 
 namespace rnnkit {
 namespace sampling_policy {

@@ -1,11 +1,11 @@
 // panel_gemv.h: the portable kernels, the run-time choice of the AVX-512 ones, and the conversion to half.
-#include "panel_gemv.h"
+#include "rnnkit/gemm/panel_gemv.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
-#include "activations.h"
+#include "rnnkit/cells/activations.h"
 
 namespace rnnkit {
 

@@ -1,5 +1,5 @@
 // Run-time choice of the packed-GEMM kernel: the widest vector unit this CPU has.
-#include "packed_gemm.h"
+#include "rnnkit/gemm/packed_gemm.h"
 
 namespace rnnkit {
 

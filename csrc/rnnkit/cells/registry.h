@@ -1,17 +1,18 @@
-// The registry of cells: the one list that maps a CellId to its cell type. Adding a cell is its header
-// and one line in `Registry` (in CellId's order); everything else (shapes, checks, names, the C API's and
-// Python's lists, which tests compare with this one) derives from the cell's constants.
+// The registry of cells: the one list that maps a CellId to its cell type. Adding a cell is its header, one
+// line in `Registry`, and its id in CellId (rnnkit.h) and in the C API's enum (rnnkit/c_api.h, capi.pxd),
+// which tests/test_cells.py checks against this list; everything else (shapes, checks, names, Python's
+// layer classes and --cell choices, the sampler) derives from the cell's constants.
 #pragma once
 
 #include <stdexcept>
 #include <string>
 #include <tuple>
 
-#include "gru_cell.h"
-#include "lstm_cell.h"
-#include "mut_cells.h"
-#include "rnn_cell.h"
-#include "rnnkit.h"
+#include "rnnkit/cells/gru_cell.h"
+#include "rnnkit/cells/lstm_cell.h"
+#include "rnnkit/cells/mut_cells.h"
+#include "rnnkit/cells/rnn_cell.h"
+#include "rnnkit/rnnkit.h"
 
 namespace rnnkit {
 

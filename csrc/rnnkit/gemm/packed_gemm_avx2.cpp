@@ -5,4 +5,4 @@
 #define RNNKIT_ISA avx2
 #define RNNKIT_MR 6
 #define RNNKIT_NP 1
-#include "packed_gemm_kernel.h"
+#include "rnnkit/gemm/packed_gemm_kernel.h"

@@ -28,12 +28,12 @@
 #include <cstddef>
 #include <cstring>
 
-#include "activations.h"
-#include "blas.h"
-#include "packed_gemm.h"
-#include "partition.h"
-#include "records.h"
-#include "rnnkit.h"
+#include "rnnkit/cells/activations.h"
+#include "rnnkit/gemm/blas.h"
+#include "rnnkit/gemm/packed_gemm.h"
+#include "rnnkit/support/partition.h"
+#include "rnnkit/loop/records.h"
+#include "rnnkit/rnnkit.h"
 
 namespace rnnkit {
 

@@ -1,4 +1,4 @@
-#include "output_loss.h"
+#include "rnnkit/ops/output_loss.h"
 
 #include <omp.h>
 
@@ -6,10 +6,10 @@
 #include <cmath>
 #include <vector>
 
-#include "activations.h"
-#include "blas.h"
-#include "linear.h"
-#include "partition.h"
+#include "rnnkit/cells/activations.h"
+#include "rnnkit/gemm/blas.h"
+#include "rnnkit/ops/linear.h"
+#include "rnnkit/support/partition.h"
 
 namespace rnnkit {
 

@@ -5,4 +5,4 @@
 #define RNNKIT_ISA avx512
 #define RNNKIT_MR 8
 #define RNNKIT_NP 2
-#include "packed_gemm_kernel.h"
+#include "rnnkit/gemm/packed_gemm_kernel.h"

@@ -13,7 +13,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "rnnkit.h"
+#include "rnnkit/rnnkit.h"
 
 namespace rnnkit {
 

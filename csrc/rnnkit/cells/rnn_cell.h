@@ -2,7 +2,7 @@
 // Record per step: [pre-activation] (R = 1); backward reads the activation back from h_t.
 #pragma once
 
-#include "cell_step.h"
+#include "rnnkit/loop/cell_step.h"
 
 namespace rnnkit {
 

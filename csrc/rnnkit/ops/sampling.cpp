@@ -3,7 +3,7 @@
 // What happens to the logits is a policy (sampling_policy.h).
 //
 // Float models run the prepared engine below; double models step each layer with rnnkit::step.
-#include "sampling.h"
+#include "rnnkit/ops/sampling.h"
 
 #include <omp.h>
 
@@ -16,10 +16,10 @@
 #include <string>
 #include <type_traits>
 
-#include "cells.h"
-#include "sequence.h"
-#include "panel_gemv.h"
-#include "sampling_policy.h"
+#include "rnnkit/cells/registry.h"
+#include "rnnkit/loop/sequence.h"
+#include "rnnkit/gemm/panel_gemv.h"
+#include "rnnkit/ops/sampling_policy.h"
 
 namespace rnnkit {
 

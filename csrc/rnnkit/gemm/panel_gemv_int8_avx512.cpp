@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "panel_gemv.h"
+#include "rnnkit/gemm/panel_gemv.h"
 
 namespace rnnkit {
 

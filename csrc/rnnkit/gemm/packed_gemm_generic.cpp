@@ -3,4 +3,4 @@
 #define RNNKIT_ISA generic
 #define RNNKIT_MR 4
 #define RNNKIT_NP 1
-#include "packed_gemm_kernel.h"
+#include "rnnkit/gemm/packed_gemm_kernel.h"

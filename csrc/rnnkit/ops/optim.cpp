@@ -1,4 +1,4 @@
-#include "optim.h"
+#include "rnnkit/ops/optim.h"
 
 #include <omp.h>
 
@@ -6,8 +6,8 @@
 #include <cmath>
 #include <vector>
 
-#include "activations.h"
-#include "rnnkit.h"
+#include "rnnkit/cells/activations.h"
+#include "rnnkit/rnnkit.h"
 
 namespace rnnkit {
 

@@ -23,8 +23,8 @@
 #include <string>
 #include <vector>
 
-#include "aligned_buffer.h"
-#include "cell_step.h"
+#include "rnnkit/support/aligned_buffer.h"
+#include "rnnkit/loop/cell_step.h"
 
 namespace rnnkit {
 

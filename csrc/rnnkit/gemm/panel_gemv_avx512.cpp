@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include "panel_gemv.h"
+#include "rnnkit/gemm/panel_gemv.h"
 
 namespace rnnkit {
 
