@@ -42,6 +42,35 @@ def matched_hidden(cell: str, target: int, V: int, layers: int) -> int:
     return best
 
 
+def write_markdown(result: Dict, path: str) -> None:
+    """The table of a result: last and best validation, steps, and characters per second over the whole run
+    (validation included) and in the last evaluation block."""
+    per_step = result["batch"] * result["seq_len"]
+    lines = [f"# Char-LM cells at equal parameters and time ({result['minutes']:g} min each)", "",
+             f"`{result['command']}` on {result['cpu'] or result['host']}, {result['threads']} threads, the default "
+             f"corpus ({result['vocab']} symbols), {result['layers']} layers, embedding = hidden, batch "
+             f"{result['batch']} x {result['seq_len']} characters, Adam; runs one after the other, the machine "
+             "shared with other work (1-minute load average before each run in the last column).", "",
+             "| cell | hidden | parameters | val bits/char (last) | best | steps | chars/s (run) | chars/s (last block) | load |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['cell']} | {r['hidden']} | {r['parameters']:,} | {r['val_bpc']:.3f} | {r['best_val_bpc']:.3f} | "
+              f"{r['steps']} | {r['steps'] * per_step / (result['minutes'] * 60):,.0f} | {r['chars_per_s']:,.0f} | "
+              f"{r['load_before']:.1f} |" for r in result["rows"]]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main(argv: List[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, default=3.0, help="training time of each run")
@@ -53,7 +82,12 @@ def main(argv: List[str]) -> int:
     p.add_argument("--cells", default=",".join(CELLS))
     p.add_argument("--json", help="write the results here")
     p.add_argument("--markdown", help="write the table here")
+    p.add_argument("--table-from", metavar="JSON", help="only write --markdown from a saved result")
     a = p.parse_args(argv)
+    if a.table_from:
+        with open(a.table_from) as f:
+            write_markdown(json.load(f), a.markdown)
+        return 0
 
     from rnnkit.charlm.data import default_corpus
     from rnnkit.charlm.vocab import Vocab
@@ -82,17 +116,12 @@ def main(argv: List[str]) -> int:
         print(json.dumps(rows[-1]), flush=True)
     result = {"command": "python bench/scripts/cell_comparison.py " + " ".join(argv), "minutes": a.minutes,
               "layers": a.layers, "batch": a.batch, "seq_len": a.seq_len, "threads": a.threads, "vocab": V,
-              "host": platform.node(), "cpu": platform.processor(), "rows": rows}
+              "host": platform.node(), "cpu": cpu_model(), "rows": rows}
     if a.json:
         with open(a.json, "w") as f:
             json.dump(result, f, indent=1)
     if a.markdown:
-        lines = ["| cell | hidden | parameters | val bits/char (last) | best | steps | chars/s | load |",
-                 "|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['cell']} | {r['hidden']} | {r['parameters']:,} | {r['val_bpc']:.3f} | {r['best_val_bpc']:.3f} | "
-                  f"{r['steps']} | {r['chars_per_s']:,.0f} | {r['load_before']:.1f} |" for r in rows]
-        with open(a.markdown, "w") as f:
-            f.write("\n".join(lines) + "\n")
+        write_markdown(result, a.markdown)
     return 0
 
 

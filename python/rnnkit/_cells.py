@@ -9,13 +9,14 @@ Shape legend: H = hidden size, I = the layer's input size.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Dict, Tuple
 
 from . import _C
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one instance per cell: identity is equality, and hashing is cheap
 class CellSpec:
     """One cell of the registry.
 
@@ -39,8 +40,10 @@ class CellSpec:
     def has_cell_state(self) -> bool:
         return self.states == 2
 
+    @functools.lru_cache(maxsize=256)  # the kernels' checks ask per call; the answer is the same every time
     def kernel_shapes(self, I: int, H: int) -> Dict[str, Tuple[int, ...]]:
-        """Shapes of one layer's kernel arguments w_ih, w_hh, b_ih and (if the cell has it) b_hh."""
+        """Shapes of one layer's kernel arguments w_ih, w_hh, b_ih and (if the cell has it) b_hh (do not
+        modify the returned dict: it is cached)."""
         shapes = {"w_ih": (self.gates_ih * H, I), "w_hh": (self.gates_hh * H, H), "b_ih": (self.bias_ih * H,)}
         if self.bias_hh:
             shapes["b_hh"] = (self.bias_hh * H,)

@@ -109,6 +109,8 @@ class RNNBase:
         # issue asks), the dropout masks from an independent child of the same SeedSequence.
         seed_seq = np.random.SeedSequence(seed)
         self._shapes = self._parameter_shapes()
+        # The kernel arguments' parameter names per [layer][direction], looked up on every call.
+        self._names_of = [[self._kernel_names(k, d) for d in range(self.num_directions)] for k in range(self.num_layers)]
         self._params = self._initial_parameters(np.random.default_rng(seed_seq))
         self._dropout_rng = np.random.default_rng(seed_seq.spawn(1)[0])
         self.grads: Dict[str, np.ndarray] = {k: np.zeros_like(v) for k, v in self._params.items()}
@@ -170,13 +172,14 @@ class RNNBase:
         """The parameter names of the kernel's w_ih, w_hh, b_ih, b_hh for one layer and direction (None for
         an argument the cell or the layer does not have)."""
         sfx = self._suffix(layer, direction)
-        names = [n + sfx for n in self.spec.parameter_names()] + [None]
-        return tuple(n if n is None or n in self._shapes else None for n in names[:4])
+        full = [n + sfx for n in self.spec.parameter_names()] + [None]
+        return tuple(n if n is None or n in self._shapes else None for n in full[:4])
 
     def _layer_parameters(self, layer: int, direction: int) -> Tuple[np.ndarray, ...]:
         """(w_ih, w_hh, b_ih, b_hh) of one layer and direction; biases None when bias=False, b_hh None for
         a cell with one bias vector."""
-        return tuple(None if n is None else self._params[n] for n in self._kernel_names(layer, direction))
+        p = self._params
+        return tuple(None if n is None else p[n] for n in self._names_of[layer][direction])
 
     def named_parameters(self) -> Iterator[Tuple[str, np.ndarray]]:
         """Yield (name, array) in state_dict order. The arrays are the layer's own (not copies), so an
@@ -494,7 +497,7 @@ class RNNBase:
 
     def _grads_of(self, layer: int, direction: int) -> tuple:
         """(dw_ih, dw_hh, db_ih, db_hh) of one layer and direction in ``grads``, which backward adds to."""
-        return tuple(None if n is None else self.grads[n] for n in self._kernel_names(layer, direction))
+        return tuple(None if n is None else self.grads[n] for n in self._names_of[layer][direction])
 
     # ------------------------------------------------------------------ misc
 
