@@ -1,7 +1,9 @@
 """Draw bench/hosts/HOST/seq2seq_reverse.png from the metrics.jsonl of two `rnnkit train-seq2seq --task reverse` runs,
 with and without attention (the commands are in bench/hosts/amd-epyc/SEQ2SEQ.md).
 
-    python bench/scripts/seq2seq_reverse.py RUN_WITH_ATTENTION RUN_WITHOUT --out bench/hosts/HOST/seq2seq_reverse.png
+    python bench/scripts/seq2seq_reverse.py RUN_WITH_ATTENTION RUN_WITHOUT --out FILE.png
+
+(--out is required, so that no run overwrites the picture kept in bench/hosts/ by accident.)
 """
 import argparse
 import json
