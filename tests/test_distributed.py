@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -248,3 +251,32 @@ def test_mpi_configuration_mismatch_names_keys_and_ranks(tmp_path):
     config = [line for line in lines if "model configuration" in line]
     assert len(config) == 2 and all("in 'hidden', 'vocab':" in line for line in config), config
     assert sum("ranks disagree on vocabulary:" in line for line in lines) == 2
+
+
+def test_mpi_ctrl_c_on_mpiexec_ends_the_job(tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent("""
+        import time
+        from rnnkit import distributed as dist
+        dist.init()
+        open(f"ready{dist.rank()}", "w").close()
+        if dist.rank() == 1:
+            time.sleep(120)
+        dist.barrier()
+    """))
+    env = dict(os.environ, PYTHONPATH=PYTHON_DIR, OMP_NUM_THREADS="1")
+    job = subprocess.Popen([_mpiexec(), "-n", "2", sys.executable, str(script)], env=env, cwd=tmp_path,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not all((tmp_path / f"ready{r}").exists() for r in range(2)):
+            assert time.monotonic() < deadline and job.poll() is None, "the job did not start"
+            time.sleep(0.1)
+        job.send_signal(signal.SIGINT)
+        _, err = job.communicate(timeout=60)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.communicate()
+    assert job.returncode != 0
+    assert re.search(r"\[rnnkit rank [01]/2\] KeyboardInterrupt", err), err
