@@ -1,0 +1,218 @@
+"""Training of a `Classifier` (sequence classification or per-step tagging), with exact resume.
+
+Each step takes the next ``batch`` training examples of an epoch's shuffle (the order of epoch e is a
+permutation drawn from (seed, e), so it needs no saved state), pads them, and minimises the mean
+class-weighted cross-entropy; gradients are clipped (by norm or value) and an `rnnkit.optim` optimiser
+updates the weights (`rnnkit.training.TrainingRun`). Every ``eval_every`` steps and after the last one,
+the validation loss, accuracy and macro-F1 are appended to ``metrics.jsonl`` and the checkpoint is
+written; ``curve.png`` is drawn at the end.
+
+Class weights (``class_weights``): "none"; "balanced", w_k = n / (K n_k) over the training targets
+(scikit-learn's), so every class weighs the same in total; or explicit "label=weight,..." (unnamed
+labels weigh 1).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Callable, Dict, Optional
+
+import numpy as np
+
+from .. import checkpoint
+from ..models import CELLS, single_threaded_blas
+from ..optim import Schedule
+from ..plotting import plot_curve
+from ..pooling import POOLS
+from ..training import TrainingRun, fit
+from .data import Encoded, Labels, build_vocab, load_splits
+from .metrics import scores
+from .model import CHECKPOINT_FILE, FORMAT, Classifier
+
+__all__ = ["TrainConfig", "ClassifierRun", "train", "evaluate", "class_weight_vector", "METRICS_FILE", "CURVE_FILE"]
+
+METRICS_FILE, CURVE_FILE = "metrics.jsonl", "curve.png"
+
+
+@dataclasses.dataclass
+class TrainConfig(Schedule):
+    """Settings of one run; ``data`` is a data spec (`rnnkit.classify.data.task_spec` / ``pairs_spec``).
+    On resume everything but `RESUMABLE` comes from the checkpoint."""
+
+    data: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    cell: str = "lstm"
+    layers: int = 1
+    hidden: int = 128
+    embed: int = 64
+    bidirectional: bool = False
+    pool: str = "last"
+    attn_size: Optional[int] = None
+    dropout: float = 0.0
+    class_weights: str = "none"
+    batch: int = 64
+    eval_every: int = 200
+    seed: int = 0
+
+    def validate(self) -> None:
+        """ValueError with one line naming the first bad setting."""
+        for name in ("layers", "hidden", "embed", "batch", "eval_every", "lr_decay_every"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        self.check_schedule()
+        if self.cell not in CELLS:
+            raise ValueError(f"--cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
+        if self.pool not in POOLS:
+            raise ValueError(f"--pool must be one of {', '.join(POOLS)}, got {self.pool!r}")
+        if self.attn_size is not None and (self.pool != "attention" or self.attn_size < 1):
+            raise ValueError("--attn-size is the width of attention pooling: a positive integer with --pool attention")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"--dropout must lie in [0, 1), got {self.dropout}")
+        if not self.data:
+            raise ValueError("give --task NAME or --pairs FILE")
+        if self.data.get("per_step") and (self.pool != "last" or self.attn_size is not None):
+            raise ValueError("--pool and --attn-size are for sequence classification, not --per-step tagging")
+
+
+RESUMABLE = ("steps", "minutes", "eval_every")
+
+
+def class_weight_vector(spec: str, labels: Labels, targets: np.ndarray, dtype: Any = np.float32
+                        ) -> Optional[np.ndarray]:
+    """(K,) class weights of ``spec`` ("none" -> None, "balanced", or "label=w,...") given the training
+    targets (class indices); ValueError for a bad spec."""
+    if spec == "none":
+        return None
+    K = len(labels)
+    if spec == "balanced":
+        counts = np.bincount(targets, minlength=K).astype(np.float64)
+        return (len(targets) / (K * np.maximum(counts, 1))).astype(dtype)
+    w = np.ones(K, dtype)
+    for item in spec.split(","):
+        name, eq, value = item.rpartition("=")
+        if not eq or name not in labels:
+            raise ValueError(f"--class-weights: expected none, balanced or label=weight,... with the labels "
+                             f"{', '.join(labels.names)}; got {item!r}")
+        try:
+            w[labels.names.index(name)] = float(value)
+        except ValueError:
+            raise ValueError(f"--class-weights: {value!r} is not a number") from None
+    if (w < 0).any() or not np.isfinite(w).all() or not (w > 0).any():
+        raise ValueError("--class-weights must be finite, non-negative and not all zero")
+    return w
+
+
+def evaluate(model: Classifier, enc: Encoded, batch: int = 256, class_weights: Optional[np.ndarray] = None
+             ) -> Dict[str, Any]:
+    """`rnnkit.classify.metrics.scores` of the model on ``enc`` (per step: over tokens), plus "loss"
+    (mean cross-entropy in nats, class-weighted if ``class_weights``)."""
+    total = weight = 0.0
+    true, pred = [], []
+    for _, b in enc.batches(batch):
+        s, w, t, p = model.evaluate_batch(b, class_weights)
+        total, weight = total + s, weight + w
+        true.append(t)
+        pred.append(p)
+    out = scores(np.concatenate(true), np.concatenate(pred), model.labels.names)
+    out["loss"] = total / weight
+    if model.per_step:
+        out["sequences"] = len(enc)
+    return out
+
+
+class ClassifierRun(TrainingRun):
+    """One classifier training run: data splits, class weights and the model (`TrainingRun` holds the
+    optimiser and the step)."""
+
+    def __init__(self, cfg: TrainConfig, backend: Optional[str] = None):
+        splits = load_splits(cfg.data)
+        self.tokens, per_step = cfg.data["tokens"], bool(cfg.data.get("per_step"))
+        vocab, labels = build_vocab(splits.train, self.tokens, per_step)
+        self.train_set = Encoded(splits.train, self.tokens, per_step, vocab, labels, "the training split")
+        self.val_set = Encoded(splits.val, self.tokens, per_step, vocab, labels, "the validation split")
+        self.class_weights = class_weight_vector(cfg.class_weights, labels, self.train_set.labels())
+        super().__init__(cfg, Classifier(vocab, labels, cfg.cell, cfg.layers, cfg.hidden, cfg.embed,
+                                         cfg.bidirectional, cfg.pool, cfg.attn_size, per_step, cfg.dropout,
+                                         np.float32, cfg.seed, backend))
+        self.batch = min(cfg.batch, len(self.train_set))
+        self.batches_per_epoch = len(self.train_set) // self.batch
+        self._order_epoch, self._order = -1, None
+
+    def _indices(self, step: int) -> np.ndarray:
+        epoch, k = divmod(step, self.batches_per_epoch)
+        if epoch != self._order_epoch:
+            self._order = np.random.default_rng([self.cfg.seed, 1, epoch]).permutation(len(self.train_set))
+            self._order_epoch = epoch
+        return self._order[k * self.batch:(k + 1) * self.batch]
+
+    def batch_loss(self) -> float:
+        return self.model.loss_and_grad(self.train_set.batch(self._indices(self.step)), self.class_weights)
+
+    def evaluate(self) -> Dict[str, float]:
+        s = evaluate(self.model, self.val_set, class_weights=self.class_weights)
+        return {"val_loss": s["loss"], "val_accuracy": s["accuracy"], "val_macro_f1": s["macro_f1"]}
+
+    # -------------------------------------------------------------- checkpoints
+
+    def save(self, path: str) -> None:
+        arrays, meta = self.optimizer_checkpoint()
+        arrays.update(self.model.arrays())
+        meta.update(self.model.meta())
+        meta.update({"train": dataclasses.asdict(self.cfg), "data": self.cfg.data, "tokens": self.tokens,
+                     "dropout_rng": self.model.rnn._dropout_rng.bit_generator.state})
+        checkpoint.save(path, arrays, meta)
+
+    @classmethod
+    def resume(cls, path: str, overrides: TrainConfig, backend: Optional[str] = None) -> "ClassifierRun":
+        arrays, meta = checkpoint.load(path)
+        if meta.get("format") != FORMAT:
+            raise checkpoint.CheckpointError(f"{path} is not a classifier checkpoint")
+        try:
+            saved = meta["train"]
+            if overrides.data and overrides.data != saved["data"]:
+                raise ValueError("the data given differs from the data this checkpoint was trained on")
+            run = cls(TrainConfig(**{**saved, **{k: getattr(overrides, k) for k in RESUMABLE}}), backend)
+            checkpoint.restore_arrays(run.model.params, arrays, "model/")
+            run.restore_optimizer(arrays, meta)
+            run.model.rnn._dropout_rng.bit_generator.state = meta["dropout_rng"]
+        except (KeyError, TypeError) as e:
+            raise checkpoint.CheckpointError(f"{path} is not a resumable training checkpoint ({e})") from None
+        return run
+
+
+def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool = True,
+          log: Callable[[str], None] = print, backend: Optional[str] = None) -> Classifier:
+    """Train (or, with ``resume``, continue training from ``out``) a Classifier.
+
+    ``out`` receives metrics.jsonl, checkpoint.npz and curve.png. Raises ValueError (PairsError) for bad
+    data or settings, CheckpointError for a missing or bad checkpoint on resume.
+    """
+    if not resume:
+        cfg.validate()
+    with single_threaded_blas():
+        os.makedirs(out, exist_ok=True)
+        ckpt_path, metrics_path = os.path.join(out, CHECKPOINT_FILE), os.path.join(out, METRICS_FILE)
+        if resume:
+            run = ClassifierRun.resume(ckpt_path, cfg, backend)
+            run.cfg.validate()
+            metrics = checkpoint.read_metrics(metrics_path, run.step)
+        else:
+            run, metrics = ClassifierRun(cfg, backend), []
+
+        def postfix(loss: float, row: Dict[str, Any], speed: float) -> Dict[str, str]:
+            shown = {"loss": f"{loss:.3f}", "seq/s": f"{speed:.0f}"}
+            if row:
+                shown["val_acc"] = f"{row['val_accuracy']:.4f}"
+            return shown
+
+        metrics = fit(run, metrics, metrics_path, ckpt_path, progress, ("sequences_per_s", run.batch), postfix)
+    curve = os.path.join(out, CURVE_FILE)
+    extra = [("val_accuracy", "validation accuracy"), ("val_macro_f1", "validation macro-F1")]
+    per = "token" if run.model.per_step else "example"
+    if not plot_curve(metrics, curve, f"loss (nats per {per})", extra):
+        log(f"note: matplotlib is not installed, so {curve} was not drawn (pip install matplotlib)")
+    final = metrics[-1] if metrics else None
+    if final:
+        log(f"step {final['step']} ({final['elapsed_s']:.0f} s): train loss {final['train_loss']:.4f}, val loss "
+            f"{final['val_loss']:.4f}, val accuracy {final['val_accuracy']:.4f}, macro-F1 "
+            f"{final['val_macro_f1']:.4f}; saved to {out}")
+    return run.model
