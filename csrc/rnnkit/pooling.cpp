@@ -65,8 +65,12 @@ void pool_forward(PoolKind kind, int steps, int B, int F, int split, const T* x,
             std::fill(idx, idx + F, 0);
             for (int t = 1; t < n; ++t) {
                 const T* xt = xb + t * row;
-                for (int f = 0; f < F; ++f)
-                    if (xt[f] > o[f]) o[f] = xt[f], idx[f] = t;
+#pragma omp simd
+                for (int f = 0; f < F; ++f) {
+                    const bool above = xt[f] > o[f];  // strictly: the first step holding the maximum wins
+                    o[f] = above ? xt[f] : o[f];
+                    idx[f] = above ? t : idx[f];
+                }
             }
         }
     }

@@ -58,6 +58,8 @@ def main(argv: List[str], prog: str = "rnnkit train-classifier") -> int:
     o.add_argument("--class-weights", default=d.class_weights, metavar="none|balanced|LABEL=W,...",
                    help="loss weight of each class: balanced weighs each class n/(K*n_k)")
     o.add_argument("--batch", type=positive_int, default=d.batch)
+    o.add_argument("--bucket", type=positive_int, default=d.bucket, help="sort examples by length within windows of "
+                   "this many batches, so a batch pads little (1: plain shuffle)")
     add_schedule_options(o, d)
     o.add_argument("--eval-every", type=positive_int, default=d.eval_every)
     p.add_argument("--seed", type=int, default=d.seed, help="initial weights, batch order, dropout")
@@ -94,7 +96,7 @@ def main(argv: List[str], prog: str = "rnnkit train-classifier") -> int:
             rnnkit.set_num_threads(a.threads)
         cfg = TrainConfig(data=data, cell=a.cell, layers=a.layers, hidden=a.hidden, embed=a.embed,
                           bidirectional=a.bidirectional, pool=a.pool, attn_size=a.attn_size, dropout=a.dropout,
-                          class_weights=a.class_weights, batch=a.batch, steps=a.steps,
+                          class_weights=a.class_weights, batch=a.batch, bucket=a.bucket, steps=a.steps,
                           minutes=a.minutes if a.steps or a.minutes else 5.0, optimizer=a.optimizer, lr=a.lr,
                           lr_decay=a.lr_decay, lr_decay_every=a.lr_decay_every, clip=a.clip, clip_mode=a.clip_mode,
                           eval_every=a.eval_every, seed=a.seed)

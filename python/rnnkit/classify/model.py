@@ -16,8 +16,9 @@ In the lecture's terms, for a sequence x_1..x_n (its padding past n is never rea
     loss = sum_i w_{y_i} (-log p_i[y_i]) / sum_i w_{y_i}    class weights w (1 without), as torch's
                                                             CrossEntropyLoss(weight=w)
 
-The embedding is read through the first layer's fused lookup (``ids=``), so its gradient comes back
-from the stack's backward as the table's.
+A small vocabulary (characters) is read through the first layer's fused lookup (``ids=``), so the
+embedding's gradient comes back from the stack's backward as the table's; a large one (words) is
+gathered into the layer's input first.
 """
 from __future__ import annotations
 
@@ -114,10 +115,28 @@ class Classifier:
     # ------------------------------------------------------------------ forward
 
     def _stack(self, batch: Batch, training: bool) -> np.ndarray:
-        """The top layer's outputs (T, B, D*H), zero past each length."""
+        """The top layer's outputs (T, B, D*H), zero past each length.
+
+        The first layer reads the embedding through its fused lookup (it projects the table's V rows
+        once) while V is at most the batch's T*B ids, as with characters; a larger vocabulary (words) is
+        gathered first, so the layer projects T*B rows instead of V. ``_fused`` remembers which, for
+        backward."""
         self.rnn.train(training)
-        y, _ = self.rnn.forward(self.embed.params["weight"], None, lengths=batch.lengths, ids=batch.ids)
+        table = self.embed.params["weight"]
+        self._fused = table.shape[0] <= batch.ids.size
+        if self._fused:
+            y, _ = self.rnn.forward(table, None, lengths=batch.lengths, ids=batch.ids)
+        else:
+            x = self.embed.forward(batch.ids) if training else table[batch.ids]
+            y, _ = self.rnn.forward(x, None, lengths=batch.lengths)
         return y
+
+    def _stack_backward(self, dy: np.ndarray) -> None:
+        dx, _ = self.rnn.backward(dy, None)
+        if self._fused:
+            self.grads["embed.weight"] += dx  # the table's gradient
+        else:
+            self.embed.backward(dx)
 
     @staticmethod
     def _valid(batch: Batch) -> np.ndarray:
@@ -146,8 +165,7 @@ class Classifier:
             dy = dy.reshape(T, B, -1)
         else:
             dy = self.pool.backward(dfeatures)
-        d_table, _ = self.rnn.backward(dy, None)
-        self.grads["embed.weight"] += d_table
+        self._stack_backward(dy)
         return loss
 
     def evaluate_batch(self, batch: Batch, class_weights: Optional[np.ndarray] = None
@@ -177,15 +195,12 @@ class Classifier:
         padded = np.zeros((int(lengths.max()), len(ids)), np.int64)
         for j, i in enumerate(ids):
             padded[:len(i), j] = i
-        batch = Batch(padded, lengths, np.zeros(len(ids), np.int64))
+        batch = Batch(padded, lengths, np.zeros(padded.shape if self.per_step else len(ids), np.int64))
         probs = self.probabilities(batch)
         if not self.per_step:
             return list(probs)
-        # rows in (t, b) order over valid steps: regroup per sequence
-        T = padded.shape[0]
-        valid = np.arange(T)[:, None] < lengths[None, :]
-        t_idx, b_idx = np.nonzero(valid)
-        return [probs[b_idx == b] for b in range(len(ids))]
+        _, element = np.divmod(self._valid(batch), len(ids))  # the rows are valid (t, b) in time order
+        return [probs[element == b] for b in range(len(ids))]
 
     # ------------------------------------------------------------------ files
 

@@ -1,8 +1,11 @@
 """Training of a `Classifier` (sequence classification or per-step tagging), with exact resume.
 
-Each step takes the next ``batch`` training examples of an epoch's shuffle (the order of epoch e is a
-permutation drawn from (seed, e), so it needs no saved state), pads them, and minimises the mean
-class-weighted cross-entropy; gradients are clipped (by norm or value) and an `rnnkit.optim` optimiser
+Each step takes the next batch of an epoch's order and minimises its mean class-weighted
+cross-entropy. The order of epoch e is drawn from (seed, e), so it needs no saved state: a shuffle of
+the training examples, cut into windows of ``bucket`` batches, each window sorted by length and cut
+into batches, and the batches shuffled (length bucketing, as torchtext's BucketIterator: the recurrent
+kernels run every step for the whole batch, so a batch of similar lengths wastes little on padding;
+``bucket`` 1 keeps the plain shuffle). The batch is padded to its longest example; gradients are clipped (by norm or value) and an `rnnkit.optim` optimiser
 updates the weights (`rnnkit.training.TrainingRun`). Every ``eval_every`` steps and after the last one,
 the validation loss, accuracy and macro-F1 are appended to ``metrics.jsonl`` and the checkpoint is
 written; ``curve.png`` is drawn at the end.
@@ -50,12 +53,13 @@ class TrainConfig(Schedule):
     dropout: float = 0.0
     class_weights: str = "none"
     batch: int = 64
+    bucket: int = 32
     eval_every: int = 200
     seed: int = 0
 
     def validate(self) -> None:
         """ValueError with one line naming the first bad setting."""
-        for name in ("layers", "hidden", "embed", "batch", "eval_every", "lr_decay_every"):
+        for name in ("layers", "hidden", "embed", "batch", "bucket", "eval_every", "lr_decay_every"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
         self.check_schedule()
@@ -137,12 +141,23 @@ class ClassifierRun(TrainingRun):
         self.batches_per_epoch = len(self.train_set) // self.batch
         self._order_epoch, self._order = -1, None
 
+    def _epoch_order(self, epoch: int) -> np.ndarray:
+        """(batches_per_epoch, batch) example indices of an epoch (see the module docstring)."""
+        rng = np.random.default_rng([self.cfg.seed, 1, epoch])
+        order = rng.permutation(len(self.train_set))[:self.batches_per_epoch * self.batch]
+        window = self.cfg.bucket * self.batch
+        if self.cfg.bucket > 1:
+            lengths = self.train_set.lengths
+            order = np.concatenate([w[np.argsort(lengths[w], kind="stable")]
+                                    for w in np.split(order, range(window, len(order), window))])
+        batches = order.reshape(self.batches_per_epoch, self.batch)
+        return batches[rng.permutation(self.batches_per_epoch)] if self.cfg.bucket > 1 else batches
+
     def _indices(self, step: int) -> np.ndarray:
         epoch, k = divmod(step, self.batches_per_epoch)
         if epoch != self._order_epoch:
-            self._order = np.random.default_rng([self.cfg.seed, 1, epoch]).permutation(len(self.train_set))
-            self._order_epoch = epoch
-        return self._order[k * self.batch:(k + 1) * self.batch]
+            self._order, self._order_epoch = self._epoch_order(epoch), epoch
+        return self._order[k]
 
     def batch_loss(self) -> float:
         return self.model.loss_and_grad(self.train_set.batch(self._indices(self.step)), self.class_weights)
