@@ -125,6 +125,12 @@ def test_bad_input(tmp_path, capsys):
     code, err = run_cli(["eval-classifier", out, "--pairs", str(unknown)], capsys)
     assert code == 1 and "unknown label 'neutral'" in err and "example 2" in err and len(err.splitlines()) == 1
 
+    code, err = run_cli(["train-classifier", "--pairs", data, "--steps", "2", "--out", out] + TINY, capsys)
+    assert code == 1 and "give --resume to continue it or --overwrite to replace it" in err
+    code, err = run_cli(["train-classifier", "--pairs", data, "--steps", "4", "--out", out, "--resume", "--hidden",
+                         "32"], capsys)
+    assert code == 1 and "--hidden 32 (the run has 16)" in err
+
     code, err = run_cli(["classify", out, ""], capsys)
     assert code == 1 and "the text is empty" in err
 

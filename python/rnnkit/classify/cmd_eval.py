@@ -6,7 +6,7 @@ import json
 import os
 from typing import Any, Dict, List
 
-from ..cliutil import Parser, positive_int, run
+from ..cliutil import Parser, check_output_file, positive_int, require_module, run
 
 
 def format_report(result: Dict[str, Any]) -> str:
@@ -33,12 +33,12 @@ def main(argv: List[str], prog: str = "rnnkit eval-classifier") -> int:
                "precision, recall and F1 (per token for a --per-step tagger); the matrix is also drawn to a PNG.")
     p.add_argument("dir", metavar="DIR")
     p.add_argument("--pairs", metavar="FILE", help="score every line of this file (text<TAB>label, or tokens<TAB>tags "
-                   "for a tagger) instead")
+                   "for a tagger) instead (default: the --split of the data the model was trained on)")
     p.add_argument("--split", choices=["test", "val"], default="test", help="which held-out split")
     p.add_argument("--batch", type=positive_int, default=256, help="sequences classified together")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", metavar="FILE.png", help="where to draw the confusion matrix (default: "
-                   "DIR/confusion-SPLIT.png, or DIR/confusion-FILE.png for --pairs)")
+                   "DIR/confusion-SPLIT.png, or DIR/confusion-FILE.png for --pairs, when matplotlib is installed)")
     p.add_argument("--no-plot", action="store_true", help="draw nothing")
     a = p.parse_args(argv)
 
@@ -48,6 +48,9 @@ def main(argv: List[str], prog: str = "rnnkit eval-classifier") -> int:
         from .model import Classifier
         from .train import evaluate
 
+        if a.plot and not a.no_plot:  # checked before the work, so nothing is lost at the end
+            check_output_file(a.plot, "--plot")
+            require_module("matplotlib", "--plot")
         model, meta = Classifier.load(a.dir)
         tokens = meta.get("tokens", "char")
         if a.pairs:
@@ -72,7 +75,7 @@ def main(argv: List[str], prog: str = "rnnkit eval-classifier") -> int:
                 plot_confusion(np.array(result["confusion"]), result["labels"], plot,
                                f"accuracy {result['accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f}")
                 result["plot"] = plot
-            except ImportError:
+            except ImportError:  # only the default picture gets here (--plot checked matplotlib first)
                 plot = None
         if a.json:
             print(json.dumps(result))

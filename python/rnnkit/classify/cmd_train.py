@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import List
 
-from ..cliutil import Parser, add_schedule_options, positive_float, positive_int, run
+from ..cliutil import Parser, add_run_dir_options, add_schedule_options, explicit_options, positive_float, \
+    positive_int, run
+
+DEFAULT_MINUTES = 5.0
 
 
 def main(argv: List[str], prog: str = "rnnkit train-classifier") -> int:
@@ -19,12 +22,13 @@ def main(argv: List[str], prog: str = "rnnkit train-classifier") -> int:
     p = Parser(prog=prog, description="Train a many-to-one classifier: embedding -> RNN/LSTM/GRU -> pooling over "
                f"the valid steps -> linear -> softmax, on a built-in task ({', '.join(TASKS)}) or a file of "
                "text<TAB>label lines; with --per-step a tagger (a label per token) on a file of tokens<TAB>tags "
-               "lines. Without --steps or --minutes it trains for 5 minutes. DIR (--out) receives metrics.jsonl, "
-               "checkpoint.npz and curve.png.")
+               f"lines. Without --steps or --minutes it trains for {DEFAULT_MINUTES:g} minutes. DIR (--out) receives "
+               "metrics.jsonl, checkpoint.npz and curve.png; a DIR that holds a run needs --resume or --overwrite.")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--task", metavar="NAME", help=f"built-in task: {', '.join(TASKS)}")
+    src.add_argument("--task", metavar="NAME", help=f"built-in task: {', '.join(TASKS)} (no default: --task or "
+                     "--pairs is needed, except on --resume)")
     src.add_argument("--pairs", metavar="FILE", help="text<TAB>label per line (any labels, kept as given); with "
-                     "--per-step tokens<TAB>tags, the tags space-separated, one per token")
+                     "--per-step tokens<TAB>tags, the tags space-separated, one per token (default: --task)")
     p.add_argument("--tokens", choices=["char", "word"], help="tokens of a --pairs file (default char; word with "
                    "--per-step: the space-separated words)")
     p.add_argument("--per-step", action="store_true", help="tag every token (many-to-many) instead of classifying "
@@ -39,7 +43,8 @@ def main(argv: List[str], prog: str = "rnnkit train-classifier") -> int:
     t.add_argument("--max-len", type=positive_int, help="longest string (default: brackets 20, languages 10, "
                    "majority 25)")
     t.add_argument("--classes", type=positive_int, help="languages: how many (default 4)")
-    t.add_argument("--alphabet", help="majority: the symbols (default abc)")
+    t.add_argument("--alphabet", metavar="CHARS", help="majority: the symbols, with ranges as in a regular "
+                   "expression's class (a-e is abcde) (default abc)")
     t.add_argument("--train-size", type=positive_int, help=f"training examples (default {DEFAULT_SIZES['train']})")
     t.add_argument("--val-size", type=positive_int, help=f"validation examples (default {DEFAULT_SIZES['val']})")
     t.add_argument("--test-size", type=positive_int, help=f"test examples (default {DEFAULT_SIZES['test']})")
@@ -60,22 +65,27 @@ def main(argv: List[str], prog: str = "rnnkit train-classifier") -> int:
     o.add_argument("--batch", type=positive_int, default=d.batch)
     o.add_argument("--bucket", type=positive_int, default=d.bucket, help="sort examples by length within windows of "
                    "this many batches, so a batch pads little (1: plain shuffle)")
-    add_schedule_options(o, d)
+    add_schedule_options(o, d, DEFAULT_MINUTES)
     o.add_argument("--eval-every", type=positive_int, default=d.eval_every)
     p.add_argument("--seed", type=int, default=d.seed, help="initial weights, batch order, dropout")
     p.add_argument("--threads", type=positive_int, help="kernel threads (default: OMP_NUM_THREADS or all cores)")
-    p.add_argument("--out", default="classifier", metavar="DIR", help="output directory")
-    p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    add_run_dir_options(p, "classifier")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
+    data_options = {"task", "pairs", "tokens", "per_step", "val_frac", "test_frac", "min_len", "max_len", "classes",
+                    "alphabet", "train_size", "val_size", "test_size", "data_seed"}  # compared as the data spec
+    asked = {k: v for k, v in explicit_options(p, argv).items()
+             if k not in data_options and k in TrainConfig.__dataclass_fields__}
 
     def body() -> int:
         import rnnkit
 
+        from ..seq2seq.tasks import expand_alphabet
         from .data import pairs_spec, task_spec
         from .train import train
 
-        task_opts = {"min_len": a.min_len, "max_len": a.max_len, "classes": a.classes, "alphabet": a.alphabet}
+        alphabet = None if a.alphabet is None else expand_alphabet(a.alphabet)
+        task_opts = {"min_len": a.min_len, "max_len": a.max_len, "classes": a.classes, "alphabet": alphabet}
         sizes = {k: v for k, v in (("train", a.train_size), ("val", a.val_size), ("test", a.test_size)) if v}
         if a.task is not None:
             if a.per_step or a.tokens:
@@ -97,10 +107,12 @@ def main(argv: List[str], prog: str = "rnnkit train-classifier") -> int:
         cfg = TrainConfig(data=data, cell=a.cell, layers=a.layers, hidden=a.hidden, embed=a.embed,
                           bidirectional=a.bidirectional, pool=a.pool, attn_size=a.attn_size, dropout=a.dropout,
                           class_weights=a.class_weights, batch=a.batch, bucket=a.bucket, steps=a.steps,
-                          minutes=a.minutes if a.steps or a.minutes else 5.0, optimizer=a.optimizer, lr=a.lr,
+                          minutes=a.minutes if a.steps or a.minutes else DEFAULT_MINUTES, optimizer=a.optimizer, lr=a.lr,
                           lr_decay=a.lr_decay, lr_decay_every=a.lr_decay_every, clip=a.clip, clip_mode=a.clip_mode,
                           eval_every=a.eval_every, seed=a.seed)
-        train(cfg, a.out, resume=a.resume, progress=not a.no_progress)
+        if data:
+            asked["data"] = data
+        train(cfg, a.out, resume=a.resume, progress=not a.no_progress, overwrite=a.overwrite, given=asked)
         return 0
 
     return run(prog, body)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Mapping, Optional
 
 import numpy as np
 
@@ -27,6 +27,7 @@ from ..models import CELLS, single_threaded_blas
 from ..optim import Schedule
 from ..plotting import plot_curve
 from ..pooling import POOLS
+from ..rundir import KINDS, RunDir, resume_settings
 from ..training import TrainingRun, fit
 from .data import Encoded, Labels, build_vocab, load_splits
 from .metrics import scores
@@ -77,7 +78,9 @@ class TrainConfig(Schedule):
             raise ValueError("--pool and --attn-size are for sequence classification, not --per-step tagging")
 
 
-RESUMABLE = ("steps", "minutes", "eval_every")
+#: The settings a resumed run may change (`rnnkit.rundir.resume_settings`); the rest are the run's.
+RESUMABLE = ("steps", "minutes", "eval_every", "lr", "lr_decay", "lr_decay_every", "clip", "clip_mode")
+KIND = KINDS[FORMAT]
 
 
 def class_weight_vector(spec: str, labels: Labels, targets: np.ndarray, dtype: Any = np.float32
@@ -177,15 +180,12 @@ class ClassifierRun(TrainingRun):
         checkpoint.save(path, arrays, meta)
 
     @classmethod
-    def resume(cls, path: str, overrides: TrainConfig, backend: Optional[str] = None) -> "ClassifierRun":
-        arrays, meta = checkpoint.load(path)
-        if meta.get("format") != FORMAT:
-            raise checkpoint.CheckpointError(f"{path} is not a classifier checkpoint")
+    def resume(cls, arrays: Dict[str, np.ndarray], meta: Dict[str, Any], cfg: TrainConfig,
+               backend: Optional[str] = None, path: str = CHECKPOINT_FILE) -> "ClassifierRun":
+        """The run saved as (arrays, meta) (from `rnnkit.checkpoint.load`), continued with ``cfg`` (the
+        saved settings with the changes `rnnkit.rundir.resume_settings` allows)."""
         try:
-            saved = meta["train"]
-            if overrides.data and overrides.data != saved["data"]:
-                raise ValueError("the data given differs from the data this checkpoint was trained on")
-            run = cls(TrainConfig(**{**saved, **{k: getattr(overrides, k) for k in RESUMABLE}}), backend)
+            run = cls(cfg, backend)
             checkpoint.restore_arrays(run.model.params, arrays, "model/")
             run.restore_optimizer(arrays, meta)
             run.model.rnn._dropout_rng.bit_generator.state = meta["dropout_rng"]
@@ -195,31 +195,55 @@ class ClassifierRun(TrainingRun):
 
 
 def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool = True,
-          log: Callable[[str], None] = print, backend: Optional[str] = None) -> Classifier:
+          log: Callable[[str], None] = print, backend: Optional[str] = None, overwrite: bool = False,
+          given: Optional[Mapping[str, Any]] = None) -> Classifier:
     """Train (or, with ``resume``, continue training from ``out``) a Classifier.
 
-    ``out`` receives metrics.jsonl, checkpoint.npz and curve.png. Raises ValueError (PairsError) for bad
-    data or settings, CheckpointError for a missing or bad checkpoint on resume.
+    ``out`` receives metrics.jsonl, checkpoint.npz and curve.png. A directory that already holds a run
+    is written into only with ``resume`` or ``overwrite`` (`rnnkit.rundir`). On resume the saved
+    settings are kept; ``given`` (field -> value, the settings the caller asks for; default: ``cfg``'s
+    steps, minutes and eval_every, and its data if any) may change those in `RESUMABLE` and must agree
+    with the others. Raises ValueError (PairsError) for bad data or settings or a directory holding a
+    run, CheckpointError for a missing or bad checkpoint on resume.
     """
+    run_dir = RunDir(out, KIND)
+    if resume:
+        arrays, meta = run_dir.load_for_resume()
+        if given is None:
+            given = {k: getattr(cfg, k) for k in ("steps", "minutes", "eval_every")}
+        data = given.get("data", cfg.data)
+        if data and data != meta["train"].get("data"):
+            raise ValueError(f"{out}: the data given differs from the data this run was trained on; drop the "
+                             "data options to resume it")
+        try:
+            cfg = TrainConfig(**resume_settings(out, meta["train"], int(meta["step"]), given, RESUMABLE, log,
+                                                skip=("data",)))
+        except TypeError as e:
+            raise checkpoint.CheckpointError(f"{run_dir.checkpoint_path} is not a resumable training checkpoint "
+                                             f"({e})") from None
+    cfg.validate()
     if not resume:
-        cfg.validate()
+        run_dir.check_new(overwrite)
     with single_threaded_blas():
-        os.makedirs(out, exist_ok=True)
-        ckpt_path, metrics_path = os.path.join(out, CHECKPOINT_FILE), os.path.join(out, METRICS_FILE)
         if resume:
-            run = ClassifierRun.resume(ckpt_path, cfg, backend)
-            run.cfg.validate()
-            metrics = checkpoint.read_metrics(metrics_path, run.step)
+            run = ClassifierRun.resume(arrays, meta, cfg, backend, run_dir.checkpoint_path)
         else:
-            run, metrics = ClassifierRun(cfg, backend), []
+            run = ClassifierRun(cfg, backend)
+        with run_dir.writing(overwrite and not resume):
+            return _train(run, out, resume, progress, log)
 
-        def postfix(loss: float, row: Dict[str, Any], speed: float) -> Dict[str, str]:
-            shown = {"loss": f"{loss:.3f}", "seq/s": f"{speed:.0f}"}
-            if row:
-                shown["val_acc"] = f"{row['val_accuracy']:.4f}"
-            return shown
 
-        metrics = fit(run, metrics, metrics_path, ckpt_path, progress, ("sequences_per_s", run.batch), postfix)
+def _train(run: ClassifierRun, out: str, resume: bool, progress: bool, log: Callable[[str], None]) -> Classifier:
+    ckpt_path, metrics_path = os.path.join(out, CHECKPOINT_FILE), os.path.join(out, METRICS_FILE)
+    metrics = checkpoint.read_metrics(metrics_path, run.step) if resume else []
+
+    def postfix(loss: float, row: Dict[str, Any], speed: float) -> Dict[str, str]:
+        shown = {"loss": f"{loss:.3f}", "seq/s": f"{speed:.0f}"}
+        if row:
+            shown["val_acc"] = f"{row['val_accuracy']:.4f}"
+        return shown
+
+    metrics = fit(run, metrics, metrics_path, ckpt_path, progress, ("sequences_per_s", run.batch), postfix)
     curve = os.path.join(out, CURVE_FILE)
     extra = [("val_accuracy", "validation accuracy"), ("val_macro_f1", "validation macro-F1")]
     per = "token" if run.model.per_step else "example"
