@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 
+from rnnkit.classify import Classifier
 from rnnkit.cli import main as cli
 
 TINY = ["--hidden", "16", "--embed", "8", "--batch", "16", "--threads", "1", "--no-progress"]
@@ -83,7 +84,10 @@ def test_pairs_file_with_word_tokens_class_weights_and_resume(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["labels"] == ["bad", "good", "so so"] and result["examples"] == 24
     assert cli(["classify", out, "the plot was awful"]) == 0
-    assert capsys.readouterr().out.splitlines()[0] in ("bad", "good", "so so")
+    printed = capsys.readouterr().out.splitlines()[0]
+    model, _ = Classifier.load(out)  # the same from Python
+    (label, probs), = model.classify(["the plot was awful"])
+    assert label == printed and set(probs) == {"bad", "good", "so so"} and max(probs.values()) == probs[label]
 
 
 def test_per_step_tagging(tmp_path, capsys):
@@ -104,6 +108,8 @@ def test_per_step_tagging(tmp_path, capsys):
     printed = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
     assert [p[0] for p in printed] == ["to", "dog", "cat", "to", "run"]
     assert all(p[1] in ("N", "V") and 0 <= float(p[2]) <= 1 for p in printed)
+    tagged, = Classifier.load(out)[0].classify(["to dog cat to run"])
+    assert [(t, tag) for t, tag, _ in tagged] == [(p[0], p[1]) for p in printed]
     assert cli(["eval-classifier", out, "--json", "--no-plot"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert 10 <= result["sequences"] <= 25 and result["examples"] > result["sequences"]  # scored per token

@@ -25,8 +25,8 @@ def main(argv: List[str], prog: str = "rnnkit classify") -> int:
         from .data import text_tokens
         from .model import Classifier
 
-        model, meta = Classifier.load(a.dir)
-        tokens = meta.get("tokens", "char")
+        model, _ = Classifier.load(a.dir)
+        tokens = model.config["tokens"]
         texts = [t for arg in a.texts for t in (sys.stdin.read().splitlines() if arg == "-" else [arg])]
         token_lists = [text_tokens(t, tokens, model.per_step) for t in texts]
         for i, toks in enumerate(token_lists):

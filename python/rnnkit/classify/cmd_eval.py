@@ -52,7 +52,7 @@ def main(argv: List[str], prog: str = "rnnkit eval-classifier") -> int:
             check_output_file(a.plot, "--plot")
             require_module("matplotlib", "--plot")
         model, meta = Classifier.load(a.dir)
-        tokens = meta.get("tokens", "char")
+        tokens = model.config["tokens"]
         if a.pairs:
             pairs = read_examples(a.pairs, tokens, model.per_step)
             where, tag = a.pairs, os.path.splitext(os.path.basename(a.pairs))[0]

@@ -23,7 +23,7 @@ gathered into the layer's input first.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -33,7 +33,7 @@ from ..models import CELLS
 from ..nn import Embedding, Linear
 from ..pooling import POOLS, Pool
 from ..seq2seq.vocab import TokenVocab
-from .data import Batch, Labels
+from .data import Batch, Labels, text_tokens
 
 __all__ = ["Classifier", "CHECKPOINT_FILE", "FORMAT", "POOLS"]
 
@@ -57,6 +57,7 @@ class Classifier:
         attention pooling's width (default D*H). per_step: tag every token instead. dropout: between
         recurrent layers while training. dtype: float32 (training) or float64 (gradient checks).
         seed: all initial weights. backend: "native" (C++) or "reference" (NumPy) pooling kernels.
+        tokens: how `classify` splits a text ("char" or "word", as the training data was read).
 
     ``params`` / ``grads``: name -> array, names ``embed.weight``, ``rnn.<torch key>``,
     ``pool.<name>`` (attention only) and ``head.weight`` / ``head.bias``; the arrays are the modules'
@@ -66,7 +67,7 @@ class Classifier:
     def __init__(self, vocab: TokenVocab, labels: Labels, cell: str = "lstm", layers: int = 1, hidden: int = 128,
                  embed: int = 64, bidirectional: bool = False, pool: str = "last", attn_size: Optional[int] = None,
                  per_step: bool = False, dropout: float = 0.0, dtype: Any = np.float32, seed: int = 0,
-                 backend: Optional[str] = None):
+                 backend: Optional[str] = None, tokens: str = "char"):
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {cell!r}")
         if pool not in POOLS:
@@ -76,8 +77,9 @@ class Classifier:
             _positive(attn_size=attn_size)
             if pool != "attention" or per_step:
                 raise ValueError("attn_size is the width of attention pooling: give it with pool='attention'")
+        text_tokens("", tokens, per_step)  # checks the kind
         self.vocab, self.labels = vocab, labels
-        self.config = {"cell": cell, "layers": int(layers), "hidden": int(hidden), "embed": int(embed),
+        self.config = {"tokens": tokens, "cell": cell, "layers": int(layers), "hidden": int(hidden), "embed": int(embed),
                        "bidirectional": bool(bidirectional), "pool": pool, "attn_size": attn_size,
                        "per_step": bool(per_step), "dropout": float(dropout), "dtype": np.dtype(dtype).name,
                        "seed": int(seed)}
@@ -201,6 +203,20 @@ class Classifier:
             return list(probs)
         _, element = np.divmod(self._valid(batch), len(ids))  # the rows are valid (t, b) in time order
         return [probs[element == b] for b in range(len(ids))]
+
+    def classify(self, texts: Sequence[str]) -> List[Any]:
+        """Classify texts (split into tokens as the training data was). For each text: (label,
+        {label: probability}) of a sequence classifier, or, per step, a list of (token, tag,
+        probability) for its tokens. ValueError for an empty text."""
+        token_lists = [text_tokens(t, self.config["tokens"], self.per_step) for t in texts]
+        names = self.labels.names
+        out: List[Any] = []
+        for toks, p in zip(token_lists, self.predict_texts(token_lists)):
+            if self.per_step:
+                out.append([(tok, names[int(row.argmax())], float(row.max())) for tok, row in zip(toks, p)])
+            else:
+                out.append((names[int(p.argmax())], {n: float(v) for n, v in zip(names, p)}))
+        return out
 
     # ------------------------------------------------------------------ files
 

@@ -139,7 +139,7 @@ class ClassifierRun(TrainingRun):
         self.class_weights = class_weight_vector(cfg.class_weights, labels, self.train_set.labels())
         super().__init__(cfg, Classifier(vocab, labels, cfg.cell, cfg.layers, cfg.hidden, cfg.embed,
                                          cfg.bidirectional, cfg.pool, cfg.attn_size, per_step, cfg.dropout,
-                                         np.float32, cfg.seed, backend))
+                                         np.float32, cfg.seed, backend, self.tokens))
         self.batch = min(cfg.batch, len(self.train_set))
         self.batches_per_epoch = len(self.train_set) // self.batch
         self._order_epoch, self._order = -1, None
