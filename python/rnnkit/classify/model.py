@@ -91,6 +91,7 @@ class Classifier:
         self.pool = None if per_step else Pool(pool, D * hidden, hidden, attn_size, dtype,
                                                np.random.default_rng(s_pool), backend)
         self.head = Linear(D * hidden, len(labels), dtype, np.random.default_rng(s_head))
+        self._fused = True  # how the last forward read the embedding (see `_stack`)
         groups = [("embed", self.embed.params, self.embed.grads),
                   ("rnn", dict(self.rnn.named_parameters()), self.rnn.grads),
                   ("pool", self.pool.params if self.pool else {}, self.pool.grads if self.pool else {}),
