@@ -45,7 +45,8 @@ def test_train_eval_classify_on_a_task(tmp_path, capsys):
     assert [x["step"] for x in r] == [60, 120]
     assert {"train_loss", "val_loss", "val_accuracy", "val_macro_f1", "sequences_per_s", "elapsed_s"} <= set(r[0])
     assert r[-1]["val_accuracy"] > 0.6
-    assert {"checkpoint.npz", "curve.png", "metrics.jsonl"} <= set(os.listdir(out))
+    assert {"checkpoint.npz", "best.npz", "curve.png", "metrics.jsonl"} <= set(os.listdir(out))
+    assert sum(bool(x.get("best")) for x in r) == 1  # the row of the model in best.npz
 
     assert cli(["eval-classifier", out, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -65,13 +66,15 @@ def test_train_eval_classify_on_a_task(tmp_path, capsys):
     assert cli(["classify", out, "aaaab", "--json", "--top", "2"]) == 0
     obj = json.loads(capsys.readouterr().out)
     assert obj["label"] in "abc" and len(obj["probabilities"]) == 2
+    assert cli(["classify", out, "aaaab", "--json", "--latest"]) == 0  # the latest checkpoint instead of the best
+    assert len(json.loads(capsys.readouterr().out)["probabilities"]) == 3
 
 
 def test_pairs_file_with_word_tokens_class_weights_and_resume(tmp_path, capsys):
     data = sentiment_file(tmp_path / "reviews.tsv")
     out = str(tmp_path / "rev")
     args = ["train-classifier", "--pairs", data, "--tokens", "word", "--class-weights", "balanced", "--pool",
-            "max", "--eval-every", "40", "--lr", "0.01", "--out", out] + TINY
+            "max", "--eval-every", "40", "--lr", "0.01", "--schedule", "constant", "--warmup", "0", "--out", out] + TINY
     assert cli(args + ["--steps", "40"]) == 0
     assert cli(args + ["--steps", "80", "--resume"]) == 0
     resumed = rows(out)

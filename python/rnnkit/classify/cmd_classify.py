@@ -14,6 +14,8 @@ def main(argv: List[str], prog: str = "rnnkit classify") -> int:
                "every class's probability, likeliest first. A --per-step tagger prints each token with its tag "
                "and that tag's probability.")
     p.add_argument("dir", metavar="DIR")
+    p.add_argument("--latest", action="store_true", help="use the run's latest checkpoint (default: its best, "
+                   "best.npz)")
     p.add_argument("texts", metavar="TEXT", nargs="+", help="text to classify ('-' reads one text per line of "
                    "standard input)")
     p.add_argument("--top", type=positive_int, help="print only the K likeliest classes (default: all)")
@@ -25,7 +27,7 @@ def main(argv: List[str], prog: str = "rnnkit classify") -> int:
         from .data import text_tokens
         from .model import Classifier
 
-        model, _ = Classifier.load(a.dir)
+        model, _ = Classifier.load(a.dir, latest=a.latest)
         tokens = model.config["tokens"]
         texts = [t for arg in a.texts for t in (sys.stdin.read().splitlines() if arg == "-" else [arg])]
         token_lists = [text_tokens(t, tokens, model.per_step) for t in texts]

@@ -32,6 +32,8 @@ def main(argv: List[str], prog: str = "rnnkit eval-classifier") -> int:
                "every line of --pairs FILE) and print accuracy, macro-F1, the confusion matrix and per-class "
                "precision, recall and F1 (per token for a --per-step tagger); the matrix is also drawn to a PNG.")
     p.add_argument("dir", metavar="DIR")
+    p.add_argument("--latest", action="store_true", help="use the run's latest checkpoint (default: its best, "
+                   "best.npz)")
     p.add_argument("--pairs", metavar="FILE", help="score every line of this file (text<TAB>label, or tokens<TAB>tags "
                    "for a tagger) instead (default: the --split of the data the model was trained on)")
     p.add_argument("--split", choices=["test", "val"], default="test", help="which held-out split")
@@ -51,7 +53,7 @@ def main(argv: List[str], prog: str = "rnnkit eval-classifier") -> int:
         if a.plot and not a.no_plot:  # checked before the work, so nothing is lost at the end
             check_output_file(a.plot, "--plot")
             require_module("matplotlib", "--plot")
-        model, meta = Classifier.load(a.dir)
+        model, meta = Classifier.load(a.dir, latest=a.latest)
         tokens = model.config["tokens"]
         if a.pairs:
             pairs = read_examples(a.pairs, tokens, model.per_step)

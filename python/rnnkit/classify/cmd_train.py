@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import List
 
 from ..cliutil import Parser, add_run_dir_options, add_schedule_options, explicit_options, positive_float, \
-    positive_int, run
+    positive_int, run, schedule_settings
 
 DEFAULT_MINUTES = 5.0
 
@@ -23,7 +23,8 @@ def main(argv: List[str], prog: str = "rnnkit train-classifier") -> int:
                f"the valid steps -> linear -> softmax, on a built-in task ({', '.join(TASKS)}) or a file of "
                "text<TAB>label lines; with --per-step a tagger (a label per token) on a file of tokens<TAB>tags "
                f"lines. Without --steps or --minutes it trains for {DEFAULT_MINUTES:g} minutes. DIR (--out) receives "
-               "metrics.jsonl, checkpoint.npz and curve.png; a DIR that holds a run needs --resume or --overwrite.")
+               "metrics.jsonl, checkpoint.npz (the latest), best.npz (the best by validation macro-F1) and curve.png; a "
+               "DIR that holds a run needs --resume or --overwrite.")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--task", metavar="NAME", help=f"built-in task: {', '.join(TASKS)} (no default: --task or "
                      "--pairs is needed, except on --resume)")
@@ -67,6 +68,9 @@ def main(argv: List[str], prog: str = "rnnkit train-classifier") -> int:
                    "this many batches, so a batch pads little (1: plain shuffle)")
     add_schedule_options(o, d, DEFAULT_MINUTES)
     o.add_argument("--eval-every", type=positive_int, default=d.eval_every)
+    o.add_argument("--val-sample", type=positive_int, default=d.val_sample, metavar="N",
+                   help="validation examples scored at each evaluation (a fixed sample); a larger validation split "
+                   "is scored whole at the end, which decides the best model")
     p.add_argument("--seed", type=int, default=d.seed, help="initial weights, batch order, dropout")
     p.add_argument("--threads", type=positive_int, help="kernel threads (default: OMP_NUM_THREADS or all cores)")
     add_run_dir_options(p, "classifier")
@@ -104,12 +108,13 @@ def main(argv: List[str], prog: str = "rnnkit train-classifier") -> int:
             raise ValueError("give --task NAME or --pairs FILE")
         if a.threads:
             rnnkit.set_num_threads(a.threads)
+        sched = schedule_settings(a, d)
+        if not (a.steps or a.minutes):
+            sched["minutes"] = DEFAULT_MINUTES
         cfg = TrainConfig(data=data, cell=a.cell, layers=a.layers, hidden=a.hidden, embed=a.embed,
                           bidirectional=a.bidirectional, pool=a.pool, attn_size=a.attn_size, dropout=a.dropout,
-                          class_weights=a.class_weights, batch=a.batch, bucket=a.bucket, steps=a.steps,
-                          minutes=a.minutes if a.steps or a.minutes else DEFAULT_MINUTES, optimizer=a.optimizer, lr=a.lr,
-                          lr_decay=a.lr_decay, lr_decay_every=a.lr_decay_every, clip=a.clip, clip_mode=a.clip_mode,
-                          eval_every=a.eval_every, seed=a.seed)
+                          class_weights=a.class_weights, batch=a.batch, bucket=a.bucket, eval_every=a.eval_every,
+                          val_sample=a.val_sample, seed=a.seed, **sched)
         if data:
             asked["data"] = data
         train(cfg, a.out, resume=a.resume, progress=not a.no_progress, overwrite=a.overwrite, given=asked)

@@ -22,7 +22,6 @@ gathered into the layer's input first.
 """
 from __future__ import annotations
 
-import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -241,10 +240,10 @@ class Classifier:
         return model
 
     @classmethod
-    def load(cls, directory: str, filename: str = CHECKPOINT_FILE) -> Tuple["Classifier", Dict[str, Any]]:
-        """(model, checkpoint metadata) saved in ``directory``; CheckpointError if missing or unreadable."""
-        if not os.path.isdir(directory):
-            raise checkpoint.CheckpointError(f"not a directory: {directory}")
-        path = os.path.join(directory, filename)
+    def load(cls, directory: str, latest: bool = False) -> Tuple["Classifier", Dict[str, Any]]:
+        """(model, checkpoint metadata) of the run in ``directory``: its best checkpoint (best.npz), or its
+        latest (checkpoint.npz) with ``latest`` or when there is no best; CheckpointError if missing or
+        unreadable."""
+        path = checkpoint.run_checkpoint(directory, latest)
         arrays, meta = checkpoint.load(path)
         return cls.from_checkpoint(arrays, meta, path), meta

@@ -6,9 +6,13 @@ the training examples, cut into windows of ``bucket`` batches, each window sorte
 into batches, and the batches shuffled (length bucketing, as torchtext's BucketIterator: the recurrent
 kernels run every step for the whole batch, so a batch of similar lengths wastes little on padding;
 ``bucket`` 1 keeps the plain shuffle). The batch is padded to its longest example; gradients are clipped (by norm or value) and an `rnnkit.optim` optimiser
-updates the weights (`rnnkit.training.TrainingRun`). Every ``eval_every`` steps and after the last one,
-the validation loss, accuracy and macro-F1 are appended to ``metrics.jsonl`` and the checkpoint is
-written; ``curve.png`` is drawn at the end.
+updates the weights at the scheduled learning rate (`rnnkit.training.TrainingRun`). Every
+``eval_every`` steps and after the last one, the validation loss, accuracy and macro-F1 are appended to
+``metrics.jsonl`` and the latest checkpoint is written; the best (by macro-F1, then accuracy, then
+loss) is kept beside it in best.npz, and ``--patience`` stops a run that no longer improves
+(`rnnkit.training.fit`). A validation split larger than ``val_sample`` examples is scored on a fixed
+sample of that many between evaluations and whole at the end, which decides the best model.
+``curve.png`` is drawn at the end.
 
 Class weights (``class_weights``): "none"; "balanced", w_k = n / (K n_k) over the training targets
 (scikit-learn's), so every class weighs the same in total; or explicit "label=weight,..." (unnamed
@@ -28,7 +32,8 @@ from ..optim import Schedule
 from ..plotting import plot_curve
 from ..pooling import POOLS
 from ..rundir import KINDS, RunDir, resume_settings
-from ..training import TrainingRun, fit
+from ..checkpoint import BEST_FILE
+from ..training import TrainingRun, best_row, fit
 from .data import Encoded, Labels, build_vocab, load_splits
 from .metrics import scores
 from .model import CHECKPOINT_FILE, FORMAT, Classifier
@@ -56,11 +61,12 @@ class TrainConfig(Schedule):
     batch: int = 64
     bucket: int = 32
     eval_every: int = 200
+    val_sample: int = 2000  # validation examples scored between evaluations (the whole split if fewer)
     seed: int = 0
 
     def validate(self) -> None:
         """ValueError with one line naming the first bad setting."""
-        for name in ("layers", "hidden", "embed", "batch", "bucket", "eval_every", "lr_decay_every"):
+        for name in ("layers", "hidden", "embed", "batch", "bucket", "eval_every", "lr_decay_every", "val_sample"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
         self.check_schedule()
@@ -79,7 +85,8 @@ class TrainConfig(Schedule):
 
 
 #: The settings a resumed run may change (`rnnkit.rundir.resume_settings`); the rest are the run's.
-RESUMABLE = ("steps", "minutes", "eval_every", "lr", "lr_decay", "lr_decay_every", "clip", "clip_mode")
+RESUMABLE = ("steps", "minutes", "eval_every", "lr", "lr_decay", "lr_decay_every", "clip", "clip_mode", "patience",
+             "val_sample")
 KIND = KINDS[FORMAT]
 
 
@@ -136,6 +143,12 @@ class ClassifierRun(TrainingRun):
         vocab, labels = build_vocab(splits.train, self.tokens, per_step)
         self.train_set = Encoded(splits.train, self.tokens, per_step, vocab, labels, "the training split")
         self.val_set = Encoded(splits.val, self.tokens, per_step, vocab, labels, "the validation split")
+        self.val_sample = self.val_set
+        if len(splits.val) > cfg.val_sample:  # a fixed sample: the first examples of a shuffled split
+            order = np.random.default_rng([cfg.seed, 3]).permutation(len(splits.val))[:cfg.val_sample]
+            self.val_sample = Encoded([splits.val[i] for i in sorted(order)], self.tokens, per_step, vocab, labels,
+                                      "the validation split")
+            self.val_ratio = len(splits.val) / cfg.val_sample
         self.class_weights = class_weight_vector(cfg.class_weights, labels, self.train_set.labels())
         super().__init__(cfg, Classifier(vocab, labels, cfg.cell, cfg.layers, cfg.hidden, cfg.embed,
                                          cfg.bidirectional, cfg.pool, cfg.attn_size, per_step, cfg.dropout,
@@ -165,9 +178,12 @@ class ClassifierRun(TrainingRun):
     def batch_loss(self) -> float:
         return self.model.loss_and_grad(self.train_set.batch(self._indices(self.step)), self.class_weights)
 
-    def evaluate(self) -> Dict[str, float]:
-        s = evaluate(self.model, self.val_set, class_weights=self.class_weights)
+    def evaluate(self, full: bool = False) -> Dict[str, float]:
+        s = evaluate(self.model, self.val_set if full else self.val_sample, class_weights=self.class_weights)
         return {"val_loss": s["loss"], "val_accuracy": s["accuracy"], "val_macro_f1": s["macro_f1"]}
+
+    def score(self, metrics: Mapping[str, Any]) -> tuple:
+        return (metrics["val_macro_f1"], metrics["val_accuracy"], -metrics["val_loss"])
 
     # -------------------------------------------------------------- checkpoints
 
@@ -199,7 +215,8 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool = Tru
           given: Optional[Mapping[str, Any]] = None) -> Classifier:
     """Train (or, with ``resume``, continue training from ``out``) a Classifier.
 
-    ``out`` receives metrics.jsonl, checkpoint.npz and curve.png. A directory that already holds a run
+    ``out`` receives metrics.jsonl, checkpoint.npz (the latest), best.npz (the best) and curve.png;
+    returns the best model. A directory that already holds a run
     is written into only with ``resume`` or ``overwrite`` (`rnnkit.rundir`). On resume the saved
     settings are kept; ``given`` (field -> value, the settings the caller asks for; default: ``cfg``'s
     steps, minutes and eval_every, and its data if any) may change those in `RESUMABLE` and must agree
@@ -253,5 +270,12 @@ def _train(run: ClassifierRun, out: str, resume: bool, progress: bool, log: Call
     if final:
         log(f"step {final['step']} ({final['elapsed_s']:.0f} s): train loss {final['train_loss']:.4f}, val loss "
             f"{final['val_loss']:.4f}, val accuracy {final['val_accuracy']:.4f}, macro-F1 "
-            f"{final['val_macro_f1']:.4f}; saved to {out}")
-    return run.model
+            f"{final['val_macro_f1']:.4f} (validation {final['val_part']})")
+    best = best_row(metrics)
+    if best:
+        pre = "full_" if "full_val_accuracy" in best else ""
+        part = "whole validation split" if pre or best["val_part"] == "full" else "validation sample"
+        log(f"best: step {best['step']}, accuracy {best[pre + 'val_accuracy']:.4f}, macro-F1 "
+            f"{best[pre + 'val_macro_f1']:.4f} on the {part}; saved to {out}/{BEST_FILE} (latest: "
+            f"{out}/{CHECKPOINT_FILE})")
+    return Classifier.load(out)[0]
