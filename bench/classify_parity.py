@@ -9,7 +9,7 @@ identifiers. Both frameworks read it with word tokens through rnnkit.classify's 
 
 Both train the same model (embedding 64 -> bidirectional 1-layer LSTM of 128 per direction -> max
 pooling over the valid steps -> linear -> softmax), from the same initial weights, on the same batches in
-the same order (rnnkit's epoch shuffles), with Adam 2e-3 and gradient-norm clipping at 5; torch packs
+the same order (rnnkit's epoch shuffles), with Adam 2e-3 (constant) and gradient-norm clipping at 5; torch packs
 the padded batch (pack_padded_sequence) so its LSTM sees each sequence's own length, as rnnkit's does
 with ``lengths``. They take turns in blocks of steps so both are timed under the same machine load;
 each step is timed alone (batch building, forward, backward, clipping, update). Then both classify
@@ -30,16 +30,21 @@ import platform
 import sysconfig
 import time
 
-import numpy as np
-import torch
+# Both frameworks' OpenMP threads wait passively, as rnnkit's own do (rnnkit sets this when it loads, but
+# torch's OpenMP has read the environment by then): on a shared machine a spinning thread takes the core
+# its partner needs, which slows whoever spins by many times.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import rnnkit
-from rnnkit.bench.machine import cpu_load, cpu_model, git_revision
-from rnnkit.classify.data import Encoded, load_splits, pairs_spec
-from rnnkit.classify.metrics import scores
-from rnnkit.classify.model import Classifier
-from rnnkit.classify.train import ClassifierRun, TrainConfig, evaluate
-from rnnkit.models import single_threaded_blas
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import rnnkit  # noqa: E402
+from rnnkit.bench.machine import cpu_load, cpu_model, git_revision  # noqa: E402
+from rnnkit.classify.data import Encoded, load_splits, pairs_spec  # noqa: E402
+from rnnkit.classify.metrics import scores  # noqa: E402
+from rnnkit.classify.model import Classifier  # noqa: E402
+from rnnkit.classify.train import ClassifierRun, TrainConfig, evaluate  # noqa: E402
+from rnnkit.models import single_threaded_blas  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PACKAGES = ("asyncio", "distutils", "email", "http", "idlelib", "importlib", "lib2to3", "logging",
@@ -144,7 +149,8 @@ def main() -> None:
     rnnkit.set_num_threads(a.threads)
     torch.set_num_threads(a.threads)
     cfg = TrainConfig(data=pairs_spec(a.pairs, "word", 0), cell="lstm", layers=1, hidden=128, embed=64,
-                      bidirectional=True, pool="max", batch=64, steps=a.steps, optimizer="adam", lr=2e-3, clip=5.0,
+                      bidirectional=True, pool="max", batch=64, steps=a.steps, optimizer="adam", lr=2e-3,
+                      schedule="constant", warmup=0, clip=5.0,
                       eval_every=a.steps, seed=0)
     load_start = cpu_load()
     with single_threaded_blas():
@@ -173,11 +179,12 @@ def main() -> None:
                      "train/val/test": [len(splits.train), len(splits.val), len(splits.test)],
                      "classes": len(ours.model.labels), "vocab": len(ours.model.vocab), "tokens": "word",
                      "model": "embed 64 -> biLSTM 128x2 -> max pool -> linear", "batch": cfg.batch,
-                     "steps": a.steps, "optimizer": "adam", "lr": 2e-3, "clip": 5.0, "threads": a.threads,
+                     "steps": a.steps, "optimizer": "adam", "lr": 2e-3, "schedule": "constant", "clip": 5.0, "threads": a.threads,
                      "block": a.block},
         "machine": {"cpu": cpu_model() or platform.machine(), "cores": os.cpu_count(), "git": git_revision(),
                     "torch": torch.__version__, "rnnkit": rnnkit.__version__, "python": platform.python_version(),
                     "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+                    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                     "load_start": load_start, "load_end": load_end},
         **out,
         "train_speedup": out["rnnkit"]["sequences_per_s"] / out["torch"]["sequences_per_s"],
