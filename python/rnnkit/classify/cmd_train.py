@@ -16,7 +16,8 @@ def main(argv: List[str], prog: str = "rnnkit train-classifier") -> int:
     from ..pooling import POOLS
     from .data import DEFAULT_TEST_FRAC, DEFAULT_VAL_FRAC
     from .tasks import DEFAULT_SIZES, TASKS
-    from .train import TrainConfig
+    from ..rundir import flag
+    from .train import RESUMABLE, TrainConfig
 
     d = TrainConfig()
     p = Parser(prog=prog, description="Train a many-to-one classifier: embedding -> RNN/LSTM/GRU -> pooling over "
@@ -73,7 +74,7 @@ def main(argv: List[str], prog: str = "rnnkit train-classifier") -> int:
                    "is scored whole at the end, which decides the best model")
     p.add_argument("--seed", type=int, default=d.seed, help="initial weights, batch order, dropout")
     p.add_argument("--threads", type=positive_int, help="kernel threads (default: OMP_NUM_THREADS or all cores)")
-    add_run_dir_options(p, "classifier")
+    add_run_dir_options(p, "classifier", [flag(f) for f in RESUMABLE])
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
     data_options = {"task", "pairs", "tokens", "per_step", "val_frac", "test_frac", "min_len", "max_len", "classes",

@@ -29,7 +29,7 @@ import numpy as np
 from .. import checkpoint
 from ..models import CELLS, single_threaded_blas
 from ..optim import Schedule
-from ..plotting import plot_curve
+from ..plotting import Score, plot_curve
 from ..pooling import POOLS
 from ..rundir import KINDS, RunDir, resume_settings
 from ..checkpoint import BEST_FILE
@@ -41,6 +41,7 @@ from .model import CHECKPOINT_FILE, FORMAT, Classifier
 __all__ = ["TrainConfig", "ClassifierRun", "train", "evaluate", "class_weight_vector", "METRICS_FILE", "CURVE_FILE"]
 
 METRICS_FILE, CURVE_FILE = "metrics.jsonl", "curve.png"
+CURVE_SCORES = (Score("val_accuracy", "accuracy (%)"), Score("val_macro_f1", "macro-F1 (%)"))
 
 
 @dataclasses.dataclass
@@ -262,9 +263,8 @@ def _train(run: ClassifierRun, out: str, resume: bool, progress: bool, log: Call
 
     metrics = fit(run, metrics, metrics_path, ckpt_path, progress, ("sequences_per_s", run.batch), postfix)
     curve = os.path.join(out, CURVE_FILE)
-    extra = [("val_accuracy", "validation accuracy"), ("val_macro_f1", "validation macro-F1")]
     per = "token" if run.model.per_step else "example"
-    if not plot_curve(metrics, curve, f"loss (nats per {per})", extra):
+    if not plot_curve(metrics, curve, f"loss (nats per {per})", CURVE_SCORES):
         log(f"note: matplotlib is not installed, so {curve} was not drawn (pip install matplotlib)")
     final = metrics[-1] if metrics else None
     if final:
