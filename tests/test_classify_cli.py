@@ -74,7 +74,8 @@ def test_pairs_file_with_word_tokens_class_weights_and_resume(tmp_path, capsys):
     data = sentiment_file(tmp_path / "reviews.tsv")
     out = str(tmp_path / "rev")
     args = ["train-classifier", "--pairs", data, "--tokens", "word", "--class-weights", "balanced", "--pool",
-            "max", "--eval-every", "40", "--lr", "0.01", "--schedule", "constant", "--warmup", "0", "--out", out] + TINY
+            "max", "--layers", "2", "--dropout", "0.2", "--eval-every", "40", "--lr", "0.01", "--schedule", "constant",
+            "--warmup", "0", "--out", out] + TINY
     assert cli(args + ["--steps", "40"]) == 0
     assert cli(args + ["--steps", "80", "--resume"]) == 0
     resumed = rows(out)

@@ -60,7 +60,8 @@ def main(argv: List[str], prog: str = "rnnkit train-classifier") -> int:
     m.add_argument("--pool", choices=POOLS, default=d.pool, help="how the steps become one vector: last state "
                    "(each direction's), mean, max, or attention")
     m.add_argument("--attn-size", type=positive_int, help="width of attention pooling (default: its input width)")
-    m.add_argument("--dropout", type=float, default=d.dropout, help="between recurrent layers")
+    m.add_argument("--dropout", type=float, default=d.dropout, help="between stacked recurrent layers (with "
+                   "--layers 2 or more)")
     o = p.add_argument_group("training")
     o.add_argument("--class-weights", default=d.class_weights, metavar="none|balanced|LABEL=W,...",
                    help="loss weight of each class: balanced weighs each class n/(K*n_k)")

@@ -85,7 +85,9 @@ class Classifier:
         s_embed, s_rnn, s_pool, s_head = np.random.SeedSequence(seed).spawn(4)
         D = 2 if bidirectional else 1
         self.embed = Embedding(len(vocab), embed, dtype, np.random.default_rng(s_embed))
-        self.rnn = CELLS[cell](embed, hidden, layers, dropout=dropout, bidirectional=bidirectional, dtype=dtype,
+        # dropout acts between stacked layers only, so a single layer takes none (and no warning)
+        self.rnn = CELLS[cell](embed, hidden, layers, dropout=dropout if layers > 1 else 0.0,
+                               bidirectional=bidirectional, dtype=dtype,
                                seed=int(s_rnn.generate_state(1)[0]))
         self.pool = None if per_step else Pool(pool, D * hidden, hidden, attn_size, dtype,
                                                np.random.default_rng(s_pool), backend)
