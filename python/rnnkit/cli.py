@@ -29,6 +29,7 @@ COMMANDS: Dict[str, Command] = {
     "train-classifier": Command("rnnkit.classify.cmd_train", "train a sequence classifier or tagger (task or file)"),
     "eval-classifier": Command("rnnkit.classify.cmd_eval", "accuracy, macro-F1, confusion matrix of a classifier"),
     "classify": Command("rnnkit.classify.cmd_classify", "print a trained classifier's label and class probabilities"),
+    "export-onnx": Command("rnnkit.cmd_export_onnx", "write a trained char-LM or seq2seq model as ONNX graphs"),
 }
 
 
