@@ -10,7 +10,7 @@
 
 #include "binding_checks.h"
 #include "buffer_pool.h"
-#include "rnnkit/pooling.h"
+#include "rnnkit/ops/pooling.h"
 
 namespace py = pybind11;
 using namespace rnnkit_bindings;

@@ -1,4 +1,4 @@
-"""Pooling over time on the C++ kernels (csrc/rnnkit/pooling.h), and `Pool`, the layer a many-to-one
+"""Pooling over time on the C++ kernels (csrc/rnnkit/ops/pooling.h), and `Pool`, the layer a many-to-one
 model puts between its recurrent stack and its output layer.
 
 ``rnnkit.reference.pooling`` specifies the kernels in plain NumPy; both take the same arguments, return
