@@ -12,7 +12,7 @@ DEFAULT_MINUTES = 5.0
 
 def main(argv: List[str], prog: str = "rnnkit train-classifier") -> int:
     """``rnnkit train-classifier (--task NAME | --pairs FILE) [options]``."""
-    from ..models import CELLS
+    from ..models import LAYER_CLASSES
     from ..pooling import POOLS
     from .data import DEFAULT_TEST_FRAC, DEFAULT_VAL_FRAC
     from .tasks import DEFAULT_SIZES, TASKS
@@ -52,7 +52,7 @@ def main(argv: List[str], prog: str = "rnnkit train-classifier") -> int:
     t.add_argument("--test-size", type=positive_int, help=f"test examples (default {DEFAULT_SIZES['test']})")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the task's examples / the file's split")
     m = p.add_argument_group("model")
-    m.add_argument("--cell", choices=list(CELLS), default=d.cell)
+    m.add_argument("--cell", choices=list(LAYER_CLASSES), default=d.cell)
     m.add_argument("--layers", type=positive_int, default=d.layers)
     m.add_argument("--hidden", type=positive_int, default=d.hidden, help="units per direction")
     m.add_argument("--embed", type=positive_int, default=d.embed)

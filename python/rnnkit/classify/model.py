@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import checkpoint
 from ..losses import linear_softmax_cross_entropy, softmax_cross_entropy
-from ..models import CELLS
+from ..models import check_input_width, layer_class
 from ..nn import Embedding, Linear
 from ..pooling import POOLS, Pool
 from ..seq2seq.vocab import TokenVocab
@@ -67,11 +67,11 @@ class Classifier:
                  embed: int = 64, bidirectional: bool = False, pool: str = "last", attn_size: Optional[int] = None,
                  per_step: bool = False, dropout: float = 0.0, dtype: Any = np.float32, seed: int = 0,
                  backend: Optional[str] = None, tokens: str = "char"):
-        if cell not in CELLS:
-            raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {cell!r}")
+        layer = layer_class(cell)
         if pool not in POOLS:
             raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
         _positive(layers=layers, hidden=hidden, embed=embed)
+        check_input_width(cell, embed, hidden)
         if attn_size is not None:
             _positive(attn_size=attn_size)
             if pool != "attention" or per_step:
@@ -86,7 +86,7 @@ class Classifier:
         D = 2 if bidirectional else 1
         self.embed = Embedding(len(vocab), embed, dtype, np.random.default_rng(s_embed))
         # dropout acts between stacked layers only, so a single layer takes none (and no warning)
-        self.rnn = CELLS[cell](embed, hidden, layers, dropout=dropout if layers > 1 else 0.0,
+        self.rnn = layer(embed, hidden, layers, dropout=dropout if layers > 1 else 0.0,
                                bidirectional=bidirectional, dtype=dtype,
                                seed=int(s_rnn.generate_state(1)[0]))
         self.pool = None if per_step else Pool(pool, D * hidden, hidden, attn_size, dtype,

@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, Mapping, Optional
 import numpy as np
 
 from .. import checkpoint
-from ..models import CELLS, single_threaded_blas
+from ..models import LAYER_CLASSES, single_threaded_blas
 from ..optim import Schedule
 from ..plotting import Score, plot_curve
 from ..pooling import POOLS
@@ -71,8 +71,8 @@ class TrainConfig(Schedule):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
         self.check_schedule()
-        if self.cell not in CELLS:
-            raise ValueError(f"--cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
+        if self.cell not in LAYER_CLASSES:
+            raise ValueError(f"--cell must be one of {', '.join(LAYER_CLASSES)}, got {self.cell!r}")
         if self.pool not in POOLS:
             raise ValueError(f"--pool must be one of {', '.join(POOLS)}, got {self.pool!r}")
         if self.attn_size is not None and (self.pool != "attention" or self.attn_size < 1):
