@@ -8,10 +8,9 @@ import scipy_openblas32  # noqa: F401  loads the OpenBLAS library the extension 
 
 from . import _C, kernels, reference
 from ._types import MODES, ForwardResult, Gradients, num_gates
+from ._version import __version__
 from .layers import GRU, LSTM, RNN
 from .models import single_threaded_blas
-
-__version__ = "0.1.0"
 
 
 def get_include() -> str:
