@@ -37,13 +37,17 @@ struct GruCell {
             T *z = r + H, *n = r + 2 * H, *ghn = r + 3 * H;
             const T* h_prev = st.hprev + b * H;
             T* h = st.hout + b * H;
+            // A pass of its own, not `b_hn ? b_hn[j] : 0` in the loop below: a vectorised select may
+            // read b_hn[j] whatever the condition, and without bias b_hn is null.
+            if (b_hn)
+                for (int j = u.lo; j < u.hi; ++j) ghn[j] += b_hn[j];
 #pragma omp simd
             for (int j = u.lo; j < u.hi; ++j) {
-                const T gh = ghn[j] + (b_hn ? b_hn[j] : T(0));
+                const T gh = ghn[j];
                 const T rg = sigmoid(r[j] + br[j]), zg = sigmoid(z[j] + bz[j]);
                 const T ng = tanh_approx(n[j] + bn[j] + rg * gh);
                 h[j] = (T(1) - zg) * ng + zg * h_prev[j];
-                r[j] = rg, z[j] = zg, n[j] = ng, ghn[j] = gh;
+                r[j] = rg, z[j] = zg, n[j] = ng;
             }
         }
     }
