@@ -175,6 +175,7 @@ void register_capi(py::module_& m);
 void register_attention(py::module_& m);
 void register_training(py::module_& m);
 void register_linear(py::module_& m);
+void register_info(py::module_& m);
 
 PYBIND11_MODULE(_C, m) {
     m.doc() = "rnnkit's C++ kernels (use rnnkit.kernels, which documents and checks the arguments)";
@@ -193,4 +194,5 @@ PYBIND11_MODULE(_C, m) {
     register_attention(m);
     register_training(m);
     register_linear(m);
+    register_info(m);
 }

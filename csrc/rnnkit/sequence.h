@@ -484,7 +484,7 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
                        records.row(own, t),
                        hs + std::size_t(in) * B * H, cs ? cs + std::size_t(in) * B * H : nullptr,
                        hs + std::size_t(out) * B * H, cs ? cs + std::size_t(out) * B * H : nullptr,
-                       dh, cs ? dc : nullptr, scratch, packed};
+                       dh, cs ? dc : nullptr, scratch, packed, nullptr};  // backward adds no bias
             // dy counts only at valid steps: past its length an output is the constant 0.
             for (int b = 0; b < B; ++b)
                 if (st.valid(b)) {

@@ -24,6 +24,7 @@ COMMANDS: Dict[str, Command] = {
     "train-seq2seq": Command("rnnkit.seq2seq.cmd_train", "train a sequence-to-sequence model (task or pairs file)"),
     "translate": Command("rnnkit.seq2seq.cmd_translate", "print a trained sequence-to-sequence model's output"),
     "eval-seq2seq": Command("rnnkit.seq2seq.cmd_eval", "exact match, token accuracy, BLEU of a seq2seq model"),
+    "info": Command("rnnkit.info", "version, build flags, kernels chosen on this CPU, BLAS and threads"),
 }
 
 
