@@ -6,7 +6,7 @@ through time, on C++17/OpenMP kernels (`rnnkit.kernels`) specified by a plain Nu
 """
 import scipy_openblas32  # noqa: F401  loads the OpenBLAS library the extension links against
 
-from . import _C, kernels, reference
+from . import _C, kernels, reference  # type: ignore[attr-defined]  # _C: compiled, no stub
 from ._types import MODES, ForwardResult, Gradients, num_gates
 from ._version import __version__
 from .layers import GRU, LSTM, RNN

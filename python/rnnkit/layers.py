@@ -140,7 +140,9 @@ class RNNBase:
         bound = 1.0 / math.sqrt(self.hidden_size)
         return {k: rng.uniform(-bound, bound, shape).astype(self.dtype) for k, shape in self._shapes.items()}
 
-    def _layer_parameters(self, layer: int, direction: int) -> Tuple[np.ndarray, ...]:
+    def _layer_parameters(
+        self, layer: int, direction: int
+    ) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
         """(w_ih, w_hh, b_ih, b_hh) of one layer and direction; biases None when bias=False."""
         sfx = self._suffix(layer, direction)
         p = self._params
@@ -577,7 +579,7 @@ class LSTM(RNNBase):
         return self._state(names[1], value[0], B, batched), self._state(names[2], value[1], B, batched)
 
     def _pack_state(self, h: np.ndarray, c: Optional[np.ndarray], batched: bool):
-        return (h, c) if batched else (h[:, 0, :], c[:, 0, :])
+        return (h, c) if batched else (h[:, 0, :], None if c is None else c[:, 0, :])
 
 
 class GRU(RNNBase):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Generic, List, Mapping, Optional, Tuple, TypeVar
 
 import numpy as np
 
@@ -19,14 +19,16 @@ from .optim import DEFAULT_LR, Schedule, clip_grad_norm, clip_grad_value, decaye
 
 __all__ = ["TrainingRun", "fit"]
 
+Config = TypeVar("Config", bound=Schedule)
 
-class TrainingRun:
+
+class TrainingRun(Generic[Config]):
     """Base of a training run. A subclass sets ``cfg`` (a `Schedule` with ``eval_every``) and the model
     (``params``, ``grads``, ``zero_grad()``) through ``__init__`` and provides ``batch_loss()`` (the
     next batch's loss, its gradients added to ``model.grads``), ``evaluate()`` (a dict of validation
     metrics) and ``save(path)``."""
 
-    def __init__(self, cfg: Schedule, model: Any):
+    def __init__(self, cfg: Config, model: Any):
         self.cfg, self.model = cfg, model
         kwargs = {"momentum": cfg.momentum} if cfg.optimizer == "sgd" else {}
         self.base_lr = cfg.lr or DEFAULT_LR[cfg.optimizer]
@@ -71,7 +73,7 @@ class TrainingRun:
         self.step, self.elapsed = int(meta["step"]), float(meta["elapsed_s"])
 
 
-def fit(run: TrainingRun, metrics: List[dict], metrics_path: str, checkpoint_path: str, progress: bool,
+def fit(run: TrainingRun[Any], metrics: List[dict], metrics_path: str, checkpoint_path: str, progress: bool,
         throughput: Tuple[str, float], postfix: Callable[[float, Dict[str, Any], float], Dict[str, str]],
         after_step: Optional[Callable[[Any, bool], None]] = None) -> List[dict]:
     """Trains ``run`` until ``cfg.steps`` or ``cfg.minutes`` ends; returns the metrics rows.

@@ -76,7 +76,7 @@ def _text_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-class CharLMRun(TrainingRun):
+class CharLMRun(TrainingRun[TrainConfig]):
     """One char-LM training run: the text's streams, the model, the carried state (`TrainingRun`
     holds the optimiser and the step)."""
 

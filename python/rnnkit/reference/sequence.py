@@ -117,9 +117,8 @@ def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = 
             d[live] = g
         for total, g in zip(dparams, grads[cell.num_states:]):
             total += g
-    dw_ih, dw_hh, db_ih, db_hh = dparams
-    if not args.has_bias:
-        db_ih = db_hh = None
+    dw_ih, dw_hh = dparams[0], dparams[1]
+    db_ih, db_hh = (dparams[2], dparams[3]) if args.has_bias else (None, None)
     if into is not None:
         for total, g in zip(into, (dw_ih, dw_hh, db_ih, db_hh)):
             if g is not None:

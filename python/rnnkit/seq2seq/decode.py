@@ -20,7 +20,7 @@ ones are dropped and the greedy one is returned in their place.
 """
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional, Sequence
+from typing import Any, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -70,7 +70,7 @@ def greedy(decoder: Decoder, state: DecodeState, max_len: int, alpha: float = 0.
     logp_sum = np.zeros(B, np.float64)
     length = np.full(B, max_len, np.int64)
     ended = np.zeros(B, bool)
-    atts = []
+    atts: List[Any] = []  # (B, N) weights of each step, or None each without attention
     for t in range(max_len):
         logp, w = decoder.step(tokens, state, return_attention)
         tok = logp.argmax(axis=1).astype(np.int32)
@@ -122,7 +122,7 @@ def beam_search(decoder: Decoder, state: DecodeState, beam: int, max_len: int, a
     scores = np.full((B, K), -np.inf)
     scores[:, 0] = 0.0  # one live hypothesis at first, so the K beams do not start as copies
     hist = np.zeros((B, K, 0), np.int32)
-    att_hist = None
+    att_hist: Any = None  # (B, K, t, N) once the decoder returns attention
     tokens = np.full(B * K, BOS, np.int32)
     finished: List[list] = [[] for _ in range(B)]
     done = np.zeros(B, bool)
@@ -132,7 +132,7 @@ def beam_search(decoder: Decoder, state: DecodeState, beam: int, max_len: int, a
         order = np.argsort(-cand, axis=1, kind="stable")[:, :2 * K]
         top = np.take_along_axis(cand, order, axis=1)
         parent, tok = order // V, (order % V).astype(np.int32)
-        step_att = None
+        step_att: Any = None
         if w is not None:
             step_att = w.reshape(B, K, -1)
             if att_hist is None:

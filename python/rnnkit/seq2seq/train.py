@@ -27,8 +27,8 @@ import numpy as np
 from .. import checkpoint
 from ..models import CELLS, single_threaded_blas
 from ..optim import DEFAULT_LR, Schedule
-from ..training import TrainingRun, fit
 from ..plotting import plot_curve
+from ..training import TrainingRun, fit
 from .data import Encoded, build_vocabs, load_splits
 from .decode import greedy_tokens, translate_all
 from .metrics import score_all
@@ -103,7 +103,7 @@ def evaluate(model: Seq2Seq, enc: Encoded, kind: str, beam: int = 1, max_len: in
     return result
 
 
-class Seq2SeqRun(TrainingRun):
+class Seq2SeqRun(TrainingRun[TrainConfig]):
     """One seq2seq training run: the data splits and the model (`TrainingRun` holds the optimiser and
     the step)."""
 
@@ -119,7 +119,7 @@ class Seq2SeqRun(TrainingRun):
                                       attention_backend))
         self.batch = min(cfg.batch, len(self.train_set))
         self.batches_per_epoch = len(self.train_set) // self.batch
-        self._order_epoch, self._order = -1, None
+        self._order_epoch, self._order = -1, np.empty(0, np.int64)  # the first call draws epoch 0's order
 
     def _indices(self, step: int) -> np.ndarray:
         epoch, k = divmod(step, self.batches_per_epoch)
