@@ -64,7 +64,7 @@ def flag(field: str, names: Optional[Mapping[str, str]] = None) -> str:
 
 def _kind_of(meta: Mapping[str, Any]) -> str:
     fmt = meta.get("format")
-    kind = KINDS.get(fmt)
+    kind = KINDS.get(str(fmt))
     return kind.describe() if kind else f"a run of unknown kind ({fmt!r})"
 
 
@@ -116,7 +116,7 @@ class RunDir:
             raise checkpoint.CheckpointError(f"nothing to resume: no checkpoint in {self.path} ({CHECKPOINT_FILE})")
         arrays, meta = checkpoint.load(self.checkpoint_path)
         if meta.get("format") != self.kind.format:
-            other = KINDS.get(meta.get("format"))
+            other = KINDS.get(str(meta.get("format")))
             hint = f": resume it with rnnkit {other.command} --resume" if other else ""
             raise checkpoint.CheckpointError(f"{self.path} holds {_kind_of(meta)}, not {self.kind.describe()}{hint}")
         if "train" not in meta or "step" not in meta:

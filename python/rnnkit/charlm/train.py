@@ -23,9 +23,9 @@ import numpy as np
 
 from .. import checkpoint
 from ..optim import DEFAULT_LR, Schedule
+from ..rundir import KINDS, RunDir, resume_settings
 from ..training import TrainingRun, fit
 from .data import TextError, TrainStreams, split
-from ..rundir import KINDS, RunDir, resume_settings
 from .model import CHECKPOINT_FILE, FORMAT, CharLM, single_threaded_blas
 from .plot import plot_curve
 from .vocab import Vocab

@@ -5,7 +5,6 @@ from typing import List
 
 from ..cliutil import Parser, add_run_dir_options, add_schedule_options, explicit_options, positive_int, run
 
-
 DEFAULT_MINUTES = 5.0
 
 
@@ -70,9 +69,8 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
         import rnnkit
 
         from .data import pairs_spec, task_spec
-        from .train import train
-
         from .tasks import expand_alphabet
+        from .train import train
 
         alphabet = None if a.alphabet is None else expand_alphabet(a.alphabet)
         task_opts = {"digits": a.digits, "min_len": a.min_len, "max_len": a.max_len, "alphabet": alphabet}

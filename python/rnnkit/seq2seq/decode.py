@@ -21,7 +21,7 @@ hypothesis returned never scores below greedy's, and asking for the ``n_best`` b
 """
 from __future__ import annotations
 
-from typing import Any, List, NamedTuple, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -171,7 +171,7 @@ def beam_search(decoder: Decoder, state: DecodeState, beam: int, max_len: int, a
         tokens = new_tok.reshape(-1)
     results = []
     for b in range(B):
-        distinct = {}  # the greedy path may also be among the finished, its score rounded otherwise: keep one
+        distinct: Dict[Tuple[Tuple[int, ...], int], Hypothesis] = {}  # the greedy path may also be among the finished, its score rounded otherwise: keep one
         for h in sorted(finished[b] + [reference[b]], key=lambda h: -h.score):
             distinct.setdefault((tuple(h.tokens), h.length), h)
         results.append(list(distinct.values())[:n_best])

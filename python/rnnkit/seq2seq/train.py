@@ -28,11 +28,11 @@ from .. import checkpoint
 from ..models import CELLS, single_threaded_blas
 from ..optim import DEFAULT_LR, Schedule
 from ..plotting import plot_curve
+from ..rundir import KINDS, RunDir, resume_settings
 from ..training import TrainingRun, fit
 from .data import Encoded, build_vocabs, load_splits
 from .decode import greedy_tokens, translate_all
 from .metrics import score_all
-from ..rundir import KINDS, RunDir, resume_settings
 from .model import ATTENTIONS, CHECKPOINT_FILE, FORMAT, Seq2Seq
 from .vocab import BOS
 
