@@ -7,7 +7,6 @@ OpenMP threads. ``python -m rnnkit`` with no arguments prints the same.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -91,14 +90,19 @@ def format_info(info: Dict[str, Any]) -> str:
 
 def main(argv: Optional[List[str]] = None, prog: str = "rnnkit info") -> int:
     """Print the report; returns the exit code."""
-    parser = argparse.ArgumentParser(
+    from .cliutil import Parser, run
+
+    parser = Parser(
         prog=prog,
         description="Print rnnkit's version, build flags, the kernels chosen on this CPU, the BLAS (core type, "
         "threads) and the OpenMP threads: paste it into a bug report.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
-    info = collect()
-    print(json.dumps(info, indent=2) if args.json else format_info(info))
-    return 0
+
+    def body() -> int:
+        info = collect()
+        print(json.dumps(info, indent=2) if args.json else format_info(info))
+        return 0
+
+    return run(prog, body)
