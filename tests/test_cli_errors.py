@@ -72,7 +72,8 @@ def mistakes(f):
         ("missing", ["sample", missing], "not a directory"),
         ("unreadable", ["sample", f["adir"]], "no checkpoint"),
         ("bad content", ["sample", f["corrupt"]], "corrupt"),
-        ("bad content", ["sample", f["s2s"]], "not a character-model checkpoint"),
+        ("bad content", ["sample", f["s2s"]], "not a character-model checkpoint: it holds a sequence-to-sequence run "
+                                               "(rnnkit train-seq2seq)"),
 
         ("missing", ["eval-charlm", missing, "--text", f["text.txt"]], "not a directory"),
         ("missing", ["eval-charlm", f["lm"], "--text", missing], "not found"),
@@ -91,10 +92,28 @@ def mistakes(f):
 
         ("missing", ["translate", missing, "ab"], "not a directory"),
         ("bad content", ["translate", f["corrupt"], "ab"], "corrupt"),
-        ("bad content", ["translate", f["lm"], "ab"], "not a sequence-to-sequence checkpoint"),
+        ("bad content", ["translate", f["lm"], "ab"], "not a sequence-to-sequence checkpoint: it holds a "
+                                                      "character-model run (rnnkit train-charlm)"),
         ("no package", ["translate", f["s2s"], "ab", "--attention-plot", os.path.join(f["root"], "a.png")],
          "matplotlib"),
         ("unwritable", ["translate", f["s2s"], "ab", "--attention-plot", nodir + ".png"], "does not exist"),
+
+        ("missing", ["cells", missing, "--text", f["text.txt"]], "not a directory"),
+        ("missing", ["cells", f["lm"], "--text", missing], "not found"),
+        ("unreadable", ["cells", f["lm"], "--text", f["adir"]], f["adir"]),
+        ("unreadable", ["cells", f["lm"], "--text", f["latin1.txt"]], "UTF-8"),
+        ("bad content", ["cells", f["corrupt"], "--text", f["text.txt"]], "corrupt"),
+        ("bad content", ["cells", f["s2s"], "--text", f["text.txt"]], "not a character-model checkpoint"),
+        ("unwritable", ["cells", f["lm"], "--text", f["text.txt"], "--html", nodir + ".html"], "does not exist"),
+
+        ("missing", ["gradient-flow", "--from", missing, "--out", os.path.join(f["root"], "g.png")],
+         "not a directory"),
+        ("bad content", ["gradient-flow", "--from", f["corrupt"], "--out", os.path.join(f["root"], "g.png")],
+         "corrupt"),
+        ("bad content", ["gradient-flow", "--from", f["s2s"], "--out", os.path.join(f["root"], "g.png")],
+         "not a character-model checkpoint"),
+        ("no package", ["gradient-flow", "--out", os.path.join(f["root"], "g.png")], "matplotlib"),
+        ("unwritable", ["gradient-flow", "--out", f["adir"]], "is a directory"),
 
         ("missing", ["eval-seq2seq", missing], "not a directory"),
         ("missing", ["eval-seq2seq", f["s2s"], "--pairs", missing], "not found"),
@@ -102,6 +121,13 @@ def mistakes(f):
         ("bad content", ["eval-seq2seq", f["corrupt"]], "corrupt"),
         ("bad content", ["eval-seq2seq", f["s2s"], "--pairs", f["malformed.tsv"]], "tab"),
         ("bad content", ["eval-seq2seq", f["lm"]], "not a sequence-to-sequence checkpoint"),
+
+        ("missing", ["export-onnx", missing, os.path.join(f["root"], "m.onnx")], "not a directory"),
+        ("unreadable", ["export-onnx", f["adir"], os.path.join(f["root"], "m.onnx")], "no checkpoint"),
+        ("bad content", ["export-onnx", f["corrupt"], os.path.join(f["root"], "m.onnx")], "corrupt"),
+        ("no package", ["export-onnx", f["lm"], os.path.join(f["root"], "m.onnx")], "onnx"),
+        ("unwritable", ["export-onnx", f["lm"], nodir + ".onnx"], "does not exist"),
+        ("unwritable", ["export-onnx", f["s2s"], nodir + ".onnx"], "does not exist"),
     ]
 
 
@@ -126,8 +152,8 @@ _SHAPE = mistakes(collections.defaultdict(lambda: "FILE"))  # the table's rows, 
 def test_a_mistake_is_one_line_and_no_traceback(files, index, capsys, monkeypatch):
     kind, argv, word = mistakes(files)[index]
     before = set(os.listdir(files["root"]))
-    if kind == "no package":
-        monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now raises ImportError
+    if kind == "no package":  # `import matplotlib` (`import onnx`) now raises ImportError
+        monkeypatch.setitem(sys.modules, "onnx" if argv[0] == "export-onnx" else "matplotlib", None)
     try:
         code = cli(argv)
     except SystemExit as e:

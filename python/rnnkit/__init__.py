@@ -4,9 +4,18 @@ Vanilla RNN, LSTM and GRU layers with PyTorch's names, shapes and state_dict key
 through time, on C++17/OpenMP kernels (`rnnkit.kernels`) specified by a plain NumPy reference
 (`rnnkit.reference`).
 """
+import os
+
+# The kernels open an OpenMP parallel region per time step. libgomp's default lets a waiting thread
+# spin for ~300k iterations at each barrier, which on a machine whose cores other processes also use
+# takes the core the other thread needs: a 2-thread training step then runs 20-30x slower than with
+# passive waiting (see bench/DEFAULTS.md). libgomp reads this once, when it loads with the extension,
+# so it is set before that, and only if the user has not chosen.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import scipy_openblas32  # noqa: F401  loads the OpenBLAS library the extension links against
 
-from . import _C, kernels, reference  # type: ignore[attr-defined]  # _C: compiled, no stub
+from . import _C, kernels, reference  # type: ignore[attr-defined]
 from ._types import MODES, ForwardResult, Gradients, num_gates
 from ._version import __version__
 from .layers import GRU, LSTM, RNN
@@ -16,8 +25,6 @@ from .models import single_threaded_blas
 def get_include() -> str:
     """Directory holding rnnkit/c_api.h, for extensions that call the kernels through the C API
     (Cython: ``cimport rnnkit.capi``; see that .pxd)."""
-    import os
-
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "include")
 
 
