@@ -14,15 +14,14 @@ import os
 # so it is set before that, and only if the user has not chosen.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import scipy_openblas32  # noqa: E402,F401  loads the OpenBLAS library the extension links against
+import scipy_openblas32  # noqa: F401  loads the OpenBLAS library the extension links against
 
-from . import _C, kernels, reference  # noqa: E402
-from ._cells import CELLS, CellSpec  # noqa: E402
-from ._types import CELL_NAMES, MODES, ForwardResult, Gradients, num_gates  # noqa: E402
-from .layers import GRU, LSTM, MUT1, MUT2, MUT3, RNN  # noqa: E402,F401  (MUT1-3 are made from the registry)
-from .models import single_threaded_blas  # noqa: E402
-
-__version__ = "0.1.0"
+from . import _C, kernels, reference  # type: ignore[attr-defined]
+from ._cells import CELLS, CellSpec
+from ._types import CELL_NAMES, MODES, ForwardResult, Gradients, num_gates
+from ._version import __version__
+from .layers import GRU, LSTM, MUT1, MUT2, MUT3, RNN  # noqa: F401  (MUT1-3 are made from the registry)
+from .models import single_threaded_blas
 
 
 def get_include() -> str:

@@ -7,7 +7,7 @@ Hk = key size, A = additive attention size.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -153,7 +153,7 @@ def check_cache(cache, cache_type: type, module: str):
 
 def check_backward(args: AttentionArgs, dcontext, dweights) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """``dcontext`` (B, T, Hk) and ``dweights`` (B, T, N) or None, checked against the forward."""
-    out = []
+    out: List[Any] = []  # dcontext, then dweights or None
     for name, a, shape in (("dcontext", dcontext, (args.B, args.T, args.Hk)),
                            ("dweights", dweights, (args.B, args.T, args.N))):
         if a is None and name == "dweights":

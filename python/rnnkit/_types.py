@@ -55,7 +55,7 @@ class Gradients(NamedTuple):
     dx: np.ndarray
     dh0: np.ndarray
     dc0: Optional[np.ndarray]
-    dw_ih: np.ndarray
+    dw_ih: Optional[np.ndarray]  # None for the projection's gradient (projection_grad=True)
     dw_hh: np.ndarray
     db_ih: Optional[np.ndarray]
     db_hh: Optional[np.ndarray]

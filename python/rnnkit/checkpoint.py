@@ -36,7 +36,7 @@ def save(path: str, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -
     """Atomically write ``arrays`` (name -> numeric array) and ``meta`` (JSON-able) to ``path``."""
     if _META in arrays:
         raise ValueError(f"{_META!r} is reserved")
-    payload = dict(arrays)
+    payload: Dict[str, Any] = dict(arrays)  # savez's keyword arguments
     payload[_META] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)

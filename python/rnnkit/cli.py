@@ -30,6 +30,7 @@ COMMANDS: Dict[str, Command] = {
     "eval-classifier": Command("rnnkit.classify.cmd_eval", "accuracy, macro-F1, confusion matrix of a classifier"),
     "classify": Command("rnnkit.classify.cmd_classify", "print a trained classifier's label and class probabilities"),
     "export-onnx": Command("rnnkit.cmd_export_onnx", "write a trained char-LM or seq2seq model as ONNX graphs"),
+    "info": Command("rnnkit.info", "version, build flags, kernels chosen on this CPU, BLAS and threads"),
 }
 
 

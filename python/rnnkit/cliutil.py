@@ -90,7 +90,7 @@ def add_schedule_options(group: Any, defaults: Any, default_minutes: float) -> N
     d = defaults
     length = group.add_mutually_exclusive_group()
     length.add_argument("--steps", type=positive_int, help="total training steps, counting resumed ones (default: "
-                        f"train for --minutes; a resumed run continues to its saved step target)")
+                        "train for --minutes; a resumed run continues to its saved step target)")
     length.add_argument("--minutes", type=positive_float, help="train for this long, validation included "
                         f"(default: {default_minutes:g} for a new run; a resumed run without --steps trains for "
                         "its saved minutes again)")

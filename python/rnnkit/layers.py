@@ -611,7 +611,7 @@ class LSTM(RNNBase):
         return self._state(names[1], value[0], B, batched), self._state(names[2], value[1], B, batched)
 
     def _pack_state(self, h: np.ndarray, c: Optional[np.ndarray], batched: bool):
-        return (h, c) if batched else (h[:, 0, :], c[:, 0, :])
+        return (h, c) if batched else (h[:, 0, :], None if c is None else c[:, 0, :])
 
 
 class GRU(RNNBase):

@@ -66,6 +66,8 @@ class Embedding(Module):
 
     def backward(self, dout: np.ndarray) -> None:
         """Adds the rows of dout (..., E) into grads['weight'] at the remembered indices."""
+        if self._idx is None:
+            raise RuntimeError("Embedding.backward needs a forward first")
         g = self.grads["weight"]
         # Repeated indices sum, in row order as np.add.at would, in one native pass.
         _C.embedding_backward(g, self._idx.reshape(-1), np.ascontiguousarray(dout, g.dtype).reshape(-1, g.shape[1]))

@@ -67,7 +67,7 @@ def kind_of(meta: Mapping[str, Any]) -> str:
     """What a checkpoint's metadata says it holds, for messages: "a sequence-to-sequence run (rnnkit
     train-seq2seq)", or "a run of unknown kind ('x')"."""
     fmt = meta.get("format")
-    kind = KINDS.get(fmt)
+    kind = KINDS.get(str(fmt))
     return kind.describe() if kind else f"a run of unknown kind ({fmt!r})"
 
 
@@ -119,7 +119,7 @@ class RunDir:
             raise checkpoint.CheckpointError(f"nothing to resume: no checkpoint in {self.path} ({CHECKPOINT_FILE})")
         arrays, meta = checkpoint.load(self.checkpoint_path)
         if meta.get("format") != self.kind.format:
-            other = KINDS.get(meta.get("format"))
+            other = KINDS.get(str(meta.get("format")))
             hint = f": resume it with rnnkit {other.command} --resume" if other else ""
             raise checkpoint.CheckpointError(f"{self.path} holds {kind_of(meta)}, not {self.kind.describe()}{hint}")
         if "train" not in meta or "step" not in meta:

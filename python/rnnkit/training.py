@@ -23,7 +23,7 @@ import math
 import os
 import tempfile
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Generic, List, Mapping, Optional, Tuple, TypeVar
 
 import numpy as np
 
@@ -34,7 +34,10 @@ from .schedules import Best, LRSchedule, run_progress
 
 __all__ = ["TrainingRun", "fit", "best_row", "write_rows"]
 
-class TrainingRun:
+Config = TypeVar("Config", bound=Schedule)
+
+
+class TrainingRun(Generic[Config]):
     """Base of a training run. A subclass sets ``cfg`` (a `Schedule` with ``eval_every``) and the model
     (``params``, ``grads``, ``zero_grad()``) through ``__init__`` and provides ``batch_loss()`` (the
     next batch's loss, its gradients added to ``model.grads``), ``evaluate(full)`` (a dict of
@@ -45,7 +48,7 @@ class TrainingRun:
 
     val_ratio: float = 1.0
 
-    def __init__(self, cfg: Schedule, model: Any):
+    def __init__(self, cfg: Config, model: Any):
         self.cfg, self.model = cfg, model
         kwargs = {"momentum": cfg.momentum} if cfg.optimizer == "sgd" else {}
         if cfg.weight_decay is not None:
@@ -157,7 +160,7 @@ def _decide_on_full(run: TrainingRun, rows: List[dict], best_path: str) -> None:
         _mark_best(rows, final)
 
 
-def fit(run: TrainingRun, metrics: List[dict], metrics_path: str, checkpoint_path: str, progress: bool,
+def fit(run: TrainingRun[Any], metrics: List[dict], metrics_path: str, checkpoint_path: str, progress: bool,
         throughput: Tuple[str, float], postfix: Callable[[float, Dict[str, Any], float], Dict[str, str]],
         after_step: Optional[Callable[[Any, bool], None]] = None, best_path: Optional[str] = None
         ) -> List[dict]:

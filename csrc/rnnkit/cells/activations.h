@@ -17,6 +17,12 @@
 #define RNNKIT_MULTIVERSION
 #endif
 
+namespace rnnkit {
+// The clone of RNNKIT_MULTIVERSION functions this CPU runs: "x86-64-v4", "x86-64-v3" or "baseline"
+// ("baseline" too where the functions are not cloned).
+const char* multiversion_clone();
+}  // namespace rnnkit
+
 // Inlined into each clone, so they vectorise at the clone's width.
 #define RNNKIT_INLINE inline __attribute__((always_inline))
 

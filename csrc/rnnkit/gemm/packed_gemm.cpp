@@ -38,6 +38,15 @@ void packed_gemm(int m, int n, int k, const T* a, int lda, const T* packed, bool
     }
 }
 
+const char* packed_gemm_kernel() {
+    switch (isa) {
+        case Isa::Avx512: return "avx512";
+        case Isa::Avx2: return "avx2";
+        case Isa::Generic: break;
+    }
+    return "generic";
+}
+
 template void packed_gemm<float>(int, int, int, const float*, int, const float*, bool, float*, int);
 template void packed_gemm<double>(int, int, int, const double*, int, const double*, bool, double*, int);
 

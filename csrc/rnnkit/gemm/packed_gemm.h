@@ -32,4 +32,7 @@ void pack_panels(int n, int k, const T* w, std::size_t stride_n, std::size_t str
 template <class T>
 void packed_gemm(int m, int n, int k, const T* a, int lda, const T* packed, bool accumulate, T* c, int ldc);
 
+// The kernel packed_gemm runs on this CPU: "avx512", "avx2" or "generic".
+const char* packed_gemm_kernel();
+
 }  // namespace rnnkit

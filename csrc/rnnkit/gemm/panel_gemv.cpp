@@ -114,6 +114,21 @@ void panel_gemv(const std::int8_t* p, Quantized x, int kx, Quantized h, int kh, 
     portable_int8(p, x, kx, h, kh, init, n, y);
 }
 
+const char* panel_gemv_kernel() {
+#if defined(__x86_64__)
+    if (avx512) return "avx512";
+#endif
+    return "portable";
+}
+
+const char* panel_gemv_int8_kernel() {
+#if defined(__x86_64__)
+    if (vnni) return "avx512-vnni";
+    if (avx512_int8) return "avx512";
+#endif
+    return "portable";
+}
+
 RNNKIT_MULTIVERSION Quantized quantize(const float* z, int n, std::int16_t* q) {
     // The largest magnitude as the largest bit pattern without the sign: the order of the patterns of
     // non-negative floats is theirs, with infinity and then NaN above every finite one. An integer

@@ -57,4 +57,9 @@ bool to_int8_panel(const float* in, int kx, int kh, std::int8_t* out);
 // if some |in[i]| >= 65520, or is infinite or NaN).
 bool to_half(const float* in, std::size_t n, std::uint16_t* out);
 
+// The kernels panel_gemv runs on this CPU: for float and half panels "avx512" or "portable"; for 8-bit
+// panels "avx512-vnni", "avx512" or "portable".
+const char* panel_gemv_kernel();
+const char* panel_gemv_int8_kernel();
+
 }  // namespace rnnkit

@@ -10,6 +10,7 @@
 
 namespace rnnkit {
 
+namespace avx512 {  // named so that every symbol here says its instruction set (tests/test_portability.py)
 namespace {
 
 inline __m512 load_row(const float* p) { return _mm512_loadu_ps(p); }
@@ -50,15 +51,16 @@ inline void gemv(const W* p, const float* x, int kx, const float* h, int kh, con
 }
 
 }  // namespace
+}  // namespace avx512
 
 void panel_gemv_avx512(const float* p, const float* x, int kx, const float* h, int kh, const float* init, int n,
                        float* y) {
-    gemv(p, x, kx, h, kh, init, n, y);
+    avx512::gemv(p, x, kx, h, kh, init, n, y);
 }
 
 void panel_gemv_avx512(const std::uint16_t* p, const float* x, int kx, const float* h, int kh, const float* init,
                        int n, float* y) {
-    gemv(p, x, kx, h, kh, init, n, y);
+    avx512::gemv(p, x, kx, h, kh, init, n, y);
 }
 
 }  // namespace rnnkit

@@ -16,6 +16,7 @@
 
 namespace rnnkit {
 
+namespace avx512 {  // named so that every symbol here says its instruction set (tests/test_portability.py)
 namespace {
 
 // GCC 12's unmasked forms of these conversions trip -Wmaybe-uninitialized; zero-masked with every lane
@@ -94,13 +95,14 @@ void gemv(const std::int8_t* p, Quantized x, int kx, Quantized h, int kh, const 
 }
 
 }  // namespace
+}  // namespace avx512
 
 void panel_gemv_avx512(const std::int8_t* p, Quantized x, int kx, Quantized h, int kh, const float* init, int n,
                        float* y, bool vnni) {
     if (vnni)
-        gemv<true>(p, x, kx, h, kh, init, n, y);
+        avx512::gemv<true>(p, x, kx, h, kh, init, n, y);
     else
-        gemv<false>(p, x, kx, h, kh, init, n, y);
+        avx512::gemv<false>(p, x, kx, h, kh, init, n, y);
 }
 
 }  // namespace rnnkit

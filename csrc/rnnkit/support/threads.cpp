@@ -18,6 +18,16 @@ void set_num_threads(int n) {
 
 int get_num_threads() { return omp_get_max_threads(); }
 
+// GCC's resolver of target_clones("arch=...") tests these same ISA levels.
+const char* multiversion_clone() {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v4")) return "x86-64-v4";
+    if (__builtin_cpu_supports("x86-64-v3")) return "x86-64-v3";
+#endif
+    return "baseline";
+}
+
 #if defined(__x86_64__) || defined(__i386__)
 DenormalsFlushed::DenormalsFlushed() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040u); }
 DenormalsFlushed::~DenormalsFlushed() { _mm_setcsr(saved_); }

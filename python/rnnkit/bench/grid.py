@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import asdict, dataclass, replace
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
@@ -77,7 +77,7 @@ QUICK_SIZES: Sequence[Size] = (
 GROUPS = tuple(dict.fromkeys(s.group for s in SIZES))
 
 #: Defaults of a custom case (size selectors that match no grid size).
-CUSTOM_DEFAULTS = dict(B=32, H=256, T=100, L=1)
+CUSTOM_DEFAULTS = {"B": 32, "H": 256, "T": 100, "L": 1}
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ class Case:
         return total * (TRAINING_FLOP_FACTOR if self.mode == "training" else 1)
 
     def to_dict(self) -> Dict:
-        d = {"id": self.id, "cell": self.cell, "mode": self.mode}
+        d: Dict[str, Any] = {"id": self.id, "cell": self.cell, "mode": self.mode}
         d.update({k: v for k, v in asdict(self.size).items() if k != "I"})
         d["I"] = self.size.input_size
         d["D"] = 2 if self.size.bidirectional else 1

@@ -239,7 +239,8 @@ def compare(outputs: Outputs, reference: Outputs) -> Tuple[float, str]:
     for name, ref in reference.items():
         a = outputs.get(name)
         if a is None or np.shape(a) != np.shape(ref):
-            return float("inf"), f"{name} (missing or shape {np.shape(a)} != {np.shape(ref)})"
+            why = "missing" if a is None else f"shape {np.shape(a)} != {np.shape(ref)}"
+            return float("inf"), f"{name} ({why})"
         ref64 = np.asarray(ref, np.float64)
         err = float(np.max(np.abs(np.asarray(a, np.float64) - ref64), initial=0.0)) / max(
             1.0, float(np.max(np.abs(ref64), initial=0.0)))

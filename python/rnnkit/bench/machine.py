@@ -51,7 +51,7 @@ def cpu_load() -> Dict[str, Optional[float]]:
     """How busy the machine is right now: the 1-minute load average, and on Linux the share of the
     last 10 s in which some task waited for a CPU (/proc/pressure/cpu). On a shared machine this is
     what makes multi-threaded timings noisy: every OpenMP barrier waits for a thread without a core."""
-    load = {"loadavg_1min": None, "cpu_pressure_pct_10s": None}
+    load: Dict[str, Optional[float]] = {"loadavg_1min": None, "cpu_pressure_pct_10s": None}
     try:
         load["loadavg_1min"] = round(os.getloadavg()[0], 2)
     except (AttributeError, OSError):
@@ -80,7 +80,7 @@ def machine_info() -> Dict[str, object]:
     from threadpoolctl import threadpool_info
 
     try:
-        usable = len(os.sched_getaffinity(0))
+        usable: Optional[int] = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         usable = os.cpu_count()
     return {

@@ -143,7 +143,7 @@ def write_markdown(doc: Dict, path: str, plot_path: Optional[str] = None) -> Non
     md.append("| " + " | ".join(table[0]) + " |")
     md.append("|" + "|".join("---:" if _numeric(c) else "---" for c in range(len(HEADER))) + "|")
     md += ["| " + " | ".join(row) + " |" for row in table[1:]]
-    md += [line for line in notes(doc)]
+    md += list(notes(doc))
     if plot_path:
         rel = os.path.relpath(plot_path, os.path.dirname(os.path.abspath(path)))
         md += ["", f"![speed-up per case]({rel})"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import traceback
 from dataclasses import asdict, dataclass
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from threadpoolctl import threadpool_info
 
@@ -54,7 +54,7 @@ def run_case(case: Case, s: Settings, peak_gflops: float, threads: int,
     impls: Dict[str, Dict] = {name: {"status": "ok"} for name in s.impls}
     result["impls"] = impls
     state_dict = make_layer(case).state_dict()
-    objects = {}
+    objects: Dict[str, Any] = {}
     for name in s.impls:
         try:
             if name == "rnnkit":
@@ -183,7 +183,7 @@ def run_bench(cases: Sequence[Case], s: Settings, progress=None, log: Callable[[
     if "torch" in impls:
         import torch  # noqa: F401  imported before the thread settings, so that they reach it
 
-    doc = {"schema": 1, "settings": asdict(s), "machine": machine_info(), "peaks": {}, "cases": [], "not_run": []}
+    doc: Dict[str, Any] = {"schema": 1, "settings": asdict(s), "machine": machine_info(), "peaks": {}, "cases": [], "not_run": []}
     start = time.monotonic()
     warning = busy_warning(doc["machine"]["load_at_start"], doc["machine"]["usable_cpus"])
     if warning:
@@ -202,7 +202,7 @@ def run_bench(cases: Sequence[Case], s: Settings, progress=None, log: Callable[[
                     progress.set_postfix_str(f"{case.id} x{n}")
                 done = [0]
 
-                def tick():
+                def tick(done=done):
                     done[0] += 1
                     if progress is not None and done[0] <= calls_per_case(s):
                         progress.update(1)

@@ -6,7 +6,6 @@ from typing import List
 from ..cliutil import add_run_dir_options, add_schedule_options, explicit_options, schedule_settings
 from .cli import Parser, non_negative_int, positive_int, run
 
-
 DEFAULT_MINUTES = 4.0
 
 

@@ -140,11 +140,11 @@ def eval_chunks(ids: np.ndarray, batch: int, seq_len: int
     pad = batch * n - pairs
     x = np.concatenate([ids[:-1], np.zeros(pad, ids.dtype)]).reshape(batch, n).T
     y = np.concatenate([ids[1:], np.zeros(pad, ids.dtype)]).reshape(batch, n).T
-    w = None
+    w: Optional[np.ndarray] = None
     if pad:
-        w = np.ones(batch * n, np.float64)
-        w[pairs:] = 0
-        w = w.reshape(batch, n).T
+        flat = np.ones(batch * n, np.float64)
+        flat[pairs:] = 0
+        w = flat.reshape(batch, n).T
     for start in range(0, n, seq_len):
         s = slice(start, start + seq_len)
         yield (np.ascontiguousarray(x[s]), np.ascontiguousarray(y[s]),

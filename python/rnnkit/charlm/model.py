@@ -153,6 +153,7 @@ class CharLM:
         features, new_state = self._features(x, state)
         loss, dfeatures = linear_softmax_cross_entropy(
             self.head, features, y.reshape(-1), None if weights is None else weights.reshape(-1))
+        assert dfeatures is not None  # grad=True
         d_table, _ = self.rnn.backward(dfeatures.reshape(T, B, -1), None)
         if self.embed:
             self.grads["embed.weight"] += d_table

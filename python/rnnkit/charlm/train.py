@@ -25,12 +25,12 @@ from typing import Any, Callable, Dict, Mapping, Optional
 import numpy as np
 
 from .. import checkpoint
-from ..optim import DEFAULT_LR, Schedule
 from ..checkpoint import BEST_FILE
+from ..optim import DEFAULT_LR, Schedule
+from ..rundir import KINDS, RunDir, resume_settings
 from ..training import TrainingRun, best_row, fit
 from .data import TextError, TrainStreams, sample_streams, split
 from ..models import LAYER_CLASSES, check_input_width
-from ..rundir import KINDS, RunDir, resume_settings
 from .model import CHECKPOINT_FILE, FORMAT, CharLM, single_threaded_blas
 from .plot import plot_curve
 from .vocab import Vocab
@@ -87,7 +87,7 @@ def _text_digest(train_part: str, val_part: str) -> str:
     return hashlib.sha256(train_part.encode("utf-8") + b"\0" + val_part.encode("utf-8")).hexdigest()
 
 
-class CharLMRun(TrainingRun):
+class CharLMRun(TrainingRun[TrainConfig]):
     """One char-LM training run: the text's streams, the model, the carried state (`TrainingRun`
     holds the optimiser, the schedule, the best score and the step)."""
 

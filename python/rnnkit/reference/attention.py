@@ -25,8 +25,16 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from .._attention_checks import KINDS, PARAM_NAMES, AttentionArgs, AttentionResult, check_backward, check_cache, \
-    check_kind, param_shapes
+from .._attention_checks import (
+    KINDS,
+    PARAM_NAMES,
+    AttentionArgs,
+    AttentionResult,
+    check_backward,
+    check_cache,
+    check_kind,
+    param_shapes,
+)
 from .._checks import FLOAT_DTYPES
 
 __all__ = ["KINDS", "PARAM_NAMES", "AttentionResult", "init_params", "forward", "backward", "masked_softmax"]

@@ -4,9 +4,15 @@ from __future__ import annotations
 import argparse
 from typing import List
 
-from ..cliutil import (Parser, add_run_dir_options, add_schedule_options, explicit_options, positive_int, run,
-                       schedule_settings)
-
+from ..cliutil import (
+    Parser,
+    add_run_dir_options,
+    add_schedule_options,
+    explicit_options,
+    positive_int,
+    run,
+    schedule_settings,
+)
 
 DEFAULT_MINUTES = 5.0
 
@@ -45,9 +51,9 @@ def task_settings(task, given: dict, defaults) -> tuple:
 def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
     """``rnnkit train-seq2seq (--task NAME | --pairs FILE) [options]``."""
     from ..models import LAYER_CLASSES
+    from ..rundir import flag
     from .model import ATTENTIONS
     from .tasks import TASK_DEFAULTS, TASKS
-    from ..rundir import flag
     from .train import OPTION_NAMES, RESUMABLE, TrainConfig
 
     d = TrainConfig()
@@ -116,9 +122,8 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
         import rnnkit
 
         from .data import pairs_spec, task_spec
-        from .train import train
-
         from .tasks import expand_alphabet
+        from .train import train
 
         alphabet = None if a.alphabet is None else expand_alphabet(a.alphabet)
         task_opts = {"digits": a.digits, "min_len": a.min_len, "max_len": a.max_len, "alphabet": alphabet}

@@ -64,6 +64,7 @@ def main(argv: List[str], prog: str = "rnnkit translate") -> int:
             best = hyps[0]
             source = [t if t in model.src_vocab else SPECIALS[3] for t in tokens] + [SPECIALS[2]]
             output = model.tgt_vocab.decode(best.tokens) + ([SPECIALS[2]] if best.ended else [])
+            assert best.attention is not None  # asked for (want)
             plot_attention(best.attention, source, output, a.attention_plot)
         return 0
 

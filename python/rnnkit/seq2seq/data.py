@@ -10,7 +10,7 @@ Shape legend: B = batch, N = source length (with its end symbol), T = target len
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -100,7 +100,7 @@ class Encoded:
     def __len__(self) -> int:
         return len(self.src)
 
-    def batch(self, idx: Sequence[int], dtype=np.float32) -> Batch:
+    def batch(self, idx: Union[Sequence[int], np.ndarray], dtype=np.float32) -> Batch:
         return make_batch([self.src[i] for i in idx], [self.tgt[i] for i in idx], dtype)
 
     def batches(self, size: int, dtype=np.float32):

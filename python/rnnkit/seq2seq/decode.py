@@ -21,7 +21,7 @@ hypothesis returned never scores below greedy's, and asking for the ``n_best`` b
 """
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -71,7 +71,7 @@ def greedy(decoder: Decoder, state: DecodeState, max_len: int, alpha: float = 0.
     logp_sum = np.zeros(B, np.float64)
     length = np.full(B, max_len, np.int64)
     ended = np.zeros(B, bool)
-    atts = []
+    atts: List[Any] = []  # (B, N) weights of each step, or None each without attention
     for t in range(max_len):
         logp, w = decoder.step(tokens, state, return_attention)
         tok = logp.argmax(axis=1).astype(np.int32)
@@ -123,7 +123,7 @@ def beam_search(decoder: Decoder, state: DecodeState, beam: int, max_len: int, a
     scores = np.full((B, K), -np.inf)
     scores[:, 0] = 0.0  # one live hypothesis at first, so the K beams do not start as copies
     hist = np.zeros((B, K, 0), np.int32)
-    att_hist = None
+    att_hist: Any = None  # (B, K, t, N) once the decoder returns attention
     tokens = np.full(B * K, BOS, np.int32)
     finished: List[list] = [[] for _ in range(B)]
     done = np.zeros(B, bool)
@@ -133,7 +133,7 @@ def beam_search(decoder: Decoder, state: DecodeState, beam: int, max_len: int, a
         order = np.argsort(-cand, axis=1, kind="stable")[:, :2 * K]
         top = np.take_along_axis(cand, order, axis=1)
         parent, tok = order // V, (order % V).astype(np.int32)
-        step_att = None
+        step_att: Any = None
         if w is not None:
             step_att = w.reshape(B, K, -1)
             if att_hist is None:
@@ -171,7 +171,7 @@ def beam_search(decoder: Decoder, state: DecodeState, beam: int, max_len: int, a
         tokens = new_tok.reshape(-1)
     results = []
     for b in range(B):
-        distinct = {}  # the greedy path may also be among the finished, its score rounded otherwise: keep one
+        distinct: Dict[Tuple[Tuple[int, ...], int], Hypothesis] = {}  # the greedy path may also be among the finished, its score rounded otherwise: keep one
         for h in sorted(finished[b] + [reference[b]], key=lambda h: -h.score):
             distinct.setdefault((tuple(h.tokens), h.length), h)
         results.append(list(distinct.values())[:n_best])

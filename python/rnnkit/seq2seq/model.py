@@ -116,7 +116,7 @@ class DecodeState:
     def expand(self, k: int) -> "DecodeState":
         """Each row repeated k times (row b*k + j is a copy of row b): the start of a beam search."""
         rep = lambda a, axis: None if a is None else np.repeat(a, k, axis=axis)  # noqa: E731
-        return DecodeState(rep(self.h, 1), rep(self.c, 1), rep(self.keys, 0), rep(self.mask, 0))
+        return DecodeState(np.repeat(self.h, k, axis=1), rep(self.c, 1), rep(self.keys, 0), rep(self.mask, 0))
 
     def reorder(self, rows: np.ndarray) -> None:
         """h and c of row i become those of row rows[i]. The keys stay: a beam search only reorders rows
@@ -204,6 +204,8 @@ class Decoder(_Params):
     def backward(self, dlogits: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
         """Gradients of the last training forward: returns (dh0, dc0 or None, dkeys or None) and adds the
         parameter gradients into ``grads``."""
+        if self._cache is None:
+            raise RuntimeError("Decoder.backward needs a training forward first")
         T, B, attn_cache, keep = self._cache
         self._cache = None
         H = self.hidden
@@ -359,6 +361,7 @@ class Seq2Seq(_Params):
         h0, c0, keys, mask = self.encode(batch.src, batch.src_len, training=True)
         logits = self.decoder.forward(batch.tgt_in, h0, c0, keys, mask, training=True)
         loss, dlogits = softmax_cross_entropy(logits, batch.tgt_out.reshape(-1), batch.weights.reshape(-1))
+        assert dlogits is not None and self._enc_saved is not None  # grad=True; encode(training=True)
         dh0, dc0, dkeys = self.decoder.backward(dlogits)
         y_shape = self._enc_saved
         self._enc_saved = None
@@ -459,6 +462,7 @@ class VectorToSequence(_Params):
         h0, c0 = self._initial(features, True)
         logits = self.decoder.forward(batch.tgt_in, h0, c0, None, None, training=True)
         loss, dlogits = softmax_cross_entropy(logits, batch.tgt_out.reshape(-1), batch.weights.reshape(-1))
+        assert dlogits is not None and self._h0 is not None  # grad=True; _initial(training=True)
         dh0, _, _ = self.decoder.backward(dlogits)
         flat = self._h0
         dflat = dh0.transpose(1, 0, 2).reshape(flat.shape) * (1 - flat * flat)

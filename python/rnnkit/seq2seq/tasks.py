@@ -141,7 +141,8 @@ def expand_alphabet(spec: str) -> str:
     in code-point order), as in a regular expression's character class: ``a-f`` is ``abcdef``,
     ``a-z0-9`` the 36 letters and digits, and a ``-`` first or last stands for itself (``ab-``).
     ValueError for a backward range such as ``z-a``."""
-    out, i = [], 0
+    out: List[str] = []
+    i = 0
     while i < len(spec):
         if i + 2 < len(spec) and spec[i + 1] == "-":
             lo, hi = spec[i], spec[i + 2]

@@ -29,15 +29,15 @@ from typing import Any, Callable, Dict, Mapping, Optional
 import numpy as np
 
 from .. import checkpoint
+from ..checkpoint import BEST_FILE
 from ..models import LAYER_CLASSES, single_threaded_blas
 from ..optim import DEFAULT_LR, Schedule
-from ..checkpoint import BEST_FILE
-from ..training import TrainingRun, best_row, fit
 from ..plotting import Score, plot_curve
+from ..rundir import KINDS, RunDir, resume_settings
+from ..training import TrainingRun, best_row, fit
 from .data import Encoded, build_vocabs, load_splits
 from .decode import greedy_tokens, translate_all
 from .metrics import score_all
-from ..rundir import KINDS, RunDir, resume_settings
 from .model import ATTENTIONS, CHECKPOINT_FILE, FORMAT, Seq2Seq
 from .vocab import BOS
 
@@ -120,7 +120,7 @@ def evaluate(model: Seq2Seq, enc: Encoded, kind: str, beam: int = 1, max_len: in
     return result
 
 
-class Seq2SeqRun(TrainingRun):
+class Seq2SeqRun(TrainingRun[TrainConfig]):
     """One seq2seq training run: the data splits and the model (`TrainingRun` holds the optimiser and
     the step)."""
 
@@ -140,7 +140,7 @@ class Seq2SeqRun(TrainingRun):
                                       attention_backend, cfg.dropout))
         self.batch = min(cfg.batch, len(self.train_set))
         self.batches_per_epoch = len(self.train_set) // self.batch
-        self._order_epoch, self._order = -1, None
+        self._order_epoch, self._order = -1, np.empty(0, np.int64)  # the first call draws epoch 0's order
 
     def _indices(self, step: int) -> np.ndarray:
         epoch, k = divmod(step, self.batches_per_epoch)
