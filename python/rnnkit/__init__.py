@@ -5,6 +5,7 @@ MUT3 cells of Jozefowicz et al. 2015 with the GRU's arguments, forward and backw
 C++17/OpenMP kernels (`rnnkit.kernels`) specified by a plain NumPy reference (`rnnkit.reference`).
 Every cell comes from one registry (`CELLS`, the kernels' own).
 """
+
 import os
 
 # The kernels open an OpenMP parallel region per time step. libgomp's default lets a waiting thread
@@ -20,7 +21,7 @@ from . import _C, kernels, reference  # type: ignore[attr-defined]
 from ._cells import CELLS, CellSpec
 from ._types import CELL_NAMES, MODES, ForwardResult, Gradients, num_gates
 from ._version import __version__
-from .layers import GRU, LSTM, MUT1, MUT2, MUT3, RNN  # noqa: F401  (MUT1-3 are made from the registry)
+from .layers import GRU, LSTM, MUT1, MUT2, MUT3, RNN  # type: ignore[attr-defined]  # MUT1-3: made from the registry
 from .models import single_threaded_blas
 
 
@@ -52,7 +53,26 @@ def empty_cache() -> int:
     return _C.empty_cache()
 
 
-__all__ = ["RNN", "LSTM", "GRU", "MUT1", "MUT2", "MUT3", "CELLS", "CellSpec", "CELL_NAMES", "kernels", "reference", "set_num_threads", "get_num_threads", "empty_cache",
-           "single_threaded_blas",
-           "get_include", "MODES",
-           "num_gates", "ForwardResult", "Gradients", "__version__"]
+__all__ = [
+    "RNN",
+    "LSTM",
+    "GRU",
+    "MUT1",
+    "MUT2",
+    "MUT3",
+    "CELLS",
+    "CellSpec",
+    "CELL_NAMES",
+    "kernels",
+    "reference",
+    "set_num_threads",
+    "get_num_threads",
+    "empty_cache",
+    "single_threaded_blas",
+    "get_include",
+    "MODES",
+    "num_gates",
+    "ForwardResult",
+    "Gradients",
+    "__version__",
+]

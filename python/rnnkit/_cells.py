@@ -7,13 +7,14 @@ has (``has_cell_state``, ``states``, ``raw_input``), never compare its name.
 
 Shape legend: H = hidden size, I = the layer's input size.
 """
+
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
 from typing import Dict, Tuple
 
-from . import _C
+from . import _C  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, eq=False)  # one instance per cell: identity is equality, and hashing is cheap
@@ -40,7 +41,7 @@ class CellSpec:
     def has_cell_state(self) -> bool:
         return self.states == 2
 
-    @functools.lru_cache(maxsize=256)  # the kernels' checks ask per call; the answer is the same every time
+    @functools.lru_cache(maxsize=256)  # noqa: B019 (one CellSpec per cell, never freed anyway): the kernels' checks ask per call; the answer is the same every time
     def kernel_shapes(self, I: int, H: int) -> Dict[str, Tuple[int, ...]]:
         """Shapes of one layer's kernel arguments w_ih, w_hh, b_ih and (if the cell has it) b_hh (do not
         modify the returned dict: it is cached)."""
@@ -64,4 +65,6 @@ def cell_spec(name: str) -> CellSpec:
     try:
         return CELLS[name]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown cell (the kernels' mode argument) {name!r}: cell must be one of {tuple(CELLS)}") from None
+        raise ValueError(
+            f"unknown cell (the kernels' mode argument) {name!r}: cell must be one of {tuple(CELLS)}"
+        ) from None

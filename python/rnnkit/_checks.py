@@ -1,5 +1,6 @@
 """Argument checks shared by both kernel back-ends: every message names the argument and the expected
 and actual shapes, so bad input fails in Python before any native code runs."""
+
 from __future__ import annotations
 
 import functools
@@ -102,7 +103,9 @@ class ForwardArgs:
         if not isinstance(w_hh, np.ndarray):
             raise TypeError(f"w_hh must be a numpy.ndarray, got {type(w_hh).__name__}")
         if w_hh.ndim != 2:
-            raise ValueError(f"w_hh must be a 2-D array of shape ({spec.gates_hh}*H, H), got {getattr(w_hh, 'shape', None)}")
+            raise ValueError(
+                f"w_hh must be a 2-D array of shape ({spec.gates_hh}*H, H), got {getattr(w_hh, 'shape', None)}"
+            )
         H = w_hh.shape[1]
         if H < 1:
             raise ValueError(f"w_hh must have at least one hidden unit, got shape {w_hh.shape}")
@@ -122,8 +125,10 @@ class ForwardArgs:
         self.b_ih = optional_array("b_ih", b_ih, dtype, shapes["b_ih"])
         self.b_hh = optional_array("b_hh", b_hh, dtype, shapes["b_hh"]) if spec.bias_hh else None
         if spec.raw_input and I != H:
-            raise ValueError(f"{cell!r} reads x directly, so its input size must equal the hidden size: "
-                             f"got input size {I} and hidden size {H}")
+            raise ValueError(
+                f"{cell!r} reads x directly, so its input size must equal the hidden size: "
+                f"got input size {I} and hidden size {H}"
+            )
         if spec.has_cell_state:
             self.c0 = as_array("c0", c0, dtype, (B, H)) if c0 is not None else np.zeros((B, H), dtype)
         elif c0 is not None:
@@ -179,8 +184,13 @@ def check_accumulate_into(args: ForwardArgs, into) -> Optional[tuple]:
         if a is None and absent:
             continue
         if a is None or absent:
-            need = ("given" if a is None else "None: the forward had no bias" if shape is not None
-                    else f"None: {args.cell!r} has one bias vector, b_ih")
+            need = (
+                "given"
+                if a is None
+                else "None: the forward had no bias"
+                if shape is not None
+                else f"None: {args.cell!r} has one bias vector, b_ih"
+            )
             raise ValueError(f"accumulate_into's {name} must be {need}")
         if not isinstance(a, np.ndarray) or a.dtype != args.dtype or not a.flags.c_contiguous or not a.flags.writeable:
             raise TypeError(f"accumulate_into's {name} must be a writeable C-contiguous {args.dtype} array")

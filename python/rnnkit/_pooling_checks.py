@@ -4,6 +4,7 @@ same exceptions with the same messages.
 
 Shape legend: T = steps, B = batch, F = features.
 """
+
 from __future__ import annotations
 
 from typing import Any, NamedTuple, Optional

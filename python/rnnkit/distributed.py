@@ -15,6 +15,7 @@ Typical use in a training loop::
     ...
     dist.allreduce_(grads, op="mean")       # one message per dtype for all gradients
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,20 +28,38 @@ from typing import Any, Dict, List, Mapping, MutableMapping, Optional, Sequence,
 
 import numpy as np
 
-__all__ = ["init", "is_initialized", "uses_mpi", "rank", "world_size", "is_main", "allreduce_",
-           "broadcast_", "barrier", "local_rank", "local_size", "default_threads", "check_same"]
+__all__ = [
+    "init",
+    "is_initialized",
+    "uses_mpi",
+    "rank",
+    "world_size",
+    "is_main",
+    "allreduce_",
+    "broadcast_",
+    "barrier",
+    "local_rank",
+    "local_size",
+    "default_threads",
+    "check_same",
+]
 
 Arrays = Union[MutableMapping[str, np.ndarray], Sequence[np.ndarray]]
 
 # Variables that MPICH's Hydra, Open MPI, PMIx-based launchers and MVAPICH put in each rank's
 # environment, paired with the one that holds the world size (None when that launcher has none).
-_LAUNCHER_VARS = (("PMI_RANK", "PMI_SIZE"), ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
-                  ("PMIX_RANK", None), ("MV2_COMM_WORLD_RANK", "MV2_COMM_WORLD_SIZE"),
-                  ("HYDRA_CONTROL_FD", None))
+_LAUNCHER_VARS = (
+    ("PMI_RANK", "PMI_SIZE"),
+    ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
+    ("PMIX_RANK", None),
+    ("MV2_COMM_WORLD_RANK", "MV2_COMM_WORLD_SIZE"),
+    ("HYDRA_CONTROL_FD", None),
+)
 
 # Dtypes that MPI's SUM and a broadcast handle exactly as NumPy stores them.
-_REDUCIBLE = tuple(np.dtype(t) for t in (np.float32, np.float64, np.int32, np.int64, np.uint8,
-                                          np.complex64, np.complex128))
+_REDUCIBLE = tuple(
+    np.dtype(t) for t in (np.float32, np.float64, np.int32, np.int64, np.uint8, np.complex64, np.complex128)
+)
 
 
 class _State:
@@ -98,7 +117,8 @@ def init() -> None:
             return
         raise RuntimeError(
             "this process was launched by mpiexec but mpi4py is not installed: "
-            "install MPI support with  pip install 'rnnkit[mpi]'") from exc
+            "install MPI support with  pip install 'rnnkit[mpi]'"
+        ) from exc
     _state.comm = MPI.COMM_WORLD
     _state.initialized = True
     if _state.comm.Get_size() > 1:
@@ -170,15 +190,15 @@ def _array_list(arrays: Arrays, what: str) -> List[np.ndarray]:
     elif isinstance(arrays, (list, tuple)):
         items = [(f"arrays[{i}]", a) for i, a in enumerate(arrays)]
     else:
-        raise TypeError(f"{what} takes a dict of name -> ndarray or a list of ndarrays, "
-                        f"got {type(arrays).__name__}")
+        raise TypeError(f"{what} takes a dict of name -> ndarray or a list of ndarrays, got {type(arrays).__name__}")
     out = []
     for name, a in items:
         if not isinstance(a, np.ndarray):
             raise TypeError(f"{what}: {name} is a {type(a).__name__}, not a numpy.ndarray")
         if a.dtype not in _REDUCIBLE:
-            raise TypeError(f"{what}: {name} has dtype {a.dtype}; supported dtypes are "
-                            + ", ".join(str(d) for d in _REDUCIBLE))
+            raise TypeError(
+                f"{what}: {name} has dtype {a.dtype}; supported dtypes are " + ", ".join(str(d) for d in _REDUCIBLE)
+            )
         if not a.flags.writeable:
             raise ValueError(f"{what}: {name} is read-only; the arrays are updated in place")
         out.append(a)
@@ -196,7 +216,7 @@ def _pack(arrays: List[np.ndarray], dtype: np.dtype) -> np.ndarray:
     buf = np.empty(sum(a.size for a in arrays), dtype=dtype)
     offset = 0
     for a in arrays:
-        buf[offset:offset + a.size] = a.reshape(-1)
+        buf[offset : offset + a.size] = a.reshape(-1)
         offset += a.size
     return buf
 
@@ -204,7 +224,7 @@ def _pack(arrays: List[np.ndarray], dtype: np.dtype) -> np.ndarray:
 def _unpack(buf: np.ndarray, arrays: List[np.ndarray]) -> None:
     offset = 0
     for a in arrays:
-        a[...] = buf[offset:offset + a.size].reshape(a.shape)
+        a[...] = buf[offset : offset + a.size].reshape(a.shape)
         offset += a.size
 
 
@@ -229,12 +249,15 @@ def allreduce_(arrays: Arrays, op: str = "sum") -> Arrays:
     if op == "mean":
         for dtype in groups:
             if dtype.kind not in "fc":
-                raise TypeError(f"allreduce_: op='mean' needs floating arrays, got dtype {dtype} "
-                                "(use op='sum' and divide where you want)")
+                raise TypeError(
+                    f"allreduce_: op='mean' needs floating arrays, got dtype {dtype} "
+                    "(use op='sum' and divide where you want)"
+                )
     comm = _comm()
     if comm is None or comm.Get_size() == 1:
         return arrays
     from mpi4py import MPI
+
     for dtype, group in groups.items():
         buf = _pack(group, dtype)
         comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
@@ -276,6 +299,7 @@ def _local_comm() -> Any:
         return None
     if _state.local_comm is None:
         from mpi4py import MPI
+
         _state.local_comm = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
     return _state.local_comm
 
@@ -311,15 +335,20 @@ def default_threads() -> int:
 
 def _fingerprint(obj: Any) -> str:
     """A hash of ``obj`` that is the same in every process for equal values (dict order ignored)."""
+
     def default(x: Any) -> Any:
         if isinstance(x, np.ndarray):
-            return {"dtype": str(x.dtype), "shape": list(x.shape),
-                    "sha256": hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()}
+            return {
+                "dtype": str(x.dtype),
+                "shape": list(x.shape),
+                "sha256": hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest(),
+            }
         if isinstance(x, np.generic):
             return x.item()
         if isinstance(x, (set, frozenset)):
             return sorted(repr(v) for v in x)
         return repr(x)
+
     text = json.dumps(obj, sort_keys=True, default=default, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -348,8 +377,12 @@ def check_same(obj: Any, what: str) -> None:
         return
     detail = ""
     if all(isinstance(h, dict) for h in everyone):
-        keys = sorted({k for h in everyone for k in h if h.get(k) != reference.get(k)}
-                      | {k for k in reference if any(k not in h for h in everyone)})
+        keys = sorted(
+            {k for h in everyone for k in h if h.get(k) != reference.get(k)}
+            | {k for k in reference if any(k not in h for h in everyone)}
+        )
         detail = " in " + ", ".join(repr(k) for k in keys)
-    raise RuntimeError(f"ranks disagree on {what}{detail}: rank(s) {differing} differ from rank 0 "
-                       f"(every rank must run the same rnnkit version with the same arguments and data)")
+    raise RuntimeError(
+        f"ranks disagree on {what}{detail}: rank(s) {differing} differ from rank 0 "
+        f"(every rank must run the same rnnkit version with the same arguments and data)"
+    )

@@ -24,6 +24,7 @@ Differences from torch.nn worth knowing:
   y is zero past each sequence's length and h_n holds each sequence's state at its last valid step.
 * Dropout masks come from a NumPy generator seeded from ``seed``, so runs are reproducible.
 """
+
 from __future__ import annotations
 
 import math
@@ -110,7 +111,9 @@ class RNNBase:
         seed_seq = np.random.SeedSequence(seed)
         self._shapes = self._parameter_shapes()
         # The kernel arguments' parameter names per [layer][direction], looked up on every call.
-        self._names_of = [[self._kernel_names(k, d) for d in range(self.num_directions)] for k in range(self.num_layers)]
+        self._names_of = [
+            [self._kernel_names(k, d) for d in range(self.num_directions)] for k in range(self.num_layers)
+        ]
         self._params = self._initial_parameters(np.random.default_rng(seed_seq))
         self._dropout_rng = np.random.default_rng(seed_seq.spawn(1)[0])
         self.grads: Dict[str, np.ndarray] = {k: np.zeros_like(v) for k, v in self._params.items()}
@@ -143,7 +146,8 @@ class RNNBase:
                 what = "input_size" if layer == 0 else "num_directions * hidden_size, its input"
                 raise ValueError(
                     f"{type(self).__name__} layer {layer} reads its input x directly, so its input size must equal "
-                    f"hidden_size: got {what} = {size} and hidden_size = {self.hidden_size}")
+                    f"hidden_size: got {what} = {size} and hidden_size = {self.hidden_size}"
+                )
 
     @staticmethod
     def _suffix(layer: int, direction: int) -> str:
@@ -318,13 +322,17 @@ class RNNBase:
         ids were batched. The ids' dtype and range are the kernels' check (`_checks.check_ids`)."""
         x = user_args.as_float_array("x", x, self.dtype)
         if x.ndim != 2 or x.shape[1] != self.input_size or x.shape[0] < 1:
-            raise ValueError(f"with ids, x must be a table (V, input_size = {self.input_size}) of at least one row, "
-                             f"got shape {x.shape}")
+            raise ValueError(
+                f"with ids, x must be a table (V, input_size = {self.input_size}) of at least one row, "
+                f"got shape {x.shape}"
+            )
         ids = np.asarray(ids)
         if ids.ndim not in (1, 2) or 0 in ids.shape:
             legend = "(B, T)" if self.batch_first else "(T, B)"
-            raise ValueError(f"ids must have shape {legend} or unbatched (T,), with at least one step and one "
-                             f"batch element, got {ids.shape}")
+            raise ValueError(
+                f"ids must have shape {legend} or unbatched (T,), with at least one step and one "
+                f"batch element, got {ids.shape}"
+            )
         batched = ids.ndim == 2
         if not batched:
             ids = ids[:, None]
@@ -378,9 +386,15 @@ class RNNBase:
             for direction in range(D):
                 k = layer * D + direction
                 res = self._backend.forward(
-                    self.cell, layer_input, h0[k], *self._layer_parameters(layer, direction),
-                    c0=None if c0 is None else c0[k], lengths=lengths, reverse=bool(direction),
-                    training=training, ids=ids if layer == 0 else None,
+                    self.cell,
+                    layer_input,
+                    h0[k],
+                    *self._layer_parameters(layer, direction),
+                    c0=None if c0 is None else c0[k],
+                    lengths=lengths,
+                    reverse=bool(direction),
+                    training=training,
+                    ids=ids if layer == 0 else None,
                 )
                 outputs.append(res.y)
                 layer_ws.append(res.workspace)
@@ -444,8 +458,7 @@ class RNNBase:
         # dy can retry.
         self._saved = None
         self._no_saved_reason = (
-            "backward called twice for one forward; backward frees what the forward saved, "
-            "so run forward again"
+            "backward called twice for one forward; backward frees what the forward saved, so run forward again"
         )
         dx, dh0, dc0 = self._backward_stack(saved, dy, dh, dc, projection_grad)
         if not (saved.embedded and not projection_grad):  # a table's gradient has the table's shape
@@ -482,7 +495,7 @@ class RNNBase:
                 k = layer * D + direction
                 g = saved.backend.backward(
                     saved.workspaces[layer][direction],
-                    np.ascontiguousarray(grad[:, :, direction * H:(direction + 1) * H]),
+                    np.ascontiguousarray(grad[:, :, direction * H : (direction + 1) * H]),
                     dh_n[k],
                     None if dc_n is None else dc_n[k],
                     accumulate_into=self._grads_of(layer, direction),
@@ -549,8 +562,16 @@ class RNN(RNNBase):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
         super().__init__(
-            "rnn_" + nonlinearity, input_size, hidden_size, num_layers, bias, batch_first, dropout,
-            bidirectional, dtype, seed,
+            "rnn_" + nonlinearity,
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            dtype,
+            seed,
         )
 
     def _repr_args(self) -> List[str]:
@@ -578,8 +599,16 @@ class LSTM(RNNBase):
         seed: Optional[int] = None,
     ) -> None:
         super().__init__(
-            "lstm", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            dtype, seed,
+            "lstm",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            dtype,
+            seed,
         )
 
     def forward(
@@ -594,7 +623,10 @@ class LSTM(RNNBase):
         return super().forward(x, hx, lengths, ids=ids)
 
     def backward(
-        self, dy: ArrayLike, dh_n: Optional[Tuple[Optional[ArrayLike], Optional[ArrayLike]]] = None, *,
+        self,
+        dy: ArrayLike,
+        dh_n: Optional[Tuple[Optional[ArrayLike], Optional[ArrayLike]]] = None,
+        *,
         projection_grad: bool = False,
     ) -> Tuple[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
         """``dx, (dh_0, dc_0) = backward(dy, (dh_n, dc_n))``; see `RNNBase.backward`."""
@@ -605,8 +637,7 @@ class LSTM(RNNBase):
             value = (None, None)
         if not isinstance(value, (tuple, list)) or len(value) != 2:
             raise TypeError(
-                f"{names[0]} of an LSTM must be a pair ({names[1]}, {names[2]}) or None, "
-                f"got {type(value).__name__}"
+                f"{names[0]} of an LSTM must be a pair ({names[1]}, {names[2]}) or None, got {type(value).__name__}"
             )
         return self._state(names[1], value[0], B, batched), self._state(names[2], value[1], B, batched)
 
@@ -637,8 +668,16 @@ class GRU(RNNBase):
     ) -> None:
         self.linear_before_reset = bool(linear_before_reset)
         super().__init__(
-            "gru" if self.linear_before_reset else "gru_cho", input_size, hidden_size, num_layers, bias,
-            batch_first, dropout, bidirectional, dtype, seed,
+            "gru" if self.linear_before_reset else "gru_cho",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            dtype,
+            seed,
         )
 
     def _repr_args(self) -> List[str]:
@@ -650,24 +689,45 @@ def _layer_class(spec: CellSpec) -> type:
     arguments without linear_before_reset), named after the cell ("mut1" -> MUT1)."""
     name = spec.name.upper()
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 dtype: Any = np.float32, seed: Optional[int] = None) -> None:
-        RNNBase.__init__(self, spec.name, input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype, seed)
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        dtype: Any = np.float32,
+        seed: Optional[int] = None,
+    ) -> None:
+        RNNBase.__init__(
+            self, spec.name, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, dtype, seed
+        )
 
     from .reference.cells import STEPS
 
-    doc = f"""The {name} cell ("{spec.name}") as a layer, with the arguments and the forward / backward /
+    doc = (
+        f"""The {name} cell ("{spec.name}") as a layer, with the arguments and the forward / backward /
     lengths / state semantics of `GRU` (one state h).
 
     Its step, as `rnnkit.reference.cells.{STEPS[spec.name].forward.__name__}` computes it:
     {STEPS[spec.name].forward.__doc__}
     Parameters per layer k (and _reverse): weight_ih_l{{k}} {spec.gates_ih}*H x I, weight_hh_l{{k}}
-    {spec.gates_hh}*H x H, """ + (f"""bias_ih_l{{k}} {spec.bias_ih}*H and bias_hh_l{{k}} {spec.bias_hh}*H""" if spec.bias_hh
-                                   else f"""bias_l{{k}} {spec.bias_ih}*H""") + (""".
+    {spec.gates_hh}*H x H, """
+        + (
+            f"""bias_ih_l{{k}} {spec.bias_ih}*H and bias_hh_l{{k}} {spec.bias_hh}*H"""
+            if spec.bias_hh
+            else f"""bias_l{{k}} {spec.bias_ih}*H"""
+        )
+        + (
+            """.
     x enters the cell directly, so every layer's input size must equal hidden_size (ValueError
-    otherwise).""" if spec.raw_input else ".")
+    otherwise)."""
+            if spec.raw_input
+            else "."
+        )
+    )
     cls = type(name, (RNNBase,), {"__init__": __init__, "__doc__": doc, "__module__": __name__})
     cls.__init__.__qualname__ = f"{name}.__init__"
     return cls

@@ -1,5 +1,6 @@
 """What the model packages (`rnnkit.charlm`, `rnnkit.seq2seq`) share: the cell names of their
 command lines, and the BLAS thread setting their training and evaluation run under."""
+
 from __future__ import annotations
 
 from threadpoolctl import threadpool_limits
@@ -23,8 +24,10 @@ def check_input_width(cell: str, embed: int, hidden: int, embed_option: str = "-
     ValueError that names the fix (``--embed`` = ``--hidden``) instead of the layer's sizes."""
     spec = layer_class(cell)(1, 1).spec
     if spec.raw_input and embed != hidden:
-        raise ValueError(f"{cell} adds its input x itself to a gate, so the embedding must be as wide as the hidden "
-                         f"state: use {embed_option} {hidden} (= --hidden), got {embed_option} {embed}")
+        raise ValueError(
+            f"{cell} adds its input x itself to a gate, so the embedding must be as wide as the hidden "
+            f"state: use {embed_option} {hidden} (= --hidden), got {embed_option} {embed}"
+        )
 
 
 def single_threaded_blas():

@@ -24,6 +24,7 @@ Example::
     out, cache = pooling.forward("max", x, lengths=[5, 3])
     dx = pooling.backward(cache, np.ones_like(out))              # zero at steps 3, 4 of element 1
 """
+
 from __future__ import annotations
 
 import importlib
@@ -52,8 +53,9 @@ class PoolCache:
         self.args, self.index = args, index
 
 
-def forward(kind: str, x: np.ndarray, lengths: Any = None, split: Optional[int] = None, *,
-            training: bool = True) -> PoolResult:
+def forward(
+    kind: str, x: np.ndarray, lengths: Any = None, split: Optional[int] = None, *, training: bool = True
+) -> PoolResult:
     """Pool x (T, B, F) over each element's valid steps.
 
     Args:
@@ -85,8 +87,10 @@ def _backends(name: Optional[str]):
     if name in (None, "native"):
         return importlib.import_module("rnnkit.pooling"), importlib.import_module("rnnkit.attention")
     if name == "reference":
-        return (importlib.import_module("rnnkit.reference.pooling"),
-                importlib.import_module("rnnkit.reference.attention"))
+        return (
+            importlib.import_module("rnnkit.reference.pooling"),
+            importlib.import_module("rnnkit.reference.attention"),
+        )
     raise ValueError(f"backend must be 'native' or 'reference', got {name!r}")
 
 
@@ -103,8 +107,16 @@ class Pool(Module):
     (zero on padding), None for the other kinds.
     """
 
-    def __init__(self, kind: str, features: int, split: Optional[int] = None, attn_size: Optional[int] = None,
-                 dtype: Any = np.float32, rng: Any = None, backend: Optional[str] = None):
+    def __init__(
+        self,
+        kind: str,
+        features: int,
+        split: Optional[int] = None,
+        attn_size: Optional[int] = None,
+        dtype: Any = np.float32,
+        rng: Any = None,
+        backend: Optional[str] = None,
+    ):
         if kind not in POOLS:
             raise ValueError(f"pooling must be one of {', '.join(POOLS)}, got {kind!r}")
         _check_dtype(dtype)
@@ -114,8 +126,9 @@ class Pool(Module):
         self._kernels, self._attention = _backends(backend)
         self.params = {}
         if kind == "attention":
-            self.params = self._attention.init_params("additive", 1, self.features, attn_size or self.features,
-                                                      dtype=dtype, rng=rng)
+            self.params = self._attention.init_params(
+                "additive", 1, self.features, attn_size or self.features, dtype=dtype, rng=rng
+            )
         self._init_grads()
         self.dtype = np.dtype(dtype)
         self.weights: Optional[np.ndarray] = None

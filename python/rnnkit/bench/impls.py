@@ -8,6 +8,7 @@ Each implementation gets the same problem (`Problem`): inputs, initial states, u
 and lengths. ``bind`` returns the untimed setup and the timed call; ``outputs`` runs once and returns
 every result by name, so that `compare` can check it against the reference before it is timed.
 """
+
 from __future__ import annotations
 
 import tracemalloc
@@ -23,8 +24,12 @@ from .grid import Case
 Outputs = Dict[str, np.ndarray]
 
 #: torch.nn's module and arguments for the cells it has.
-_TORCH_MODULES = {"rnn_tanh": ("RNN", {"nonlinearity": "tanh"}), "rnn_relu": ("RNN", {"nonlinearity": "relu"}),
-                  "lstm": ("LSTM", {}), "gru": ("GRU", {})}
+_TORCH_MODULES = {
+    "rnn_tanh": ("RNN", {"nonlinearity": "tanh"}),
+    "rnn_relu": ("RNN", {"nonlinearity": "relu"}),
+    "lstm": ("LSTM", {}),
+    "gru": ("GRU", {}),
+}
 #: The arguments that pick a cell among those of one rnnkit layer class.
 _LAYER_ARGS = {"rnn_relu": {"nonlinearity": "relu"}, "gru_cho": {"linear_before_reset": False}}
 
@@ -75,8 +80,9 @@ def make_layer(case: Case, seed: int = 0):
 
     s = case.size
     extra = _LAYER_ARGS.get(case.cell, {})
-    return LAYER_OF_CELL[case.cell](s.input_size, s.H, num_layers=s.L, bidirectional=s.bidirectional,
-                                     dtype=np.float32, seed=seed, **extra)
+    return LAYER_OF_CELL[case.cell](
+        s.input_size, s.H, num_layers=s.L, bidirectional=s.bidirectional, dtype=np.float32, seed=seed, **extra
+    )
 
 
 class RnnkitImpl:
@@ -163,8 +169,9 @@ class TorchImpl:
         if case.cell not in _TORCH_MODULES:
             raise NotImplementedError(f"torch.nn has no {case.cell} cell")
         kind, extra = _TORCH_MODULES[case.cell]
-        self.module = getattr(torch.nn, kind)(s.input_size, s.H, num_layers=s.L, bidirectional=s.bidirectional,
-                                              dtype=torch.float32, **extra)
+        self.module = getattr(torch.nn, kind)(
+            s.input_size, s.H, num_layers=s.L, bidirectional=s.bidirectional, dtype=torch.float32, **extra
+        )
         self.module.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state_dict.items()})
         self.module.train(case.mode == "training")
         self.lstm = rnnkit.CELLS[case.cell].has_cell_state
@@ -192,6 +199,7 @@ class TorchImpl:
         torch = self.torch
         x, h0, c0 = self._tensors(p)
         if self.case.mode == "inference":
+
             def infer():
                 with torch.inference_mode():
                     return self._forward(x, h0, c0, p.lengths)
@@ -243,7 +251,8 @@ def compare(outputs: Outputs, reference: Outputs) -> Tuple[float, str]:
             return float("inf"), f"{name} ({why})"
         ref64 = np.asarray(ref, np.float64)
         err = float(np.max(np.abs(np.asarray(a, np.float64) - ref64), initial=0.0)) / max(
-            1.0, float(np.max(np.abs(ref64), initial=0.0)))
+            1.0, float(np.max(np.abs(ref64), initial=0.0))
+        )
         if not np.isfinite(err) or err > worst:
             worst, worst_name = (float("inf") if not np.isfinite(err) else err), name
             if not np.isfinite(err):

@@ -7,6 +7,7 @@ and their stratified split (`data`), metrics, and the training loop of ``rnnkit 
     model, _ = Classifier.load("reviews")                  # a run of rnnkit train-classifier
     label, probabilities = model.classify(["a lovely film"])[0]
 """
+
 from .data import Labels
 from .model import Classifier
 

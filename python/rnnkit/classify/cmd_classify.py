@@ -1,4 +1,5 @@
 """``rnnkit classify DIR "some text"``: print a trained classifier's label and class probabilities."""
+
 from __future__ import annotations
 
 import json
@@ -10,14 +11,19 @@ from ..cliutil import Parser, positive_int, run
 
 def main(argv: List[str], prog: str = "rnnkit classify") -> int:
     """``rnnkit classify DIR TEXT [TEXT ...] [--top K] [--json]``."""
-    p = Parser(prog=prog, description="Classify each TEXT with the model saved in DIR: print its label, then "
-               "every class's probability, likeliest first. A --per-step tagger prints each token with its tag "
-               "and that tag's probability.")
+    p = Parser(
+        prog=prog,
+        description="Classify each TEXT with the model saved in DIR: print its label, then "
+        "every class's probability, likeliest first. A --per-step tagger prints each token with its tag "
+        "and that tag's probability.",
+    )
     p.add_argument("dir", metavar="DIR")
-    p.add_argument("--latest", action="store_true", help="use the run's latest checkpoint (default: its best, "
-                   "best.npz)")
-    p.add_argument("texts", metavar="TEXT", nargs="+", help="text to classify ('-' reads one text per line of "
-                   "standard input)")
+    p.add_argument(
+        "--latest", action="store_true", help="use the run's latest checkpoint (default: its best, best.npz)"
+    )
+    p.add_argument(
+        "texts", metavar="TEXT", nargs="+", help="text to classify ('-' reads one text per line of standard input)"
+    )
     p.add_argument("--top", type=positive_int, help="print only the K likeliest classes (default: all)")
     p.add_argument("--json", action="store_true", help="print one JSON object per text")
     a = p.parse_args(argv)
@@ -41,8 +47,16 @@ def main(argv: List[str], prog: str = "rnnkit classify") -> int:
             if model.per_step:
                 tags = [names[k] for k in pr.argmax(axis=1)]
                 if a.json:
-                    print(json.dumps({"text": text, "tokens": toks, "tags": tags,
-                                      "probabilities": [dict(zip(names, map(float, row))) for row in pr]}))
+                    print(
+                        json.dumps(
+                            {
+                                "text": text,
+                                "tokens": toks,
+                                "tags": tags,
+                                "probabilities": [dict(zip(names, map(float, row))) for row in pr],
+                            }
+                        )
+                    )
                 else:
                     for tok, row in zip(toks, pr):
                         k = int(row.argmax())
@@ -50,10 +64,17 @@ def main(argv: List[str], prog: str = "rnnkit classify") -> int:
                     if len(texts) > 1:
                         print()
                 continue
-            order = pr.argsort()[::-1][:a.top or len(names)]
+            order = pr.argsort()[::-1][: a.top or len(names)]
             if a.json:
-                print(json.dumps({"text": text, "label": names[order[0]],
-                                  "probabilities": {names[k]: float(pr[k]) for k in order}}))
+                print(
+                    json.dumps(
+                        {
+                            "text": text,
+                            "label": names[order[0]],
+                            "probabilities": {names[k]: float(pr[k]) for k in order},
+                        }
+                    )
+                )
             else:
                 width = max(len(names[k]) for k in order)
                 print(names[order[0]])

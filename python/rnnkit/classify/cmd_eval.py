@@ -1,5 +1,6 @@
 """``rnnkit eval-classifier DIR``: accuracy, macro-F1 and the confusion matrix of a trained classifier on
 its test split or a file."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,13 @@ def format_report(result: Dict[str, Any]) -> str:
     """The human-readable report: accuracy, macro-F1, the confusion matrix and per-class scores."""
     names = result["labels"]
     unit = "tokens" if "sequences" in result else "examples"
-    lines = [f"accuracy: {result['accuracy']:.4f}", f"macro_f1: {result['macro_f1']:.4f}",
-             f"{unit}: {result['examples']}", "", "confusion matrix (rows: true, columns: predicted):"]
+    lines = [
+        f"accuracy: {result['accuracy']:.4f}",
+        f"macro_f1: {result['macro_f1']:.4f}",
+        f"{unit}: {result['examples']}",
+        "",
+        "confusion matrix (rows: true, columns: predicted):",
+    ]
     width = max(max(len(n) for n in names), max(len(str(v)) for row in result["confusion"] for v in row), 4)
     lines.append(" " * (width + 2) + " ".join(n.rjust(width) for n in names))
     for n, row in zip(names, result["confusion"]):
@@ -28,19 +34,31 @@ def format_report(result: Dict[str, Any]) -> str:
 
 def main(argv: List[str], prog: str = "rnnkit eval-classifier") -> int:
     """``rnnkit eval-classifier DIR [--pairs FILE] [--split test|val] [--json] [--plot FILE.png]``."""
-    p = Parser(prog=prog, description="Classify the test split of the data the model in DIR was trained on (or "
-               "every line of --pairs FILE) and print accuracy, macro-F1, the confusion matrix and per-class "
-               "precision, recall and F1 (per token for a --per-step tagger); the matrix is also drawn to a PNG.")
+    p = Parser(
+        prog=prog,
+        description="Classify the test split of the data the model in DIR was trained on (or "
+        "every line of --pairs FILE) and print accuracy, macro-F1, the confusion matrix and per-class "
+        "precision, recall and F1 (per token for a --per-step tagger); the matrix is also drawn to a PNG.",
+    )
     p.add_argument("dir", metavar="DIR")
-    p.add_argument("--latest", action="store_true", help="use the run's latest checkpoint (default: its best, "
-                   "best.npz)")
-    p.add_argument("--pairs", metavar="FILE", help="score every line of this file (text<TAB>label, or tokens<TAB>tags "
-                   "for a tagger) instead (default: the --split of the data the model was trained on)")
+    p.add_argument(
+        "--latest", action="store_true", help="use the run's latest checkpoint (default: its best, best.npz)"
+    )
+    p.add_argument(
+        "--pairs",
+        metavar="FILE",
+        help="score every line of this file (text<TAB>label, or tokens<TAB>tags "
+        "for a tagger) instead (default: the --split of the data the model was trained on)",
+    )
     p.add_argument("--split", choices=["test", "val"], default="test", help="which held-out split")
     p.add_argument("--batch", type=positive_int, default=256, help="sequences classified together")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--plot", metavar="FILE.png", help="where to draw the confusion matrix (default: "
-                   "DIR/confusion-SPLIT.png, or DIR/confusion-FILE.png for --pairs, when matplotlib is installed)")
+    p.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="where to draw the confusion matrix (default: "
+        "DIR/confusion-SPLIT.png, or DIR/confusion-FILE.png for --pairs, when matplotlib is installed)",
+    )
     p.add_argument("--no-plot", action="store_true", help="draw nothing")
     a = p.parse_args(argv)
 
@@ -74,8 +92,12 @@ def main(argv: List[str], prog: str = "rnnkit eval-classifier") -> int:
             from .plot import plot_confusion
 
             try:
-                plot_confusion(np.array(result["confusion"]), result["labels"], plot,
-                               f"accuracy {result['accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f}")
+                plot_confusion(
+                    np.array(result["confusion"]),
+                    result["labels"],
+                    plot,
+                    f"accuracy {result['accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f}",
+                )
                 result["plot"] = plot
             except ImportError:  # only the default picture gets here (--plot checked matplotlib first)
                 plot = None

@@ -16,6 +16,7 @@ splits later (so ``eval-classifier DIR`` finds the test split again):
 
 Shape legend: B = batch, T = the batch's longest sequence.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,21 @@ from ..seq2seq.pairs import PairsError, file_digest, read_pairs, tokenize
 from ..seq2seq.vocab import PAD, TokenVocab
 from .tasks import DEFAULT_SIZES, Splits, make_task, task_options
 
-__all__ = ["PairsError", "task_spec", "pairs_spec", "load_splits", "read_examples", "stratified_split",
-           "text_tokens", "Labels", "Batch", "Encoded", "build_vocab", "DEFAULT_VAL_FRAC", "DEFAULT_TEST_FRAC"]
+__all__ = [
+    "PairsError",
+    "task_spec",
+    "pairs_spec",
+    "load_splits",
+    "read_examples",
+    "stratified_split",
+    "text_tokens",
+    "Labels",
+    "Batch",
+    "Encoded",
+    "build_vocab",
+    "DEFAULT_VAL_FRAC",
+    "DEFAULT_TEST_FRAC",
+]
 
 Pair = Tuple[str, str]
 DEFAULT_VAL_FRAC = DEFAULT_TEST_FRAC = 0.1
@@ -56,8 +70,13 @@ def read_examples(path: str, tokens: str = "char", per_step: bool = False) -> Li
     return pairs
 
 
-def stratified_split(pairs: Sequence[Pair], seed: int = 0, val_frac: float = DEFAULT_VAL_FRAC,
-                     test_frac: float = DEFAULT_TEST_FRAC, stratify: bool = True) -> Splits:
+def stratified_split(
+    pairs: Sequence[Pair],
+    seed: int = 0,
+    val_frac: float = DEFAULT_VAL_FRAC,
+    test_frac: float = DEFAULT_TEST_FRAC,
+    stratify: bool = True,
+) -> Splits:
     """Hold out part of a file, the same way for the same pairs and seed.
 
     The distinct texts are grouped by label (a text's first label; one group without ``stratify``), each
@@ -85,24 +104,45 @@ def stratified_split(pairs: Sequence[Pair], seed: int = 0, val_frac: float = DEF
         parts[which[p[0]]].append(p)
     for part, name in zip(parts, ("test", "validation", "training")):
         if not part:
-            raise PairsError(f"too few examples ({len(which)} distinct texts) for a {name} split with "
-                             f"--val-frac {val_frac} and --test-frac {test_frac}")
+            raise PairsError(
+                f"too few examples ({len(which)} distinct texts) for a {name} split with "
+                f"--val-frac {val_frac} and --test-frac {test_frac}"
+            )
     return Splits(train=parts[2], val=parts[1], test=parts[0])
 
 
 def task_spec(name: str, seed: int = 0, sizes: Optional[Dict[str, int]] = None, **options: Any) -> Dict[str, Any]:
     """The data spec of built-in task ``name`` (options checked now, so errors come early)."""
-    return {"task": name, "options": task_options(name, **options), "seed": int(seed),
-            "sizes": {**DEFAULT_SIZES, **(sizes or {})}, "tokens": "char", "per_step": False}
+    return {
+        "task": name,
+        "options": task_options(name, **options),
+        "seed": int(seed),
+        "sizes": {**DEFAULT_SIZES, **(sizes or {})},
+        "tokens": "char",
+        "per_step": False,
+    }
 
 
-def pairs_spec(path: str, tokens: str = "char", seed: int = 0, per_step: bool = False,
-               val_frac: float = DEFAULT_VAL_FRAC, test_frac: float = DEFAULT_TEST_FRAC) -> Dict[str, Any]:
+def pairs_spec(
+    path: str,
+    tokens: str = "char",
+    seed: int = 0,
+    per_step: bool = False,
+    val_frac: float = DEFAULT_VAL_FRAC,
+    test_frac: float = DEFAULT_TEST_FRAC,
+) -> Dict[str, Any]:
     """The data spec of a file (its digest pins the content); the file is read and checked now."""
     tokenize("", tokens)  # checks the kind
     stratified_split(read_examples(path, tokens, per_step), seed, val_frac, test_frac, not per_step)
-    return {"pairs": os.path.abspath(path), "sha256": file_digest(path), "seed": int(seed), "tokens": tokens,
-            "per_step": bool(per_step), "val_frac": float(val_frac), "test_frac": float(test_frac)}
+    return {
+        "pairs": os.path.abspath(path),
+        "sha256": file_digest(path),
+        "seed": int(seed),
+        "tokens": tokens,
+        "per_step": bool(per_step),
+        "val_frac": float(val_frac),
+        "test_frac": float(test_frac),
+    }
 
 
 def load_splits(spec: Dict[str, Any]) -> Splits:
@@ -116,8 +156,9 @@ def load_splits(spec: Dict[str, Any]) -> Splits:
     if file_digest(path) != spec["sha256"]:
         raise PairsError(f"{path} has changed since training, so its test split is lost (give --pairs FILE)")
     per_step = spec["per_step"]
-    return stratified_split(read_examples(path, spec["tokens"], per_step), spec["seed"], spec["val_frac"],
-                            spec["test_frac"], not per_step)
+    return stratified_split(
+        read_examples(path, spec["tokens"], per_step), spec["seed"], spec["val_frac"], spec["test_frac"], not per_step
+    )
 
 
 class Labels:
@@ -164,8 +205,15 @@ class Encoded:
     array of one) or its tags' indices. ValueError for a label the model does not know, naming the
     example (its number counts the non-blank lines of ``where``)."""
 
-    def __init__(self, pairs: Sequence[Pair], tokens: str, per_step: bool, vocab: TokenVocab, labels: Labels,
-                 where: str = "the data"):
+    def __init__(
+        self,
+        pairs: Sequence[Pair],
+        tokens: str,
+        per_step: bool,
+        vocab: TokenVocab,
+        labels: Labels,
+        where: str = "the data",
+    ):
         self.per_step = per_step
         self.ids: List[np.ndarray] = []
         self.targets: List[np.ndarray] = []
@@ -194,9 +242,9 @@ class Encoded:
         ids = np.full((T, B), PAD, np.int64)
         targets = np.zeros((T, B), np.int64) if self.per_step else np.empty(B, np.int64)
         for j, i in enumerate(idx):
-            ids[:lengths[j], j] = self.ids[i]
+            ids[: lengths[j], j] = self.ids[i]
             if self.per_step:
-                targets[:lengths[j], j] = self.targets[i]
+                targets[: lengths[j], j] = self.targets[i]
             else:
                 targets[j] = self.targets[i][0]
         return Batch(ids, lengths, targets)
@@ -206,5 +254,5 @@ class Encoded:
         length together (less padding); the indices say which examples each batch holds."""
         order = np.argsort(self.lengths, kind="stable")
         for start in range(0, len(order), size):
-            idx = order[start:start + size]
+            idx = order[start : start + size]
             yield idx, self.batch(idx)

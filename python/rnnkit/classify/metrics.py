@@ -7,6 +7,7 @@
 * macro-F1: the unweighted mean of F1 over the classes that occur in the truth or the predictions
   (scikit-learn's ``f1_score(average="macro")`` with its default labels).
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Sequence
@@ -43,7 +44,14 @@ def scores(true: np.ndarray, pred: np.ndarray, names: Sequence[str]) -> Dict[str
         "macro_f1": float(f1[present].mean()),
         "confusion": c.tolist(),
         "labels": list(names),
-        "per_class": {n: {"precision": float(precision[k]), "recall": float(recall[k]), "f1": float(f1[k]),
-                          "support": int(support[k])} for k, n in enumerate(names)},
+        "per_class": {
+            n: {
+                "precision": float(precision[k]),
+                "recall": float(recall[k]),
+                "f1": float(f1[k]),
+                "support": int(support[k]),
+            }
+            for k, n in enumerate(names)
+        },
         "examples": int(c.sum()),
     }

@@ -20,6 +20,7 @@ A small vocabulary (characters) is read through the first layer's fused lookup (
 embedding's gradient comes back from the stack's backward as the table's; a large one (words) is
 gathered into the layer's input first.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -63,10 +64,24 @@ class Classifier:
     own, so an `rnnkit.optim` optimiser over ``params`` trains the model.
     """
 
-    def __init__(self, vocab: TokenVocab, labels: Labels, cell: str = "lstm", layers: int = 1, hidden: int = 128,
-                 embed: int = 64, bidirectional: bool = False, pool: str = "last", attn_size: Optional[int] = None,
-                 per_step: bool = False, dropout: float = 0.0, dtype: Any = np.float32, seed: int = 0,
-                 backend: Optional[str] = None, tokens: str = "char"):
+    def __init__(
+        self,
+        vocab: TokenVocab,
+        labels: Labels,
+        cell: str = "lstm",
+        layers: int = 1,
+        hidden: int = 128,
+        embed: int = 64,
+        bidirectional: bool = False,
+        pool: str = "last",
+        attn_size: Optional[int] = None,
+        per_step: bool = False,
+        dropout: float = 0.0,
+        dtype: Any = np.float32,
+        seed: int = 0,
+        backend: Optional[str] = None,
+        tokens: str = "char",
+    ):
         layer = layer_class(cell)
         if pool not in POOLS:
             raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
@@ -78,25 +93,46 @@ class Classifier:
                 raise ValueError("attn_size is the width of attention pooling: give it with pool='attention'")
         text_tokens("", tokens, per_step)  # checks the kind
         self.vocab, self.labels = vocab, labels
-        self.config = {"tokens": tokens, "cell": cell, "layers": int(layers), "hidden": int(hidden), "embed": int(embed),
-                       "bidirectional": bool(bidirectional), "pool": pool, "attn_size": attn_size,
-                       "per_step": bool(per_step), "dropout": float(dropout), "dtype": np.dtype(dtype).name,
-                       "seed": int(seed)}
+        self.config = {
+            "tokens": tokens,
+            "cell": cell,
+            "layers": int(layers),
+            "hidden": int(hidden),
+            "embed": int(embed),
+            "bidirectional": bool(bidirectional),
+            "pool": pool,
+            "attn_size": attn_size,
+            "per_step": bool(per_step),
+            "dropout": float(dropout),
+            "dtype": np.dtype(dtype).name,
+            "seed": int(seed),
+        }
         s_embed, s_rnn, s_pool, s_head = np.random.SeedSequence(seed).spawn(4)
         D = 2 if bidirectional else 1
         self.embed = Embedding(len(vocab), embed, dtype, np.random.default_rng(s_embed))
         # dropout acts between stacked layers only, so a single layer takes none (and no warning)
-        self.rnn = layer(embed, hidden, layers, dropout=dropout if layers > 1 else 0.0,
-                               bidirectional=bidirectional, dtype=dtype,
-                               seed=int(s_rnn.generate_state(1)[0]))
-        self.pool = None if per_step else Pool(pool, D * hidden, hidden, attn_size, dtype,
-                                               np.random.default_rng(s_pool), backend)
+        self.rnn = layer(
+            embed,
+            hidden,
+            layers,
+            dropout=dropout if layers > 1 else 0.0,
+            bidirectional=bidirectional,
+            dtype=dtype,
+            seed=int(s_rnn.generate_state(1)[0]),
+        )
+        self.pool = (
+            None
+            if per_step
+            else Pool(pool, D * hidden, hidden, attn_size, dtype, np.random.default_rng(s_pool), backend)
+        )
         self.head = Linear(D * hidden, len(labels), dtype, np.random.default_rng(s_head))
         self._fused = True  # how the last forward read the embedding (see `_stack`)
-        groups = [("embed", self.embed.params, self.embed.grads),
-                  ("rnn", dict(self.rnn.named_parameters()), self.rnn.grads),
-                  ("pool", self.pool.params if self.pool else {}, self.pool.grads if self.pool else {}),
-                  ("head", self.head.params, self.head.grads)]
+        groups = [
+            ("embed", self.embed.params, self.embed.grads),
+            ("rnn", dict(self.rnn.named_parameters()), self.rnn.grads),
+            ("pool", self.pool.params if self.pool else {}, self.pool.grads if self.pool else {}),
+            ("head", self.head.params, self.head.grads),
+        ]
         self.params: Dict[str, np.ndarray] = {}
         self.grads: Dict[str, np.ndarray] = {}
         for prefix, params, grads in groups:
@@ -145,7 +181,7 @@ class Classifier:
     @staticmethod
     def _valid(batch: Batch) -> np.ndarray:
         """Flat (t, b) row indices of the valid steps of a batch, (N,)."""
-        T, B = batch.ids.shape
+        T = batch.ids.shape[0]
         return np.flatnonzero(np.arange(T)[:, None] < batch.lengths[None, :])
 
     def _features(self, batch: Batch, training: bool) -> Tuple[np.ndarray, np.ndarray]:
@@ -172,8 +208,9 @@ class Classifier:
         self._stack_backward(dy)
         return loss
 
-    def evaluate_batch(self, batch: Batch, class_weights: Optional[np.ndarray] = None
-                       ) -> Tuple[float, float, np.ndarray, np.ndarray]:
+    def evaluate_batch(
+        self, batch: Batch, class_weights: Optional[np.ndarray] = None
+    ) -> Tuple[float, float, np.ndarray, np.ndarray]:
         """One inference pass: (summed weighted cross-entropy in nats, summed weights, true classes,
         predicted classes), the classes per example (per step: per valid token)."""
         features, targets = self._features(batch, False)
@@ -198,7 +235,7 @@ class Classifier:
         lengths = np.array([len(i) for i in ids], np.int64)
         padded = np.zeros((int(lengths.max()), len(ids)), np.int64)
         for j, i in enumerate(ids):
-            padded[:len(i), j] = i
+            padded[: len(i), j] = i
         batch = Batch(padded, lengths, np.zeros(padded.shape if self.per_step else len(ids), np.int64))
         probs = self.probabilities(batch)
         if not self.per_step:
@@ -226,12 +263,18 @@ class Classifier:
         return {f"model/{k}": v for k, v in self.params.items()}
 
     def meta(self) -> Dict[str, Any]:
-        return {"format": FORMAT, "version": 1, "model": self.config, "vocab": self.vocab.to_json(),
-                "labels": self.labels.names}
+        return {
+            "format": FORMAT,
+            "version": 1,
+            "model": self.config,
+            "vocab": self.vocab.to_json(),
+            "labels": self.labels.names,
+        }
 
     @classmethod
-    def from_checkpoint(cls, arrays: Dict[str, np.ndarray], meta: Dict[str, Any], path: str = "checkpoint"
-                        ) -> "Classifier":
+    def from_checkpoint(
+        cls, arrays: Dict[str, np.ndarray], meta: Dict[str, Any], path: str = "checkpoint"
+    ) -> "Classifier":
         if meta.get("format") != FORMAT:
             raise checkpoint.CheckpointError(f"{path} is not a classifier checkpoint")
         try:

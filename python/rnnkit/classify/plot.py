@@ -1,5 +1,6 @@
 """confusion.png of ``rnnkit eval-classifier``: the confusion matrix as a picture (curve.png of training
 is `rnnkit.plotting.plot_curve`, shared with the other models)."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -27,8 +28,15 @@ def plot_confusion(confusion: np.ndarray, labels: Sequence[str], path: str, titl
     if K <= 30:
         for i in range(K):
             for j in range(K):
-                ax.text(j, i, str(int(c[i, j])), ha="center", va="center", fontsize=8,
-                        color="white" if rows[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(int(c[i, j])),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if rows[i, j] > 0.5 else "black",
+                )
     ax.set_xticks(range(K))
     ax.set_xticklabels(labels, rotation=90 if max(map(len, labels)) > 3 else 0)
     ax.set_yticks(range(K))

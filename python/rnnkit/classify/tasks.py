@@ -20,6 +20,7 @@ string, so a perfect classifier exists (the tasks are well posed) and test accur
 `make_task` draws distinct strings until it has ``test + val + train`` of them and cuts them in that
 order into the test, validation and training splits, so no string is in two splits.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Tuple
@@ -143,8 +144,10 @@ def task_options(name: str, **options: Any) -> Dict[str, Any]:
         if value is None:
             continue
         if key not in opts:
-            raise ValueError(f"task {name} has no option --{key.replace('_', '-')} (its options: "
-                             f"{', '.join('--' + k.replace('_', '-') for k in opts)})")
+            raise ValueError(
+                f"task {name} has no option --{key.replace('_', '-')} (its options: "
+                f"{', '.join('--' + k.replace('_', '-') for k in opts)})"
+            )
         opts[key] = value
     lo, hi = opts["min_len"], opts["max_len"]
     if not (isinstance(lo, int) and isinstance(hi, int) and 1 <= lo <= hi):
@@ -160,8 +163,14 @@ def task_options(name: str, **options: Any) -> Dict[str, Any]:
     return opts
 
 
-def make_task(name: str, seed: int = 0, train: int = DEFAULT_SIZES["train"], val: int = DEFAULT_SIZES["val"],
-              test: int = DEFAULT_SIZES["test"], **options: Any) -> Splits:
+def make_task(
+    name: str,
+    seed: int = 0,
+    train: int = DEFAULT_SIZES["train"],
+    val: int = DEFAULT_SIZES["val"],
+    test: int = DEFAULT_SIZES["test"],
+    **options: Any,
+) -> Splits:
     """The splits of task ``name`` as (text, label) pairs, deterministic in (name, options, seed).
 
     Raises ValueError for an unknown task, a bad option, or a task too small to give that many distinct
@@ -178,10 +187,12 @@ def make_task(name: str, seed: int = 0, train: int = DEFAULT_SIZES["train"], val
     attempts = 0
     while len(seen) < total:
         if attempts > 20 * total + 1000:
-            raise ValueError(f"task {name} with these options has too few distinct strings for {total} "
-                             f"({len(seen)} found): ask for fewer with --train-size")
+            raise ValueError(
+                f"task {name} with these options has too few distinct strings for {total} "
+                f"({len(seen)} found): ask for fewer with --train-size"
+            )
         text, label = draw(rng, **opts, **extra)
         seen.setdefault(text, label)
         attempts += 1
     pairs = list(seen.items())
-    return Splits(train=pairs[test + val:], val=pairs[test:test + val], test=pairs[:test])
+    return Splits(train=pairs[test + val :], val=pairs[test : test + val], test=pairs[:test])

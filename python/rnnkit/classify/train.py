@@ -18,6 +18,7 @@ Class weights (``class_weights``): "none"; "balanced", w_k = n / (K n_k) over th
 (scikit-learn's), so every class weighs the same in total; or explicit "label=weight,..." (unnamed
 labels weigh 1).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,12 +28,12 @@ from typing import Any, Callable, Dict, Mapping, Optional
 import numpy as np
 
 from .. import checkpoint
+from ..checkpoint import BEST_FILE
 from ..models import LAYER_CLASSES, single_threaded_blas
 from ..optim import Schedule
 from ..plotting import Score, plot_curve
 from ..pooling import POOLS
 from ..rundir import KINDS, RunDir, resume_settings
-from ..checkpoint import BEST_FILE
 from ..training import TrainingRun, best_row, fit
 from .data import Encoded, Labels, build_vocab, load_splits
 from .metrics import scores
@@ -86,13 +87,24 @@ class TrainConfig(Schedule):
 
 
 #: The settings a resumed run may change (`rnnkit.rundir.resume_settings`); the rest are the run's.
-RESUMABLE = ("steps", "minutes", "eval_every", "lr", "lr_decay", "lr_decay_every", "clip", "clip_mode", "patience",
-             "val_sample")
+RESUMABLE = (
+    "steps",
+    "minutes",
+    "eval_every",
+    "lr",
+    "lr_decay",
+    "lr_decay_every",
+    "clip",
+    "clip_mode",
+    "patience",
+    "val_sample",
+)
 KIND = KINDS[FORMAT]
 
 
-def class_weight_vector(spec: str, labels: Labels, targets: np.ndarray, dtype: Any = np.float32
-                        ) -> Optional[np.ndarray]:
+def class_weight_vector(
+    spec: str, labels: Labels, targets: np.ndarray, dtype: Any = np.float32
+) -> Optional[np.ndarray]:
     """(K,) class weights of ``spec`` ("none" -> None, "balanced", or "label=w,...") given the training
     targets (class indices); ValueError for a bad spec."""
     if spec == "none":
@@ -105,8 +117,10 @@ def class_weight_vector(spec: str, labels: Labels, targets: np.ndarray, dtype: A
     for item in spec.split(","):
         name, eq, value = item.rpartition("=")
         if not eq or name not in labels:
-            raise ValueError(f"--class-weights: expected none, balanced or label=weight,... with the labels "
-                             f"{', '.join(labels.names)}; got {item!r}")
+            raise ValueError(
+                f"--class-weights: expected none, balanced or label=weight,... with the labels "
+                f"{', '.join(labels.names)}; got {item!r}"
+            )
         try:
             w[labels.names.index(name)] = float(value)
         except ValueError:
@@ -116,8 +130,9 @@ def class_weight_vector(spec: str, labels: Labels, targets: np.ndarray, dtype: A
     return w
 
 
-def evaluate(model: Classifier, enc: Encoded, batch: int = 256, class_weights: Optional[np.ndarray] = None
-             ) -> Dict[str, Any]:
+def evaluate(
+    model: Classifier, enc: Encoded, batch: int = 256, class_weights: Optional[np.ndarray] = None
+) -> Dict[str, Any]:
     """`rnnkit.classify.metrics.scores` of the model on ``enc`` (per step: over tokens), plus "loss"
     (mean cross-entropy in nats, class-weighted if ``class_weights``)."""
     total = weight = 0.0
@@ -146,14 +161,32 @@ class ClassifierRun(TrainingRun):
         self.val_set = Encoded(splits.val, self.tokens, per_step, vocab, labels, "the validation split")
         self.val_sample = self.val_set
         if len(splits.val) > cfg.val_sample:  # a fixed sample: the first examples of a shuffled split
-            order = np.random.default_rng([cfg.seed, 3]).permutation(len(splits.val))[:cfg.val_sample]
-            self.val_sample = Encoded([splits.val[i] for i in sorted(order)], self.tokens, per_step, vocab, labels,
-                                      "the validation split")
+            order = np.random.default_rng([cfg.seed, 3]).permutation(len(splits.val))[: cfg.val_sample]
+            self.val_sample = Encoded(
+                [splits.val[i] for i in sorted(order)], self.tokens, per_step, vocab, labels, "the validation split"
+            )
             self.val_ratio = len(splits.val) / cfg.val_sample
         self.class_weights = class_weight_vector(cfg.class_weights, labels, self.train_set.labels())
-        super().__init__(cfg, Classifier(vocab, labels, cfg.cell, cfg.layers, cfg.hidden, cfg.embed,
-                                         cfg.bidirectional, cfg.pool, cfg.attn_size, per_step, cfg.dropout,
-                                         np.float32, cfg.seed, backend, self.tokens))
+        super().__init__(
+            cfg,
+            Classifier(
+                vocab,
+                labels,
+                cfg.cell,
+                cfg.layers,
+                cfg.hidden,
+                cfg.embed,
+                cfg.bidirectional,
+                cfg.pool,
+                cfg.attn_size,
+                per_step,
+                cfg.dropout,
+                np.float32,
+                cfg.seed,
+                backend,
+                self.tokens,
+            ),
+        )
         self.batch = min(cfg.batch, len(self.train_set))
         self.batches_per_epoch = len(self.train_set) // self.batch
         self._order_epoch, self._order = -1, None
@@ -161,12 +194,13 @@ class ClassifierRun(TrainingRun):
     def _epoch_order(self, epoch: int) -> np.ndarray:
         """(batches_per_epoch, batch) example indices of an epoch (see the module docstring)."""
         rng = np.random.default_rng([self.cfg.seed, 1, epoch])
-        order = rng.permutation(len(self.train_set))[:self.batches_per_epoch * self.batch]
+        order = rng.permutation(len(self.train_set))[: self.batches_per_epoch * self.batch]
         window = self.cfg.bucket * self.batch
         if self.cfg.bucket > 1:
             lengths = self.train_set.lengths
-            order = np.concatenate([w[np.argsort(lengths[w], kind="stable")]
-                                    for w in np.split(order, range(window, len(order), window))])
+            order = np.concatenate(
+                [w[np.argsort(lengths[w], kind="stable")] for w in np.split(order, range(window, len(order), window))]
+            )
         batches = order.reshape(self.batches_per_epoch, self.batch)
         return batches[rng.permutation(self.batches_per_epoch)] if self.cfg.bucket > 1 else batches
 
@@ -192,13 +226,25 @@ class ClassifierRun(TrainingRun):
         arrays, meta = self.optimizer_checkpoint()
         arrays.update(self.model.arrays())
         meta.update(self.model.meta())
-        meta.update({"train": dataclasses.asdict(self.cfg), "data": self.cfg.data, "tokens": self.tokens,
-                     "dropout_rng": self.model.rnn._dropout_rng.bit_generator.state})
+        meta.update(
+            {
+                "train": dataclasses.asdict(self.cfg),
+                "data": self.cfg.data,
+                "tokens": self.tokens,
+                "dropout_rng": self.model.rnn._dropout_rng.bit_generator.state,
+            }
+        )
         checkpoint.save(path, arrays, meta)
 
     @classmethod
-    def resume(cls, arrays: Dict[str, np.ndarray], meta: Dict[str, Any], cfg: TrainConfig,
-               backend: Optional[str] = None, path: str = CHECKPOINT_FILE) -> "ClassifierRun":
+    def resume(
+        cls,
+        arrays: Dict[str, np.ndarray],
+        meta: Dict[str, Any],
+        cfg: TrainConfig,
+        backend: Optional[str] = None,
+        path: str = CHECKPOINT_FILE,
+    ) -> "ClassifierRun":
         """The run saved as (arrays, meta) (from `rnnkit.checkpoint.load`), continued with ``cfg`` (the
         saved settings with the changes `rnnkit.rundir.resume_settings` allows)."""
         try:
@@ -211,9 +257,16 @@ class ClassifierRun(TrainingRun):
         return run
 
 
-def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool = True,
-          log: Callable[[str], None] = print, backend: Optional[str] = None, overwrite: bool = False,
-          given: Optional[Mapping[str, Any]] = None) -> Classifier:
+def train(
+    cfg: TrainConfig,
+    out: str,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    backend: Optional[str] = None,
+    overwrite: bool = False,
+    given: Optional[Mapping[str, Any]] = None,
+) -> Classifier:
     """Train (or, with ``resume``, continue training from ``out``) a Classifier.
 
     ``out`` receives metrics.jsonl, checkpoint.npz (the latest), best.npz (the best) and curve.png;
@@ -231,14 +284,18 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool = Tru
             given = {k: getattr(cfg, k) for k in ("steps", "minutes", "eval_every")}
         data = given.get("data", cfg.data)
         if data and data != meta["train"].get("data"):
-            raise ValueError(f"{out}: the data given differs from the data this run was trained on; drop the "
-                             "data options to resume it")
+            raise ValueError(
+                f"{out}: the data given differs from the data this run was trained on; drop the "
+                "data options to resume it"
+            )
         try:
-            cfg = TrainConfig(**resume_settings(out, meta["train"], int(meta["step"]), given, RESUMABLE, log,
-                                                skip=("data",)))
+            cfg = TrainConfig(
+                **resume_settings(out, meta["train"], int(meta["step"]), given, RESUMABLE, log, skip=("data",))
+            )
         except TypeError as e:
-            raise checkpoint.CheckpointError(f"{run_dir.checkpoint_path} is not a resumable training checkpoint "
-                                             f"({e})") from None
+            raise checkpoint.CheckpointError(
+                f"{run_dir.checkpoint_path} is not a resumable training checkpoint ({e})"
+            ) from None
     cfg.validate()
     if not resume:
         run_dir.check_new(overwrite)
@@ -268,14 +325,18 @@ def _train(run: ClassifierRun, out: str, resume: bool, progress: bool, log: Call
         log(f"note: matplotlib is not installed, so {curve} was not drawn (pip install matplotlib)")
     final = metrics[-1] if metrics else None
     if final:
-        log(f"step {final['step']} ({final['elapsed_s']:.0f} s): train loss {final['train_loss']:.4f}, val loss "
+        log(
+            f"step {final['step']} ({final['elapsed_s']:.0f} s): train loss {final['train_loss']:.4f}, val loss "
             f"{final['val_loss']:.4f}, val accuracy {final['val_accuracy']:.4f}, macro-F1 "
-            f"{final['val_macro_f1']:.4f} (validation {final['val_part']})")
+            f"{final['val_macro_f1']:.4f} (validation {final['val_part']})"
+        )
     best = best_row(metrics)
     if best:
         pre = "full_" if "full_val_accuracy" in best else ""
         part = "whole validation split" if pre or best["val_part"] == "full" else "validation sample"
-        log(f"best: step {best['step']}, accuracy {best[pre + 'val_accuracy']:.4f}, macro-F1 "
+        log(
+            f"best: step {best['step']}, accuracy {best[pre + 'val_accuracy']:.4f}, macro-F1 "
             f"{best[pre + 'val_macro_f1']:.4f} on the {part}; saved to {out}/{BEST_FILE} (latest: "
-            f"{out}/{CHECKPOINT_FILE})")
+            f"{out}/{CHECKPOINT_FILE})"
+        )
     return Classifier.load(out)[0]

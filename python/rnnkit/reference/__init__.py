@@ -15,6 +15,7 @@ Cells (CELL_NAMES, the registry's): "rnn_tanh", "rnn_relu", "lstm" (gate rows i,
 applied to h before it), "mut1", "mut2", "mut3" (Jozefowicz et al. 2015). ``mode=`` is the cell
 argument's former name.
 """
+
 from .._types import CELL_NAMES, MODES, num_gates
 from .sequence import backward, forward, step
 

@@ -10,6 +10,7 @@ The loop is backpropagation through time as it is usually stated: run forward ov
 sequence keeping each step's cache, then backward over it in the opposite order, summing each step's
 weight gradients (the weights are shared across steps).
 """
+
 from __future__ import annotations
 
 from typing import List, Optional, Tuple
@@ -53,10 +54,21 @@ def _schedule(args: ForwardArgs):
 
 
 @accepts_mode_alias
-def forward(cell: str, x: np.ndarray, h0: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
-            b_ih: Optional[np.ndarray] = None, b_hh: Optional[np.ndarray] = None, *,
-            c0: Optional[np.ndarray] = None, lengths: Optional[np.ndarray] = None,
-            reverse: bool = False, training: bool = True, ids: Optional[np.ndarray] = None) -> ForwardResult:
+def forward(
+    cell: str,
+    x: np.ndarray,
+    h0: np.ndarray,
+    w_ih: np.ndarray,
+    w_hh: np.ndarray,
+    b_ih: Optional[np.ndarray] = None,
+    b_hh: Optional[np.ndarray] = None,
+    *,
+    c0: Optional[np.ndarray] = None,
+    lengths: Optional[np.ndarray] = None,
+    reverse: bool = False,
+    training: bool = True,
+    ids: Optional[np.ndarray] = None,
+) -> ForwardResult:
     """Run one layer in one direction over a time-major sequence.
 
     cell: one of CELL_NAMES. x (T, B, I); h0 (B, H); c0 (B, H), a cell with a cell state only (LSTM),
@@ -86,9 +98,15 @@ def forward(cell: str, x: np.ndarray, h0: np.ndarray, w_ih: np.ndarray, w_hh: np
     return ForwardResult(y, state[0], c_n, Workspace(args, steps) if training else None)
 
 
-def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = None,
-             dc_n: Optional[np.ndarray] = None, *, accumulate_into: Optional[tuple] = None,
-             projection_grad: bool = False) -> Gradients:
+def backward(
+    workspace: Workspace,
+    dy: np.ndarray,
+    dh_n: Optional[np.ndarray] = None,
+    dc_n: Optional[np.ndarray] = None,
+    *,
+    accumulate_into: Optional[tuple] = None,
+    projection_grad: bool = False,
+) -> Gradients:
     """Backpropagation through time for the forward that returned ``workspace``.
 
     dy (T, B, H) gradient w.r.t. y; dh_n, dc_n (B, H) gradients w.r.t. h_n and (LSTM only) c_n,
@@ -99,8 +117,10 @@ def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = 
     x W_ih^T (T, B, Gi*H) and dw_ih is None (not for a cell that reads x directly). With ids, dx is the gradient w.r.t. the table x (V, I).
     """
     if workspace is None:
-        raise RuntimeError("backward needs a training-mode forward (forward(..., training=True)); "
-                           "got workspace None from an inference forward")
+        raise RuntimeError(
+            "backward needs a training-mode forward (forward(..., training=True)); "
+            "got workspace None from an inference forward"
+        )
     if not isinstance(workspace, Workspace):
         raise TypeError(f"workspace must come from rnnkit.reference.forward, got {type(workspace).__name__}")
     args = workspace.args
@@ -108,8 +128,9 @@ def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = 
     into = check_accumulate_into(args, accumulate_into)
     if projection_grad:
         if args.spec.raw_input:
-            raise ValueError(f"the projection gradient leaves out where x enters the cell directly: "
-                             f"not available for {args.cell}")
+            raise ValueError(
+                f"the projection gradient leaves out where x enters the cell directly: not available for {args.cell}"
+            )
         return _projection_backward(args, dy, dh_n, dc_n, into)
     step_backward, num_states = STEPS[args.cell].backward, args.spec.states
     dstate = [d.copy() for d in (dh_n, dc_n) if d is not None]  # [dh] or, for LSTM, [dh, dc]
@@ -145,17 +166,35 @@ def _projection_backward(args: ForwardArgs, dy, dh_n, dc_n, into) -> Gradients:
     identity W_ih, whose dx it is."""
     GH = args.w_ih.shape[0]
     proj = args.inputs @ args.w_ih.T
-    ws = forward(args.cell, proj, args.h0, np.eye(GH, dtype=args.dtype), args.w_hh, args.b_ih, args.b_hh,
-                 c0=args.c0, lengths=args.lengths, reverse=args.reverse).workspace
+    ws = forward(
+        args.cell,
+        proj,
+        args.h0,
+        np.eye(GH, dtype=args.dtype),
+        args.w_hh,
+        args.b_ih,
+        args.b_hh,
+        c0=args.c0,
+        lengths=args.lengths,
+        reverse=args.reverse,
+    ).workspace
     if into is not None:  # the identity's gradient goes to scratch, the caller's dw_ih stays untouched
         into = (np.zeros((GH, GH), args.dtype),) + tuple(into[1:])
     return backward(ws, dy, dh_n, dc_n, accumulate_into=into)._replace(dw_ih=None)
 
 
 @accepts_mode_alias
-def step(cell: str, x: np.ndarray, h: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
-         b_ih: Optional[np.ndarray] = None, b_hh: Optional[np.ndarray] = None, *,
-         c: Optional[np.ndarray] = None) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+def step(
+    cell: str,
+    x: np.ndarray,
+    h: np.ndarray,
+    w_ih: np.ndarray,
+    w_hh: np.ndarray,
+    b_ih: Optional[np.ndarray] = None,
+    b_hh: Optional[np.ndarray] = None,
+    *,
+    c: Optional[np.ndarray] = None,
+) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """One inference time step: x (B, I), h (B, H), c (B, H) a cell with a cell state only (None = zeros).
 
     Returns (h_new, c_new), c_new None unless the cell has a cell state; one step of ``forward``.
