@@ -4,6 +4,7 @@ Vanilla RNN, LSTM and GRU layers with PyTorch's names, shapes and state_dict key
 through time, on C++17/OpenMP kernels (`rnnkit.kernels`) specified by a plain NumPy reference
 (`rnnkit.reference`).
 """
+
 import os
 
 # The kernels open an OpenMP parallel region per time step. libgomp's default lets a waiting thread
@@ -50,7 +51,20 @@ def empty_cache() -> int:
     return _C.empty_cache()
 
 
-__all__ = ["RNN", "LSTM", "GRU", "kernels", "reference", "set_num_threads", "get_num_threads", "empty_cache",
-           "single_threaded_blas",
-           "get_include", "MODES",
-           "num_gates", "ForwardResult", "Gradients", "__version__"]
+__all__ = [
+    "RNN",
+    "LSTM",
+    "GRU",
+    "kernels",
+    "reference",
+    "set_num_threads",
+    "get_num_threads",
+    "empty_cache",
+    "single_threaded_blas",
+    "get_include",
+    "MODES",
+    "num_gates",
+    "ForwardResult",
+    "Gradients",
+    "__version__",
+]

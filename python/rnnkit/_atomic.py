@@ -1,6 +1,7 @@
 """Files written atomically: into a temporary file beside the target, then renamed over it, so a
 reader never sees half a file and an interrupted write leaves the old one (as `rnnkit.checkpoint` does
 for checkpoints)."""
+
 from __future__ import annotations
 
 import os

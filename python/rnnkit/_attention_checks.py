@@ -5,6 +5,7 @@ same exceptions with the same messages.
 Shape legend: B = batch, T = queries (decoder steps), N = keys (source positions), Hq = query size,
 Hk = key size, A = additive attention size.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
@@ -77,8 +78,9 @@ class AttentionArgs:
         queries = _array("queries", queries, None)
         self.dtype = queries.dtype
         if queries.ndim != 3:
-            raise ValueError(f"queries must have shape (B, T, query_size), got ndim {queries.ndim} "
-                             f"shape {queries.shape}")
+            raise ValueError(
+                f"queries must have shape (B, T, query_size), got ndim {queries.ndim} shape {queries.shape}"
+            )
         keys = _array("keys", keys, self.dtype)
         if keys.ndim != 3:
             raise ValueError(f"keys must have shape (B, N, key_size), got ndim {keys.ndim} shape {keys.shape}")
@@ -87,13 +89,15 @@ class AttentionArgs:
         if min(B, T, Hq) < 1:
             raise ValueError(f"queries must have B, T and query_size >= 1, got shape {queries.shape}")
         if keys.shape[0] != B:
-            raise ValueError(f"keys must have the batch size B = {B} of queries {queries.shape}, "
-                             f"got shape {keys.shape}")
+            raise ValueError(
+                f"keys must have the batch size B = {B} of queries {queries.shape}, got shape {keys.shape}"
+            )
         if min(N, Hk) < 1:
             raise ValueError(f"keys must have N and key_size >= 1, got shape {keys.shape}")
         if kind == "dot" and Hq != Hk:
-            raise ValueError(f"kind 'dot' needs query_size == key_size, got queries {queries.shape} "
-                             f"and keys {keys.shape}")
+            raise ValueError(
+                f"kind 'dot' needs query_size == key_size, got queries {queries.shape} and keys {keys.shape}"
+            )
         self.B, self.T, self.N, self.Hq, self.Hk = B, T, N, Hq, Hk
         self.queries = np.ascontiguousarray(queries)
         self.keys = np.ascontiguousarray(keys)
@@ -120,9 +124,10 @@ class AttentionArgs:
         for name, shape in param_shapes(kind, self.Hq, self.Hk, self.A).items():
             p = _array(f"params[{name!r}]", params[name], self.dtype)
             if p.shape != shape:
-                raise ValueError(f"params[{name!r}] must have shape {shape} for queries of size {self.Hq}, keys of "
-                                 f"size {self.Hk}" + (f" and attn_size {self.A}" if self.A else "") +
-                                 f", got {p.shape}")
+                raise ValueError(
+                    f"params[{name!r}] must have shape {shape} for queries of size {self.Hq}, keys of "
+                    f"size {self.Hk}" + (f" and attn_size {self.A}" if self.A else "") + f", got {p.shape}"
+                )
             out[name] = np.ascontiguousarray(p)
         return out
 
@@ -137,8 +142,10 @@ class AttentionArgs:
             raise ValueError(f"mask must have shape (B, N) = {(self.B, self.N)}, got {mask.shape}")
         empty = np.flatnonzero(~mask.any(axis=1))
         if empty.size:
-            raise ValueError(f"mask rows {empty.tolist()} have no True entry: every batch element needs at least "
-                             "one source position to attend to")
+            raise ValueError(
+                f"mask rows {empty.tolist()} have no True entry: every batch element needs at least "
+                "one source position to attend to"
+            )
         return np.ascontiguousarray(mask)
 
 
@@ -154,8 +161,10 @@ def check_cache(cache, cache_type: type, module: str):
 def check_backward(args: AttentionArgs, dcontext, dweights) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """``dcontext`` (B, T, Hk) and ``dweights`` (B, T, N) or None, checked against the forward."""
     out: List[Any] = []  # dcontext, then dweights or None
-    for name, a, shape in (("dcontext", dcontext, (args.B, args.T, args.Hk)),
-                           ("dweights", dweights, (args.B, args.T, args.N))):
+    for name, a, shape in (
+        ("dcontext", dcontext, (args.B, args.T, args.Hk)),
+        ("dweights", dweights, (args.B, args.T, args.N)),
+    ):
         if a is None and name == "dweights":
             out.append(None)
             continue

@@ -1,5 +1,6 @@
 """Argument checks shared by both kernel back-ends: every message names the argument and the expected
 and actual shapes, so bad input fails in Python before any native code runs."""
+
 from __future__ import annotations
 
 from typing import Optional, Sequence

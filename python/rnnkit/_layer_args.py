@@ -5,6 +5,7 @@ layers are the place where user input (lists, integer arrays, the other float pr
 tensors, strided views) becomes exactly that, and where a bad argument is reported in the user's own
 terms: the argument's name, the expected shape in the user's layout, and the actual shape.
 """
+
 from __future__ import annotations
 
 import numbers

@@ -6,6 +6,7 @@ one direction, so the layers, the tests and the benchmark can swap one for the o
 Shape legend: T = time steps, B = batch, I = input size, H = hidden size, G = gates per cell
 (1 vanilla RNN, 3 GRU, 4 LSTM).
 """
+
 from __future__ import annotations
 
 from typing import Any, NamedTuple, Optional

@@ -28,6 +28,7 @@ Example::
     context, weights, cache = attention.forward("additive", s, h, params, mask)
     dq, dk, dparams = attention.backward(cache, np.ones_like(context))
 """
+
 from __future__ import annotations
 
 from typing import Dict, Optional, Tuple
@@ -60,12 +61,18 @@ class AttentionCache:
 
 def _native_args(a: AttentionArgs):
     p = a.params
-    return (_KIND_ID[a.kind], a.queries, a.keys, p.get("weight"), p.get("w_query"), p.get("w_key"), p.get("v"),
-            a.mask)
+    return (_KIND_ID[a.kind], a.queries, a.keys, p.get("weight"), p.get("w_query"), p.get("w_key"), p.get("v"), a.mask)
 
 
-def forward(kind: str, queries: np.ndarray, keys: np.ndarray, params: Dict[str, np.ndarray],
-            mask: Optional[np.ndarray] = None, *, training: bool = True) -> AttentionResult:
+def forward(
+    kind: str,
+    queries: np.ndarray,
+    keys: np.ndarray,
+    params: Dict[str, np.ndarray],
+    mask: Optional[np.ndarray] = None,
+    *,
+    training: bool = True,
+) -> AttentionResult:
     """Attention of every query over the keys of its batch element.
 
     Args:
@@ -84,8 +91,9 @@ def forward(kind: str, queries: np.ndarray, keys: np.ndarray, params: Dict[str, 
     return AttentionResult(context, weights, AttentionCache(a, buf) if training else None)
 
 
-def backward(cache: AttentionCache, dcontext: np.ndarray, dweights: Optional[np.ndarray] = None
-             ) -> Tuple[np.ndarray, np.ndarray, Dict[str, np.ndarray]]:
+def backward(
+    cache: AttentionCache, dcontext: np.ndarray, dweights: Optional[np.ndarray] = None
+) -> Tuple[np.ndarray, np.ndarray, Dict[str, np.ndarray]]:
     """Gradients of a loss through the forward that returned ``cache``.
 
     Args:
@@ -99,7 +107,6 @@ def backward(cache: AttentionCache, dcontext: np.ndarray, dweights: Optional[np.
     cache = check_cache(cache, AttentionCache, "rnnkit.attention")
     a = cache.args
     dcontext, dweights = check_backward(a, dcontext, dweights)
-    dq, dk, dweight, dw_query, dw_key, dv = _C.attention_backward(*_native_args(a), cache.buffer, dcontext,
-                                                                  dweights)
+    dq, dk, dweight, dw_query, dw_key, dv = _C.attention_backward(*_native_args(a), cache.buffer, dcontext, dweights)
     grads = {"weight": dweight, "w_query": dw_query, "w_key": dw_key, "v": dv}
     return dq, dk, {name: grads[name] for name in PARAM_NAMES[a.kind]}

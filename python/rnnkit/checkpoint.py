@@ -8,6 +8,7 @@ Writing goes to a temporary file in the same directory, which is flushed, fsynce
 the target with ``os.replace`` (atomic on POSIX and Windows): a write interrupted at any point leaves
 the previous checkpoint as it was.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,16 @@ from typing import Any, Dict, List, Mapping, Tuple
 
 import numpy as np
 
-__all__ = ["save", "load", "CheckpointError", "restore_arrays", "read_metrics", "LATEST_FILE", "BEST_FILE",
-           "run_checkpoint"]
+__all__ = [
+    "save",
+    "load",
+    "CheckpointError",
+    "restore_arrays",
+    "read_metrics",
+    "LATEST_FILE",
+    "BEST_FILE",
+    "run_checkpoint",
+]
 
 #: A training run's directory holds its latest checkpoint (what ``--resume`` continues) and its best one
 #: (what the models load by default); see `rnnkit.training`.

@@ -4,6 +4,7 @@ Each command is a module with ``main(argv, prog) -> int``, imported only when it
 --help`` stays fast and one command's imports never slow another). Adding a command is one line in
 `COMMANDS`.
 """
+
 from __future__ import annotations
 
 import importlib

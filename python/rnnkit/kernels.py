@@ -18,6 +18,7 @@ Example::
     y, h_n, _, ws = K.forward("gru", x, h0, w_ih, w_hh)
     grads = K.backward(ws, dy=np.ones_like(y))
 """
+
 from __future__ import annotations
 
 from typing import Optional, Tuple
@@ -62,18 +63,29 @@ class Workspace:
         n = (a.T + 1) * a.B * a.H
         shape = (a.T + 1, a.B, a.H)
         if a.c0 is None:
-            return self.buffer[-1 - n:-1].reshape(shape), None
-        return self.buffer[-1 - 2 * n:-1 - n].reshape(shape), self.buffer[-1 - n:-1].reshape(shape)
+            return self.buffer[-1 - n : -1].reshape(shape), None
+        return self.buffer[-1 - 2 * n : -1 - n].reshape(shape), self.buffer[-1 - n : -1].reshape(shape)
 
 
 def _native_args(a: ForwardArgs):
     return (_MODE_ID[a.mode], a.x, a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.lengths, a.reverse)
 
 
-def forward(mode: str, x: np.ndarray, h0: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
-            b_ih: Optional[np.ndarray] = None, b_hh: Optional[np.ndarray] = None, *,
-            c0: Optional[np.ndarray] = None, lengths: Optional[np.ndarray] = None, reverse: bool = False,
-            training: bool = True, ids: Optional[np.ndarray] = None) -> ForwardResult:
+def forward(
+    mode: str,
+    x: np.ndarray,
+    h0: np.ndarray,
+    w_ih: np.ndarray,
+    w_hh: np.ndarray,
+    b_ih: Optional[np.ndarray] = None,
+    b_hh: Optional[np.ndarray] = None,
+    *,
+    c0: Optional[np.ndarray] = None,
+    lengths: Optional[np.ndarray] = None,
+    reverse: bool = False,
+    training: bool = True,
+    ids: Optional[np.ndarray] = None,
+) -> ForwardResult:
     """Run one layer over a sequence.
 
     Args:
@@ -98,9 +110,15 @@ def forward(mode: str, x: np.ndarray, h0: np.ndarray, w_ih: np.ndarray, w_hh: np
     return ForwardResult(y, h_n, c_n, Workspace(a, buf) if training else None)
 
 
-def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = None,
-             dc_n: Optional[np.ndarray] = None, *, accumulate_into: Optional[tuple] = None,
-             projection_grad: bool = False) -> Gradients:
+def backward(
+    workspace: Workspace,
+    dy: np.ndarray,
+    dh_n: Optional[np.ndarray] = None,
+    dc_n: Optional[np.ndarray] = None,
+    *,
+    accumulate_into: Optional[tuple] = None,
+    projection_grad: bool = False,
+) -> Gradients:
     """Backpropagation through time for the training forward that returned ``workspace``.
 
     Args:
@@ -128,14 +146,23 @@ def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = 
     dy, dh_n, dc_n = check_backward(a, dy, dh_n, dc_n)
     into = check_accumulate_into(a, accumulate_into) or (None,) * 4
     workspace.used = True
-    return Gradients(*_C.backward(*_native_args(a), workspace.buffer, dy, dh_n, dc_n, *into, bool(projection_grad),
-                                  a.ids))
+    return Gradients(
+        *_C.backward(*_native_args(a), workspace.buffer, dy, dh_n, dc_n, *into, bool(projection_grad), a.ids)
+    )
 
 
-def step(mode: str, x: np.ndarray, h: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
-         b_ih: Optional[np.ndarray] = None, b_hh: Optional[np.ndarray] = None, *,
-         c: Optional[np.ndarray] = None, out: Optional[Tuple[np.ndarray, Optional[np.ndarray]]] = None
-         ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+def step(
+    mode: str,
+    x: np.ndarray,
+    h: np.ndarray,
+    w_ih: np.ndarray,
+    w_hh: np.ndarray,
+    b_ih: Optional[np.ndarray] = None,
+    b_hh: Optional[np.ndarray] = None,
+    *,
+    c: Optional[np.ndarray] = None,
+    out: Optional[Tuple[np.ndarray, Optional[np.ndarray]]] = None,
+) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """One inference step: x (B, I), h (B, H), c (B, H) for LSTM -> (h_new, c_new or None).
 
     ``out=(h_out, c_out)`` writes the new state into existing C-contiguous arrays of the right dtype
@@ -150,11 +177,16 @@ def step(mode: str, x: np.ndarray, h: np.ndarray, w_ih: np.ndarray, w_hh: np.nda
     else:
         h_out, c_out = out
         for name, arr in (("h_out", h_out), ("c_out", c_out)):
-            if arr is not None and not (isinstance(arr, np.ndarray) and arr.dtype == a.dtype
-                                        and arr.shape == (a.B, a.H) and arr.flags.c_contiguous):
+            if arr is not None and not (
+                isinstance(arr, np.ndarray)
+                and arr.dtype == a.dtype
+                and arr.shape == (a.B, a.H)
+                and arr.flags.c_contiguous
+            ):
                 raise ValueError(f"{name} must be a C-contiguous {a.dtype} array of shape {(a.B, a.H)}")
         if a.c0 is not None and c_out is None:
             raise ValueError("out must hold (h_out, c_out) for an LSTM")
-    _C.step(_MODE_ID[a.mode], a.x[0], a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, h_out,
-            c_out if a.c0 is not None else None)
+    _C.step(
+        _MODE_ID[a.mode], a.x[0], a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, h_out, c_out if a.c0 is not None else None
+    )
     return h_out, (c_out if a.c0 is not None else None)

@@ -19,6 +19,7 @@ Differences from torch.nn worth knowing:
   y is zero past each sequence's length and h_n holds each sequence's state at its last valid step.
 * Dropout masks come from a NumPy generator seeded from ``seed``, so runs are reproducible.
 """
+
 from __future__ import annotations
 
 import math
@@ -285,13 +286,17 @@ class RNNBase:
         ids were batched. The ids' dtype and range are the kernels' check (`_checks.check_ids`)."""
         x = user_args.as_float_array("x", x, self.dtype)
         if x.ndim != 2 or x.shape[1] != self.input_size or x.shape[0] < 1:
-            raise ValueError(f"with ids, x must be a table (V, input_size = {self.input_size}) of at least one row, "
-                             f"got shape {x.shape}")
+            raise ValueError(
+                f"with ids, x must be a table (V, input_size = {self.input_size}) of at least one row, "
+                f"got shape {x.shape}"
+            )
         ids = np.asarray(ids)
         if ids.ndim not in (1, 2) or 0 in ids.shape:
             legend = "(B, T)" if self.batch_first else "(T, B)"
-            raise ValueError(f"ids must have shape {legend} or unbatched (T,), with at least one step and one "
-                             f"batch element, got {ids.shape}")
+            raise ValueError(
+                f"ids must have shape {legend} or unbatched (T,), with at least one step and one "
+                f"batch element, got {ids.shape}"
+            )
         batched = ids.ndim == 2
         if not batched:
             ids = ids[:, None]
@@ -345,9 +350,15 @@ class RNNBase:
             for direction in range(D):
                 k = layer * D + direction
                 res = self._backend.forward(
-                    self.mode, layer_input, h0[k], *self._layer_parameters(layer, direction),
-                    c0=None if c0 is None else c0[k], lengths=lengths, reverse=bool(direction),
-                    training=training, ids=ids if layer == 0 else None,
+                    self.mode,
+                    layer_input,
+                    h0[k],
+                    *self._layer_parameters(layer, direction),
+                    c0=None if c0 is None else c0[k],
+                    lengths=lengths,
+                    reverse=bool(direction),
+                    training=training,
+                    ids=ids if layer == 0 else None,
                 )
                 outputs.append(res.y)
                 layer_ws.append(res.workspace)
@@ -411,8 +422,7 @@ class RNNBase:
         # dy can retry.
         self._saved = None
         self._no_saved_reason = (
-            "backward called twice for one forward; backward frees what the forward saved, "
-            "so run forward again"
+            "backward called twice for one forward; backward frees what the forward saved, so run forward again"
         )
         dx, dh0, dc0 = self._backward_stack(saved, dy, dh, dc, projection_grad)
         if not (saved.embedded and not projection_grad):  # a table's gradient has the table's shape
@@ -449,7 +459,7 @@ class RNNBase:
                 k = layer * D + direction
                 g = saved.backend.backward(
                     saved.workspaces[layer][direction],
-                    np.ascontiguousarray(grad[:, :, direction * H:(direction + 1) * H]),
+                    np.ascontiguousarray(grad[:, :, direction * H : (direction + 1) * H]),
                     dh_n[k],
                     None if dc_n is None else dc_n[k],
                     accumulate_into=self._grads_of(layer, direction),
@@ -517,8 +527,16 @@ class RNN(RNNBase):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
         super().__init__(
-            "rnn_" + nonlinearity, input_size, hidden_size, num_layers, bias, batch_first, dropout,
-            bidirectional, dtype, seed,
+            "rnn_" + nonlinearity,
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            dtype,
+            seed,
         )
 
     def _repr_args(self) -> List[str]:
@@ -546,8 +564,16 @@ class LSTM(RNNBase):
         seed: Optional[int] = None,
     ) -> None:
         super().__init__(
-            "lstm", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            dtype, seed,
+            "lstm",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            dtype,
+            seed,
         )
 
     def forward(
@@ -562,7 +588,10 @@ class LSTM(RNNBase):
         return super().forward(x, hx, lengths, ids=ids)
 
     def backward(
-        self, dy: ArrayLike, dh_n: Optional[Tuple[Optional[ArrayLike], Optional[ArrayLike]]] = None, *,
+        self,
+        dy: ArrayLike,
+        dh_n: Optional[Tuple[Optional[ArrayLike], Optional[ArrayLike]]] = None,
+        *,
         projection_grad: bool = False,
     ) -> Tuple[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
         """``dx, (dh_0, dc_0) = backward(dy, (dh_n, dc_n))``; see `RNNBase.backward`."""
@@ -573,8 +602,7 @@ class LSTM(RNNBase):
             value = (None, None)
         if not isinstance(value, (tuple, list)) or len(value) != 2:
             raise TypeError(
-                f"{names[0]} of an LSTM must be a pair ({names[1]}, {names[2]}) or None, "
-                f"got {type(value).__name__}"
+                f"{names[0]} of an LSTM must be a pair ({names[1]}, {names[2]}) or None, got {type(value).__name__}"
             )
         return self._state(names[1], value[0], B, batched), self._state(names[2], value[1], B, batched)
 
@@ -605,8 +633,16 @@ class GRU(RNNBase):
     ) -> None:
         self.linear_before_reset = bool(linear_before_reset)
         super().__init__(
-            "gru" if self.linear_before_reset else "gru_cho", input_size, hidden_size, num_layers, bias,
-            batch_first, dropout, bidirectional, dtype, seed,
+            "gru" if self.linear_before_reset else "gru_cho",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            dtype,
+            seed,
         )
 
     def _repr_args(self) -> List[str]:

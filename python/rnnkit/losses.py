@@ -4,6 +4,7 @@ that produces the logits.
 Shape legend: N = predictions (e.g. T*B characters), V = classes (the vocabulary), I = the output
 layer's input width.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Tuple
@@ -22,8 +23,9 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
-def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray, weights: Optional[np.ndarray] = None,
-                          grad: bool = True) -> Tuple[float, Optional[np.ndarray]]:
+def softmax_cross_entropy(
+    logits: np.ndarray, targets: np.ndarray, weights: Optional[np.ndarray] = None, grad: bool = True
+) -> Tuple[float, Optional[np.ndarray]]:
     """Mean negative log-likelihood of ``targets`` under softmax(``logits``), and its gradient.
 
     Args:
@@ -59,9 +61,9 @@ def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray, weights: Opti
     return loss, e
 
 
-def linear_softmax_cross_entropy(head: Linear, x: np.ndarray, targets: np.ndarray,
-                                 weights: Optional[np.ndarray] = None, grad: bool = True
-                                 ) -> Tuple[float, Optional[np.ndarray]]:
+def linear_softmax_cross_entropy(
+    head: Linear, x: np.ndarray, targets: np.ndarray, weights: Optional[np.ndarray] = None, grad: bool = True
+) -> Tuple[float, Optional[np.ndarray]]:
     """``softmax_cross_entropy(head.forward(x), targets, weights)`` and, with ``grad``, the
     ``head.backward`` of its gradient, in one native call: the logits never reach Python, the two
     threads share the rows, and the softmax runs on each row while it is in cache.

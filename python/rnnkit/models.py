@@ -1,5 +1,6 @@
 """What the model packages (`rnnkit.charlm`, `rnnkit.seq2seq`) share: the cell names of their
 command lines, and the BLAS thread setting their training and evaluation run under."""
+
 from __future__ import annotations
 
 from threadpoolctl import threadpool_limits

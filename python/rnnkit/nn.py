@@ -3,6 +3,7 @@ NumPy in, NumPy out; ``backward`` adds parameter gradients into ``grads`` (keys 
 
 Shape legend: N = rows (e.g. T*B), V = vocabulary, E = embedding width, I = in features, O = out.
 """
+
 from __future__ import annotations
 
 import math
@@ -80,8 +81,9 @@ class Linear(Module):
     The products run in rnnkit's native kernels on its own threads (`rnnkit.set_num_threads`), not in
     NumPy's matmul, whose BLAS threads would compete with the recurrent kernels' in a training loop."""
 
-    def __init__(self, in_features: int, out_features: int, dtype=np.float32,
-                 rng: Optional[np.random.Generator] = None):
+    def __init__(
+        self, in_features: int, out_features: int, dtype=np.float32, rng: Optional[np.random.Generator] = None
+    ):
         _check_dtype(dtype)
         rng = rng or np.random.default_rng()
         bound = 1.0 / math.sqrt(in_features)

@@ -13,6 +13,7 @@ multiplied by (1 - lr * weight_decay), apart from the gradient and the optimiser
 ``state_dict()`` returns {"scalars": JSON-able values, "arrays": name -> array} and
 ``load_state_dict`` restores it, so a checkpoint can store optimisers without pickling.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,8 +24,22 @@ import numpy as np
 
 from . import _C
 
-__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "OPTIMIZERS", "DEFAULT_LR", "SCHEDULES", "Schedule", "make_optimizer",
-           "clip_grad_norm", "clip_grad_value", "decayed_lr"]
+__all__ = [
+    "Optimizer",
+    "SGD",
+    "Adagrad",
+    "RMSprop",
+    "Adam",
+    "AdamW",
+    "OPTIMIZERS",
+    "DEFAULT_LR",
+    "SCHEDULES",
+    "Schedule",
+    "make_optimizer",
+    "clip_grad_norm",
+    "clip_grad_value",
+    "decayed_lr",
+]
 
 
 def decays(name: str, p: np.ndarray) -> bool:
@@ -49,15 +64,20 @@ class Optimizer:
         if not (isinstance(weight_decay, (int, float)) and 0 <= weight_decay and math.isfinite(weight_decay)):
             raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
         for name, p in params.items():
-            if not (isinstance(p, np.ndarray) and p.dtype in (np.float32, np.float64) and p.flags.c_contiguous
-                    and p.flags.writeable):
+            if not (
+                isinstance(p, np.ndarray)
+                and p.dtype in (np.float32, np.float64)
+                and p.flags.c_contiguous
+                and p.flags.writeable
+            ):
                 raise TypeError(f"parameter {name!r} must be a writeable C-contiguous float32 or float64 array")
         self.params = dict(params)
         self.lr = float(lr)
         self.weight_decay = float(weight_decay)
         self.steps = 0
         self.buffers: Dict[str, Dict[str, np.ndarray]] = {
-            b: {k: np.zeros_like(p) for k, p in self.params.items()} for b in self._buffer_names}
+            b: {k: np.zeros_like(p) for k, p in self.params.items()} for b in self._buffer_names
+        }
 
     def step(self, grads: Mapping[str, np.ndarray]) -> None:
         """Update every parameter in place from its gradient in ``grads``."""
@@ -81,9 +101,16 @@ class Optimizer:
 
     def state_dict(self) -> Dict[str, Any]:
         arrays = {f"{b}/{k}": v.copy() for b, d in self.buffers.items() for k, v in d.items()}
-        return {"scalars": {"type": type(self).__name__, "lr": self.lr, "steps": self.steps,
-                            "weight_decay": self.weight_decay, **self._hyper()},
-                "arrays": arrays}
+        return {
+            "scalars": {
+                "type": type(self).__name__,
+                "lr": self.lr,
+                "steps": self.steps,
+                "weight_decay": self.weight_decay,
+                **self._hyper(),
+            },
+            "arrays": arrays,
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         scalars, arrays = state["scalars"], state["arrays"]
@@ -104,8 +131,9 @@ class SGD(Optimizer):
 
     _buffer_names = ("velocity",)
 
-    def __init__(self, params: Mapping[str, np.ndarray], lr: float = 0.1, momentum: float = 0.0,
-                 weight_decay: float = 0.0):
+    def __init__(
+        self, params: Mapping[str, np.ndarray], lr: float = 0.1, momentum: float = 0.0, weight_decay: float = 0.0
+    ):
         super().__init__(params, lr, weight_decay)
         self.momentum = float(momentum)
 
@@ -123,8 +151,7 @@ class Adagrad(Optimizer):
 
     _buffer_names = ("sum_sq",)
 
-    def __init__(self, params: Mapping[str, np.ndarray], lr: float = 0.1, eps: float = 1e-8,
-                 weight_decay: float = 0.0):
+    def __init__(self, params: Mapping[str, np.ndarray], lr: float = 0.1, eps: float = 1e-8, weight_decay: float = 0.0):
         super().__init__(params, lr, weight_decay)
         self.eps = float(eps)
 
@@ -143,8 +170,14 @@ class RMSprop(Optimizer):
 
     _buffer_names = ("square_avg",)
 
-    def __init__(self, params: Mapping[str, np.ndarray], lr: float = 2e-3, alpha: float = 0.95,
-                 eps: float = 1e-8, weight_decay: float = 0.0):
+    def __init__(
+        self,
+        params: Mapping[str, np.ndarray],
+        lr: float = 2e-3,
+        alpha: float = 0.95,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
         super().__init__(params, lr, weight_decay)
         self.alpha, self.eps = float(alpha), float(eps)
 
@@ -163,8 +196,14 @@ class Adam(Optimizer):
 
     _buffer_names = ("exp_avg", "exp_avg_sq")
 
-    def __init__(self, params: Mapping[str, np.ndarray], lr: float = 2e-3, betas=(0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0):
+    def __init__(
+        self,
+        params: Mapping[str, np.ndarray],
+        lr: float = 2e-3,
+        betas=(0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
         super().__init__(params, lr, weight_decay)
         self.beta1, self.beta2 = (float(b) for b in betas)
         self.eps = float(eps)
@@ -181,8 +220,14 @@ class Adam(Optimizer):
 class AdamW(Adam):
     """torch.optim.AdamW: `Adam` after p *= 1 - lr * weight_decay (decoupled decay, default 0.01)."""
 
-    def __init__(self, params: Mapping[str, np.ndarray], lr: float = 2e-3, betas=(0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.01):
+    def __init__(
+        self,
+        params: Mapping[str, np.ndarray],
+        lr: float = 2e-3,
+        betas=(0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+    ):
         super().__init__(params, lr, betas, eps, weight_decay)
 
 

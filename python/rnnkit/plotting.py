@@ -2,6 +2,7 @@
 falls by orders of magnitude, and a linear axis flattens everything after the first points), and
 optionally a second panel of validation scores, all on one 0-100 scale stated on its axis. Each panel
 has a title; the legends sit below the panels, clear of the lines."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, NamedTuple, Sequence
@@ -34,8 +35,9 @@ def _log_axis(ax: Any, values: Sequence[float]) -> None:
         ax.yaxis.set_minor_formatter(NullFormatter())
 
 
-def plot_curve(metrics: List[Dict[str, Any]], path: str, ylabel: str = "loss (nats per character)",
-               scores: Sequence[Score] = ()) -> bool:
+def plot_curve(
+    metrics: List[Dict[str, Any]], path: str, ylabel: str = "loss (nats per character)", scores: Sequence[Score] = ()
+) -> bool:
     """Draw `curve_figure` to ``path``. False when matplotlib is missing (nothing is written)."""
     try:
         import matplotlib
@@ -50,8 +52,9 @@ def plot_curve(metrics: List[Dict[str, Any]], path: str, ylabel: str = "loss (na
     return True
 
 
-def curve_figure(metrics: List[Dict[str, Any]], ylabel: str = "loss (nats per character)",
-                 scores: Sequence[Score] = ()) -> Any:
+def curve_figure(
+    metrics: List[Dict[str, Any]], ylabel: str = "loss (nats per character)", scores: Sequence[Score] = ()
+) -> Any:
     """The matplotlib Figure of train_loss and val_loss of ``metrics`` rows and, if ``scores`` names any,
     those validation scores (the ones the rows hold) in a second panel on a 0-100 scale."""
     import matplotlib.pyplot as plt
@@ -75,8 +78,13 @@ def curve_figure(metrics: List[Dict[str, Any]], ylabel: str = "loss (nats per ch
     if present:
         ax = axes[0, 1]
         for s in present:
-            ax.plot(steps, [r[s.key] * s.factor if s.key in r else float("nan") for r in metrics], marker="o",
-                    ms=3, label=s.label)
+            ax.plot(
+                steps,
+                [r[s.key] * s.factor if s.key in r else float("nan") for r in metrics],
+                marker="o",
+                ms=3,
+                label=s.label,
+            )
         ax.set_title("(b) validation scores" + (f" ({'; '.join(notes)})" if notes else ""))
         ax.set_xlabel("step")
         ax.set_ylabel("score (0-100; exact match and accuracy in %)")

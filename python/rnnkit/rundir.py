@@ -21,6 +21,7 @@ A run's files are `RUN_FILES`: the latest checkpoint (``checkpoint.npz``), the b
 where the command keeps one), ``metrics.jsonl``, ``curve.png`` and ``sample.txt``. Other files in the
 directory are never touched.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -50,10 +51,13 @@ class RunKind(NamedTuple):
 
 
 #: Every kind of run, by checkpoint format; a new training command adds its line here.
-KINDS: Dict[str, RunKind] = {k.format: k for k in (
-    RunKind("rnnkit-charlm", "train-charlm", "character-model"),
-    RunKind("rnnkit-seq2seq", "train-seq2seq", "sequence-to-sequence"),
-)}
+KINDS: Dict[str, RunKind] = {
+    k.format: k
+    for k in (
+        RunKind("rnnkit-charlm", "train-charlm", "character-model"),
+        RunKind("rnnkit-seq2seq", "train-seq2seq", "sequence-to-sequence"),
+    )
+}
 
 
 def flag(field: str, names: Optional[Mapping[str, str]] = None) -> str:
@@ -103,17 +107,23 @@ class RunDir:
         present = self.run_files()
         if present and not overwrite:
             meta = self._saved_meta()
-            what = (f"holds {kind_of(meta)} at step {meta.get('step', '?')}" if meta
-                    else f"holds a run's files ({', '.join(present)})")
-            raise ValueError(f"{self.path} {what}: give --resume to continue it or --overwrite to replace it "
-                             "(or choose another --out)")
+            what = (
+                f"holds {kind_of(meta)} at step {meta.get('step', '?')}"
+                if meta
+                else f"holds a run's files ({', '.join(present)})"
+            )
+            raise ValueError(
+                f"{self.path} {what}: give --resume to continue it or --overwrite to replace it "
+                "(or choose another --out)"
+            )
 
     def load_for_resume(self) -> Tuple[Dict[str, np.ndarray], Dict[str, Any]]:
         """(arrays, meta) of the checkpoint to resume; ValueError (CheckpointError) with one line if there is
         none or it is another kind of run. Creates nothing."""
         if not os.path.isdir(self.path):
-            raise checkpoint.CheckpointError(f"nothing to resume: {self.path} does not exist (drop --resume to "
-                                             "start a new run)")
+            raise checkpoint.CheckpointError(
+                f"nothing to resume: {self.path} does not exist (drop --resume to start a new run)"
+            )
         if not os.path.isfile(self.checkpoint_path):
             raise checkpoint.CheckpointError(f"nothing to resume: no checkpoint in {self.path} ({CHECKPOINT_FILE})")
         arrays, meta = checkpoint.load(self.checkpoint_path)
@@ -122,8 +132,10 @@ class RunDir:
             hint = f": resume it with rnnkit {other.command} --resume" if other else ""
             raise checkpoint.CheckpointError(f"{self.path} holds {kind_of(meta)}, not {self.kind.describe()}{hint}")
         if "train" not in meta or "step" not in meta:
-            raise checkpoint.CheckpointError(f"{self.checkpoint_path} holds a model without its training state "
-                                             "(saved by Model.save, not by training): it cannot be resumed")
+            raise checkpoint.CheckpointError(
+                f"{self.checkpoint_path} holds a model without its training state "
+                "(saved by Model.save, not by training): it cannot be resumed"
+            )
         return arrays, meta
 
     @contextlib.contextmanager
@@ -157,9 +169,16 @@ def _show(value: Any) -> str:
     return "the default" if value is None else str(value)
 
 
-def resume_settings(path: str, saved: Mapping[str, Any], step: int, given: Mapping[str, Any],
-                    changeable: Sequence[str], log: Callable[[str], None],
-                    names: Optional[Mapping[str, str]] = None, skip: Sequence[str] = ()) -> Dict[str, Any]:
+def resume_settings(
+    path: str,
+    saved: Mapping[str, Any],
+    step: int,
+    given: Mapping[str, Any],
+    changeable: Sequence[str],
+    log: Callable[[str], None],
+    names: Optional[Mapping[str, str]] = None,
+    skip: Sequence[str] = (),
+) -> Dict[str, Any]:
     """The settings of a resumed run: ``saved`` (the checkpoint's, at ``step``) with the fields of
     ``given`` (the options the user gave, by field) that may change applied.
 
@@ -178,8 +197,10 @@ def resume_settings(path: str, saved: Mapping[str, Any], step: int, given: Mappi
             continue
         contradictions.append(f"{flag(field, names)} {_show(value)} (the run has {_show(saved[field])})")
     if contradictions:
-        raise ValueError(f"{path}: {'; '.join(contradictions)}: a resumed run keeps its model, data and "
-                         "optimiser settings; drop these options, or start a new run (--overwrite or another --out)")
+        raise ValueError(
+            f"{path}: {'; '.join(contradictions)}: a resumed run keeps its model, data and "
+            "optimiser settings; drop these options, or start a new run (--overwrite or another --out)"
+        )
     merged = dict(saved)
     if "steps" in given or "minutes" in given:
         merged["steps"], merged["minutes"] = given.get("steps"), given.get("minutes")
@@ -187,17 +208,23 @@ def resume_settings(path: str, saved: Mapping[str, Any], step: int, given: Mappi
         merged["minutes"] = None
     if merged.get("steps") is not None and merged["steps"] <= step:
         asked = "--steps " + str(merged["steps"]) if "steps" in given else f"its target of {merged['steps']} steps"
-        raise ValueError(f"{path}: the run is already at step {step}, so {asked} leaves nothing to train: "
-                         f"give --steps above {step} or --minutes")
+        raise ValueError(
+            f"{path}: the run is already at step {step}, so {asked} leaves nothing to train: "
+            f"give --steps above {step} or --minutes"
+        )
     changes = []
     for field in changeable:
         if field in given and field in saved and given[field] != saved[field] and field not in ("steps", "minutes"):
             merged[field] = given[field]
             changes.append(f"{flag(field, names)} {_show(given[field])} (was {_show(saved[field])})")
-    kept = [f"{flag(k, names)[2:]} {_show(v)}" for k, v in saved.items()
-            if k not in changeable and k not in skip and not isinstance(v, (dict, list))]
-    length = (f"to step {merged['steps']}" if merged.get("steps") is not None
-              else f"for {merged['minutes']:g} more minutes")
+    kept = [
+        f"{flag(k, names)[2:]} {_show(v)}"
+        for k, v in saved.items()
+        if k not in changeable and k not in skip and not isinstance(v, (dict, list))
+    ]
+    length = (
+        f"to step {merged['steps']}" if merged.get("steps") is not None else f"for {merged['minutes']:g} more minutes"
+    )
     log(f"resuming {path} at step {step}, training {length}; saved settings: {', '.join(kept)}")
     if changes:
         log(f"changed on resume: {', '.join(changes)}")

@@ -17,6 +17,7 @@ steps (at most a tenth of a run of known steps), times the decay:
 it: the plateau schedule and early stopping (``--patience``) count with it, and the training loop
 keeps the best checkpoint by it (`rnnkit.training`). Scores are tuples, larger is better.
 """
+
 from __future__ import annotations
 
 import math

@@ -16,6 +16,7 @@ scores while the run goes; at the end the whole validation part decides: the fin
 candidate are scored on it (rows gain ``full_`` figures), the better one stays in ``best.npz`` and its
 row carries ``"best": true``.
 """
+
 from __future__ import annotations
 
 import json
@@ -92,13 +93,22 @@ class TrainingRun(Generic[Config]):
         scalars, schedule and best-score state) a checkpoint needs to resume this run."""
         state = self.opt.state_dict()
         arrays = {f"optim/{k}": v for k, v in state["arrays"].items()}
-        return arrays, {"step": self.step, "elapsed_s": self.elapsed, "optim": state["scalars"],
-                        "schedule": self.lr_schedule.state_dict(), "best": self.best.state_dict()}
+        return arrays, {
+            "step": self.step,
+            "elapsed_s": self.elapsed,
+            "optim": state["scalars"],
+            "schedule": self.lr_schedule.state_dict(),
+            "best": self.best.state_dict(),
+        }
 
     def restore_optimizer(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
         """Undoes `optimizer_checkpoint` (KeyError or TypeError for a checkpoint that lacks it)."""
-        self.opt.load_state_dict({"scalars": meta["optim"], "arrays": {
-            k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")}})
+        self.opt.load_state_dict(
+            {
+                "scalars": meta["optim"],
+                "arrays": {k[len("optim/") :]: v for k, v in arrays.items() if k.startswith("optim/")},
+            }
+        )
         self.step, self.elapsed = int(meta["step"]), float(meta["elapsed_s"])
         self.lr_schedule.load_state_dict(meta["schedule"])
         self.best.load_state_dict(meta["best"])
@@ -154,16 +164,23 @@ def _decide_on_full(run: TrainingRun, rows: List[dict], best_path: str) -> None:
         return
     if "full_" + next(iter(full)) not in candidate:
         candidate.update({f"full_{k}": v for k, v in run.evaluate_checkpoint(best_path).items()})
-    if run.score(full) > run.score({k[len("full_"):]: v for k, v in candidate.items() if k.startswith("full_")}):
+    if run.score(full) > run.score({k[len("full_") :]: v for k, v in candidate.items() if k.startswith("full_")}):
         run.best.score, run.best.step, run.best.stale = tuple(run.score(final)), run.step, 0
         run.save(best_path)
         _mark_best(rows, final)
 
 
-def fit(run: TrainingRun[Any], metrics: List[dict], metrics_path: str, checkpoint_path: str, progress: bool,
-        throughput: Tuple[str, float], postfix: Callable[[float, Dict[str, Any], float], Dict[str, str]],
-        after_step: Optional[Callable[[Any, bool], None]] = None, best_path: Optional[str] = None
-        ) -> List[dict]:
+def fit(
+    run: TrainingRun[Any],
+    metrics: List[dict],
+    metrics_path: str,
+    checkpoint_path: str,
+    progress: bool,
+    throughput: Tuple[str, float],
+    postfix: Callable[[float, Dict[str, Any], float], Dict[str, str]],
+    after_step: Optional[Callable[[Any, bool], None]] = None,
+    best_path: Optional[str] = None,
+) -> List[dict]:
     """Trains ``run`` until ``cfg.steps`` or ``cfg.minutes`` ends, or ``cfg.patience`` evaluations
     pass without a better validation score; returns the metrics rows.
 
@@ -201,9 +218,14 @@ def fit(run: TrainingRun[Any], metrics: List[dict], metrics_path: str, checkpoin
             if run.val_ratio > 1:  # the closing evaluation of the final model on the whole part
                 sample_times.append(time.perf_counter() - t0)
                 reserve = run.val_ratio * float(np.mean(sample_times))
-            row = {"step": run.step, "train_loss": float(np.mean(losses)), **scores,
-                   "val_part": "sample" if run.val_ratio > 1 else "full", "lr": run.opt.lr,
-                   key: len(losses) * per_step / train_time}
+            row = {
+                "step": run.step,
+                "train_loss": float(np.mean(losses)),
+                **scores,
+                "val_part": "sample" if run.val_ratio > 1 else "full",
+                "lr": run.opt.lr,
+                key: len(losses) * per_step / train_time,
+            }
             metrics.append(row)
             improved = run.best.update(run.step, run.score(scores))
             run.lr_schedule.evaluated(improved)
@@ -219,8 +241,10 @@ def fit(run: TrainingRun[Any], metrics: List[dict], metrics_path: str, checkpoin
             write_rows(metrics_path, metrics)
             losses, train_time = [], 0.0
             if stopped:
-                bar.write(f"early stop at step {run.step}: no better validation score in the last "
-                          f"{cfg.patience} evaluations (--patience {cfg.patience})")
+                bar.write(
+                    f"early stop at step {run.step}: no better validation score in the last "
+                    f"{cfg.patience} evaluations (--patience {cfg.patience})"
+                )
         if after_step:
             after_step(bar, last)
         bar.update(1)

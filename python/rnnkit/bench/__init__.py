@@ -5,6 +5,7 @@ Run ``rnnkit bench --help`` (or ``python -m rnnkit.bench --help``). Modules: ``g
 ``peak`` (the sgemm peak), ``machine`` (versions, CPU, thread settings), ``run`` (the loop),
 ``report`` (table, JSON, Markdown, plot), ``compare`` (two runs side by side), ``cli`` (arguments).
 """
+
 from .cli import main
 
 __all__ = ["main"]

@@ -1,4 +1,5 @@
 """``python -m rnnkit.bench``: the same as ``rnnkit bench``."""
+
 import sys
 
 from .cli import main

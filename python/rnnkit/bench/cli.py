@@ -1,4 +1,5 @@
 """``rnnkit bench`` / ``python -m rnnkit.bench``: the command-line arguments and the top-level flow."""
+
 from __future__ import annotations
 
 import argparse
@@ -37,6 +38,7 @@ examples:
 
 def _list(kind: Callable, choices=None) -> Callable[[str], List]:
     """An argparse type for comma-separated lists (the option may also repeat)."""
+
     def parse(text: str) -> List:
         items = [kind(t) for t in text.split(",") if t.strip()]
         for item in items:
@@ -64,51 +66,118 @@ def _positive(kind: Callable) -> Callable:
 def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     from .run import IMPLS
 
-    p = Parser(prog=prog or "rnnkit bench", description=DESCRIPTION, epilog=EPILOG,
-               formatter_class=RawDescriptionDefaultsFormatter)
+    p = Parser(
+        prog=prog or "rnnkit bench",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=RawDescriptionDefaultsFormatter,
+    )
     sel = p.add_argument_group("what to run (comma-separated lists; each option narrows the grid)")
-    sel.add_argument("--quick", action="store_true", help="short representatives of each regime, T=20, "
-                     "fewer repeats: well under a minute")
-    sel.add_argument("--cell", type=_list(str, CELLS), action="extend", help=f"cells: {', '.join(CELLS)} (default: all)")
-    sel.add_argument("--mode", type=_list(str, MODES), action="extend", help=f"modes: {', '.join(MODES)} (default: both)")
-    sel.add_argument("--group", type=_list(str, GROUPS), action="extend", help=f"size groups: {', '.join(GROUPS)} (default: all)")
-    sel.add_argument("--batch", type=_list(int), action="extend", metavar="B",
-                     help="keep the grid sizes with these batch sizes (if none has them, run these sizes; default: all)")
-    sel.add_argument("--hidden", type=_list(int), action="extend", metavar="H", help="likewise for hidden sizes (default: all)")
-    sel.add_argument("--layers", type=_list(int), action="extend", metavar="L", help="likewise for layer counts (default: all)")
-    sel.add_argument("--seq-len", type=_positive(int), metavar="T", help="run every kept size with T steps (default: each size's own, 32-100; quick 20)")
-    sel.add_argument("--input-size", type=_positive(int), metavar="I", help="run every kept size with I inputs "
-                     "(default I = H)")
-    sel.add_argument("--threads", type=_list(int), action="extend", metavar="N",
-                     help="thread counts for rnnkit, torch and NumPy's BLAS alike (default: rnnkit's current)")
-    sel.add_argument("--impl", type=_list(str, IMPLS), action="extend",
-                     help="implementations to time (the reference is run for the check whatever this says; default: all)")
+    sel.add_argument(
+        "--quick",
+        action="store_true",
+        help="short representatives of each regime, T=20, fewer repeats: well under a minute",
+    )
+    sel.add_argument(
+        "--cell", type=_list(str, CELLS), action="extend", help=f"cells: {', '.join(CELLS)} (default: all)"
+    )
+    sel.add_argument(
+        "--mode", type=_list(str, MODES), action="extend", help=f"modes: {', '.join(MODES)} (default: both)"
+    )
+    sel.add_argument(
+        "--group", type=_list(str, GROUPS), action="extend", help=f"size groups: {', '.join(GROUPS)} (default: all)"
+    )
+    sel.add_argument(
+        "--batch",
+        type=_list(int),
+        action="extend",
+        metavar="B",
+        help="keep the grid sizes with these batch sizes (if none has them, run these sizes; default: all)",
+    )
+    sel.add_argument(
+        "--hidden", type=_list(int), action="extend", metavar="H", help="likewise for hidden sizes (default: all)"
+    )
+    sel.add_argument(
+        "--layers", type=_list(int), action="extend", metavar="L", help="likewise for layer counts (default: all)"
+    )
+    sel.add_argument(
+        "--seq-len",
+        type=_positive(int),
+        metavar="T",
+        help="run every kept size with T steps (default: each size's own, 32-100; quick 20)",
+    )
+    sel.add_argument(
+        "--input-size", type=_positive(int), metavar="I", help="run every kept size with I inputs (default I = H)"
+    )
+    sel.add_argument(
+        "--threads",
+        type=_list(int),
+        action="extend",
+        metavar="N",
+        help="thread counts for rnnkit, torch and NumPy's BLAS alike (default: rnnkit's current)",
+    )
+    sel.add_argument(
+        "--impl",
+        type=_list(str, IMPLS),
+        action="extend",
+        help="implementations to time (the reference is run for the check whatever this says; default: all)",
+    )
 
     how = p.add_argument_group("how to time")
     how.add_argument("--repeats", type=_positive(int), help="timed calls per implementation (default 7; quick 3)")
     how.add_argument("--warmup", type=int, default=1, help="untimed calls first (default 1)")
-    how.add_argument("--time-budget", type=_positive(float), metavar="S",
-                     help="fewer repeats (at least 3; quick 1) where they would take longer than S seconds per "
-                          "implementation and case (default 10; quick 1)")
-    how.add_argument("--ref-budget", type=_positive(float), metavar="S",
-                     help="do not time the reference where one call would take more than S seconds "
-                          "(estimated from the check; default 5; quick 1)")
-    how.add_argument("--max-seconds", type=_positive(float), metavar="S",
-                     help="start no case after S seconds; the ones left out are listed (default: none; "
-                          "quick 45, so that --quick ends within a minute even on a busy machine)")
-    how.add_argument("--check-seq-len", type=_positive(int), default=16, metavar="T",
-                     help="check correctness on the first T steps (default 16)")
-    how.add_argument("--rtol", type=_positive(float), default=1e-4,
-                     help="largest error accepted, relative to each output's largest value (default 1e-4)")
-    how.add_argument("--peak-size", type=_positive(int), metavar="N", help="sgemm size of the peak "
-                     "(default 2048)")
+    how.add_argument(
+        "--time-budget",
+        type=_positive(float),
+        metavar="S",
+        help="fewer repeats (at least 3; quick 1) where they would take longer than S seconds per "
+        "implementation and case (default 10; quick 1)",
+    )
+    how.add_argument(
+        "--ref-budget",
+        type=_positive(float),
+        metavar="S",
+        help="do not time the reference where one call would take more than S seconds "
+        "(estimated from the check; default 5; quick 1)",
+    )
+    how.add_argument(
+        "--max-seconds",
+        type=_positive(float),
+        metavar="S",
+        help="start no case after S seconds; the ones left out are listed (default: none; "
+        "quick 45, so that --quick ends within a minute even on a busy machine)",
+    )
+    how.add_argument(
+        "--check-seq-len",
+        type=_positive(int),
+        default=16,
+        metavar="T",
+        help="check correctness on the first T steps (default 16)",
+    )
+    how.add_argument(
+        "--rtol",
+        type=_positive(float),
+        default=1e-4,
+        help="largest error accepted, relative to each output's largest value (default 1e-4)",
+    )
+    how.add_argument("--peak-size", type=_positive(int), metavar="N", help="sgemm size of the peak (default 2048)")
 
     out = p.add_argument_group("output")
-    out.add_argument("--json", metavar="FILE", help="write every figure, the machine and the versions (default: no file; the directory must exist)")
+    out.add_argument(
+        "--json",
+        metavar="FILE",
+        help="write every figure, the machine and the versions (default: no file; the directory must exist)",
+    )
     out.add_argument("--plot", metavar="FILE.png", help="draw the speed-up per case (default: no plot)")
-    out.add_argument("--markdown", metavar="FILE.md", help="write the table as Markdown, with the command (default: no file)")
-    out.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="print the change from run A "
-                     "to run B and exit (runs nothing; default: run the benchmark)")
+    out.add_argument(
+        "--markdown", metavar="FILE.md", help="write the table as Markdown, with the command (default: no file)"
+    )
+    out.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("A.json", "B.json"),
+        help="print the change from run A to run B and exit (runs nothing; default: run the benchmark)",
+    )
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -135,7 +204,9 @@ class _PlainProgress:
         self.n += n
         if time.monotonic() - self.last > 0.5:
             self.last = time.monotonic()
-            print(f"\r{100 * self.n // max(self.total, 1):3d}% {self.text[:60]:<60}", end="", file=sys.stderr, flush=True)
+            print(
+                f"\r{100 * self.n // max(self.total, 1):3d}% {self.text[:60]:<60}", end="", file=sys.stderr, flush=True
+            )
 
     def set_postfix_str(self, text: str) -> None:
         self.text = text
@@ -184,16 +255,28 @@ def _main(args: argparse.Namespace, argv: List[str]) -> int:
         max_seconds=args.max_seconds if args.max_seconds is not None else (45.0 if quick else None),
         quick=quick,
     )
-    cases = build_cases(quick=quick, cells=args.cell, modes=args.mode, groups=args.group, batch=args.batch,
-                        hidden=args.hidden, layers=args.layers, seq_len=args.seq_len, input_size=args.input_size)
+    cases = build_cases(
+        quick=quick,
+        cells=args.cell,
+        modes=args.mode,
+        groups=args.group,
+        batch=args.batch,
+        hidden=args.hidden,
+        layers=args.layers,
+        seq_len=args.seq_len,
+        input_size=args.input_size,
+    )
     if not cases:
         raise ValueError("no case matches the selectors")
     command = " ".join(["rnnkit bench"] + [shlex.quote(a) for a in argv])
     print(f"{command}: {len(cases)} case(s) x {len(settings.threads)} thread count(s)", file=sys.stderr)
     start = time.monotonic()
     bar = _progress_bar(len(cases) * len(settings.threads) * calls_per_case(settings), not args.no_progress)
-    log = (lambda text: bar.write(text, file=sys.stderr)) if hasattr(bar, "write") else (
-        lambda text: print(text, file=sys.stderr))
+    log = (
+        (lambda text: bar.write(text, file=sys.stderr))
+        if hasattr(bar, "write")
+        else (lambda text: print(text, file=sys.stderr))
+    )
     try:
         doc = run_bench(cases, settings, progress=bar, log=log)
     finally:

@@ -4,6 +4,7 @@ Cases are matched by id and thread count. For each implementation the table show
 A and of B and the change (negative = B faster); a final line gives the geometric mean of the
 changes of rnnkit's time, the figure to watch when a kernel changes.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,16 +47,21 @@ def compare_docs(a: Dict, b: Dict, name_a: str = "A", name_b: str = "B") -> str:
             if impl == "rnnkit" and ma and mb:
                 ratios.append(mb / ma)
         sa, sb = ra.get("speedup_vs_torch"), rb.get("speedup_vs_torch")
-        row += ["-" if sa is None else f"{sa:.2f}", "-" if sb is None else f"{sb:.2f}",
-                ra["status"] if ra["status"] == rb["status"] else f"{ra['status']}->{rb['status']}"]
+        row += [
+            "-" if sa is None else f"{sa:.2f}",
+            "-" if sb is None else f"{sb:.2f}",
+            ra["status"] if ra["status"] == rb["status"] else f"{ra['status']}->{rb['status']}",
+        ]
         table.append(row)
     widths = [max(len(r[c]) for r in table) for c in range(len(head))]
     lines = [f"A = {name_a}", f"B = {name_b}"]
     for doc, label in ((a, "A"), (b, "B")):
         m, git = doc["machine"], doc["machine"].get("git") or {}
         peaks = ", ".join(f"{n} thr {p['gflops']:.0f} GFLOP/s" for n, p in doc["peaks"].items())
-        lines.append(f"{label}: {m['cpu_model']}, git {str(git.get('commit', '?'))[:12]}"
-                     f"{'+dirty' if git.get('dirty') else ''}, sgemm peak {peaks}")
+        lines.append(
+            f"{label}: {m['cpu_model']}, git {str(git.get('commit', '?'))[:12]}"
+            f"{'+dirty' if git.get('dirty') else ''}, sgemm peak {peaks}"
+        )
     lines.append("")
     lines += ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in table]
     only_a = [k for k in ia if k not in ib]
@@ -66,8 +72,10 @@ def compare_docs(a: Dict, b: Dict, name_a: str = "A", name_b: str = "B") -> str:
         lines.append(f"only in B: {', '.join(f'{i} x{t}' for i, t in only_b)}")
     if ratios:
         g = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
-        lines.append(f"\nrnnkit time B/A: geometric mean {g:.3f} over {len(ratios)} common cases "
-                     f"({100 * (g - 1):+.1f}%; negative = B faster)")
+        lines.append(
+            f"\nrnnkit time B/A: geometric mean {g:.3f} over {len(ratios)} common cases "
+            f"({100 * (g - 1):+.1f}%; negative = B faster)"
+        )
     elif not common:
         lines.append("no case in common")
     return "\n".join(lines)

@@ -7,6 +7,7 @@ The full grid covers the regimes an RNN runs in (see `SIZES`): sampling (B=1, la
 batches, character-language-model training sizes, large layers, stacks, bidirectional layers and
 variable-length batches. ``--quick`` runs a few short representatives of the same regimes.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -154,13 +155,17 @@ def build_cases(
     if groups:
         sizes = [s for s in sizes if s.group in set(groups)]
     batch, hidden, layers = (list(v) if v else None for v in (batch, hidden, layers))
-    kept = [s for s in sizes if (not batch or s.B in batch) and (not hidden or s.H in hidden)
-            and (not layers or s.L in layers)]
+    kept = [
+        s
+        for s in sizes
+        if (not batch or s.B in batch) and (not hidden or s.H in hidden) and (not layers or s.L in layers)
+    ]
     if not kept and (batch or hidden or layers):
         kept = [
             Size("custom", B=b, H=h, L=n, T=CUSTOM_DEFAULTS["T"] if not quick else 20)
-            for b, h, n in itertools.product(batch or [CUSTOM_DEFAULTS["B"]], hidden or [CUSTOM_DEFAULTS["H"]],
-                                             layers or [CUSTOM_DEFAULTS["L"]])
+            for b, h, n in itertools.product(
+                batch or [CUSTOM_DEFAULTS["B"]], hidden or [CUSTOM_DEFAULTS["H"]], layers or [CUSTOM_DEFAULTS["L"]]
+            )
         ]
     if seq_len is not None:
         kept = [replace(s, T=seq_len) for s in kept]

@@ -8,6 +8,7 @@ Each implementation gets the same problem (`Problem`): inputs, initial states, u
 and lengths. ``bind`` returns the untimed setup and the timed call; ``outputs`` runs once and returns
 every result by name, so that `compare` can check it against the reference before it is timed.
 """
+
 from __future__ import annotations
 
 import tracemalloc
@@ -69,8 +70,9 @@ def make_layer(case: Case, seed: int = 0):
     """rnnkit's layer for ``case`` (float32, no dropout) on its default back-end."""
     cls_name, extra = _LAYERS[case.cell]
     s = case.size
-    return getattr(rnnkit, cls_name)(s.input_size, s.H, num_layers=s.L, bidirectional=s.bidirectional,
-                                     dtype=np.float32, seed=seed, **extra)
+    return getattr(rnnkit, cls_name)(
+        s.input_size, s.H, num_layers=s.L, bidirectional=s.bidirectional, dtype=np.float32, seed=seed, **extra
+    )
 
 
 class RnnkitImpl:
@@ -155,8 +157,9 @@ class TorchImpl:
         self.torch, self.case = torch, case
         s = case.size
         kind, extra = _LAYERS[case.cell]
-        self.module = getattr(torch.nn, kind)(s.input_size, s.H, num_layers=s.L, bidirectional=s.bidirectional,
-                                              dtype=torch.float32, **extra)
+        self.module = getattr(torch.nn, kind)(
+            s.input_size, s.H, num_layers=s.L, bidirectional=s.bidirectional, dtype=torch.float32, **extra
+        )
         self.module.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state_dict.items()})
         self.module.train(case.mode == "training")
         self.lstm = case.cell == "lstm"
@@ -184,6 +187,7 @@ class TorchImpl:
         torch = self.torch
         x, h0, c0 = self._tensors(p)
         if self.case.mode == "inference":
+
             def infer():
                 with torch.inference_mode():
                     return self._forward(x, h0, c0, p.lengths)
@@ -235,7 +239,8 @@ def compare(outputs: Outputs, reference: Outputs) -> Tuple[float, str]:
             return float("inf"), f"{name} ({why})"
         ref64 = np.asarray(ref, np.float64)
         err = float(np.max(np.abs(np.asarray(a, np.float64) - ref64), initial=0.0)) / max(
-            1.0, float(np.max(np.abs(ref64), initial=0.0)))
+            1.0, float(np.max(np.abs(ref64), initial=0.0))
+        )
         if not np.isfinite(err) or err > worst:
             worst, worst_name = (float("inf") if not np.isfinite(err) else err), name
             if not np.isfinite(err):

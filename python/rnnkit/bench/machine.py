@@ -1,5 +1,6 @@
 """What the benchmark ran on: CPU, thread pools, library versions and git revision, and the one
 place that sets the thread count of every pool the benchmark uses."""
+
 from __future__ import annotations
 
 import contextlib
@@ -38,9 +39,11 @@ def git_revision() -> Optional[Dict[str, object]]:
     ``dirty`` flag for uncommitted changes; None for an installed wheel, which has no repository."""
     src = Path(rnnkit.__file__).resolve().parent
     try:
+
         def git(*args):
-            return subprocess.run(["git", "-C", str(src), *args], capture_output=True, text=True, timeout=10,
-                                  check=True).stdout.strip()
+            return subprocess.run(
+                ["git", "-C", str(src), *args], capture_output=True, text=True, timeout=10, check=True
+            ).stdout.strip()
 
         return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
     except (OSError, subprocess.SubprocessError):
@@ -69,9 +72,11 @@ def busy_warning(load: Dict[str, Optional[float]], cpus: Optional[int]) -> Optio
     """A warning if other work competes for the CPUs, else None."""
     avg, pressure = load.get("loadavg_1min"), load.get("cpu_pressure_pct_10s")
     if (pressure is not None and pressure > 20) or (avg is not None and cpus and avg > 0.5 * cpus):
-        return (f"warning: the machine is busy (load {avg if avg is not None else '?'} on {cpus} CPUs, "
-                f"CPU pressure {pressure if pressure is not None else '?'}%): timings, above all with more "
-                "than one thread, will be noisy and slow")
+        return (
+            f"warning: the machine is busy (load {avg if avg is not None else '?'} on {cpus} CPUs, "
+            f"CPU pressure {pressure if pressure is not None else '?'}%): timings, above all with more "
+            "than one thread, will be noisy and slow"
+        )
     return None
 
 
@@ -96,8 +101,7 @@ def machine_info() -> Dict[str, object]:
         "git": git_revision(),
         "load_at_start": cpu_load(),
         "threadpools": threadpool_info(),
-        "env": {k: v for k, v in os.environ.items()
-                if k.startswith(("OMP_", "OPENBLAS_", "MKL_", "GOMP_", "KMP_"))},
+        "env": {k: v for k, v in os.environ.items() if k.startswith(("OMP_", "OPENBLAS_", "MKL_", "GOMP_", "KMP_"))},
     }
 
 
@@ -129,8 +133,11 @@ def threads(n: int) -> Iterator[None]:
         torch.set_num_threads(n)
     own = _rnnkit_blas_paths()
     ctl = ThreadpoolController()
-    others = [lib["filepath"] for lib in ctl.info()
-              if lib["user_api"] == "blas" and not any(str(Path(lib["filepath"]).resolve()).startswith(d) for d in own)]
+    others = [
+        lib["filepath"]
+        for lib in ctl.info()
+        if lib["user_api"] == "blas" and not any(str(Path(lib["filepath"]).resolve()).startswith(d) for d in own)
+    ]
     limiter = ctl.select(filepath=others).limit(limits=n) if others else contextlib.nullcontext()
     try:
         with limiter:

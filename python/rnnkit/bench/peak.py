@@ -7,6 +7,7 @@ the same BLAS single-threaded inside their own OpenMP threads, so this is the ce
 with the same cores. If that library cannot be loaded, numpy.matmul is measured instead, with numpy's
 BLAS limited to the same threads, and the result says so.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -26,7 +27,9 @@ def _openblas32() -> Optional[ctypes.CDLL]:
         import scipy_openblas32
 
         lib_dir, name = scipy_openblas32.get_lib_dir(), scipy_openblas32.get_library()
-        paths = sorted(glob.glob(os.path.join(lib_dir, f"lib{name}.*")) + glob.glob(os.path.join(lib_dir, f"{name}.dll")))
+        paths = sorted(
+            glob.glob(os.path.join(lib_dir, f"lib{name}.*")) + glob.glob(os.path.join(lib_dir, f"{name}.dll"))
+        )
         lib = ctypes.CDLL(paths[0])
         lib.scipy_cblas_sgemm  # noqa: B018  raises AttributeError if the symbol is missing
         return lib
@@ -58,10 +61,32 @@ def measure_peak(threads: int, n: int = 2048, repeats: int = 3) -> Dict:
     if lib is not None:
         sgemm = lib.scipy_cblas_sgemm
         sgemm.restype = None
-        sgemm.argtypes = [ctypes.c_int] * 6 + [ctypes.c_float, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
-                                               ctypes.c_int, ctypes.c_float, ctypes.c_void_p, ctypes.c_int]
-        args = (_ROW_MAJOR, _NO_TRANS, _NO_TRANS, n, n, n, 1.0, a.ctypes.data, n, b.ctypes.data, n, 0.0,
-                c.ctypes.data, n)
+        sgemm.argtypes = [ctypes.c_int] * 6 + [
+            ctypes.c_float,
+            ctypes.c_void_p,
+            ctypes.c_int,
+            ctypes.c_void_p,
+            ctypes.c_int,
+            ctypes.c_float,
+            ctypes.c_void_p,
+            ctypes.c_int,
+        ]
+        args = (
+            _ROW_MAJOR,
+            _NO_TRANS,
+            _NO_TRANS,
+            n,
+            n,
+            n,
+            1.0,
+            a.ctypes.data,
+            n,
+            b.ctypes.data,
+            n,
+            0.0,
+            c.ctypes.data,
+            n,
+        )
         # The kernels pin this library to one thread (they parallelise around it); restore whatever it
         # was afterwards so the kernels' pinning holds.
         old = lib.scipy_openblas_get_num_threads()
@@ -84,4 +109,4 @@ def measure_peak(threads: int, n: int = 2048, repeats: int = 3) -> Dict:
         with threadpool_limits(limits=threads, user_api="blas"):
             seconds = _best_seconds(lambda: np.matmul(a, b, out=c), repeats)
         blas = {"library": "numpy.matmul (numpy's BLAS; rnnkit's scipy-openblas32 could not be loaded)"}
-    return {"gflops": 2.0 * n ** 3 / seconds / 1e9, "n": n, "threads": threads, "seconds": seconds, "blas": blas}
+    return {"gflops": 2.0 * n**3 / seconds / 1e9, "n": n, "threads": threads, "seconds": seconds, "blas": blas}

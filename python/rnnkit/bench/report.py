@@ -7,6 +7,7 @@ ws MiB = the training workspaces rnnkit keeps between forward and backward; peak
 allocated at most during one call (tracemalloc); check = largest error of any implementation against
 the reference, or FAILED.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,27 @@ from typing import Dict, List, Optional
 
 from ..cliutil import require_module
 
-HEADER = ("cell", "mode", "B", "T", "I", "H", "LxD", "var", "thr", "rnnkit ms", "ref ms", "torch ms",
-          "GFLOP/s", "%peak", "x ref", "x torch", "ws MiB", "peak MiB", "check")
+HEADER = (
+    "cell",
+    "mode",
+    "B",
+    "T",
+    "I",
+    "H",
+    "LxD",
+    "var",
+    "thr",
+    "rnnkit ms",
+    "ref ms",
+    "torch ms",
+    "GFLOP/s",
+    "%peak",
+    "x ref",
+    "x torch",
+    "ws MiB",
+    "peak MiB",
+    "check",
+)
 
 
 def _num(v: Optional[float], fmt: str) -> str:
@@ -46,13 +66,29 @@ def rows(doc: Dict) -> List[List[str]]:
     for r in doc["cases"]:
         mine = r["impls"].get("rnnkit", {})
         frac = mine.get("peak_fraction")
-        out.append([
-            r["cell"], r["mode"], str(r["B"]), str(r["T"]), str(r["I"]), str(r["H"]), f"{r['L']}x{r['D']}",
-            "yes" if r["varlen"] else "-", str(r["threads"]), _ms(r, "rnnkit"), _ms(r, "reference"), _ms(r, "torch"),
-            _num(mine.get("gflops"), ".1f"), _num(None if frac is None else 100 * frac, ".0f"),
-            _num(r.get("speedup_vs_reference"), ".1f"), _num(r.get("speedup_vs_torch"), ".2f"),
-            _num(r.get("workspace_mib"), ".1f"), _num(r.get("traced_peak_mib"), ".1f"), _check(r),
-        ])
+        out.append(
+            [
+                r["cell"],
+                r["mode"],
+                str(r["B"]),
+                str(r["T"]),
+                str(r["I"]),
+                str(r["H"]),
+                f"{r['L']}x{r['D']}",
+                "yes" if r["varlen"] else "-",
+                str(r["threads"]),
+                _ms(r, "rnnkit"),
+                _ms(r, "reference"),
+                _ms(r, "torch"),
+                _num(mine.get("gflops"), ".1f"),
+                _num(None if frac is None else 100 * frac, ".0f"),
+                _num(r.get("speedup_vs_reference"), ".1f"),
+                _num(r.get("speedup_vs_torch"), ".2f"),
+                _num(r.get("workspace_mib"), ".1f"),
+                _num(r.get("traced_peak_mib"), ".1f"),
+                _check(r),
+            ]
+        )
     return out
 
 
@@ -64,8 +100,10 @@ def format_table(doc: Dict) -> str:
     """The console table, numbers right-aligned, followed by the notes of skipped or failed cases."""
     table = [list(HEADER)] + rows(doc)
     widths = [max(len(row[c]) for row in table) for c in range(len(HEADER))]
-    lines = ["  ".join(cell.rjust(w) if _numeric(c) else cell.ljust(w) for c, (cell, w) in enumerate(zip(row, widths)))
-             for row in table]
+    lines = [
+        "  ".join(cell.rjust(w) if _numeric(c) else cell.ljust(w) for c, (cell, w) in enumerate(zip(row, widths)))
+        for row in table
+    ]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines + notes(doc))
 
@@ -89,8 +127,10 @@ def summary(doc: Dict) -> str:
         ups = [r[f"speedup_vs_{other}"] for r in cases if r.get(f"speedup_vs_{other}")]
         if ups:
             gmean = math.exp(sum(math.log(u) for u in ups) / len(ups))
-            parts.append(f"rnnkit vs {other}: geometric mean x{gmean:.2f} over {len(ups)} cases "
-                         f"(min x{min(ups):.2f}, max x{max(ups):.2f})")
+            parts.append(
+                f"rnnkit vs {other}: geometric mean x{gmean:.2f} over {len(ups)} cases "
+                f"(min x{min(ups):.2f}, max x{max(ups):.2f})"
+            )
     return "; ".join(parts)
 
 
@@ -106,11 +146,16 @@ def header_lines(doc: Dict) -> List[str]:
     for when in ("start", "end"):
         load = m.get(f"load_at_{when}") or {}
         if load:
-            lines.append(f"load at {when}: {load.get('loadavg_1min')} (1-min average), CPU pressure "
-                         f"{load.get('cpu_pressure_pct_10s')}% (share of time a task waited for a CPU)")
+            lines.append(
+                f"load at {when}: {load.get('loadavg_1min')} (1-min average), CPU pressure "
+                f"{load.get('cpu_pressure_pct_10s')}% (share of time a task waited for a CPU)"
+            )
     for n, p in doc["peaks"].items():
-        lines.append(f"sgemm peak, {n} thread(s): {p['gflops']:.1f} GFLOP/s ({p['n']}^3, {p['blas']['library']}"
-                     + (f", {p['blas']['corename']}" if p["blas"].get("corename") else "") + ")")
+        lines.append(
+            f"sgemm peak, {n} thread(s): {p['gflops']:.1f} GFLOP/s ({p['n']}^3, {p['blas']['library']}"
+            + (f", {p['blas']['corename']}" if p["blas"].get("corename") else "")
+            + ")"
+        )
     return lines
 
 
@@ -136,8 +181,12 @@ def load_json(path: str) -> Dict:
 def write_markdown(doc: Dict, path: str, plot_path: Optional[str] = None) -> None:
     """RESULTS.md: the command that produced it, the machine, the table, the notes and the plot."""
     table = [list(HEADER)] + rows(doc)
-    md = ["# rnnkit benchmark results", "",
-          f"Produced by `{doc.get('command', 'rnnkit bench')}` on {doc.get('created', '?')}.", ""]
+    md = [
+        "# rnnkit benchmark results",
+        "",
+        f"Produced by `{doc.get('command', 'rnnkit bench')}` on {doc.get('created', '?')}.",
+        "",
+    ]
     md += [f"- {line}" for line in header_lines(doc)]
     md += ["", summary(doc) + ".", "", __doc__.split("\n\n", 1)[1].strip(), ""]
     md.append("| " + " | ".join(table[0]) + " |")
@@ -156,10 +205,14 @@ def write_plot(doc: Dict, path: str) -> None:
     matplotlib = require_module("matplotlib", "--plot")
     matplotlib.use("Agg")  # files only, no display needed
     import matplotlib.pyplot as plt
+
     cases = doc["cases"]
     labels = [f"{r['id']} x{r['threads']}" + (" FAILED" if r["status"] != "ok" else "") for r in cases]
-    series = [(other, color) for other, color in (("reference", "tab:blue"), ("torch", "tab:orange"))
-              if any(r.get(f"speedup_vs_{other}") for r in cases)]
+    series = [
+        (other, color)
+        for other, color in (("reference", "tab:blue"), ("torch", "tab:orange"))
+        if any(r.get(f"speedup_vs_{other}") for r in cases)
+    ]
     if not series:
         raise ValueError("--plot: no speed-up to draw (no case timed rnnkit beside the reference or torch)")
     fig, ax = plt.subplots(figsize=(10, 1.5 + 0.28 * len(cases) * len(series)))
@@ -172,8 +225,15 @@ def write_plot(doc: Dict, path: str) -> None:
         ax.barh(ys, [v - 1.0 for v in vals], left=1.0, height=height, color=color, label=f"rnnkit vs {other}")
         for y, v in zip(ys, vals):
             if v == v:  # not nan (not timed)
-                ax.annotate(f"{v:.2g}", (v, y), xytext=(2 if v >= 1 else -2, 0), textcoords="offset points",
-                            ha="left" if v >= 1 else "right", va="center", fontsize=6)
+                ax.annotate(
+                    f"{v:.2g}",
+                    (v, y),
+                    xytext=(2 if v >= 1 else -2, 0),
+                    textcoords="offset points",
+                    ha="left" if v >= 1 else "right",
+                    va="center",
+                    fontsize=6,
+                )
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_xscale("log")
     ax.set_yticks(range(len(cases)))

@@ -1,5 +1,6 @@
 """Run the benchmark: for every thread count, measure the peak, then for every case check each
 implementation against the reference and time them in turns."""
+
 from __future__ import annotations
 
 import time
@@ -47,8 +48,9 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
 
 
-def run_case(case: Case, s: Settings, peak_gflops: float, threads: int,
-             tick: Callable[[], None] = lambda: None) -> Dict:
+def run_case(
+    case: Case, s: Settings, peak_gflops: float, threads: int, tick: Callable[[], None] = lambda: None
+) -> Dict:
     """Check and time one case on every implementation; returns its result record (see report.py)."""
     result = dict(case.to_dict(), threads=threads, flops=case.flops(), status="ok", notes=[])
     impls: Dict[str, Dict] = {name: {"status": "ok"} for name in s.impls}
@@ -75,8 +77,11 @@ def run_case(case: Case, s: Settings, peak_gflops: float, threads: int,
     check = make_problem(case, T=check_T, seed=1)
     import rnnkit.reference
 
-    oracle = objects["reference"] if "reference" in objects else RnnkitImpl("reference", case, state_dict,
-                                                                          backend=rnnkit.reference)
+    oracle = (
+        objects["reference"]
+        if "reference" in objects
+        else RnnkitImpl("reference", case, state_dict, backend=rnnkit.reference)
+    )
     start = time.perf_counter()
     ref_out = oracle.outputs(check)
     ref_check_seconds = time.perf_counter() - start
@@ -95,8 +100,9 @@ def run_case(case: Case, s: Settings, peak_gflops: float, threads: int,
         impls[name].update(check_error=err, check_worst=where)
         if not err <= s.rtol:
             impls[name]["status"] = "failed"
-            result["notes"].append(f"{name} disagrees with the reference: error {err:.3g} in {where} "
-                                   f"(tolerance {s.rtol:g}, T={check_T})")
+            result["notes"].append(
+                f"{name} disagrees with the reference: error {err:.3g} in {where} (tolerance {s.rtol:g}, T={check_T})"
+            )
 
     # 2. Timing, in turns. The reference's cost is known from the check (linear in T); rnnkit's and
     #    torch's from their first warm-up call, which sets how many repeats fit the time budget.
@@ -114,12 +120,15 @@ def run_case(case: Case, s: Settings, peak_gflops: float, threads: int,
                     oracle.outputs(check)
                     estimate = min(estimate, (time.perf_counter() - start) * case.size.T / check_T)
                 if estimate > s.ref_budget:
-                    impls[name].update(status="skipped", note=f"not timed: one call takes about {estimate:.1f} s "
-                                                              f"(> --ref-budget {s.ref_budget:g} s)")
+                    impls[name].update(
+                        status="skipped",
+                        note=f"not timed: one call takes about {estimate:.1f} s (> --ref-budget {s.ref_budget:g} s)",
+                    )
                     continue
                 # NumPy code has nothing to warm up beyond what the check already did.
-                timed.append(Timed(name, call, setup,
-                                   _repeats_for(estimate, s.time_budget, s.repeats, s.min_repeats), 0))
+                timed.append(
+                    Timed(name, call, setup, _repeats_for(estimate, s.time_budget, s.repeats, s.min_repeats), 0)
+                )
                 continue
             if setup:
                 setup()
@@ -127,8 +136,15 @@ def run_case(case: Case, s: Settings, peak_gflops: float, threads: int,
             call()  # first call: also the warm-up's first call, and the estimate for the repeats
             first = time.perf_counter() - start
             tick()
-            timed.append(Timed(name, call, setup, _repeats_for(first, s.time_budget, s.repeats, s.min_repeats),
-                               max(0, s.warmup - 1)))
+            timed.append(
+                Timed(
+                    name,
+                    call,
+                    setup,
+                    _repeats_for(first, s.time_budget, s.repeats, s.min_repeats),
+                    max(0, s.warmup - 1),
+                )
+            )
         except Exception as exc:
             impls[name].update(status="error", note=_error(exc))
     try:
@@ -142,9 +158,14 @@ def run_case(case: Case, s: Settings, peak_gflops: float, threads: int,
             continue
         ms = median(seconds) * 1e3
         gflops = case.flops() / (ms * 1e-3) / 1e9
-        impls[name].update(ms=ms, ms_min=min(seconds) * 1e3, ms_all=[t * 1e3 for t in seconds],
-                           repeats=len(seconds), gflops=gflops,
-                           peak_fraction=gflops / peak_gflops if peak_gflops else None)
+        impls[name].update(
+            ms=ms,
+            ms_min=min(seconds) * 1e3,
+            ms_all=[t * 1e3 for t in seconds],
+            repeats=len(seconds),
+            gflops=gflops,
+            peak_fraction=gflops / peak_gflops if peak_gflops else None,
+        )
 
     # 3. Speed-ups over the others, and rnnkit's memory (an extra untimed call under tracemalloc).
     mine = impls.get("rnnkit", {}).get("ms")
@@ -183,7 +204,14 @@ def run_bench(cases: Sequence[Case], s: Settings, progress=None, log: Callable[[
     if "torch" in impls:
         import torch  # noqa: F401  imported before the thread settings, so that they reach it
 
-    doc: Dict[str, Any] = {"schema": 1, "settings": asdict(s), "machine": machine_info(), "peaks": {}, "cases": [], "not_run": []}
+    doc: Dict[str, Any] = {
+        "schema": 1,
+        "settings": asdict(s),
+        "machine": machine_info(),
+        "peaks": {},
+        "cases": [],
+        "not_run": [],
+    }
     start = time.monotonic()
     warning = busy_warning(doc["machine"]["load_at_start"], doc["machine"]["usable_cpus"])
     if warning:
@@ -192,8 +220,10 @@ def run_bench(cases: Sequence[Case], s: Settings, progress=None, log: Callable[[
         with thread_settings(n):
             peak = measure_peak(n, s.peak_size, s.peak_repeats)
             doc["peaks"][str(n)] = peak
-            log(f"peak with {n} thread(s): {peak['gflops']:.1f} GFLOP/s "
-                f"({peak['n']}^3 sgemm, {peak['blas']['library']})")
+            log(
+                f"peak with {n} thread(s): {peak['gflops']:.1f} GFLOP/s "
+                f"({peak['n']}^3 sgemm, {peak['blas']['library']})"
+            )
             for case in cases:
                 if s.max_seconds is not None and time.monotonic() - start > s.max_seconds:
                     doc["not_run"].append(f"{case.id} x{n}")

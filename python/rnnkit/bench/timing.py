@@ -10,6 +10,7 @@ a NumPy matmul, OpenBLAS's worker threads keep spinning for about 0.1 s (measure
 small machine that takes a core away from whichever implementation runs next. Without the wait, the
 reference's BLAS would slow rnnkit's and torch's calls that follow it.
 """
+
 from __future__ import annotations
 
 import gc
@@ -82,8 +83,7 @@ def _call(t: Timed) -> float:
             gc.enable()
 
 
-def time_interleaved(impls: Sequence[Timed], on_call: Optional[Callable[[], None]] = None
-                     ) -> Dict[str, List[float]]:
+def time_interleaved(impls: Sequence[Timed], on_call: Optional[Callable[[], None]] = None) -> Dict[str, List[float]]:
     """Time every implementation in turns; returns name -> list of seconds, one per timed call.
 
     Warm-up calls also take turns. Implementations with fewer repeats drop out of the later rounds.

@@ -6,6 +6,7 @@ Bad input (a missing or empty file, a text too short, a directory without a chec
 checkpoint, a bad size) ends with one line on stderr and exit status 1 (2 for a bad option), never a
 traceback.
 """
+
 from ..cliutil import Parser, non_negative_int, positive_float, positive_int, run
 
 __all__ = ["Parser", "positive_int", "non_negative_int", "positive_float", "run"]

@@ -3,6 +3,7 @@ the batches (char-rnn's scheme).
 
 Shape legend: S = chunk length (--seq-len), B = streams (--batch), n = steps per stream.
 """
+
 from __future__ import annotations
 
 import glob
@@ -12,8 +13,19 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["default_corpus", "default_corpus_files", "split_files", "SPLIT_SEED", "read_texts", "split",
-           "TrainStreams", "eval_chunks", "sample_streams", "stream_chunks", "TextError"]
+__all__ = [
+    "default_corpus",
+    "default_corpus_files",
+    "split_files",
+    "SPLIT_SEED",
+    "read_texts",
+    "split",
+    "TrainStreams",
+    "eval_chunks",
+    "sample_streams",
+    "stream_chunks",
+    "TextError",
+]
 
 #: Directories of the standard library left out of the default corpus: tests, and data-like or
 #: third-party code that does not read like ordinary Python.
@@ -54,7 +66,7 @@ def split_files(sources: Sequence[str], val_frac: float, seed: int = SPLIT_SEED)
     for k, i in enumerate(order[:-1]):
         taken += len(sources[i])
         if taken >= want:
-            return order[k + 1:], order[:k + 1]
+            return order[k + 1 :], order[: k + 1]
     return order[-1:], order[:-1]
 
 
@@ -99,8 +111,9 @@ def split(text: str, val_frac: float) -> Tuple[str, str]:
         raise TextError(f"--val-frac must lie strictly between 0 and 1, got {val_frac}")
     n_val = int(round(len(text) * val_frac))
     if n_val < 2:
-        raise TextError(f"the validation part ({n_val} characters) is too short: use a longer text or a "
-                        "larger --val-frac")
+        raise TextError(
+            f"the validation part ({n_val} characters) is too short: use a longer text or a larger --val-frac"
+        )
     return text[:-n_val], text[-n_val:]
 
 
@@ -112,12 +125,14 @@ class TrainStreams:
     def __init__(self, ids: np.ndarray, batch: int, seq_len: int):
         n = (len(ids) - 1) // batch
         if n < seq_len:
-            raise TextError(f"the training part ({len(ids)} characters) is shorter than one batch of "
-                            f"{batch} streams x {seq_len + 1} characters: use a longer text or a smaller "
-                            "--batch / --seq-len")
+            raise TextError(
+                f"the training part ({len(ids)} characters) is shorter than one batch of "
+                f"{batch} streams x {seq_len + 1} characters: use a longer text or a smaller "
+                "--batch / --seq-len"
+            )
         self.seq_len = seq_len
-        self.x = np.ascontiguousarray(ids[:batch * n].reshape(batch, n).T)  # (n, B)
-        self.y = np.ascontiguousarray(ids[1:batch * n + 1].reshape(batch, n).T)
+        self.x = np.ascontiguousarray(ids[: batch * n].reshape(batch, n).T)  # (n, B)
+        self.y = np.ascontiguousarray(ids[1 : batch * n + 1].reshape(batch, n).T)
         self.num_batches = n // seq_len
 
     def batch(self, k: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -126,8 +141,9 @@ class TrainStreams:
         return self.x[s], self.y[s]
 
 
-def eval_chunks(ids: np.ndarray, batch: int, seq_len: int
-                ) -> Iterator[Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]]:
+def eval_chunks(
+    ids: np.ndarray, batch: int, seq_len: int
+) -> Iterator[Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]]:
     """Every prediction pair (ids[i], ids[i+1]) of the text exactly once, as B contiguous streams of
     equal length n = ceil(pairs / B) in chunks of at most S steps: yields (inputs (s, B), targets (s, B),
     weights (s, B) float or None). The last stream is padded at its end; padding has weight 0 and,
@@ -147,8 +163,11 @@ def eval_chunks(ids: np.ndarray, batch: int, seq_len: int
         w = flat.reshape(batch, n).T
     for start in range(0, n, seq_len):
         s = slice(start, start + seq_len)
-        yield (np.ascontiguousarray(x[s]), np.ascontiguousarray(y[s]),
-               None if w is None else np.ascontiguousarray(w[s]))
+        yield (
+            np.ascontiguousarray(x[s]),
+            np.ascontiguousarray(y[s]),
+            None if w is None else np.ascontiguousarray(w[s]),
+        )
 
 
 def sample_streams(ids: np.ndarray, streams: int, length: int) -> Optional[np.ndarray]:
@@ -158,7 +177,7 @@ def sample_streams(ids: np.ndarray, streams: int, length: int) -> Optional[np.nd
     if streams * (length + 1) >= len(ids):
         return None
     starts = np.linspace(0, len(ids) - (length + 1), streams).astype(np.int64)
-    return np.ascontiguousarray(np.stack([ids[s:s + length + 1] for s in starts]))
+    return np.ascontiguousarray(np.stack([ids[s : s + length + 1] for s in starts]))
 
 
 def stream_chunks(streams: np.ndarray, seq_len: int) -> Iterator[Tuple[np.ndarray, np.ndarray, None]]:

@@ -3,6 +3,7 @@
 Shape legend: T = time steps, B = batch (streams), V = vocabulary (with the unknown symbol),
 E = embedding width (V for one-hot input), H = hidden size, L = layers.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,8 +51,17 @@ class CharLM:
     modules' own, so an `rnnkit.optim` optimiser over ``params`` trains the model.
     """
 
-    def __init__(self, vocab: Vocab, cell: str = "lstm", layers: int = 2, hidden: int = 256, embed: int = 64,
-                 dropout: float = 0.0, dtype: Any = np.float32, seed: Optional[int] = 0):
+    def __init__(
+        self,
+        vocab: Vocab,
+        cell: str = "lstm",
+        layers: int = 2,
+        hidden: int = 256,
+        embed: int = 64,
+        dropout: float = 0.0,
+        dtype: Any = np.float32,
+        seed: Optional[int] = 0,
+    ):
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
         for name, value in (("layers", layers), ("hidden", hidden)):
@@ -60,13 +70,21 @@ class CharLM:
         if not isinstance(embed, int) or embed < 0:
             raise ValueError(f"embed must be a non-negative integer (0 = one-hot), got {embed!r}")
         self.vocab = vocab
-        self.config = {"cell": cell, "layers": layers, "hidden": hidden, "embed": embed, "dropout": float(dropout),
-                       "dtype": np.dtype(dtype).name, "seed": seed}
+        self.config = {
+            "cell": cell,
+            "layers": layers,
+            "hidden": hidden,
+            "embed": embed,
+            "dropout": float(dropout),
+            "dtype": np.dtype(dtype).name,
+            "seed": seed,
+        }
         V = len(vocab)
         s_embed, s_rnn, s_head = np.random.SeedSequence(seed).spawn(3)
         self.embed = Embedding(V, embed, dtype, np.random.default_rng(s_embed)) if embed else None
-        self.rnn = CELLS[cell](embed or V, hidden, layers, dropout=dropout, dtype=dtype,
-                               seed=int(s_rnn.generate_state(1)[0]))
+        self.rnn = CELLS[cell](
+            embed or V, hidden, layers, dropout=dropout, dtype=dtype, seed=int(s_rnn.generate_state(1)[0])
+        )
         self.head = Linear(hidden, V, dtype, np.random.default_rng(s_head))
         self.params: Dict[str, np.ndarray] = {}
         self.grads: Dict[str, np.ndarray] = {}
@@ -147,8 +165,9 @@ class CharLM:
         features, new_state = self._features(x, state)
         return self.head.forward(features), new_state
 
-    def loss_and_grad(self, x: np.ndarray, y: np.ndarray, state: State,
-                      weights: Optional[np.ndarray] = None) -> Tuple[float, State]:
+    def loss_and_grad(
+        self, x: np.ndarray, y: np.ndarray, state: State, weights: Optional[np.ndarray] = None
+    ) -> Tuple[float, State]:
         """Mean cross-entropy (nats per character) of targets y (T, B) given inputs x (T, B) from
         ``state``; adds its gradient into ``grads`` (truncated BPTT: nothing flows into ``state``).
         Returns (loss, final state). Runs in training mode (dropout between layers is on)."""
@@ -156,7 +175,8 @@ class CharLM:
         T, B = x.shape
         features, new_state = self._features(x, state)
         loss, dfeatures = linear_softmax_cross_entropy(
-            self.head, features, y.reshape(-1), None if weights is None else weights.reshape(-1))
+            self.head, features, y.reshape(-1), None if weights is None else weights.reshape(-1)
+        )
         assert dfeatures is not None  # grad=True
         d_table, _ = self.rnn.backward(dfeatures.reshape(T, B, -1), None)
         if self.embed:
@@ -175,8 +195,9 @@ class CharLM:
             if state is None:
                 state = self.initial_state(x.shape[1])
             features, state = self._features(x, state)
-            loss, _ = linear_softmax_cross_entropy(self.head, features, y.reshape(-1),
-                                                   None if w is None else w.reshape(-1), grad=False)
+            loss, _ = linear_softmax_cross_entropy(
+                self.head, features, y.reshape(-1), None if w is None else w.reshape(-1), grad=False
+            )
             n = x.size if w is None else float(w.sum())
             total += loss * n
             count += int(round(n))
@@ -192,15 +213,26 @@ class CharLM:
         with single_threaded_blas():
             total, count = self.nll_sum(ids)
         nats = total / count
-        return {"bpc": nats / math.log(2), "nats_per_char": nats, "chars": count,
-                "unknown_chars": int(np.count_nonzero(ids[1:] == 0))}
+        return {
+            "bpc": nats / math.log(2),
+            "nats_per_char": nats,
+            "chars": count,
+            "unknown_chars": int(np.count_nonzero(ids[1:] == 0)),
+        }
 
     def evaluate(self, text: str) -> float:
         """Bits per character of ``text``; see `evaluate_details`."""
         return self.evaluate_details(text)["bpc"]
 
-    def sample(self, length: int, temperature: float = 1.0, top_k: Optional[int] = None, prime: str = "",
-               seed: Optional[int] = None, weights: str = "float32") -> str:
+    def sample(
+        self,
+        length: int,
+        temperature: float = 1.0,
+        top_k: Optional[int] = None,
+        prime: str = "",
+        seed: Optional[int] = None,
+        weights: str = "float32",
+    ) -> str:
         """``prime`` followed by ``length`` sampled characters. The whole loop runs in C++.
 
         temperature divides the logits (0: argmax); top_k keeps the k most likely characters; prime is
@@ -233,10 +265,10 @@ class CharLM:
             raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
-        start = self.vocab.encode(prime) if prime else np.array(
-            [self.vocab.id("\n") or 1], np.int32)
-        out = _C.sample(*self._engine_model(), start, length, float(temperature), int(top_k or 0),
-                        int(seed) % 2**64, 0, weights)
+        start = self.vocab.encode(prime) if prime else np.array([self.vocab.id("\n") or 1], np.int32)
+        out = _C.sample(
+            *self._engine_model(), start, length, float(temperature), int(top_k or 0), int(seed) % 2**64, 0, weights
+        )
         return prime + self.vocab.decode(out)
 
     def evaluate_as_sampled(self, text: str, weights: str = "float32", progress: bool = False) -> float:
@@ -262,7 +294,7 @@ class CharLM:
             # Chunk k is ids[start .. start + chunk]: it feeds all but its last symbol, which the next
             # chunk feeds first.
             for start in range(0, len(ids) - 1, SCORE_CHUNK):
-                piece = ids[start:start + SCORE_CHUNK + 1]
+                piece = ids[start : start + SCORE_CHUNK + 1]
                 total += _C.score(*model, piece, weights, state)
                 bar.update(len(piece) - 1)
         return total / (len(ids) - 1) / math.log(2)
@@ -307,12 +339,18 @@ class CharLM:
         table = self._input_table()
         with tqdm(total=len(ids), disable=not progress, unit="char", dynamic_ncols=True) as bar:
             for start in range(0, len(ids), ACTIVATION_CHUNK):
-                piece = ids[start:start + ACTIVATION_CHUNK, None]
+                piece = ids[start : start + ACTIVATION_CHUNK, None]
                 rows = slice(start, start + len(piece))
                 x = table
                 for k in range(layers):
-                    r = kernels.forward(self.rnn.mode, x, h[k], *self.rnn._layer_parameters(k, 0), c0=c[k],
-                                        ids=piece if k == 0 else None)
+                    r = kernels.forward(
+                        self.rnn.mode,
+                        x,
+                        h[k],
+                        *self.rnn._layer_parameters(k, 0),
+                        c0=c[k],
+                        ids=piece if k == 0 else None,
+                    )
                     hs, cs = r.workspace.states()  # slot t + 1: the state after step t
                     h_all[rows, k] = hs[1:, 0]
                     if c_all is not None:
@@ -325,10 +363,16 @@ class CharLM:
         """The model arguments of _C.sample and _C.score."""
         layers = range(self.config["layers"])
         p = self.params
-        return (MODES.index(self.rnn.mode), p.get("embed.weight"),
-                [p[f"rnn.weight_ih_l{k}"] for k in layers], [p[f"rnn.weight_hh_l{k}"] for k in layers],
-                [p[f"rnn.bias_ih_l{k}"] for k in layers], [p[f"rnn.bias_hh_l{k}"] for k in layers],
-                self.head.params["weight"], self.head.params["bias"])
+        return (
+            MODES.index(self.rnn.mode),
+            p.get("embed.weight"),
+            [p[f"rnn.weight_ih_l{k}"] for k in layers],
+            [p[f"rnn.weight_hh_l{k}"] for k in layers],
+            [p[f"rnn.bias_ih_l{k}"] for k in layers],
+            [p[f"rnn.bias_hh_l{k}"] for k in layers],
+            self.head.params["weight"],
+            self.head.params["bias"],
+        )
 
     # ------------------------------------------------------------------ files
 
@@ -345,15 +389,22 @@ class CharLM:
         checkpoint.save(os.path.join(directory, CHECKPOINT_FILE), self.arrays(), self.meta())
 
     @classmethod
-    def from_checkpoint(cls, arrays: Dict[str, np.ndarray], meta: Dict[str, Any], path: str = "checkpoint"
-                        ) -> "CharLM":
+    def from_checkpoint(cls, arrays: Dict[str, np.ndarray], meta: Dict[str, Any], path: str = "checkpoint") -> "CharLM":
         """The model stored in checkpoint contents (from `rnnkit.checkpoint.load`)."""
         if meta.get("format") != FORMAT:
             raise checkpoint.CheckpointError(f"{path} is not a character-model checkpoint: it holds {kind_of(meta)}")
         try:
             cfg = meta["model"]
-            model = cls(Vocab.from_json(meta["vocab"]), cfg["cell"], cfg["layers"], cfg["hidden"], cfg["embed"],
-                        cfg["dropout"], cfg["dtype"], cfg["seed"])
+            model = cls(
+                Vocab.from_json(meta["vocab"]),
+                cfg["cell"],
+                cfg["layers"],
+                cfg["hidden"],
+                cfg["embed"],
+                cfg["dropout"],
+                cfg["dtype"],
+                cfg["seed"],
+            )
             checkpoint.restore_arrays(model.params, arrays, "model/")
         except (KeyError, ValueError, TypeError) as e:
             raise checkpoint.CheckpointError(f"{path} is inconsistent ({type(e).__name__}: {e})") from None

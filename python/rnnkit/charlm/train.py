@@ -14,6 +14,7 @@ A checkpoint holds everything the next step depends on (weights, optimiser buffe
 dropout RNG state), so N steps + resume + N steps gives the same weights, bit for bit, as 2N steps at
 a fixed thread count.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -76,8 +77,19 @@ class TrainConfig(Schedule):
 
 
 #: The settings a resumed run may change (`rnnkit.rundir.resume_settings`); the rest are the run's.
-RESUMABLE = ("steps", "minutes", "eval_every", "sample_every", "lr", "lr_decay", "lr_decay_every", "clip",
-             "clip_mode", "patience", "val_sample")
+RESUMABLE = (
+    "steps",
+    "minutes",
+    "eval_every",
+    "sample_every",
+    "lr",
+    "lr_decay",
+    "lr_decay_every",
+    "clip",
+    "clip_mode",
+    "patience",
+    "val_sample",
+)
 KIND = KINDS[FORMAT]
 
 
@@ -100,8 +112,9 @@ class CharLMRun(TrainingRun[TrainConfig]):
         self.val_sample = sample_streams(self.val_ids, cfg.batch, per_stream) if per_stream else None
         if self.val_sample is not None:
             self.val_ratio = (len(self.val_ids) - 1) / (self.val_sample.shape[0] * per_stream)
-        super().__init__(cfg, CharLM(vocab, cfg.cell, cfg.layers, cfg.hidden, cfg.embed, cfg.dropout, np.float32,
-                                     cfg.seed))
+        super().__init__(
+            cfg, CharLM(vocab, cfg.cell, cfg.layers, cfg.hidden, cfg.embed, cfg.dropout, np.float32, cfg.seed)
+        )
         self.state = self.model.initial_state(cfg.batch)
 
     def batch_loss(self) -> float:
@@ -129,13 +142,25 @@ class CharLMRun(TrainingRun[TrainConfig]):
         if self.state[1] is not None:
             arrays["state/c"] = self.state[1]
         meta.update(self.model.meta())
-        meta.update({"train": dataclasses.asdict(self.cfg), "text_sha256": self.digest,
-                     "rng": {"dropout": self.model.dropout_rng_state()}})
+        meta.update(
+            {
+                "train": dataclasses.asdict(self.cfg),
+                "text_sha256": self.digest,
+                "rng": {"dropout": self.model.dropout_rng_state()},
+            }
+        )
         checkpoint.save(path, arrays, meta)
 
     @classmethod
-    def resume(cls, arrays: Dict[str, np.ndarray], meta: Dict[str, Any], train_part: str, val_part: str,
-               cfg: TrainConfig, path: str = CHECKPOINT_FILE) -> "CharLMRun":
+    def resume(
+        cls,
+        arrays: Dict[str, np.ndarray],
+        meta: Dict[str, Any],
+        train_part: str,
+        val_part: str,
+        cfg: TrainConfig,
+        path: str = CHECKPOINT_FILE,
+    ) -> "CharLMRun":
         """The run saved as (arrays, meta) (from `rnnkit.checkpoint.load`), continued with ``cfg`` (the
         saved settings with the changes `rnnkit.rundir.resume_settings` allows)."""
         try:
@@ -151,9 +176,17 @@ class CharLMRun(TrainingRun[TrainConfig]):
         return run
 
 
-def train(cfg: TrainConfig, text: str, out: str, resume: bool = False, progress: bool = True,
-          log: Callable[[str], None] = print, overwrite: bool = False,
-          given: Optional[Mapping[str, Any]] = None, val_text: Optional[str] = None) -> CharLM:
+def train(
+    cfg: TrainConfig,
+    text: str,
+    out: str,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    overwrite: bool = False,
+    given: Optional[Mapping[str, Any]] = None,
+    val_text: Optional[str] = None,
+) -> CharLM:
     """Train (or, with ``resume``, continue training from ``out``) a CharLM on ``text``, validating on
     ``val_text`` (default: the last ``cfg.val_frac`` of ``text``, which then trains on the rest).
 
@@ -173,8 +206,9 @@ def train(cfg: TrainConfig, text: str, out: str, resume: bool = False, progress:
         try:
             cfg = TrainConfig(**resume_settings(out, meta["train"], int(meta["step"]), given, RESUMABLE, log))
         except TypeError as e:
-            raise checkpoint.CheckpointError(f"{run_dir.checkpoint_path} is not a resumable training checkpoint "
-                                             f"({e})") from None
+            raise checkpoint.CheckpointError(
+                f"{run_dir.checkpoint_path} is not a resumable training checkpoint ({e})"
+            ) from None
     cfg.validate()
     train_part, val_part = (text, val_text) if val_text is not None else split(text, cfg.val_frac)
     if not resume:
@@ -199,11 +233,11 @@ def _train(run: CharLMRun, out: str, resume: bool, progress: bool, log: Callable
             bar.write(f"--- sample at step {run.step} ---\n{run.model.sample(300, 0.8, seed=run.step)}\n---")
 
     def postfix(loss: float, row: Dict[str, Any], speed: float) -> Dict[str, str]:
-        return {"loss": f"{loss:.3f}", "val_bpc": f"{row['val_bpc']:.3f}" if row else "-",
-                "chars_s": f"{speed:,.0f}"}
+        return {"loss": f"{loss:.3f}", "val_bpc": f"{row['val_bpc']:.3f}" if row else "-", "chars_s": f"{speed:,.0f}"}
 
-    metrics = fit(run, metrics, metrics_path, ckpt_path, progress, ("chars_per_s", cfg.batch * cfg.seq_len),
-                  postfix, sample_now)
+    metrics = fit(
+        run, metrics, metrics_path, ckpt_path, progress, ("chars_per_s", cfg.batch * cfg.seq_len), postfix, sample_now
+    )
     curve = os.path.join(out, CURVE_FILE)
     if not plot_curve(metrics, curve):
         log(f"note: matplotlib is not installed, so {curve} was not drawn (pip install matplotlib)")
@@ -213,15 +247,19 @@ def _train(run: CharLMRun, out: str, resume: bool, progress: bool, log: Callable
         f.write(sample)
     final = metrics[-1] if metrics else None
     if final:
-        log(f"step {final['step']}: train loss {final['train_loss']:.4f}, val loss {final['val_loss']:.4f} "
+        log(
+            f"step {final['step']}: train loss {final['train_loss']:.4f}, val loss {final['val_loss']:.4f} "
             f"nats/char ({final['val_bpc']:.4f} bits/char, validation {final['val_part']}), "
-            f"{final['chars_per_s']:,.0f} chars/s")
+            f"{final['chars_per_s']:,.0f} chars/s"
+        )
     best = best_row(metrics)
     if best:
         full = "full_val_bpc" in best
         bpc = best["full_val_bpc"] if full else best["val_bpc"]
         part = "whole validation part" if full or best["val_part"] == "full" else "validation sample"
-        log(f"best: step {best['step']}, {bpc:.4f} bits/char on the {part}; saved to {out}/{BEST_FILE} "
-            f"(latest: {out}/{CHECKPOINT_FILE})")
+        log(
+            f"best: step {best['step']}, {bpc:.4f} bits/char on the {part}; saved to {out}/{BEST_FILE} "
+            f"(latest: {out}/{CHECKPOINT_FILE})"
+        )
     log(f"--- sample of the best model (temperature 0.8) ---\n{sample}")
     return model

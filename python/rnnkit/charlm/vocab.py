@@ -3,6 +3,7 @@
 Index 0 is the unknown symbol: characters unseen when the vocabulary was built map to it. The others
 are the known characters in code-point order, so the same text always gives the same vocabulary.
 """
+
 from __future__ import annotations
 
 from typing import Iterable, List
@@ -39,8 +40,11 @@ class Vocab:
         codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
         pos = np.searchsorted(self._table, codes)
         pos_clipped = np.minimum(pos, len(self._table) - 1)
-        known = (pos < len(self._table)) & (self._table[pos_clipped] == codes) if len(self._table) else \
-            np.zeros(codes.shape, bool)
+        known = (
+            (pos < len(self._table)) & (self._table[pos_clipped] == codes)
+            if len(self._table)
+            else np.zeros(codes.shape, bool)
+        )
         return np.where(known, pos_clipped + 1, 0).astype(np.int32)
 
     def decode(self, ids: Iterable[int]) -> str:

@@ -15,6 +15,7 @@ or JavaScript) is read by tokenize up to the last complete logical line before t
 rest by `scan_code`, a character scanner of ``'``/``"``/triple-quoted strings with backslash escapes and
 ``#`` comments (a ``//`` or ``/*`` comment is not one); `Features.method` says which ran, where and why.
 """
+
 from __future__ import annotations
 
 import io
@@ -24,8 +25,17 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["Feature", "Features", "StringSpan", "code_features", "prose_features", "text_features", "looks_like_code",
-           "scan_code", "TAB_SIZE"]
+__all__ = [
+    "Feature",
+    "Features",
+    "StringSpan",
+    "code_features",
+    "prose_features",
+    "text_features",
+    "looks_like_code",
+    "scan_code",
+    "TAB_SIZE",
+]
 
 #: Columns a tab advances the indentation to (the next multiple of), as Python's tokenizer counts.
 TAB_SIZE = 8
@@ -58,6 +68,7 @@ class Features(NamedTuple):
 
 # ------------------------------------------------------------------ strings and comments of code
 
+
 class StringSpan(NamedTuple):
     """A string literal: ``start`` its opening quote (after any prefix), ``end`` one past its closing quote
     or where an unterminated one stops, ``quote`` the quote (one or three ' or " characters), ``closed`` False when
@@ -87,8 +98,8 @@ def _quote_of(token: str, start: int) -> Tuple[int, str]:
     k = 0
     while k < len(token) and token[k] not in "'\"":
         k += 1
-    q = token[k:k + 3]
-    return start + k, (q if q in ("'''", '"""') else token[k:k + 1])
+    q = token[k : k + 3]
+    return start + k, (q if q in ("'''", '"""') else token[k : k + 1])
 
 
 def _tokenize_spans(text: str) -> Tuple[_Spans, int, Optional[str]]:
@@ -144,7 +155,7 @@ def scan_code(text: str, start: int = 0) -> Tuple[List[StringSpan], List[Tuple[i
             comments.append((i, j))
             i = j
         elif ch in "'\"":
-            quote = text[i:i + 3] if text[i:i + 3] in ("'''", '"""') else ch
+            quote = text[i : i + 3] if text[i : i + 3] in ("'''", '"""') else ch
             j, closed = i + len(quote), False
             while j < n:
                 if text[j] == "\\":
@@ -178,11 +189,12 @@ def _string_comment_spans(text: str) -> Tuple[_Spans, str]:
 
 # ------------------------------------------------------------------ per-character features
 
+
 def _mark(n: int, spans) -> np.ndarray:
     """0/1 per character: 1 on [start, end) of each span."""
     out = np.zeros(n)
     for s in spans:
-        out[s[0]:s[1]] = 1
+        out[s[0] : s[1]] = 1
     return out
 
 
@@ -218,11 +230,11 @@ def _indent(text: str) -> np.ndarray:
         lead = len(line) - len(stripped)
         if stripped.strip():
             width = len(line[:lead].replace("\f", "").expandtabs(TAB_SIZE))
-            out[i:i + lead] = current
+            out[i : i + lead] = current
             current = float(width)
-            out[i + lead:i + len(line)] = current
+            out[i + lead : i + len(line)] = current
         else:
-            out[i:i + len(line)] = current
+            out[i : i + len(line)] = current
         i += len(line)
     return out
 
@@ -257,11 +269,14 @@ def code_features(text: str) -> Features:
         Feature("in_string", in_string, True, "inside a string literal (opening quote to before the closing one)"),
         Feature("in_string_single", _inside(n, by_quote["'"] + by_quote["'''"]), True, "inside a ' or ''' string"),
         Feature("in_string_double", _inside(n, by_quote['"'] + by_quote['"""']), True, 'inside a " or """ string'),
-        Feature("in_string_triple", _inside(n, by_quote["'''"] + by_quote['"""']), True,
-                "inside a triple-quoted string (docstrings)"),
+        Feature(
+            "in_string_triple",
+            _inside(n, by_quote["'''"] + by_quote['"""']),
+            True,
+            "inside a triple-quoted string (docstrings)",
+        ),
         Feature("in_comment", in_comment, True, "inside a # comment"),
-        Feature("bracket_depth", _depth(text, skip, _OPEN, _CLOSE), False,
-                "open ( [ { outside strings and comments"),
+        Feature("bracket_depth", _depth(text, skip, _OPEN, _CLOSE), False, "open ( [ { outside strings and comments"),
         Feature("indent", _indent(text), False, "indentation of the current line, in columns"),
         Feature("position_in_line", position, False, "characters read on the current line"),
         Feature("at_line_start", line_start, True, "nothing visible read yet on the line (newline, indentation)"),
@@ -296,7 +311,7 @@ def prose_features(text: str) -> Features:
     position, _ = _line_positions(text)
     word = np.zeros(len(text))
     for m in re.finditer(r"[\w'\u2019]+", text):
-        word[m.start():m.end()] = np.arange(1, m.end() - m.start() + 1)
+        word[m.start() : m.end()] = np.arange(1, m.end() - m.start() + 1)
     parens = _depth(text, np.zeros(len(text), bool), "(", ")")
     feats = [
         Feature("in_quotes", _in_quotes(text), True, "inside double quotes"),

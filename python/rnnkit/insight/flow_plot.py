@@ -1,5 +1,6 @@
 """The gradient-flow picture: mean ||dL/dh_t|| against the distance T - t on a log scale, every cell in
 the left panel, and the exploding vanilla RNN with and without global-norm clipping in the right."""
+
 from __future__ import annotations
 
 import io
@@ -16,8 +17,14 @@ _CLIPPED = "clipped at"
 def _style(name: str):
     """(colour, line style) of a curve by its name: vanilla RNNs warm, LSTMs blue, GRU green, the trained
     char-LM purple."""
-    palette = {"rnn sigma=0.9": "#f4a259", "rnn sigma=1.0": "#e4572e", "rnn sigma=1.1": "#a4161a",
-               "lstm forget bias 0": "#7fb3e0", "lstm forget bias 1": "#1f5fa6", "gru": "#2a9d5c"}
+    palette = {
+        "rnn sigma=0.9": "#f4a259",
+        "rnn sigma=1.0": "#e4572e",
+        "rnn sigma=1.1": "#a4161a",
+        "lstm forget bias 0": "#7fb3e0",
+        "lstm forget bias 1": "#1f5fa6",
+        "gru": "#2a9d5c",
+    }
     if name in palette:
         return palette[name], "-"
     if name.startswith("char-LM"):
@@ -55,8 +62,9 @@ def plot_flow(curves: Dict[str, Curve], path: str, title: str = "") -> bool:
     if pairs:
         ax = axes[0, 1]
         for base, clip in pairs:
-            ax.semilogy(curves[base].distance, curves[base].grad_norm, "-", color="#a4161a", lw=2,
-                        label=f"{base}, unclipped")
+            ax.semilogy(
+                curves[base].distance, curves[base].grad_norm, "-", color="#a4161a", lw=2, label=f"{base}, unclipped"
+            )
             ax.semilogy(curves[clip].distance, curves[clip].grad_norm, "-", color="#3a86ff", lw=2, label=clip)
         ax.set_xlabel("distance T \u2212 t (steps back from the loss)")
         ax.set_title("the exploding case with global-norm clipping")

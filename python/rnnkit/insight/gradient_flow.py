@@ -16,6 +16,7 @@ The loss is L = <v, h_T> with v a random unit vector per sequence, so dL/dh_T = 
 
 Shape legend: T = steps, B = sequences (random inputs), I = inputs, H = hidden units.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,8 +27,19 @@ import numpy as np
 from .. import kernels
 from .._types import num_gates
 
-__all__ = ["Curve", "state_gradients", "grad_norm_curve", "clip_coefficients", "orthogonal", "cell_weights",
-           "standard_curves", "charlm_curves", "CLIP_NORM", "CELL_FAMILIES", "INPUT_SCALE"]
+__all__ = [
+    "Curve",
+    "state_gradients",
+    "grad_norm_curve",
+    "clip_coefficients",
+    "orthogonal",
+    "cell_weights",
+    "standard_curves",
+    "charlm_curves",
+    "CLIP_NORM",
+    "CELL_FAMILIES",
+    "INPUT_SCALE",
+]
 
 #: The global-norm clipping threshold of the second panel.
 CLIP_NORM = 5.0
@@ -49,9 +61,17 @@ class Curve(NamedTuple):
         return {"distance": [int(d) for d in self.distance], "grad_norm": [float(g) for g in self.grad_norm]}
 
 
-def state_gradients(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray, b_ih: Optional[np.ndarray],
-                    b_hh: Optional[np.ndarray], v: np.ndarray, h0: Optional[np.ndarray] = None,
-                    c0: Optional[np.ndarray] = None) -> np.ndarray:
+def state_gradients(
+    mode: str,
+    x: np.ndarray,
+    w_ih: np.ndarray,
+    w_hh: np.ndarray,
+    b_ih: Optional[np.ndarray],
+    b_hh: Optional[np.ndarray],
+    v: np.ndarray,
+    h0: Optional[np.ndarray] = None,
+    c0: Optional[np.ndarray] = None,
+) -> np.ndarray:
     """dL/dh_t for t = 0..T, shape (T+1, B, H), of L = sum_b <v[b], h_T[b]> for one layer of ``mode``
     (`rnnkit.kernels.MODES`) run over x (T, B, I) from h0 (B, H) (and c0 for a cell with a cell state;
     None: zeros).
@@ -70,11 +90,20 @@ def state_gradients(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray
     start = T - d
     table = x.reshape(T * B, I)
     ids = (T - 1 - np.arange(T))[:, None] * B + b[None, :]  # (T, T*B): row s reads x[T-1-s, b]
-    out = kernels.forward(mode, table, np.ascontiguousarray(hs[start, b]), w_ih, w_hh, b_ih, b_hh,
-                          c0=None if cs is None else np.ascontiguousarray(cs[start, b]), lengths=d, reverse=True,
-                          ids=ids)
-    grads = kernels.backward(out.workspace, np.zeros((T, T * B, H), dtype),
-                             np.ascontiguousarray(np.tile(v, (T, 1))))
+    out = kernels.forward(
+        mode,
+        table,
+        np.ascontiguousarray(hs[start, b]),
+        w_ih,
+        w_hh,
+        b_ih,
+        b_hh,
+        c0=None if cs is None else np.ascontiguousarray(cs[start, b]),
+        lengths=d,
+        reverse=True,
+        ids=ids,
+    )
+    grads = kernels.backward(out.workspace, np.zeros((T, T * B, H), dtype), np.ascontiguousarray(np.tile(v, (T, 1))))
     result = np.empty((T + 1, B, H), dtype)
     result[T] = v
     result[:T] = grads.dh0.reshape(T, B, H)[::-1]  # copy d = T - t holds dL/dh_t
@@ -91,8 +120,16 @@ def grad_norm_curve(grads: np.ndarray, scale: Optional[np.ndarray] = None) -> Cu
     return Curve(np.arange(T + 1), norms.mean(axis=1)[::-1])
 
 
-def clip_coefficients(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray, b_ih: Optional[np.ndarray],
-                      b_hh: Optional[np.ndarray], v: np.ndarray, max_norm: float = CLIP_NORM) -> np.ndarray:
+def clip_coefficients(
+    mode: str,
+    x: np.ndarray,
+    w_ih: np.ndarray,
+    w_hh: np.ndarray,
+    b_ih: Optional[np.ndarray],
+    b_hh: Optional[np.ndarray],
+    v: np.ndarray,
+    max_norm: float = CLIP_NORM,
+) -> np.ndarray:
     """Per sequence b (a training example of its own), min(1, max_norm / ||g_b||) with g_b the gradient of
     L_b = <v[b], h_T> w.r.t. the layer's parameters (global norm over W_ih, W_hh, b_ih, b_hh): what
     global-norm clipping multiplies that gradient by. Backpropagation is linear in the loss, so clipping
@@ -101,9 +138,9 @@ def clip_coefficients(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarr
     H = w_hh.shape[1]
     out = np.empty(B)
     for k in range(B):
-        xb = np.ascontiguousarray(x[:, k:k + 1])
+        xb = np.ascontiguousarray(x[:, k : k + 1])
         run = kernels.forward(mode, xb, np.zeros((1, H), x.dtype), w_ih, w_hh, b_ih, b_hh)
-        g = kernels.backward(run.workspace, np.zeros((T, 1, H), x.dtype), np.ascontiguousarray(v[k:k + 1]))
+        g = kernels.backward(run.workspace, np.zeros((T, 1, H), x.dtype), np.ascontiguousarray(v[k : k + 1]))
         parts = [g.dw_ih, g.dw_hh] + ([g.db_ih, g.db_hh] if g.db_ih is not None else [])
         norm = math.sqrt(sum(float(np.sum(p.astype(np.float64) ** 2)) for p in parts))
         out[k] = min(1.0, max_norm / norm) if norm > 0 else 1.0
@@ -128,9 +165,15 @@ def random_units(B: int, H: int, rng: np.random.Generator, dtype=np.float32) -> 
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(dtype)
 
 
-def standard_curves(families: Sequence[str] = CELL_FAMILIES, steps: int = 100, hidden: int = 128,
-                    samples: int = 8, input_scale: float = INPUT_SCALE, seed: int = 0, progress: bool = False
-                    ) -> Dict[str, Curve]:
+def standard_curves(
+    families: Sequence[str] = CELL_FAMILIES,
+    steps: int = 100,
+    hidden: int = 128,
+    samples: int = 8,
+    input_scale: float = INPUT_SCALE,
+    seed: int = 0,
+    progress: bool = False,
+) -> Dict[str, Curve]:
     """The lecture's curves, name -> Curve, on ``samples`` random input sequences x ~ N(0, input_scale^2)
     of ``steps`` steps with I = H = ``hidden``, from zero states, loss <v, h_T>. Small inputs keep tanh
     units in their linear range, where the singular values of W_hh set the growth per step; with
@@ -161,7 +204,7 @@ def standard_curves(families: Sequence[str] = CELL_FAMILIES, steps: int = 100, h
         w = cell_weights("lstm", H, H, rng)
         for fb in (0.0, 1.0):
             b_ih = np.zeros(4 * H, np.float32)
-            b_ih[H:2 * H] = fb
+            b_ih[H : 2 * H] = fb
             jobs.append((f"lstm forget bias {fb:.0f}", "lstm", [w[0], w[1], b_ih, np.zeros(4 * H, np.float32)]))
     if "gru" in families:
         jobs.append(("gru", "gru", cell_weights("gru", H, H, rng)))
@@ -189,14 +232,14 @@ def charlm_curves(model, text: str, steps: int = 100, samples: int = 8, seed: in
     layers, H, cell = model.config["layers"], model.config["hidden"], model.config["cell"]
     hs, cs = [], []
     for p in starts:
-        h_run, c_run = model.states(text[p - WARMUP:p + steps])
+        h_run, c_run = model.states(text[p - WARMUP : p + steps])
         hs.append(h_run)
         cs.append(c_run)
     h = np.stack(hs, axis=1)  # (WARMUP + steps, B, L, H)
     c = np.stack(cs, axis=1) if model.has_cell_state else None
     window = slice(WARMUP, WARMUP + steps)
     table = model._input_table()
-    ids = np.stack([model.vocab.encode(text[p:p + steps]) for p in starts], axis=1)  # (T, B)
+    ids = np.stack([model.vocab.encode(text[p : p + steps]) for p in starts], axis=1)  # (T, B)
     v = random_units(samples, H, rng, model.dtype)
     curves = {}
     for k in range(layers):

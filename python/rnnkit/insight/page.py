@@ -10,6 +10,7 @@ characters of one colour share one short element (``<i class=v7>``), so a 15,000
 Spaces and tabs keep their width, newlines break lines as in the source and show as a faint ``↵``
 carrying the newline's own colour; where a 0/1 feature holds, the characters are underlined.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -42,7 +43,8 @@ def _colour(level: int) -> str:
 def _css() -> str:
     levels = "\n".join(
         f".v{k}{{background:{_colour(k)}{';color:#fff' if abs(2 * k / (LEVELS - 1) - 1) > 0.62 else ''}}}"
-        for k in range(LEVELS))
+        for k in range(LEVELS)
+    )
     return _STYLE + levels
 
 
@@ -101,15 +103,22 @@ def _text_html(text: str, levels: np.ndarray, flags: Optional[np.ndarray]) -> st
     for a, b in zip(bounds[:-1], bounds[1:]):
         cls = f'"v{levels[a]} f"' if flags[a] else f"v{levels[a]}"
         if is_nl[a]:
-            out.append(f'<i class={cls}><i class=nl>\u21b5</i></i>\n')
+            out.append(f"<i class={cls}><i class=nl>\u21b5</i></i>\n")
         else:
-            out.append(f'<i class={cls}>{html.escape(text[a:b], quote=False)}</i>')
+            out.append(f"<i class={cls}>{html.escape(text[a:b], quote=False)}</i>")
     return "".join(out)
 
 
-def render(text: str, acts: np.ndarray, rows: Sequence[UnitScore], features: Sequence[Feature],
-           title: str = "Interpretable cells", info: Optional[Dict[str, str]] = None,
-           squash: bool = False, shown: str = "") -> str:
+def render(
+    text: str,
+    acts: np.ndarray,
+    rows: Sequence[UnitScore],
+    features: Sequence[Feature],
+    title: str = "Interpretable cells",
+    info: Optional[Dict[str, str]] = None,
+    squash: bool = False,
+    shown: str = "",
+) -> str:
     """The page as a string. ``acts`` (N, L, U) as scored; ``rows`` the units to show, in order;
     ``features`` those they were scored against (for descriptions and the underlines of 0/1 ones);
     ``info`` label -> value lines for the header; ``squash`` shows tanh of the activations (an LSTM's
@@ -120,25 +129,33 @@ def render(text: str, acts: np.ndarray, rows: Sequence[UnitScore], features: Seq
         raise ValueError(f"activations must have shape ({len(text)}, layers, units), got {acts.shape}")
     by_name = {f.name: f for f in features}
     shown = shown or ("tanh of the cell state" if squash else "activation")
-    parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-             f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-             f"<title>{html.escape(title)}</title><style>{_css()}</style></head><body>",
-             f"<header><h1>{html.escape(title)}</h1>"]
+    parts = [
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{_css()}</style></head><body>",
+        f"<header><h1>{html.escape(title)}</h1>",
+    ]
     for label, value in (info or {}).items():
         parts.append(f"<p>{html.escape(label)}: <code>{html.escape(str(value))}</code></p>")
     parts.append("</header><main>")
-    parts.append(f'<div class="legend"><span>\u22121</span><div class="bar"></div><span>+1</span>'
-                 f"<span>each character's background: the unit's {shown} after reading it</span>"
-                 f'<span class="under">underlined</span><span>where a yes/no feature holds</span></div>')
-    parts.append('<table class="summary"><tr><th>#</th><th>unit</th><th>feature</th>'
-                 '<th style="text-align:right">correlation</th><th style="text-align:right">threshold accuracy'
-                 '</th><th style="text-align:right">majority baseline</th></tr>')
+    parts.append(
+        f'<div class="legend"><span>\u22121</span><div class="bar"></div><span>+1</span>'
+        f"<span>each character's background: the unit's {shown} after reading it</span>"
+        f'<span class="under">underlined</span><span>where a yes/no feature holds</span></div>'
+    )
+    parts.append(
+        '<table class="summary"><tr><th>#</th><th>unit</th><th>feature</th>'
+        '<th style="text-align:right">correlation</th><th style="text-align:right">threshold accuracy'
+        '</th><th style="text-align:right">majority baseline</th></tr>'
+    )
     for i, r in enumerate(rows):
         acc = f"{r.accuracy:.3f}" if r.accuracy is not None else "\u2013"
         base = f"{r.baseline:.3f}" if r.baseline is not None else "\u2013"
-        parts.append(f'<tr><td>{i + 1}</td><td><a href="#u{i}">layer {r.layer} \u00b7 unit {r.unit}</a></td>'
-                     f"<td>{html.escape(r.feature)}</td><td class=\"num\">{r.correlation:+.3f}</td>"
-                     f'<td class="num">{acc}</td><td class="num">{base}</td></tr>')
+        parts.append(
+            f'<tr><td>{i + 1}</td><td><a href="#u{i}">layer {r.layer} \u00b7 unit {r.unit}</a></td>'
+            f'<td>{html.escape(r.feature)}</td><td class="num">{r.correlation:+.3f}</td>'
+            f'<td class="num">{acc}</td><td class="num">{base}</td></tr>'
+        )
     parts.append("</table>")
     for i, r in enumerate(rows):
         values = acts[:, r.layer, r.unit].astype(np.float64)
@@ -148,13 +165,17 @@ def render(text: str, acts: np.ndarray, rows: Sequence[UnitScore], features: Seq
         sign = "pos" if r.correlation >= 0 else "neg"
         scores = f'<span class="pill {sign}">r = {r.correlation:+.3f}</span>'
         if r.accuracy is not None:
-            scores += (f'<span class="pill">threshold accuracy {r.accuracy:.3f}</span>'
-                       f'<span class="pill">baseline {r.baseline:.3f}</span>')
+            scores += (
+                f'<span class="pill">threshold accuracy {r.accuracy:.3f}</span>'
+                f'<span class="pill">baseline {r.baseline:.3f}</span>'
+            )
         desc = html.escape(f.description) if f is not None else ""
-        parts.append(f'<section class="card" id="u{i}"><h2>layer {r.layer} \u00b7 unit {r.unit} \u2014 '
-                     f'<span class="feat">{html.escape(r.feature)}</span></h2>'
-                     f'<div class="meta">{scores} {desc}; range {values.min():+.2f} to {values.max():+.2f}</div>'
-                     f'<pre class="text">{_text_html(text, _levels(shown_values), flags)}</pre></section>')
+        parts.append(
+            f'<section class="card" id="u{i}"><h2>layer {r.layer} \u00b7 unit {r.unit} \u2014 '
+            f'<span class="feat">{html.escape(r.feature)}</span></h2>'
+            f'<div class="meta">{scores} {desc}; range {values.min():+.2f} to {values.max():+.2f}</div>'
+            f'<pre class="text">{_text_html(text, _levels(shown_values), flags)}</pre></section>'
+        )
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts.append(f"<footer>rnnkit cells \u00b7 {stamp}</footer></main></body></html>\n")
     return "".join(parts)

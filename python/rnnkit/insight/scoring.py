@@ -4,6 +4,7 @@ best one-threshold classifier on the unit.
 
 Shape legend: N = characters, L = layers, U = units per layer.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, NamedTuple, Optional, Sequence
@@ -29,8 +30,12 @@ class UnitScore(NamedTuple):
     def row(self) -> Dict[str, object]:
         """The JSON row: {"layer", "unit", "feature", "correlation"} (and "accuracy", "baseline" for 0/1
         features)."""
-        out: Dict[str, object] = {"layer": self.layer, "unit": self.unit, "feature": self.feature,
-                                  "correlation": round(self.correlation, 6)}
+        out: Dict[str, object] = {
+            "layer": self.layer,
+            "unit": self.unit,
+            "feature": self.feature,
+            "correlation": round(self.correlation, 6),
+        }
         if self.accuracy is not None:
             out["accuracy"] = round(self.accuracy, 6)
             out["baseline"] = round(self.baseline, 6)
@@ -93,8 +98,9 @@ def threshold_accuracy(acts: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return _Columns.of(acts).threshold_accuracy(labels)
 
 
-def score_units(acts: np.ndarray, features: Sequence[Feature], layers: Optional[Sequence[int]] = None
-                ) -> List[UnitScore]:
+def score_units(
+    acts: np.ndarray, features: Sequence[Feature], layers: Optional[Sequence[int]] = None
+) -> List[UnitScore]:
     """Every (unit, feature) pair scored: ``acts`` (N, L, U) activations per character (as
     `rnnkit.charlm.CharLM.activations` gives them), ``features`` of the same N characters. ``layers``
     restricts to those layers (default all). Features constant over the text are left out (they have no

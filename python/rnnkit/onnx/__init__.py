@@ -5,6 +5,7 @@ Install with ``pip install "rnnkit[onnx]"``; ``import rnnkit`` alone never impor
 * `export_layer`: an RNN / LSTM / GRU stack as ONNX's own recurrent operators.
 * `export_charlm`, `export_seq2seq`: trained models (also ``rnnkit export-onnx DIR OUT.onnx``).
 """
+
 try:
     import onnx as _onnx  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised only without onnx

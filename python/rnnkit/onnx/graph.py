@@ -8,6 +8,7 @@ rnnkit's GRU (reset after the hidden product) is ONNX's linear_before_reset=1; t
 Shape legend: T = time steps, B = batch, I = input size, H = hidden size, L = layers, D = directions,
 G = gates.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ def check_opset(opset) -> int:
     if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
         raise ValueError(f"opset must be an int in {MIN_OPSET}..{newest} (the installed onnx's newest), got {opset!r}")
     return opset
+
 
 #: rnnkit gate blocks in the order ONNX wants them.
 _ONNX_GATE_ORDER = {"lstm": (0, 3, 1, 2), "gru": (1, 0, 2), "gru_cho": (1, 0, 2), "rnn_tanh": (0,), "rnn_relu": (0,)}
@@ -79,13 +81,21 @@ def stack_spec(layer) -> StackSpec:
     for k, v in layer.state_dict().items():
         v = v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)
         params[k] = np.ascontiguousarray(v, np.float32)
-    return StackSpec(cell, int(layer.input_size), int(layer.hidden_size), int(layer.num_layers),
-                     bool(layer.bidirectional), bool(layer.bias), bool(layer.batch_first), params)
+    return StackSpec(
+        cell,
+        int(layer.input_size),
+        int(layer.hidden_size),
+        int(layer.num_layers),
+        bool(layer.bidirectional),
+        bool(layer.bias),
+        bool(layer.batch_first),
+        params,
+    )
 
 
 def _onnx_gates(a: np.ndarray, cell: str, H: int) -> np.ndarray:
     """Rows of ``a`` (G*H, ...) regrouped from rnnkit's gate order to ONNX's."""
-    return np.concatenate([a[g * H:(g + 1) * H] for g in _ONNX_GATE_ORDER[cell]], axis=0)
+    return np.concatenate([a[g * H : (g + 1) * H] for g in _ONNX_GATE_ORDER[cell]], axis=0)
 
 
 class Graph:
@@ -116,8 +126,9 @@ class Graph:
             self._small[key] = name
         return name
 
-    def op(self, op_type: str, inputs: Sequence[str], n_out: int = 1, out: Optional[Sequence[str]] = None,
-           **attrs) -> List[str]:
+    def op(
+        self, op_type: str, inputs: Sequence[str], n_out: int = 1, out: Optional[Sequence[str]] = None, **attrs
+    ) -> List[str]:
         """Add a node; returns its output names (``out`` names them, else fresh names)."""
         outs = list(out) if out is not None else [self.fresh(op_type.lower()) for _ in range(n_out)]
         self.nodes.append(helper.make_node(op_type, list(inputs), outs, **attrs))
@@ -146,8 +157,14 @@ class Graph:
         onnx.checker.check_model(model, full_check=True)
         return model
 
-    def recurrent_stack(self, spec: StackSpec, x: str, h0: str, c0: Optional[str], lengths: Optional[str],
-                        ) -> Tuple[str, str, Optional[str]]:
+    def recurrent_stack(
+        self,
+        spec: StackSpec,
+        x: str,
+        h0: str,
+        c0: Optional[str],
+        lengths: Optional[str],
+    ) -> Tuple[str, str, Optional[str]]:
         """x (T, B, I) float32, h0 / c0 (L*D, B, H), lengths (B,) int32 or None -> (y (T, B, D*H),
         h_n (L*D, B, H), c_n or None): one ONNX recurrent operator per layer."""
         H, D, L, cell = spec.hidden_size, spec.directions, spec.num_layers, spec.cell
@@ -161,8 +178,12 @@ class Graph:
             R = np.stack([_onnx_gates(p["weight_hh" + s], cell, H) for s in sfx])
             args = [layer_input, self.const(f"W_l{layer}", W), self.const(f"R_l{layer}", R)]
             if spec.bias:
-                B = np.stack([np.concatenate([_onnx_gates(p["bias_ih" + s], cell, H),
-                                              _onnx_gates(p["bias_hh" + s], cell, H)]) for s in sfx])
+                B = np.stack(
+                    [
+                        np.concatenate([_onnx_gates(p["bias_ih" + s], cell, H), _onnx_gates(p["bias_hh" + s], cell, H)])
+                        for s in sfx
+                    ]
+                )
                 args.append(self.const(f"B_l{layer}", B))
             else:
                 args.append("")
@@ -192,9 +213,13 @@ class Graph:
     def _layer_slice(self, state: str, layer: int, D: int, L: int) -> str:
         if L == 1:
             return state
-        return self.op1("Slice", state, self.const("start", np.array([layer * D], np.int64)),
-                        self.const("end", np.array([(layer + 1) * D], np.int64)),
-                        self.const("axis0", np.array([0], np.int64)))
+        return self.op1(
+            "Slice",
+            state,
+            self.const("start", np.array([layer * D], np.int64)),
+            self.const("end", np.array([(layer + 1) * D], np.int64)),
+            self.const("axis0", np.array([0], np.int64)),
+        )
 
 
 FLOAT = TensorProto.FLOAT

@@ -1,4 +1,5 @@
 """`export_layer`: an RNN / LSTM / GRU stack as an ONNX graph of ONNX's own recurrent operators."""
+
 from __future__ import annotations
 
 import json
@@ -50,7 +51,14 @@ def export_layer(layer: Any, path: str, *, lengths: bool = False, opset: int = O
     if c_n is not None:
         g.rename(c_n, "c_n")
         g.output("c_n", FLOAT, [LD, "B", H])
-    config = {"cell": spec.cell, "input_size": I, "hidden_size": H, "num_layers": spec.num_layers,
-              "bidirectional": spec.bidirectional, "bias": spec.bias, "batch_first": spec.batch_first,
-              "lengths": bool(lengths)}
+    config = {
+        "cell": spec.cell,
+        "input_size": I,
+        "hidden_size": H,
+        "num_layers": spec.num_layers,
+        "bidirectional": spec.bidirectional,
+        "bias": spec.bias,
+        "batch_first": spec.batch_first,
+        "lengths": bool(lengths),
+    }
     write_model(g.model(f"rnnkit {spec.cell} stack", {"rnnkit.layer": json.dumps(config)}), path)

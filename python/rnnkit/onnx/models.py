@@ -6,6 +6,7 @@ Tanh, Where, Softmax); embeddings are Gather, output layers MatMul + Add.
 
 Shape legend: T = time steps, B = batch, N = source length, L = layers, H = hidden size, V = vocabulary.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,8 +59,11 @@ def charlm_model(model, opset: int = OPSET) -> Any:
     g.rename(logits, "logits")
     g.output("logits", FLOAT, ["T", "B", V])
     _state_outputs(g, h_n, c_n, L, H, ("h_n", "c_n"))
-    meta = {"rnnkit.format": "rnnkit-charlm", "rnnkit.model": json.dumps(model.config),
-            "rnnkit.vocab": json.dumps(["\ufffd"] + model.vocab.to_json())}
+    meta = {
+        "rnnkit.format": "rnnkit-charlm",
+        "rnnkit.model": json.dumps(model.config),
+        "rnnkit.vocab": json.dumps(["\ufffd"] + model.vocab.to_json()),
+    }
     return g.model("rnnkit character language model: next-character logits", meta)
 
 
@@ -72,12 +76,23 @@ def _encoder_model(model, meta: Dict[str, str], opset: int) -> Any:
     g = Graph("rnnkit_seq2seq_encoder", opset)
     src = g.input("src", INT64, ["B", "N"])
     src_len = g.input("src_len", INT64, ["B"])
-    x = g.op1("Gather", g.const("src_embed", _f32(model.params["src_embed.weight"])),
-              g.op1("Transpose", src, perm=[1, 0]), axis=0)  # (N, B, E)
-    zeros = g.op1("ConstantOfShape", g.op1("Concat", g.const("LD", np.array([L * D], np.int64)),
-                                           g.op1("Shape", src, start=0, end=1),
-                                           g.const("He", np.array([spec.hidden_size], np.int64)), axis=0),
-                  value=numpy_helper.from_array(np.zeros(1, np.float32)))  # the initial states
+    x = g.op1(
+        "Gather",
+        g.const("src_embed", _f32(model.params["src_embed.weight"])),
+        g.op1("Transpose", src, perm=[1, 0]),
+        axis=0,
+    )  # (N, B, E)
+    zeros = g.op1(
+        "ConstantOfShape",
+        g.op1(
+            "Concat",
+            g.const("LD", np.array([L * D], np.int64)),
+            g.op1("Shape", src, start=0, end=1),
+            g.const("He", np.array([spec.hidden_size], np.int64)),
+            axis=0,
+        ),
+        value=numpy_helper.from_array(np.zeros(1, np.float32)),
+    )  # the initial states
     y, h_n, c_n = g.recurrent_stack(spec, x, zeros, zeros if is_lstm else None, g.op1("Cast", src_len, to=6))
 
     def bridge(s: str) -> str:  # (L*2, B, H/2) -> (L, B, H): layer l's [forward; reverse]
@@ -91,14 +106,22 @@ def _encoder_model(model, meta: Dict[str, str], opset: int) -> Any:
     if attention:
         g.op("Transpose", [y], out=["keys"], perm=[1, 0, 2])
         g.output("keys", FLOAT, ["B", "N", H])
-        positions = g.op1("Range", g.const("zero", np.array(0, np.int64)),
-                          g.op1("Squeeze", g.op1("Shape", src, start=1, end=2), g.const("axis0", np.array([0], np.int64))),
-                          g.const("one", np.array(1, np.int64)))
-        g.op("Less", [g.op1("Unsqueeze", positions, g.const("axis0", np.array([0], np.int64))),
-                      g.op1("Unsqueeze", src_len, g.const("axis1", np.array([1], np.int64)))], out=["mask"])
+        positions = g.op1(
+            "Range",
+            g.const("zero", np.array(0, np.int64)),
+            g.op1("Squeeze", g.op1("Shape", src, start=1, end=2), g.const("axis0", np.array([0], np.int64))),
+            g.const("one", np.array(1, np.int64)),
+        )
+        g.op(
+            "Less",
+            [
+                g.op1("Unsqueeze", positions, g.const("axis0", np.array([0], np.int64))),
+                g.op1("Unsqueeze", src_len, g.const("axis1", np.array([1], np.int64))),
+            ],
+            out=["mask"],
+        )
         g.output("mask", BOOL, ["B", "N"])
-    return g.model("rnnkit seq2seq encoder: the decoder's initial state (and attention keys) of a source batch",
-                   meta)
+    return g.model("rnnkit seq2seq encoder: the decoder's initial state (and attention keys) of a source batch", meta)
 
 
 def _decoder_model(model, meta: Dict[str, str], opset: int) -> Any:
@@ -113,8 +136,12 @@ def _decoder_model(model, meta: Dict[str, str], opset: int) -> Any:
     g = Graph("rnnkit_seq2seq_decoder_step", opset)
     tokens = g.input("tokens", INT64, ["B"])
     h, c = _states(g, is_lstm, L, H, ("h", "c"))
-    x = g.op1("Gather", g.const("tgt_embed", _f32(p["tgt_embed.weight"])),
-              g.op1("Unsqueeze", tokens, g.const("axis0", np.array([0], np.int64))), axis=0)  # (1, B, E)
+    x = g.op1(
+        "Gather",
+        g.const("tgt_embed", _f32(p["tgt_embed.weight"])),
+        g.op1("Unsqueeze", tokens, g.const("axis0", np.array([0], np.int64))),
+        axis=0,
+    )  # (1, B, E)
     y, h_n, c_n = g.recurrent_stack(spec, x, h, c, None)
     s = g.op1("Squeeze", y, g.const("axis0", np.array([0], np.int64)))  # (B, H)
     features = s
@@ -129,8 +156,11 @@ def _decoder_model(model, meta: Dict[str, str], opset: int) -> Any:
             scores = g.op1("MatMul", t, g.const("v", _f32(p["attention.v"])))  # (B, N)
         else:
             query = s if kind == "dot" else g.op1("MatMul", s, g.const("weight", _f32(p["attention.weight"])))
-            scores = g.op1("Squeeze", g.op1("MatMul", keys, g.op1("Unsqueeze", query, g.const("axis2", np.array([2], np.int64)))),
-                           g.const("axis2", np.array([2], np.int64)))  # (B, N)
+            scores = g.op1(
+                "Squeeze",
+                g.op1("MatMul", keys, g.op1("Unsqueeze", query, g.const("axis2", np.array([2], np.int64)))),
+                g.const("axis2", np.array([2], np.int64)),
+            )  # (B, N)
         masked = g.op1("Where", mask, scores, g.const("minus_inf", np.array(-np.inf, np.float32)))
         weights = g.op1("Softmax", masked, axis=-1)  # masked positions get exactly 0
         context = g.op1("Squeeze", g.op1("MatMul", g.op1("Unsqueeze", weights, axis1), keys), axis1)  # (B, H)
@@ -148,9 +178,12 @@ def _decoder_model(model, meta: Dict[str, str], opset: int) -> Any:
 def seq2seq_models(model, opset: int = OPSET) -> Dict[str, Any]:
     """{"encoder": ..., "decoder": ...}: the ONNX models of a `rnnkit.seq2seq.Seq2Seq` (see
     `export_seq2seq`)."""
-    meta = {"rnnkit.format": "rnnkit-seq2seq", "rnnkit.model": json.dumps(model.config),
-            "rnnkit.src_vocab": json.dumps(model.src_vocab.to_json()),
-            "rnnkit.tgt_vocab": json.dumps(model.tgt_vocab.to_json())}
+    meta = {
+        "rnnkit.format": "rnnkit-seq2seq",
+        "rnnkit.model": json.dumps(model.config),
+        "rnnkit.src_vocab": json.dumps(model.src_vocab.to_json()),
+        "rnnkit.tgt_vocab": json.dumps(model.tgt_vocab.to_json()),
+    }
     return {"encoder": _encoder_model(model, meta, opset), "decoder": _decoder_model(model, meta, opset)}
 
 

@@ -12,6 +12,7 @@ functions as the C++ back-end, so the two are interchangeable:
 Modes: "rnn_tanh", "rnn_relu", "lstm" (gate rows i, f, g, o), "gru" (PyTorch/cuDNN, rows r, z, n,
 reset after the hidden product) and "gru_cho" (Cho et al. 2014, reset applied to h before it).
 """
+
 from .._types import MODES, num_gates
 from .sequence import backward, forward, step
 

@@ -19,6 +19,7 @@ API (the same in ``rnnkit.attention``):
     forward(kind, queries, keys, params, mask=None, *, training=True) -> AttentionResult(context, weights, cache)
     backward(cache, dcontext, dweights=None) -> (dqueries, dkeys, dparams)
 """
+
 from __future__ import annotations
 
 from typing import Dict, Optional, Tuple
@@ -40,8 +41,9 @@ from .._checks import FLOAT_DTYPES
 __all__ = ["KINDS", "PARAM_NAMES", "AttentionResult", "init_params", "forward", "backward", "masked_softmax"]
 
 
-def init_params(kind: str, query_size: int, key_size: int, attn_size: Optional[int] = None,
-                dtype=np.float32, rng=None) -> Dict[str, np.ndarray]:
+def init_params(
+    kind: str, query_size: int, key_size: int, attn_size: Optional[int] = None, dtype=np.float32, rng=None
+) -> Dict[str, np.ndarray]:
     """Fresh parameters of one attention ``kind``, initialised like ``torch.nn.Linear`` weights.
 
     Each matrix is a linear map whose input is its second axis (W maps h to the query space, W_q and
@@ -60,8 +62,9 @@ def init_params(kind: str, query_size: int, key_size: int, attn_size: Optional[i
         "v": (A,)} for "additive".
     """
     check_kind(kind)
-    for name, n in (("query_size", query_size), ("key_size", key_size)) + ((("attn_size", attn_size),)
-                                                                          if attn_size is not None else ()):
+    for name, n in (("query_size", query_size), ("key_size", key_size)) + (
+        (("attn_size", attn_size),) if attn_size is not None else ()
+    ):
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
             raise ValueError(f"{name} must be a positive int, got {n!r}")
     if kind == "dot" and query_size != key_size:
@@ -102,8 +105,15 @@ class ReferenceCache:
         self.args, self.projected, self.alpha, self.tanh = args, projected, alpha, tanh
 
 
-def forward(kind: str, queries: np.ndarray, keys: np.ndarray, params: Dict[str, np.ndarray],
-            mask: Optional[np.ndarray] = None, *, training: bool = True) -> AttentionResult:
+def forward(
+    kind: str,
+    queries: np.ndarray,
+    keys: np.ndarray,
+    params: Dict[str, np.ndarray],
+    mask: Optional[np.ndarray] = None,
+    *,
+    training: bool = True,
+) -> AttentionResult:
     """Attention of every query over the keys of its batch element.
 
     Args:
@@ -120,24 +130,25 @@ def forward(kind: str, queries: np.ndarray, keys: np.ndarray, params: Dict[str, 
     S, H, p = a.queries, a.keys, a.params
     projected = tnh = None
     if kind == "dot":
-        e = S @ H.transpose(0, 2, 1)                                  # e_ti = s_t . h_i
+        e = S @ H.transpose(0, 2, 1)  # e_ti = s_t . h_i
     elif kind == "general":
-        projected = S @ p["weight"]                                   # s_t^T W, (B, T, Hk)
-        e = projected @ H.transpose(0, 2, 1)                          # e_ti = s_t^T W h_i
+        projected = S @ p["weight"]  # s_t^T W, (B, T, Hk)
+        e = projected @ H.transpose(0, 2, 1)  # e_ti = s_t^T W h_i
     else:
-        q = S @ p["w_query"].T                                        # W_q s_t, (B, T, A)
-        k = H @ p["w_key"].T                                          # W_k h_i, (B, N, A)
-        tnh = np.tanh(q[:, :, None, :] + k[:, None, :, :])            # (B, T, N, A)
-        e = tnh @ p["v"]                                              # e_ti = v^T tanh(W_q s_t + W_k h_i)
-    alpha = masked_softmax(e, a.mask)                                 # alpha_t = softmax_i(e_ti)
-    context = alpha @ H                                               # a_t = sum_i alpha_ti h_i
+        q = S @ p["w_query"].T  # W_q s_t, (B, T, A)
+        k = H @ p["w_key"].T  # W_k h_i, (B, N, A)
+        tnh = np.tanh(q[:, :, None, :] + k[:, None, :, :])  # (B, T, N, A)
+        e = tnh @ p["v"]  # e_ti = v^T tanh(W_q s_t + W_k h_i)
+    alpha = masked_softmax(e, a.mask)  # alpha_t = softmax_i(e_ti)
+    context = alpha @ H  # a_t = sum_i alpha_ti h_i
     # The cache keeps its own alpha: the caller may write to the returned weights.
     cache = ReferenceCache(a, projected, alpha.copy(), tnh) if training else None
     return AttentionResult(context, alpha, cache)
 
 
-def backward(cache: ReferenceCache, dcontext: np.ndarray, dweights: Optional[np.ndarray] = None
-             ) -> Tuple[np.ndarray, np.ndarray, Dict[str, np.ndarray]]:
+def backward(
+    cache: ReferenceCache, dcontext: np.ndarray, dweights: Optional[np.ndarray] = None
+) -> Tuple[np.ndarray, np.ndarray, Dict[str, np.ndarray]]:
     """Gradients of a loss through the forward that returned ``cache``.
 
     Args:
@@ -163,15 +174,15 @@ def backward(cache: ReferenceCache, dcontext: np.ndarray, dweights: Optional[np.
         dqueries = de @ H
         dkeys += de.transpose(0, 2, 1) @ S
     elif a.kind == "general":
-        dprojected = de @ H                                           # w.r.t. s_t^T W
+        dprojected = de @ H  # w.r.t. s_t^T W
         dkeys += de.transpose(0, 2, 1) @ cache.projected
         dqueries = dprojected @ p["weight"].T
         dparams["weight"] = np.einsum("btq,btk->qk", S, dprojected)
     else:
         tnh = cache.tanh
         dparams_v = np.einsum("btn,btna->a", de, tnh)
-        dpre = de[..., None] * p["v"] * (1 - tnh * tnh)               # w.r.t. W_q s_t + W_k h_i, (B, T, N, A)
-        dq, dk = dpre.sum(axis=2), dpre.sum(axis=1)                   # (B, T, A), (B, N, A)
+        dpre = de[..., None] * p["v"] * (1 - tnh * tnh)  # w.r.t. W_q s_t + W_k h_i, (B, T, N, A)
+        dq, dk = dpre.sum(axis=2), dpre.sum(axis=1)  # (B, T, A), (B, N, A)
         dqueries = dq @ p["w_query"]
         dkeys += dk @ p["w_key"]
         dparams["w_query"] = np.einsum("bta,btq->aq", dq, S)

@@ -8,6 +8,7 @@ Every ``*_step_forward`` returns its new state(s) and a ``cache``; the matching 
 takes the gradients w.r.t. those states and the cache, and returns the gradients w.r.t. the step's
 input, previous state(s) and parameters, in the order of the forward's arguments.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -36,13 +37,12 @@ def projections_backward(da_x, da_h, x, h_in, w_ih, w_hh):
     da_x, da_h: (B, G*H) gradients w.r.t. a_x and a_h (equal unless the cell uses them apart, as GRU).
     Returns dx (B, I), dh_in (B, H), dw_ih, dw_hh, db_ih, db_hh.
     """
-    return (da_x @ w_ih, da_h @ w_hh,
-            da_x.T @ x, da_h.T @ h_in,
-            da_x.sum(axis=0), da_h.sum(axis=0))
+    return (da_x @ w_ih, da_h @ w_hh, da_x.T @ x, da_h.T @ h_in, da_x.sum(axis=0), da_h.sum(axis=0))
 
 
 # ---------------------------------------------------------------------------------------------------
 # Vanilla RNN:  h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh),  act = tanh or relu
+
 
 def rnn_step_forward(x, h_prev, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh"):
     """One vanilla RNN step; returns (h, cache)."""
@@ -64,6 +64,7 @@ def rnn_step_backward(dh, cache):
 #   [i; f; g; o] = [sigmoid; sigmoid; tanh; sigmoid](W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
 #   c_t = f * c_{t-1} + i * g
 #   h_t = o * tanh(c_t)
+
 
 def lstm_step_forward(x, h_prev, c_prev, w_ih, w_hh, b_ih, b_hh):
     """One LSTM step; returns (h, c, cache)."""
@@ -95,6 +96,7 @@ def lstm_step_backward(dh, dc, cache):
 #   n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))
 #   h_t = (1 - z_t) * n_t + z_t * h_{t-1}
 
+
 def gru_step_forward(x, h_prev, w_ih, w_hh, b_ih, b_hh):
     """One GRU step (PyTorch form); returns (h, cache)."""
     a_xr, a_xz, a_xn = np.split(x @ w_ih.T + b_ih, 3, axis=1)
@@ -124,6 +126,7 @@ def gru_step_backward(dh, cache):
 #   r_t, z_t as above
 #   n_t = tanh(W_in x_t + b_in + W_hn (r_t * h_{t-1}) + b_hn)
 #   h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+
 
 def gru_cho_step_forward(x, h_prev, w_ih, w_hh, b_ih, b_hh):
     """One GRU step (Cho et al. form); returns (h, cache)."""

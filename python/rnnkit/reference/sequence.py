@@ -9,6 +9,7 @@ The loop is backpropagation through time as the lecture states it: run forward o
 sequence keeping each step's cache, then backward over it in the opposite order, summing each step's
 weight gradients (the weights are shared across steps).
 """
+
 from __future__ import annotations
 
 from typing import List, Optional, Tuple
@@ -50,10 +51,21 @@ def _schedule(args: ForwardArgs):
         yield t, np.flatnonzero(t < lengths)
 
 
-def forward(mode: str, x: np.ndarray, h0: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
-            b_ih: Optional[np.ndarray] = None, b_hh: Optional[np.ndarray] = None, *,
-            c0: Optional[np.ndarray] = None, lengths: Optional[np.ndarray] = None,
-            reverse: bool = False, training: bool = True, ids: Optional[np.ndarray] = None) -> ForwardResult:
+def forward(
+    mode: str,
+    x: np.ndarray,
+    h0: np.ndarray,
+    w_ih: np.ndarray,
+    w_hh: np.ndarray,
+    b_ih: Optional[np.ndarray] = None,
+    b_hh: Optional[np.ndarray] = None,
+    *,
+    c0: Optional[np.ndarray] = None,
+    lengths: Optional[np.ndarray] = None,
+    reverse: bool = False,
+    training: bool = True,
+    ids: Optional[np.ndarray] = None,
+) -> ForwardResult:
     """Run one layer in one direction over a time-major sequence.
 
     mode: one of MODES. x (T, B, I); h0 (B, H); c0 (B, H), LSTM only, None = zeros; w_ih (G*H, I);
@@ -82,9 +94,15 @@ def forward(mode: str, x: np.ndarray, h0: np.ndarray, w_ih: np.ndarray, w_hh: np
     return ForwardResult(y, state[0], c_n, Workspace(args, steps) if training else None)
 
 
-def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = None,
-             dc_n: Optional[np.ndarray] = None, *, accumulate_into: Optional[tuple] = None,
-             projection_grad: bool = False) -> Gradients:
+def backward(
+    workspace: Workspace,
+    dy: np.ndarray,
+    dh_n: Optional[np.ndarray] = None,
+    dc_n: Optional[np.ndarray] = None,
+    *,
+    accumulate_into: Optional[tuple] = None,
+    projection_grad: bool = False,
+) -> Gradients:
     """Backpropagation through time for the forward that returned ``workspace``.
 
     dy (T, B, H) gradient w.r.t. y; dh_n, dc_n (B, H) gradients w.r.t. h_n and (LSTM only) c_n,
@@ -95,8 +113,10 @@ def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = 
     x W_ih^T (T, B, G*H) and dw_ih is None. With ids, dx is the gradient w.r.t. the table x (V, I).
     """
     if workspace is None:
-        raise RuntimeError("backward needs a training-mode forward (forward(..., training=True)); "
-                           "got workspace None from an inference forward")
+        raise RuntimeError(
+            "backward needs a training-mode forward (forward(..., training=True)); "
+            "got workspace None from an inference forward"
+        )
     if not isinstance(workspace, Workspace):
         raise TypeError(f"workspace must come from rnnkit.reference.forward, got {type(workspace).__name__}")
     args = workspace.args
@@ -113,9 +133,9 @@ def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = 
         dstate_live[0] += dy[t, live]  # h_t feeds both the output y_t and the next step
         dx_t, *grads = cell.step_backward(*dstate_live, cache)
         dx[t, live] = dx_t
-        for d, g in zip(dstate, grads[:cell.num_states]):
+        for d, g in zip(dstate, grads[: cell.num_states]):
             d[live] = g
-        for total, g in zip(dparams, grads[cell.num_states:]):
+        for total, g in zip(dparams, grads[cell.num_states :]):
             total += g
     dw_ih, dw_hh = dparams[0], dparams[1]
     db_ih, db_hh = (dparams[2], dparams[3]) if args.has_bias else (None, None)
@@ -137,16 +157,34 @@ def _projection_backward(args: ForwardArgs, dy, dh_n, dc_n, into) -> Gradients:
     identity W_ih, whose dx it is."""
     GH = args.G * args.H
     proj = args.inputs @ args.w_ih.T
-    ws = forward(args.mode, proj, args.h0, np.eye(GH, dtype=args.dtype), args.w_hh, args.b_ih, args.b_hh,
-                 c0=args.c0, lengths=args.lengths, reverse=args.reverse).workspace
+    ws = forward(
+        args.mode,
+        proj,
+        args.h0,
+        np.eye(GH, dtype=args.dtype),
+        args.w_hh,
+        args.b_ih,
+        args.b_hh,
+        c0=args.c0,
+        lengths=args.lengths,
+        reverse=args.reverse,
+    ).workspace
     if into is not None:  # the identity's gradient goes to scratch, the caller's dw_ih stays untouched
         into = (np.zeros((GH, GH), args.dtype),) + tuple(into[1:])
     return backward(ws, dy, dh_n, dc_n, accumulate_into=into)._replace(dw_ih=None)
 
 
-def step(mode: str, x: np.ndarray, h: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
-         b_ih: Optional[np.ndarray] = None, b_hh: Optional[np.ndarray] = None, *,
-         c: Optional[np.ndarray] = None) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+def step(
+    mode: str,
+    x: np.ndarray,
+    h: np.ndarray,
+    w_ih: np.ndarray,
+    w_hh: np.ndarray,
+    b_ih: Optional[np.ndarray] = None,
+    b_hh: Optional[np.ndarray] = None,
+    *,
+    c: Optional[np.ndarray] = None,
+) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """One inference time step: x (B, I), h (B, H), c (B, H) LSTM only (None = zeros).
 
     Returns (h_new, c_new), c_new None unless LSTM; the same equations as one step of ``forward``.

@@ -1,4 +1,5 @@
 """``rnnkit eval-seq2seq DIR``: metrics of a trained sequence-to-sequence model on its test split or a file."""
+
 from __future__ import annotations
 
 import json
@@ -9,15 +10,24 @@ from ..cliutil import Parser, deprecated_alias, positive_int, run
 
 def main(argv: List[str], prog: str = "rnnkit eval-seq2seq") -> int:
     """``rnnkit eval-seq2seq DIR [--beam N] [--pairs FILE] [--json]``."""
-    p = Parser(prog=prog, description="Decode the test split of the data the model in DIR was trained on (or "
-               "every pair of --pairs FILE) and print exact match and token accuracy (and corpus BLEU, 0-100, for word tokens).")
+    p = Parser(
+        prog=prog,
+        description="Decode the test split of the data the model in DIR was trained on (or "
+        "every pair of --pairs FILE) and print exact match and token accuracy (and corpus BLEU, 0-100, for word tokens).",
+    )
     p.add_argument("dir", metavar="DIR")
-    p.add_argument("--latest", action="store_true", help="use the run's latest checkpoint (default: its best, "
-                   "best.npz, when there is one)")
+    p.add_argument(
+        "--latest",
+        action="store_true",
+        help="use the run's latest checkpoint (default: its best, best.npz, when there is one)",
+    )
     p.add_argument("--beam", type=positive_int, default=1, help="beam size (default 1: greedy)")
     p.add_argument("--alpha", type=float, default=0.6, help="GNMT length normalisation exponent")
-    p.add_argument("--pairs", metavar="FILE", help="score on every pair of this file instead (default: "
-                   "the --split of the training data)")
+    p.add_argument(
+        "--pairs",
+        metavar="FILE",
+        help="score on every pair of this file instead (default: the --split of the training data)",
+    )
     p.add_argument("--split", choices=["test", "val"], default="test", help="which held-out split (default test)")
     p.add_argument("--max-output", type=positive_int, help="decoding limit in tokens (default: the training run's)")
     deprecated_alias(p, "--max-len", "--max-output", positive_int)

@@ -1,4 +1,5 @@
 """``rnnkit translate DIR "input"``: print a trained sequence-to-sequence model's output for one input."""
+
 from __future__ import annotations
 
 import sys
@@ -9,20 +10,27 @@ from ..cliutil import Parser, check_output_file, deprecated_alias, positive_int,
 
 def main(argv: List[str], prog: str = "rnnkit translate") -> int:
     """``rnnkit translate DIR "input" [--beam 5] [--alpha 0.6] [--attention-plot FILE.png]``."""
-    p = Parser(prog=prog, description="Print the output of the model saved in DIR for INPUT (beam search; "
-               "--beam 1 is greedy decoding).")
+    p = Parser(
+        prog=prog,
+        description="Print the output of the model saved in DIR for INPUT (beam search; --beam 1 is greedy decoding).",
+    )
     p.add_argument("dir", metavar="DIR")
-    p.add_argument("--latest", action="store_true", help="use the run's latest checkpoint (default: its best, "
-                   "best.npz, when there is one)")
+    p.add_argument(
+        "--latest",
+        action="store_true",
+        help="use the run's latest checkpoint (default: its best, best.npz, when there is one)",
+    )
     p.add_argument("input", metavar="INPUT")
     p.add_argument("--beam", type=positive_int, default=5, help="beam size (default 5)")
     p.add_argument("--alpha", type=float, default=0.6, help="GNMT length normalisation exponent (0: none)")
     p.add_argument("--max-output", type=positive_int, help="decoding limit in tokens (default: the training run's)")
     deprecated_alias(p, "--max-len", "--max-output", positive_int)
-    p.add_argument("--n-best", type=positive_int, default=1, help="print this many hypotheses, best first, "
-                   "each with its score")
-    p.add_argument("--attention-plot", metavar="FILE.png", help="draw the attention matrix of the best output "
-                   "(default: none)")
+    p.add_argument(
+        "--n-best", type=positive_int, default=1, help="print this many hypotheses, best first, each with its score"
+    )
+    p.add_argument(
+        "--attention-plot", metavar="FILE.png", help="draw the attention matrix of the best output (default: none)"
+    )
     a = p.parse_args(argv)
 
     def body() -> int:

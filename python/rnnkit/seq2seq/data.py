@@ -7,6 +7,7 @@ splits later (so ``eval-seq2seq DIR`` finds the test split again):
 
 Shape legend: B = batch, N = source length (with its end symbol), T = target length + 1.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,13 @@ __all__ = ["task_spec", "pairs_spec", "load_splits", "Batch", "Encoded", "make_b
 
 def task_spec(name: str, seed: int = 0, sizes: Optional[Dict[str, int]] = None, **options: Any) -> Dict[str, Any]:
     """The data spec of built-in task ``name`` (options checked now, so errors come early)."""
-    return {"task": name, "options": task_options(name, **options), "seed": int(seed),
-            "sizes": {**DEFAULT_SIZES, **(sizes or {})}, "tokens": "char"}
+    return {
+        "task": name,
+        "options": task_options(name, **options),
+        "seed": int(seed),
+        "sizes": {**DEFAULT_SIZES, **(sizes or {})},
+        "tokens": "char",
+    }
 
 
 def pairs_spec(path: str, tokens: str = "char", seed: int = 0) -> Dict[str, Any]:
@@ -66,7 +72,7 @@ def make_batch(src: Sequence[np.ndarray], tgt: Sequence[np.ndarray], dtype=np.fl
     N = int(src_len.max())
     S = np.full((B, N), PAD, np.int32)
     for i, s in enumerate(src):
-        S[i, :len(s)] = s
+        S[i, : len(s)] = s
     T = max(len(t) for t in tgt) + 1
     tin = np.full((T, B), PAD, np.int32)
     tout = np.full((T, B), PAD, np.int32)
@@ -74,10 +80,10 @@ def make_batch(src: Sequence[np.ndarray], tgt: Sequence[np.ndarray], dtype=np.fl
     for i, t in enumerate(tgt):
         n = len(t)
         tin[0, i] = BOS
-        tin[1:n + 1, i] = t
+        tin[1 : n + 1, i] = t
         tout[:n, i] = t
         tout[n, i] = EOS
-        w[:n + 1, i] = 1
+        w[: n + 1, i] = 1
     return Batch(S, src_len, tin, tout, w)
 
 
@@ -112,5 +118,7 @@ class Encoded:
 
 def build_vocabs(train: Sequence[Pair], kind: str) -> Tuple[TokenVocab, TokenVocab]:
     """Source and target vocabularies of the training pairs."""
-    return (TokenVocab.build(tokenize(s, kind) for s, _ in train),
-            TokenVocab.build(tokenize(t, kind) for _, t in train))
+    return (
+        TokenVocab.build(tokenize(s, kind) for s, _ in train),
+        TokenVocab.build(tokenize(t, kind) for _, t in train),
+    )

@@ -19,6 +19,7 @@ greedy decoding. Finally the greedy hypothesis is run beside the beam (one more 
 hypothesis returned never scores below greedy's, and asking for the ``n_best`` best returns that many
 (up to K + 1 exist, fewer only where the vocabulary allows fewer distinct outputs), best first.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
@@ -59,8 +60,9 @@ def _check(max_len: int, alpha: float) -> None:
         raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
 
 
-def greedy(decoder: Decoder, state: DecodeState, max_len: int, alpha: float = 0.6,
-           return_attention: bool = False) -> List[Hypothesis]:
+def greedy(
+    decoder: Decoder, state: DecodeState, max_len: int, alpha: float = 0.6, return_attention: bool = False
+) -> List[Hypothesis]:
     """The most likely token at every step until </s> or ``max_len`` tokens; one Hypothesis per example.
     Consumes ``state``."""
     _check(max_len, alpha)
@@ -89,7 +91,7 @@ def greedy(decoder: Decoder, state: DecodeState, max_len: int, alpha: float = 0.
     hyps = []
     for b in range(B):
         n = int(length[b])
-        toks = out[b, :n - 1 if ended[b] else n].tolist()
+        toks = out[b, : n - 1 if ended[b] else n].tolist()
         score = float(logp_sum[b] / length_penalty(n, alpha))
         hyps.append(Hypothesis(toks, float(logp_sum[b]), n, score, None if att is None else att[b, :n]))
     return hyps
@@ -107,8 +109,15 @@ def greedy_tokens(decoder: Decoder, state: DecodeState, steps: int) -> np.ndarra
     return out
 
 
-def beam_search(decoder: Decoder, state: DecodeState, beam: int, max_len: int, alpha: float = 0.6,
-                n_best: int = 1, return_attention: bool = False) -> List[List[Hypothesis]]:
+def beam_search(
+    decoder: Decoder,
+    state: DecodeState,
+    beam: int,
+    max_len: int,
+    alpha: float = 0.6,
+    n_best: int = 1,
+    return_attention: bool = False,
+) -> List[List[Hypothesis]]:
     """Batched beam search (see the module docstring); for each example its up to ``n_best`` best
     hypotheses, best first. Consumes ``state``."""
     _check(max_len, alpha)
@@ -130,7 +139,7 @@ def beam_search(decoder: Decoder, state: DecodeState, beam: int, max_len: int, a
     for t in range(max_len):
         logp, w = decoder.step(tokens, st, return_attention)
         cand = (scores[:, :, None] + logp.reshape(B, K, V).astype(np.float64)).reshape(B, K * V)
-        order = np.argsort(-cand, axis=1, kind="stable")[:, :2 * K]
+        order = np.argsort(-cand, axis=1, kind="stable")[:, : 2 * K]
         top = np.take_along_axis(cand, order, axis=1)
         parent, tok = order // V, (order % V).astype(np.int32)
         step_att: Any = None
@@ -143,8 +152,11 @@ def beam_search(decoder: Decoder, state: DecodeState, beam: int, max_len: int, a
         for b, r in zip(*np.nonzero(is_eos[:, :K] & ~done[:, None])):
             p = parent[b, r]
             a = None if att_hist is None else np.concatenate([att_hist[b, p], step_att[b, p][None]], axis=0)
-            finished[b].append(Hypothesis(hist[b, p].tolist(), float(top[b, r]), t + 1,
-                                          float(top[b, r] / length_penalty(t + 1, alpha)), a))
+            finished[b].append(
+                Hypothesis(
+                    hist[b, p].tolist(), float(top[b, r]), t + 1, float(top[b, r] / length_penalty(t + 1, alpha)), a
+                )
+            )
         # The best K candidates that do not end stay alive (at most K of the 2K end: one </s> per parent).
         keep = tok != EOS
         chosen = keep & (np.cumsum(keep, axis=1) <= K)
@@ -160,10 +172,15 @@ def beam_search(decoder: Decoder, state: DecodeState, beam: int, max_len: int, a
             for b in np.nonzero(~done)[0]:
                 for k in range(K):
                     if np.isfinite(scores[b, k]):
-                        finished[b].append(Hypothesis(
-                            hist[b, k].tolist(), float(scores[b, k]), max_len,
-                            float(scores[b, k] / length_penalty(max_len, alpha)),
-                            None if att_hist is None else att_hist[b, k]))
+                        finished[b].append(
+                            Hypothesis(
+                                hist[b, k].tolist(),
+                                float(scores[b, k]),
+                                max_len,
+                                float(scores[b, k] / length_penalty(max_len, alpha)),
+                                None if att_hist is None else att_hist[b, k],
+                            )
+                        )
             break
         if done.all():
             break
@@ -171,15 +188,24 @@ def beam_search(decoder: Decoder, state: DecodeState, beam: int, max_len: int, a
         tokens = new_tok.reshape(-1)
     results = []
     for b in range(B):
-        distinct: Dict[Tuple[Tuple[int, ...], int], Hypothesis] = {}  # the greedy path may also be among the finished, its score rounded otherwise: keep one
+        distinct: Dict[
+            Tuple[Tuple[int, ...], int], Hypothesis
+        ] = {}  # the greedy path may also be among the finished, its score rounded otherwise: keep one
         for h in sorted(finished[b] + [reference[b]], key=lambda h: -h.score):
             distinct.setdefault((tuple(h.tokens), h.length), h)
         results.append(list(distinct.values())[:n_best])
     return results
 
 
-def translate(model, src: np.ndarray, src_len: np.ndarray, beam: int = 1, max_len: int = 50, alpha: float = 0.6,
-              return_attention: bool = False) -> List[Hypothesis]:
+def translate(
+    model,
+    src: np.ndarray,
+    src_len: np.ndarray,
+    beam: int = 1,
+    max_len: int = 50,
+    alpha: float = 0.6,
+    return_attention: bool = False,
+) -> List[Hypothesis]:
     """The best hypothesis for each source of a batch (src (B, N), src_len (B,)) of a `Seq2Seq`: greedy
     for beam 1, else beam search."""
     state = model.start(src, src_len)
@@ -188,15 +214,16 @@ def translate(model, src: np.ndarray, src_len: np.ndarray, beam: int = 1, max_le
     return [h[0] for h in beam_search(model.decoder, state, beam, max_len, alpha, 1, return_attention)]
 
 
-def translate_all(model, srcs: Sequence[np.ndarray], beam: int = 1, max_len: int = 50, alpha: float = 0.6,
-                  batch: int = 256) -> List[List[int]]:
+def translate_all(
+    model, srcs: Sequence[np.ndarray], beam: int = 1, max_len: int = 50, alpha: float = 0.6, batch: int = 256
+) -> List[List[int]]:
     """Output ids of every encoded source (each ending with </s>), ``batch`` sources at a time."""
     out: List[List[int]] = []
     for start in range(0, len(srcs), batch):
-        chunk = srcs[start:start + batch]
+        chunk = srcs[start : start + batch]
         lens = np.array([len(s) for s in chunk], np.int64)
         S = np.full((len(chunk), int(lens.max())), PAD, np.int32)
         for i, s in enumerate(chunk):
-            S[i, :len(s)] = s
+            S[i, : len(s)] = s
         out.extend(h.tokens for h in translate(model, S, lens, beam, max_len, alpha))
     return out

@@ -6,6 +6,7 @@
 * BLEU (Papineni et al. 2002): corpus-level, up to 4-grams, clipped counts, uniform weights, brevity
   penalty, no smoothing, reported 0..100 (the standard corpus BLEU, as sacrebleu's with tokenised input).
 """
+
 from __future__ import annotations
 
 import math
@@ -37,7 +38,7 @@ def token_accuracy(hyps: Sequence[Tokens], refs: Sequence[Tokens]) -> float:
 
 
 def _ngrams(tokens: Tokens, n: int) -> Counter:
-    return Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+    return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
 
 
 def corpus_bleu(hyps: Sequence[Tokens], refs: Sequence[Tokens], max_n: int = 4) -> float:

@@ -29,6 +29,7 @@ Training runs each recurrent stack over the whole sequence in one kernel call pe
 direction, and the attention over all T steps at once. Decoding (`rnnkit.seq2seq.decode`) steps the
 decoder with `rnnkit.kernels.step`, one call per layer on the whole batch (times the beam).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -44,8 +45,16 @@ from ..rundir import kind_of
 from .data import Batch
 from .vocab import TokenVocab
 
-__all__ = ["Seq2Seq", "VectorToSequence", "Decoder", "DecodeState", "ATTENTIONS", "get_attention_backend",
-           "CHECKPOINT_FILE", "FORMAT"]
+__all__ = [
+    "Seq2Seq",
+    "VectorToSequence",
+    "Decoder",
+    "DecodeState",
+    "ATTENTIONS",
+    "get_attention_backend",
+    "CHECKPOINT_FILE",
+    "FORMAT",
+]
 
 ATTENTIONS = ("none", "dot", "general", "additive")
 CHECKPOINT_FILE = checkpoint.LATEST_FILE
@@ -99,8 +108,7 @@ class DecodeState:
 
     __slots__ = ("h", "c", "keys", "mask")
 
-    def __init__(self, h: np.ndarray, c: Optional[np.ndarray], keys: Optional[np.ndarray],
-                 mask: Optional[np.ndarray]):
+    def __init__(self, h: np.ndarray, c: Optional[np.ndarray], keys: Optional[np.ndarray], mask: Optional[np.ndarray]):
         self.h = np.ascontiguousarray(h)
         self.c = None if c is None else np.ascontiguousarray(c)
         self.keys = None if keys is None else np.ascontiguousarray(keys)
@@ -133,9 +141,21 @@ class Decoder(_Params):
     ``head.weight`` / ``head.bias``.
     """
 
-    def __init__(self, vocab_size: int, cell: str, layers: int, hidden: int, embed: int, attention: str,
-                 key_size: int, attn_size: Optional[int], dtype: Any, seed_seq: np.random.SeedSequence,
-                 backend: Any = None, dropout: float = 0.0):
+    def __init__(
+        self,
+        vocab_size: int,
+        cell: str,
+        layers: int,
+        hidden: int,
+        embed: int,
+        attention: str,
+        key_size: int,
+        attn_size: Optional[int],
+        dtype: Any,
+        seed_seq: np.random.SeedSequence,
+        backend: Any = None,
+        dropout: float = 0.0,
+    ):
         if attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, got {attention!r}")
         if not 0.0 <= dropout < 1.0:
@@ -147,17 +167,28 @@ class Decoder(_Params):
         self.dropout = float(dropout)
         self.drop_rng = np.random.default_rng(s_drop)
         self.embed = Embedding(vocab_size, embed, dtype, np.random.default_rng(s_embed))
-        self.rnn = CELLS[cell](embed, hidden, layers, dropout=self.dropout if layers > 1 else 0.0, dtype=dtype,
-                               seed=int(s_rnn.generate_state(1)[0]))
+        self.rnn = CELLS[cell](
+            embed,
+            hidden,
+            layers,
+            dropout=self.dropout if layers > 1 else 0.0,
+            dtype=dtype,
+            seed=int(s_rnn.generate_state(1)[0]),
+        )
         self.attn = None
         self.attn_params: Dict[str, np.ndarray] = {}
         if attention != "none":
             self.attn = backend if backend is not None else get_attention_backend()
             if attention == "dot" and key_size != hidden:
                 raise ValueError(f"dot attention needs keys as wide as the decoder state ({key_size} != {hidden})")
-            self.attn_params = self.attn.init_params(attention, hidden, key_size,
-                                                     attn_size if attention == "additive" else None, dtype=dtype,
-                                                     rng=np.random.default_rng(s_attn))
+            self.attn_params = self.attn.init_params(
+                attention,
+                hidden,
+                key_size,
+                attn_size if attention == "additive" else None,
+                dtype=dtype,
+                rng=np.random.default_rng(s_attn),
+            )
         self.attn_grads = {k: np.zeros_like(v) for k, v in self.attn_params.items()}
         self.head = Linear(hidden + (key_size if self.attn else 0), vocab_size, dtype, np.random.default_rng(s_head))
         self._cache: Optional[tuple] = None
@@ -165,10 +196,12 @@ class Decoder(_Params):
         self._collect(self.groups())
 
     def groups(self):
-        return [("tgt_embed", self.embed.params, self.embed.grads),
-                ("decoder", dict(self.rnn.named_parameters()), self.rnn.grads),
-                ("attention", self.attn_params, self.attn_grads),
-                ("head", self.head.params, self.head.grads)]
+        return [
+            ("tgt_embed", self.embed.params, self.embed.grads),
+            ("decoder", dict(self.rnn.named_parameters()), self.rnn.grads),
+            ("attention", self.attn_params, self.attn_grads),
+            ("head", self.head.params, self.head.grads),
+        ]
 
     @property
     def is_lstm(self) -> bool:
@@ -176,8 +209,15 @@ class Decoder(_Params):
 
     # ------------------------------------------------------------------ training
 
-    def forward(self, tgt_in: np.ndarray, h0: np.ndarray, c0: Optional[np.ndarray], keys: Optional[np.ndarray],
-                mask: Optional[np.ndarray], training: bool = True) -> np.ndarray:
+    def forward(
+        self,
+        tgt_in: np.ndarray,
+        h0: np.ndarray,
+        c0: Optional[np.ndarray],
+        keys: Optional[np.ndarray],
+        mask: Optional[np.ndarray],
+        training: bool = True,
+    ) -> np.ndarray:
         """Teacher-forced pass: tgt_in (T, B) ids from initial state h0 (L, B, H) (and c0) -> logits
         (T*B, V), rows in (t, b) order. keys (B, N, H) and mask (B, N) feed the attention (None
         without). In training mode it keeps what `backward` needs."""
@@ -228,8 +268,9 @@ class Decoder(_Params):
 
     # ------------------------------------------------------------------ decoding
 
-    def step(self, tokens: np.ndarray, state: DecodeState, want_weights: bool = False
-             ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    def step(
+        self, tokens: np.ndarray, state: DecodeState, want_weights: bool = False
+    ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         """One decoding step for the whole batch: tokens (B,) ids -> (log-probabilities (B, V), attention
         weights (B, N) if ``want_weights`` and there is attention, else None). Each layer is one
         `rnnkit.kernels.step` call writing into ``state`` in place."""
@@ -239,14 +280,24 @@ class Decoder(_Params):
         for l in range(self.layers):
             h = state.h[l]
             c = state.c[l] if state.c is not None else None
-            kernels.step(mode, x, h, p[f"weight_ih_l{l}"], p[f"weight_hh_l{l}"], p.get(f"bias_ih_l{l}"),
-                         p.get(f"bias_hh_l{l}"), c=c, out=(h, c))
+            kernels.step(
+                mode,
+                x,
+                h,
+                p[f"weight_ih_l{l}"],
+                p[f"weight_hh_l{l}"],
+                p.get(f"bias_ih_l{l}"),
+                p.get(f"bias_hh_l{l}"),
+                c=c,
+                out=(h, c),
+            )
             x = h
         s = state.h[self.layers - 1]
         weights = None
         if self.attn is not None:
-            res = self.attn.forward(self.attention, s[:, None, :], state.keys, self.attn_params, state.mask,
-                                    training=False)
+            res = self.attn.forward(
+                self.attention, s[:, None, :], state.keys, self.attn_params, state.mask, training=False
+            )
             s = np.concatenate([s, res.context[:, 0, :]], axis=1)
             if want_weights:
                 weights = res.weights[:, 0, :]
@@ -271,37 +322,69 @@ class Seq2Seq(_Params):
     `Decoder`'s.
     """
 
-    def __init__(self, src_vocab: TokenVocab, tgt_vocab: TokenVocab, cell: str = "lstm", layers: int = 1,
-                 hidden: int = 128, embed: int = 64, bidirectional: bool = False, attention: str = "none",
-                 attn_size: Optional[int] = None, dtype: Any = np.float32, seed: int = 0,
-                 attention_backend: Any = None, dropout: float = 0.0):
+    def __init__(
+        self,
+        src_vocab: TokenVocab,
+        tgt_vocab: TokenVocab,
+        cell: str = "lstm",
+        layers: int = 1,
+        hidden: int = 128,
+        embed: int = 64,
+        bidirectional: bool = False,
+        attention: str = "none",
+        attn_size: Optional[int] = None,
+        dtype: Any = np.float32,
+        seed: int = 0,
+        attention_backend: Any = None,
+        dropout: float = 0.0,
+    ):
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {cell!r}")
         _check_positive(layers=layers, hidden=hidden, embed=embed)
         if attn_size is not None:
             _check_positive(attn_size=attn_size)
         if bidirectional and hidden % 2:
-            raise ValueError(f"a bidirectional encoder splits --hidden between its directions, so it must be "
-                             f"even, got {hidden}")
+            raise ValueError(
+                f"a bidirectional encoder splits --hidden between its directions, so it must be even, got {hidden}"
+            )
         self.src_vocab, self.tgt_vocab = src_vocab, tgt_vocab
-        self.config = {"cell": cell, "layers": int(layers), "hidden": int(hidden), "embed": int(embed),
-                       "bidirectional": bool(bidirectional), "attention": attention,
-                       "attn_size": None if attn_size is None else int(attn_size),
-                       "dtype": np.dtype(dtype).name, "seed": int(seed), "dropout": float(dropout)}
+        self.config = {
+            "cell": cell,
+            "layers": int(layers),
+            "hidden": int(hidden),
+            "embed": int(embed),
+            "bidirectional": bool(bidirectional),
+            "attention": attention,
+            "attn_size": None if attn_size is None else int(attn_size),
+            "dtype": np.dtype(dtype).name,
+            "seed": int(seed),
+            "dropout": float(dropout),
+        }
         s_src, s_enc, s_dec = np.random.SeedSequence(seed).spawn(3)
         backend = attention_backend
         if attention != "none" and (backend is None or isinstance(backend, str)):
             backend = get_attention_backend(backend)
         self.src_embed = Embedding(len(src_vocab), embed, dtype, np.random.default_rng(s_src))
         enc_hidden = hidden // 2 if bidirectional else hidden
-        self.encoder = CELLS[cell](embed, enc_hidden, layers, bidirectional=bidirectional,
-                                   dropout=float(dropout) if layers > 1 else 0.0, dtype=dtype,
-                                   seed=int(s_enc.generate_state(1)[0]))
-        self.decoder = Decoder(len(tgt_vocab), cell, layers, hidden, embed, attention, hidden, attn_size, dtype,
-                               s_dec, backend, dropout)
-        self._collect([("src_embed", self.src_embed.params, self.src_embed.grads),
-                       ("encoder", dict(self.encoder.named_parameters()), self.encoder.grads)]
-                      + self.decoder.groups())
+        self.encoder = CELLS[cell](
+            embed,
+            enc_hidden,
+            layers,
+            bidirectional=bidirectional,
+            dropout=float(dropout) if layers > 1 else 0.0,
+            dtype=dtype,
+            seed=int(s_enc.generate_state(1)[0]),
+        )
+        self.decoder = Decoder(
+            len(tgt_vocab), cell, layers, hidden, embed, attention, hidden, attn_size, dtype, s_dec, backend, dropout
+        )
+        self._collect(
+            [
+                ("src_embed", self.src_embed.params, self.src_embed.grads),
+                ("encoder", dict(self.encoder.named_parameters()), self.encoder.grads),
+            ]
+            + self.decoder.groups()
+        )
         self._enc_saved: Optional[tuple] = None
 
     @property
@@ -310,9 +393,11 @@ class Seq2Seq(_Params):
 
     def rng_states(self) -> Dict[str, Any]:
         """The JSON-able states of the dropout generators (encoder and decoder stacks, output layer)."""
-        return {"encoder": self.encoder._dropout_rng.bit_generator.state,
-                "decoder": self.decoder.rnn._dropout_rng.bit_generator.state,
-                "output": self.decoder.drop_rng.bit_generator.state}
+        return {
+            "encoder": self.encoder._dropout_rng.bit_generator.state,
+            "decoder": self.decoder.rnn._dropout_rng.bit_generator.state,
+            "output": self.decoder.drop_rng.bit_generator.state,
+        }
 
     def set_rng_states(self, states: Dict[str, Any]) -> None:
         self.encoder._dropout_rng.bit_generator.state = states["encoder"]
@@ -396,26 +481,43 @@ class Seq2Seq(_Params):
         return {f"model/{k}": v for k, v in self.params.items()}
 
     def meta(self) -> Dict[str, Any]:
-        return {"format": FORMAT, "version": 1, "model": self.config, "src_vocab": self.src_vocab.to_json(),
-                "tgt_vocab": self.tgt_vocab.to_json()}
+        return {
+            "format": FORMAT,
+            "version": 1,
+            "model": self.config,
+            "src_vocab": self.src_vocab.to_json(),
+            "tgt_vocab": self.tgt_vocab.to_json(),
+        }
 
     @classmethod
-    def from_checkpoint(cls, arrays: Dict[str, np.ndarray], meta: Dict[str, Any], path: str = "checkpoint",
-                        attention_backend: Any = None) -> "Seq2Seq":
+    def from_checkpoint(
+        cls,
+        arrays: Dict[str, np.ndarray],
+        meta: Dict[str, Any],
+        path: str = "checkpoint",
+        attention_backend: Any = None,
+    ) -> "Seq2Seq":
         if meta.get("format") != FORMAT:
-            raise checkpoint.CheckpointError(f"{path} is not a sequence-to-sequence checkpoint: it holds {kind_of(meta)}")
+            raise checkpoint.CheckpointError(
+                f"{path} is not a sequence-to-sequence checkpoint: it holds {kind_of(meta)}"
+            )
         try:
             cfg = dict(meta["model"])
-            model = cls(TokenVocab.from_json(meta["src_vocab"]), TokenVocab.from_json(meta["tgt_vocab"]),
-                        attention_backend=attention_backend, **cfg)
+            model = cls(
+                TokenVocab.from_json(meta["src_vocab"]),
+                TokenVocab.from_json(meta["tgt_vocab"]),
+                attention_backend=attention_backend,
+                **cfg,
+            )
             checkpoint.restore_arrays(model.params, arrays, "model/")
         except (KeyError, ValueError, TypeError) as e:
             raise checkpoint.CheckpointError(f"{path} is inconsistent ({type(e).__name__}: {e})") from None
         return model
 
     @classmethod
-    def load(cls, directory: str, latest: bool = False, attention_backend: Any = None
-             ) -> Tuple["Seq2Seq", Dict[str, Any]]:
+    def load(
+        cls, directory: str, latest: bool = False, attention_backend: Any = None
+    ) -> Tuple["Seq2Seq", Dict[str, Any]]:
         """(model, checkpoint metadata) saved in ``directory`` by training: its best checkpoint (best.npz),
         or its latest (checkpoint.npz) with ``latest`` or when there is no best; CheckpointError if
         missing or unreadable."""
@@ -434,14 +536,30 @@ class VectorToSequence(_Params):
     or ``beam_search``.
     """
 
-    def __init__(self, feature_size: int, tgt_vocab: TokenVocab, cell: str = "lstm", layers: int = 1,
-                 hidden: int = 128, embed: int = 64, dtype: Any = np.float32, seed: int = 0):
+    def __init__(
+        self,
+        feature_size: int,
+        tgt_vocab: TokenVocab,
+        cell: str = "lstm",
+        layers: int = 1,
+        hidden: int = 128,
+        embed: int = 64,
+        dtype: Any = np.float32,
+        seed: int = 0,
+    ):
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {cell!r}")
         _check_positive(feature_size=feature_size, layers=layers, hidden=hidden, embed=embed)
         self.tgt_vocab = tgt_vocab
-        self.config = {"feature_size": feature_size, "cell": cell, "layers": layers, "hidden": hidden, "embed": embed,
-                       "dtype": np.dtype(dtype).name, "seed": seed}
+        self.config = {
+            "feature_size": feature_size,
+            "cell": cell,
+            "layers": layers,
+            "hidden": hidden,
+            "embed": embed,
+            "dtype": np.dtype(dtype).name,
+            "seed": seed,
+        }
         s_init, s_dec = np.random.SeedSequence(seed).spawn(2)
         self.init = Linear(feature_size, layers * hidden, dtype, np.random.default_rng(s_init))
         self.decoder = Decoder(len(tgt_vocab), cell, layers, hidden, embed, "none", hidden, None, dtype, s_dec)

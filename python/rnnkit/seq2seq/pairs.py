@@ -7,6 +7,7 @@ without a tab, or with an empty source or target, is an error naming its line nu
 Tokens are characters (``char``) or words (``word``: runs of letters/digits and single punctuation
 marks, e.g. "Don't go!" -> ["Don", "'", "t", "go", "!"]); case is kept.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -73,8 +74,7 @@ def read_pairs(path: str) -> List[Pair]:
     return pairs
 
 
-def split_pairs(pairs: Sequence[Pair], seed: int = 0, val_frac: float = 0.05, test_frac: float = 0.05
-                ) -> Splits:
+def split_pairs(pairs: Sequence[Pair], seed: int = 0, val_frac: float = 0.05, test_frac: float = 0.05) -> Splits:
     """Hold out part of a file: its distinct sources are shuffled with ``seed`` and cut into test,
     validation and training sources (at least one each), and every pair goes to the split of its source,
     so a sentence with several translations never straddles two splits."""
@@ -85,8 +85,9 @@ def split_pairs(pairs: Sequence[Pair], seed: int = 0, val_frac: float = 0.05, te
         raise ValueError("val_frac + test_frac must leave something to train on")
     sources = list(dict.fromkeys(src for src, _ in pairs))
     if len(sources) < 3:
-        raise PairsError(f"need at least 3 distinct sources to make training, validation and test splits, "
-                         f"got {len(sources)}")
+        raise PairsError(
+            f"need at least 3 distinct sources to make training, validation and test splits, got {len(sources)}"
+        )
     order = np.random.default_rng(seed).permutation(len(sources))
     n_test = max(1, int(round(len(sources) * test_frac)))
     n_val = max(1, int(round(len(sources) * val_frac)))

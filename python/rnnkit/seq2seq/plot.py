@@ -1,5 +1,6 @@
 """Pictures of a trained model: the attention matrix of one translation (curve.png of training is
 `rnnkit.plotting.plot_curve`, shared with the character models)."""
+
 from __future__ import annotations
 
 from typing import Sequence

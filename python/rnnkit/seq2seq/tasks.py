@@ -15,6 +15,7 @@ Tasks:
   reversed.
 * ``sort``: the same strings -> their characters in sorted order.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -22,7 +23,16 @@ from typing import Any, Callable, Dict, List, NamedTuple, Tuple
 
 import numpy as np
 
-__all__ = ["TASKS", "TASK_OPTIONS", "TASK_DEFAULTS", "DATE_FORMATS", "Splits", "make_task", "format_date", "DEFAULT_SIZES"]
+__all__ = [
+    "TASKS",
+    "TASK_OPTIONS",
+    "TASK_DEFAULTS",
+    "DATE_FORMATS",
+    "Splits",
+    "make_task",
+    "format_date",
+    "DEFAULT_SIZES",
+]
 
 Pair = Tuple[str, str]
 
@@ -53,8 +63,14 @@ TASK_OPTIONS: Dict[str, Dict[str, Any]] = {
 #: >= 95% on reverse in 10 minutes on 2 cores. Keys are `rnnkit.seq2seq.train.TrainConfig` fields.
 #: ``sort`` takes reverse's recipe (a task of the same shape; no target of its own is measured).
 TASK_DEFAULTS: Dict[str, Dict[str, Any]] = {
-    "addition": {"cell": "gru", "hidden": 128, "bidirectional": True, "attention": "additive", "dropout": 0.1,
-                 "eval_every": 500},
+    "addition": {
+        "cell": "gru",
+        "hidden": 128,
+        "bidirectional": True,
+        "attention": "additive",
+        "dropout": 0.1,
+        "eval_every": 500,
+    },
     "dates": {"cell": "gru", "hidden": 128, "bidirectional": True, "attention": "general", "eval_every": 500},
     "reverse": {"cell": "gru", "hidden": 128, "bidirectional": True, "attention": "general", "eval_every": 500},
     "sort": {"cell": "gru", "hidden": 128, "bidirectional": True, "attention": "general", "eval_every": 500},
@@ -62,7 +78,7 @@ TASK_DEFAULTS: Dict[str, Dict[str, Any]] = {
 
 
 def _addition(rng: np.random.Generator, digits: int) -> Pair:
-    a, b = (int(v) for v in rng.integers(0, 10 ** digits, 2))
+    a, b = (int(v) for v in rng.integers(0, 10**digits, 2))
     return f"{a}+{b}", str(a + b)
 
 
@@ -81,8 +97,20 @@ def _sort(rng, min_len, max_len, alphabet) -> Pair:
     return s, "".join(sorted(s))
 
 
-_MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-           "november", "december"]
+_MONTHS = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+]
 _DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
 
@@ -93,28 +121,42 @@ def _ordinal(n: int) -> str:
 
 def _fields(d: datetime.date) -> Dict[str, Any]:
     month, day = _MONTHS[d.month - 1], _DAYS[d.weekday()]
-    return {"d": d.day, "dd": f"{d.day:02d}", "m": d.month, "mm": f"{d.month:02d}", "yyyy": d.year,
-            "yy": f"{d.year % 100:02d}", "month": month, "Month": month.capitalize(), "mon": month[:3],
-            "Mon": month[:3].capitalize(), "MON": month[:3].upper(), "day": day, "Day": day.capitalize(),
-            "dy": day[:3], "Dy": day[:3].capitalize(), "th": _ordinal(d.day)}
+    return {
+        "d": d.day,
+        "dd": f"{d.day:02d}",
+        "m": d.month,
+        "mm": f"{d.month:02d}",
+        "yyyy": d.year,
+        "yy": f"{d.year % 100:02d}",
+        "month": month,
+        "Month": month.capitalize(),
+        "mon": month[:3],
+        "Mon": month[:3].capitalize(),
+        "MON": month[:3].upper(),
+        "day": day,
+        "Day": day.capitalize(),
+        "dy": day[:3],
+        "Dy": day[:3].capitalize(),
+        "th": _ordinal(d.day),
+    }
 
 
 #: The ways a date is written in the ``dates`` task (str.format fields of `_fields`).
 DATE_FORMATS: Tuple[str, ...] = (
-    "{day} {d} {month} {yyyy}",          # tuesday 3 march 1998
-    "{d}/{m}/{yy}",                      # 3/3/98
-    "{Month} {th}, {yyyy}",              # March 3rd, 1998
-    "{dd}.{mm}.{yyyy}",                  # 03.03.1998
-    "{dd}/{mm}/{yyyy}",                  # 03/03/1998
-    "{d} {Mon} {yyyy}",                  # 3 Mar 1998
-    "{Day}, {Month} {d}, {yyyy}",        # Tuesday, March 3, 1998
-    "{Dy} {d} {Mon} {yy}",               # Tue 3 Mar 98
-    "the {th} of {month} {yyyy}",        # the 3rd of march 1998
-    "{d}-{MON}-{yyyy}",                  # 3-MAR-1998
-    "{mon} {d} {yyyy}",                  # mar 3 1998
-    "{yyyy}/{m}/{d}",                    # 1998/3/3
-    "{dy}, {th} {month} {yy}",           # tue, 3rd march 98
-    "{d}.{m}.{yy}",                      # 3.3.98
+    "{day} {d} {month} {yyyy}",  # tuesday 3 march 1998
+    "{d}/{m}/{yy}",  # 3/3/98
+    "{Month} {th}, {yyyy}",  # March 3rd, 1998
+    "{dd}.{mm}.{yyyy}",  # 03.03.1998
+    "{dd}/{mm}/{yyyy}",  # 03/03/1998
+    "{d} {Mon} {yyyy}",  # 3 Mar 1998
+    "{Day}, {Month} {d}, {yyyy}",  # Tuesday, March 3, 1998
+    "{Dy} {d} {Mon} {yy}",  # Tue 3 Mar 98
+    "the {th} of {month} {yyyy}",  # the 3rd of march 1998
+    "{d}-{MON}-{yyyy}",  # 3-MAR-1998
+    "{mon} {d} {yyyy}",  # mar 3 1998
+    "{yyyy}/{m}/{d}",  # 1998/3/3
+    "{dy}, {th} {month} {yy}",  # tue, 3rd march 98
+    "{d}.{m}.{yy}",  # 3.3.98
 )
 
 _FIRST_DAY = datetime.date(1950, 1, 1).toordinal()
@@ -132,8 +174,7 @@ def _dates(rng: np.random.Generator) -> Pair:
     return format_date(d, fmt), d.isoformat()
 
 
-TASKS: Dict[str, Callable[..., Pair]] = {"addition": _addition, "dates": _dates, "reverse": _reverse,
-                                         "sort": _sort}
+TASKS: Dict[str, Callable[..., Pair]] = {"addition": _addition, "dates": _dates, "reverse": _reverse, "sort": _sort}
 
 
 def expand_alphabet(spec: str) -> str:
@@ -172,17 +213,28 @@ def task_options(name: str, **options: Any) -> Dict[str, Any]:
         raise ValueError(f"--digits must be an integer in 1..18, got {opts['digits']!r}")
     if "min_len" in opts:
         if not (isinstance(opts["min_len"], int) and 1 <= opts["min_len"] <= opts["max_len"]):
-            raise ValueError(f"lengths must satisfy 1 <= --min-len <= --max-len, got {opts['min_len']} and "
-                             f"{opts['max_len']}")
-        if len(set(opts["alphabet"])) != len(opts["alphabet"]) or len(opts["alphabet"]) < 2 or any(
-                c.isspace() for c in opts["alphabet"]):
-            raise ValueError(f"--alphabet must hold at least two distinct non-space characters, got "
-                             f"{opts['alphabet']!r}")
+            raise ValueError(
+                f"lengths must satisfy 1 <= --min-len <= --max-len, got {opts['min_len']} and {opts['max_len']}"
+            )
+        if (
+            len(set(opts["alphabet"])) != len(opts["alphabet"])
+            or len(opts["alphabet"]) < 2
+            or any(c.isspace() for c in opts["alphabet"])
+        ):
+            raise ValueError(
+                f"--alphabet must hold at least two distinct non-space characters, got {opts['alphabet']!r}"
+            )
     return opts
 
 
-def make_task(name: str, seed: int = 0, train: int = DEFAULT_SIZES["train"], val: int = DEFAULT_SIZES["val"],
-              test: int = DEFAULT_SIZES["test"], **options: Any) -> Splits:
+def make_task(
+    name: str,
+    seed: int = 0,
+    train: int = DEFAULT_SIZES["train"],
+    val: int = DEFAULT_SIZES["val"],
+    test: int = DEFAULT_SIZES["test"],
+    **options: Any,
+) -> Splits:
     """The splits of task ``name`` (see the module docstring), deterministic in (name, options, seed).
 
     Raises ValueError for an unknown task, a bad option, or a task too small to give that many
@@ -199,10 +251,12 @@ def make_task(name: str, seed: int = 0, train: int = DEFAULT_SIZES["train"], val
     attempts = 0
     while len(seen) < total:
         if attempts > 20 * total + 1000:
-            raise ValueError(f"task {name} with these options has too few distinct examples for "
-                             f"{total} ({len(seen)} found): ask for fewer with --train-size")
+            raise ValueError(
+                f"task {name} with these options has too few distinct examples for "
+                f"{total} ({len(seen)} found): ask for fewer with --train-size"
+            )
         src, tgt = draw(rng, **opts)
         seen.setdefault(src, tgt)
         attempts += 1
     pairs = list(seen.items())  # insertion order: deterministic
-    return Splits(train=pairs[test + val:], val=pairs[test:test + val], test=pairs[:test])
+    return Splits(train=pairs[test + val :], val=pairs[test : test + val], test=pairs[:test])

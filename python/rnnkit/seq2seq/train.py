@@ -20,6 +20,7 @@ is kept beside it (`rnnkit.training.fit`). A validation split larger than ``val_
 scored on its first ``val_sample`` (a fixed sample: the split is in random order) between evaluations
 and whole at the end. ``curve.png`` is drawn at the end.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -41,11 +42,23 @@ from .metrics import score_all
 from .model import ATTENTIONS, CHECKPOINT_FILE, FORMAT, Seq2Seq
 from .vocab import BOS
 
-__all__ = ["TrainConfig", "Seq2SeqRun", "train", "DEFAULT_LR", "METRICS_FILE", "CURVE_FILE", "evaluate", "default_max_len"]
+__all__ = [
+    "TrainConfig",
+    "Seq2SeqRun",
+    "train",
+    "DEFAULT_LR",
+    "METRICS_FILE",
+    "CURVE_FILE",
+    "evaluate",
+    "default_max_len",
+]
 
 METRICS_FILE, CURVE_FILE = "metrics.jsonl", "curve.png"
-CURVE_SCORES = (Score("val_exact_match", "exact match (%)"), Score("val_token_acc", "token accuracy (%)"),
-                Score("val_bleu", "BLEU", 1.0, "BLEU: word tokens only"))
+CURVE_SCORES = (
+    Score("val_exact_match", "exact match (%)"),
+    Score("val_token_acc", "token accuracy (%)"),
+    Score("val_bleu", "BLEU", 1.0, "BLEU: word tokens only"),
+)
 
 
 @dataclasses.dataclass
@@ -85,11 +98,13 @@ class TrainConfig(Schedule):
         if self.attention not in ATTENTIONS:
             raise ValueError(f"--attention must be one of {', '.join(ATTENTIONS)}, got {self.attention!r}")
         if self.bidirectional and self.hidden % 2:
-            raise ValueError(f"--bidirectional splits --hidden between the directions, so it must be even, "
-                             f"got {self.hidden}")
+            raise ValueError(
+                f"--bidirectional splits --hidden between the directions, so it must be even, got {self.hidden}"
+            )
         if self.attn_size is not None and (self.attention != "additive" or self.attn_size < 1):
-            raise ValueError("--attn-size is the inner width of additive attention: a positive integer with "
-                             "--attention additive")
+            raise ValueError(
+                "--attn-size is the inner width of additive attention: a positive integer with --attention additive"
+            )
         if self.max_len is not None and self.max_len < 1:
             raise ValueError(f"--max-output must be a positive integer, got {self.max_len}")
         if not self.data:
@@ -97,8 +112,20 @@ class TrainConfig(Schedule):
 
 
 #: The settings a resumed run may change (`rnnkit.rundir.resume_settings`); the rest are the run's.
-RESUMABLE = ("steps", "minutes", "eval_every", "lr", "lr_decay", "lr_decay_every", "clip", "clip_mode",
-             "teacher_forcing", "max_len", "patience", "val_sample")
+RESUMABLE = (
+    "steps",
+    "minutes",
+    "eval_every",
+    "lr",
+    "lr_decay",
+    "lr_decay_every",
+    "clip",
+    "clip_mode",
+    "teacher_forcing",
+    "max_len",
+    "patience",
+    "val_sample",
+)
 KIND = KINDS[FORMAT]
 #: Options spelled otherwise than their field.
 OPTION_NAMES = {"max_len": "--max-output"}
@@ -109,8 +136,9 @@ def default_max_len(encoded: Encoded) -> int:
     return 2 * max(len(t) for t in encoded.tgt) + 10
 
 
-def evaluate(model: Seq2Seq, enc: Encoded, kind: str, beam: int = 1, max_len: int = 50, alpha: float = 0.6,
-             batch: int = 256) -> Dict[str, Any]:
+def evaluate(
+    model: Seq2Seq, enc: Encoded, kind: str, beam: int = 1, max_len: int = 50, alpha: float = 0.6, batch: int = 256
+) -> Dict[str, Any]:
     """Decode every source of ``enc`` and score against its references: {"exact_match", "token_acc",
     "examples"} and "bleu" for word tokens."""
     outputs = translate_all(model, enc.src, beam, max_len, alpha, batch)
@@ -132,12 +160,27 @@ class Seq2SeqRun(TrainingRun[TrainConfig]):
         self.val_set = Encoded(splits.val, self.kind, src_vocab, tgt_vocab)
         self.val_sample = self.val_set
         if len(splits.val) > cfg.val_sample:
-            self.val_sample = Encoded(splits.val[:cfg.val_sample], self.kind, src_vocab, tgt_vocab)
+            self.val_sample = Encoded(splits.val[: cfg.val_sample], self.kind, src_vocab, tgt_vocab)
             self.val_ratio = len(splits.val) / cfg.val_sample
         self.max_len = cfg.max_len or default_max_len(self.train_set)
-        super().__init__(cfg, Seq2Seq(src_vocab, tgt_vocab, cfg.cell, cfg.layers, cfg.hidden, cfg.embed,
-                                      cfg.bidirectional, cfg.attention, cfg.attn_size, np.float32, cfg.seed,
-                                      attention_backend, cfg.dropout))
+        super().__init__(
+            cfg,
+            Seq2Seq(
+                src_vocab,
+                tgt_vocab,
+                cfg.cell,
+                cfg.layers,
+                cfg.hidden,
+                cfg.embed,
+                cfg.bidirectional,
+                cfg.attention,
+                cfg.attn_size,
+                np.float32,
+                cfg.seed,
+                attention_backend,
+                cfg.dropout,
+            ),
+        )
         self.batch = min(cfg.batch, len(self.train_set))
         self.batches_per_epoch = len(self.train_set) // self.batch
         self._order_epoch, self._order = -1, np.empty(0, np.int64)  # the first call draws epoch 0's order
@@ -147,7 +190,7 @@ class Seq2SeqRun(TrainingRun[TrainConfig]):
         if epoch != self._order_epoch:
             self._order = np.random.default_rng([self.cfg.seed, 1, epoch]).permutation(len(self.train_set))
             self._order_epoch = epoch
-        return self._order[k * self.batch:(k + 1) * self.batch]
+        return self._order[k * self.batch : (k + 1) * self.batch]
 
     def batch_loss(self) -> float:
         cfg, model = self.cfg, self.model
@@ -167,8 +210,11 @@ class Seq2SeqRun(TrainingRun[TrainConfig]):
             s, n = self.model.loss(b)
             total, count = total + s, count + n
         scores = evaluate(self.model, val, self.kind, 1, self.max_len)
-        out = {"val_loss": total / count, "val_exact_match": scores["exact_match"],
-               "val_token_acc": scores["token_acc"]}
+        out = {
+            "val_loss": total / count,
+            "val_exact_match": scores["exact_match"],
+            "val_token_acc": scores["token_acc"],
+        }
         if "bleu" in scores:
             out["val_bleu"] = scores["bleu"]
         return out
@@ -182,13 +228,26 @@ class Seq2SeqRun(TrainingRun[TrainConfig]):
         arrays, meta = self.optimizer_checkpoint()
         arrays.update(self.model.arrays())
         meta.update(self.model.meta())
-        meta.update({"train": dataclasses.asdict(self.cfg), "data": self.cfg.data, "tokens": self.kind,
-                     "max_len": self.max_len, "rng": self.model.rng_states()})
+        meta.update(
+            {
+                "train": dataclasses.asdict(self.cfg),
+                "data": self.cfg.data,
+                "tokens": self.kind,
+                "max_len": self.max_len,
+                "rng": self.model.rng_states(),
+            }
+        )
         checkpoint.save(path, arrays, meta)
 
     @classmethod
-    def resume(cls, arrays: Dict[str, np.ndarray], meta: Dict[str, Any], cfg: TrainConfig,
-               attention_backend: Any = None, path: str = CHECKPOINT_FILE) -> "Seq2SeqRun":
+    def resume(
+        cls,
+        arrays: Dict[str, np.ndarray],
+        meta: Dict[str, Any],
+        cfg: TrainConfig,
+        attention_backend: Any = None,
+        path: str = CHECKPOINT_FILE,
+    ) -> "Seq2SeqRun":
         """The run saved as (arrays, meta) (from `rnnkit.checkpoint.load`), continued with ``cfg`` (the
         saved settings with the changes `rnnkit.rundir.resume_settings` allows)."""
         try:
@@ -201,9 +260,16 @@ class Seq2SeqRun(TrainingRun[TrainConfig]):
         return run
 
 
-def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool = True,
-          log: Callable[[str], None] = print, attention_backend: Any = None, overwrite: bool = False,
-          given: Optional[Mapping[str, Any]] = None) -> Seq2Seq:
+def train(
+    cfg: TrainConfig,
+    out: str,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    attention_backend: Any = None,
+    overwrite: bool = False,
+    given: Optional[Mapping[str, Any]] = None,
+) -> Seq2Seq:
     """Train (or, with ``resume``, continue training from ``out``) a Seq2Seq model.
 
     ``out`` receives metrics.jsonl, checkpoint.npz (the latest), best.npz (the best) and curve.png;
@@ -221,14 +287,20 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool = Tru
             given = {k: getattr(cfg, k) for k in ("steps", "minutes", "eval_every")}
         data = given.get("data", cfg.data)
         if data and data != meta["train"].get("data"):
-            raise ValueError(f"{out}: the data given differs from the data this run was trained on "
-                             f"({_describe_data(meta['train'].get('data'))}); drop the data options to resume it")
+            raise ValueError(
+                f"{out}: the data given differs from the data this run was trained on "
+                f"({_describe_data(meta['train'].get('data'))}); drop the data options to resume it"
+            )
         try:
-            cfg = TrainConfig(**resume_settings(out, meta["train"], int(meta["step"]), given, RESUMABLE, log,
-                                                OPTION_NAMES, skip=("data",)))
+            cfg = TrainConfig(
+                **resume_settings(
+                    out, meta["train"], int(meta["step"]), given, RESUMABLE, log, OPTION_NAMES, skip=("data",)
+                )
+            )
         except TypeError as e:
-            raise checkpoint.CheckpointError(f"{run_dir.checkpoint_path} is not a resumable training checkpoint "
-                                             f"({e})") from None
+            raise checkpoint.CheckpointError(
+                f"{run_dir.checkpoint_path} is not a resumable training checkpoint ({e})"
+            ) from None
     cfg.validate()
     if not resume:
         run_dir.check_new(overwrite)
@@ -267,13 +339,17 @@ def _train(run: Seq2SeqRun, out: str, resume: bool, progress: bool, log: Callabl
     final = metrics[-1] if metrics else None
     if final:
         bleu = f", BLEU {final['val_bleu']:.2f}" if "val_bleu" in final else ""
-        log(f"step {final['step']} ({final['elapsed_s']:.0f} s): train loss {final['train_loss']:.4f}, val loss "
+        log(
+            f"step {final['step']} ({final['elapsed_s']:.0f} s): train loss {final['train_loss']:.4f}, val loss "
             f"{final['val_loss']:.4f}, val exact match {final['val_exact_match']:.4f}, token accuracy "
-            f"{final['val_token_acc']:.4f}{bleu} (validation {final['val_part']})")
+            f"{final['val_token_acc']:.4f}{bleu} (validation {final['val_part']})"
+        )
     best = best_row(metrics)
     if best:
         pre = "full_" if "full_val_exact_match" in best else ""
         part = "whole validation split" if pre or best["val_part"] == "full" else "validation sample"
-        log(f"best: step {best['step']}, exact match {best[pre + 'val_exact_match']:.4f}, loss "
-            f"{best[pre + 'val_loss']:.4f} on the {part}; saved to {out}/{BEST_FILE} (latest: {out}/{CHECKPOINT_FILE})")
+        log(
+            f"best: step {best['step']}, exact match {best[pre + 'val_exact_match']:.4f}, loss "
+            f"{best[pre + 'val_loss']:.4f} on the {part}; saved to {out}/{BEST_FILE} (latest: {out}/{CHECKPOINT_FILE})"
+        )
     return Seq2Seq.load(out, attention_backend=run.model.decoder.attn)[0]

@@ -6,6 +6,7 @@ source), 3 unknown (tokens unseen when the vocabulary was built); then the known
 so the same training data always gives the same vocabulary. (`rnnkit.charlm.Vocab` is the character
 vocabulary of language models: no padding, start or end symbols, and characters only.)
 """
+
 from __future__ import annotations
 
 from typing import Iterable, List, Sequence

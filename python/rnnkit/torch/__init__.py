@@ -10,6 +10,7 @@ dropout between layers, unbatched input, PackedSequence in and out). Gradients f
 backward to the input, the initial states and every parameter, so torch optimisers,
 ``clip_grad_norm_`` and ``torch.save`` work as usual. CPU float32 and float64 tensors only.
 """
+
 try:
     import torch as _torch  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised only without torch

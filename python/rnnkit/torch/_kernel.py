@@ -8,6 +8,7 @@ states) stays in the autograd context until the backward.
 
 Shape legend: T = time steps, B = batch, I = input features, H = hidden units, G = gates.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Tuple
@@ -29,11 +30,23 @@ def _t(a: Optional[np.ndarray]) -> Optional[torch.Tensor]:
     return None if a is None else torch.from_numpy(a)
 
 
-def _kernel_forward(cell: str, lengths: Optional[np.ndarray], reverse: bool, training: bool,
-                    x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+def _kernel_forward(
+    cell: str, lengths: Optional[np.ndarray], reverse: bool, training: bool, x, h0, c0, w_ih, w_hh, b_ih, b_hh
+):
     # The cell is passed by position: the kernels' keyword for it is being renamed (mode -> cell).
-    return kernels.forward(cell, _np(x), _np(h0), _np(w_ih), _np(w_hh), _np(b_ih), _np(b_hh), c0=_np(c0),
-                           lengths=lengths, reverse=reverse, training=training)
+    return kernels.forward(
+        cell,
+        _np(x),
+        _np(h0),
+        _np(w_ih),
+        _np(w_hh),
+        _np(b_ih),
+        _np(b_hh),
+        c0=_np(c0),
+        lengths=lengths,
+        reverse=reverse,
+        training=training,
+    )
 
 
 class _Layer(torch.autograd.Function):
@@ -63,13 +76,19 @@ class _Layer(torch.autograd.Function):
             ws = _kernel_forward(*ctx.spec, True, *saved).workspace
         ctx.workspace = None
         g = kernels.backward(ws, _np(dy), _np(dh_n), _np(dc_n) if ctx.has_c else None)
-        return (None, None, None, _t(g.dx), _t(g.dh0), _t(g.dc0), _t(g.dw_ih), _t(g.dw_hh),
-                _t(g.db_ih), _t(g.db_hh))
+        return (None, None, None, _t(g.dx), _t(g.dh0), _t(g.dc0), _t(g.dw_ih), _t(g.dw_hh), _t(g.db_ih), _t(g.db_hh))
 
 
-def run_layer(cell: str, x: torch.Tensor, h0: torch.Tensor, c0: Optional[torch.Tensor],
-              weights: Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]],
-              lengths: Optional[np.ndarray], reverse: bool, record: bool) -> Tuple[torch.Tensor, ...]:
+def run_layer(
+    cell: str,
+    x: torch.Tensor,
+    h0: torch.Tensor,
+    c0: Optional[torch.Tensor],
+    weights: Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]],
+    lengths: Optional[np.ndarray],
+    reverse: bool,
+    record: bool,
+) -> Tuple[torch.Tensor, ...]:
     """One layer and direction: (y, h_n) or, with c0, (y, h_n, c_n).
 
     ``record`` builds the autograd node (training forward, workspace kept); otherwise the kernels run

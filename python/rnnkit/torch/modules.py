@@ -8,6 +8,7 @@ torch's own; only ``forward`` differs: each (layer, direction) is one call of rn
 Shape legend: T = time steps, B = batch, I = input_size, H = hidden_size, L = num_layers,
 D = 2 if bidirectional else 1.
 """
+
 from __future__ import annotations
 
 from typing import Any, List, Optional, Tuple, Union
@@ -36,8 +37,10 @@ def _check_tensor(owner: str, name: str, t: Any, dtype: Optional[torch.dtype] = 
     if t.dtype not in SUPPORTED_DTYPES:
         raise TypeError(f"{owner} supports torch.float32 and torch.float64 tensors only; {name} has dtype {t.dtype}")
     if dtype is not None and t.dtype != dtype:
-        raise TypeError(f"{owner}: {name} has dtype {t.dtype} but the parameters have {dtype}; "
-                        f"convert one of them (module.to({t.dtype}) or tensor.to({dtype}))")
+        raise TypeError(
+            f"{owner}: {name} has dtype {t.dtype} but the parameters have {dtype}; "
+            f"convert one of them (module.to({t.dtype}) or tensor.to({dtype}))"
+        )
 
 
 def _packed_indices(batch_sizes: Tensor, sorted_indices: Optional[Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
@@ -78,8 +81,11 @@ class _KernelForward:
         _check_tensor(self._owner(), name, value, x.dtype)
         want = (LD, B, H) if batched else (LD, H)
         if tuple(value.shape) != want:
-            legend = "(num_layers * num_directions, B, hidden_size)" if batched else \
-                "(num_layers * num_directions, hidden_size) for unbatched input"
+            legend = (
+                "(num_layers * num_directions, B, hidden_size)"
+                if batched
+                else "(num_layers * num_directions, hidden_size) for unbatched input"
+            )
             raise ValueError(f"{self._owner()}: {name} must have shape {legend} = {want}, got {tuple(value.shape)}")
         return value if batched else value.unsqueeze(1)
 
@@ -128,21 +134,24 @@ class _KernelForward:
         else:
             _check_tensor(owner, "input", input, dtype)
             if input.dim() not in (2, 3):
-                raise ValueError(f"{owner}: input must be 3-D (batched) or 2-D (unbatched), got shape "
-                                 f"{tuple(input.shape)}")
+                raise ValueError(
+                    f"{owner}: input must be 3-D (batched) or 2-D (unbatched), got shape {tuple(input.shape)}"
+                )
             batched = input.dim() == 3
             x = input.transpose(0, 1) if batched and self.batch_first else input
             x = x if batched else x.unsqueeze(1)
         if x.shape[-1] != self.input_size:
-            raise ValueError(f"{owner}: input must have input_size = {self.input_size} features, got shape "
-                             f"{tuple(input.data.shape if packed else input.shape)}")
+            raise ValueError(
+                f"{owner}: input must have input_size = {self.input_size} features, got shape "
+                f"{tuple(input.data.shape if packed else input.shape)}"
+            )
         h0, c0 = self._states(hx, x, batched)
-        record = torch.is_grad_enabled() and any(
-            t is not None and t.requires_grad for t in [x, h0, c0, *params])
+        record = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in [x, h0, c0, *params])
         y, h_n, c_n = self._stack(x, h0, c0, weights, lengths, record)
         if packed:
-            output: Any = PackedSequence(y[t_idx, b_idx], input.batch_sizes, input.sorted_indices,
-                                         input.unsorted_indices)
+            output: Any = PackedSequence(
+                y[t_idx, b_idx], input.batch_sizes, input.sorted_indices, input.unsorted_indices
+            )
         elif not batched:
             output, h_n = y.squeeze(1), h_n.squeeze(1)
             c_n = None if c_n is None else c_n.squeeze(1)
@@ -150,8 +159,15 @@ class _KernelForward:
             output = y.transpose(0, 1) if self.batch_first else y
         return output, (h_n if c_n is None else (h_n, c_n))
 
-    def _stack(self, x: Tensor, h0: Tensor, c0: Optional[Tensor], weights: List[List[tuple]],
-               lengths: Optional[np.ndarray], record: bool) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    def _stack(
+        self,
+        x: Tensor,
+        h0: Tensor,
+        c0: Optional[Tensor],
+        weights: List[List[tuple]],
+        lengths: Optional[np.ndarray],
+        record: bool,
+    ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
         """Layers bottom to top, each direction a kernel call with ``weights[layer][direction]``;
         dropout between layers in training mode."""
         D = 2 if self.bidirectional else 1
@@ -162,8 +178,16 @@ class _KernelForward:
             ys = []
             for direction in range(D):
                 k = layer * D + direction
-                out = run_layer(self.cell, layer_input, h0[k], None if c0 is None else c0[k],
-                                weights[layer][direction], lengths, bool(direction), record)
+                out = run_layer(
+                    self.cell,
+                    layer_input,
+                    h0[k],
+                    None if c0 is None else c0[k],
+                    weights[layer][direction],
+                    lengths,
+                    bool(direction),
+                    record,
+                )
                 ys.append(out[0])
                 hs.append(out[1])
                 if c0 is not None:
@@ -192,8 +216,10 @@ class LSTM(_KernelForward, torch.nn.LSTM):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.proj_size:
-            raise ValueError(f"rnnkit.torch.LSTM does not support proj_size (got {self.proj_size}); "
-                             "use torch.nn.LSTM for an LSTM with projections")
+            raise ValueError(
+                f"rnnkit.torch.LSTM does not support proj_size (got {self.proj_size}); "
+                "use torch.nn.LSTM for an LSTM with projections"
+            )
 
 
 class GRU(_KernelForward, torch.nn.GRU):
