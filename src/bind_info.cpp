@@ -2,9 +2,9 @@
 // run-time dispatch picked on this CPU (rnnkit info prints both for bug reports).
 #include <pybind11/pybind11.h>
 
-#include "rnnkit/activations.h"
-#include "rnnkit/packed_gemm.h"
-#include "rnnkit/panel_gemv.h"
+#include "rnnkit/cells/activations.h"
+#include "rnnkit/gemm/packed_gemm.h"
+#include "rnnkit/gemm/panel_gemv.h"
 
 namespace py = pybind11;
 

@@ -100,15 +100,15 @@ struct ForwardPlan {
     T* c_n;
     T* ws;         // the training workspace, or null for inference
     bool train, embedded;
-    int chunk;     // steps whose records are kept at once
-    int nt;        // threads asked for
-    T* packed;     // W_hh packed per gate block (null for a single step)
-    T* bias;       // [R*H] per record column
-    T* table_proj;  // an embedded input's projections of the V table rows, in the records' planes
-    T* rec;        // the records
-    T* hs;         // state slots h (training: T+1 in time order; inference: two alternating)
-    T* cs;         // the same for c, or null
-    T* w_rec_buffer;  // room for W_ih in the records' order (planes with a row-split projection)
+    int chunk = 0;     // steps whose records are kept at once
+    int nt = 0;        // threads asked for
+    T* packed = nullptr;     // W_hh packed per gate block (null for a single step)
+    T* bias = nullptr;       // [R*H] per record column
+    T* table_proj = nullptr;  // an embedded input's projections of the V table rows, in the records' planes
+    T* rec = nullptr;        // the records
+    T* hs = nullptr;         // state slots h (training: T+1 in time order; inference: two alternating)
+    T* cs = nullptr;         // the same for c, or null
+    T* w_rec_buffer = nullptr;  // room for W_ih in the records' order (planes with a row-split projection)
 
     // Training keeps every state in time order (slot t is h_{t-1} going forward, slot t+1 going
     // backward), so dW_hh is one GEMM over all steps; inference alternates two slots.
@@ -304,18 +304,18 @@ struct BackwardPlan {
     int planes;
     Records<T> records;
     Records<T> sums;     // the per-symbol sums, when by_symbol
-    T* hs;               // the forward's states, slots in time order
-    T* cs;
-    T* packed;           // W_hh packed per product (pack_backward)
-    T* dh;               // [B, H] the gradient w.r.t. the state being carried back
-    T* dc;               // [B, H]
-    T* source_grads;     // [R][B, H] (Step::source_grad)
-    T* column_sums;      // [R*H] the pre-activation gradients summed over steps and batch: the bias gradients
-    const T* w_rec;      // W_ih in the records' column order: W_ih itself with one plane, else w_rec_buffer
-    T* w_rec_buffer;     // filled by the threads, each its own plane's rows (w_ih_in_record_order)
-    T* plane_dw;         // [Gi*H, max(I, H)] the planes' weight gradients before they are added in gate order
+    T* hs = nullptr;               // the forward's states, slots in time order
+    T* cs = nullptr;
+    T* packed = nullptr;           // W_hh packed per product (pack_backward)
+    T* dh = nullptr;               // [B, H] the gradient w.r.t. the state being carried back
+    T* dc = nullptr;               // [B, H]
+    T* source_grads = nullptr;     // [R][B, H] (Step::source_grad)
+    T* column_sums = nullptr;      // [R*H] the pre-activation gradients summed over steps and batch: the bias gradients
+    const T* w_rec = nullptr;      // W_ih in the records' column order: W_ih itself with one plane, else w_rec_buffer
+    T* w_rec_buffer = nullptr;     // filled by the threads, each its own plane's rows (w_ih_in_record_order)
+    T* plane_dw = nullptr;         // [Gi*H, max(I, H)] the planes' weight gradients before they are added in gate order
                          // (thread p's from row Gi*lo_p)
-    const T* x;          // what dW_ih multiplies: x, or the table, with unread non-finite rows zeroed
+    const T* x = nullptr;          // what dW_ih multiplies: x, or the table, with unread non-finite rows zeroed
 
     const Records<T>& in_grads() const { return by_symbol ? sums : records; }
     std::size_t in_rows() const { return by_symbol ? std::size_t(a->V) : std::size_t(a->T) * a->B; }
