@@ -377,10 +377,13 @@ class Seq2Seq(_Params):
             raise checkpoint.CheckpointError(f"{path} is not a sequence-to-sequence checkpoint: it holds {kind_of(meta)}")
         try:
             cfg = dict(meta["model"])
+            checkpoint.check_config_sizes(cfg, arrays, path)
             model = cls(TokenVocab.from_json(meta["src_vocab"]), TokenVocab.from_json(meta["tgt_vocab"]),
                         attention_backend=attention_backend, **cfg)
             checkpoint.restore_arrays(model.params, arrays, "model/")
-        except (KeyError, ValueError, TypeError) as e:
+        except checkpoint.CheckpointError as e:
+            raise checkpoint.CheckpointError(f"{path}: {e}" if path not in str(e) else str(e)) from None
+        except (KeyError, ValueError, TypeError, AttributeError) as e:
             raise checkpoint.CheckpointError(f"{path} is inconsistent ({type(e).__name__}: {e})") from None
         return model
 

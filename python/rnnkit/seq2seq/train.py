@@ -179,7 +179,7 @@ class Seq2SeqRun(TrainingRun):
             run = cls(cfg, attention_backend)
             checkpoint.restore_arrays(run.model.params, arrays, "model/")
             run.restore_optimizer(arrays, meta)
-        except (KeyError, TypeError) as e:
+        except (KeyError, TypeError, checkpoint.CheckpointError) as e:
             raise checkpoint.CheckpointError(f"{path} is not a resumable training checkpoint ({e})") from None
         return run
 
