@@ -40,6 +40,7 @@ rnnkit::SeqArgs<T> seq_args(int mode, const Array<T>& x, const Array<T>& h0, con
     }
     const py::ssize_t GH = rnnkit::num_gates(m) * H;
     if (steps < 1 || B < 1 || H < 1) throw py::value_error("T, B and H must be at least 1");
+    expect_int_sizes({{"T", steps}, {"B", B}, {"I", I}, {"H", H}, {"V", V}, {"T*B", steps * B}, {"G*H", GH}});
     expect_shape("w_hh", w_hh, {GH, H});
     expect_shape("w_ih", w_ih, {GH, I});
     expect_shape("h0", h0, {B, H});

@@ -45,13 +45,21 @@ class Optimizer:
             b: {k: np.zeros_like(p) for k, p in self.params.items()} for b in self._buffer_names}
 
     def step(self, grads: Mapping[str, np.ndarray]) -> None:
-        """Update every parameter in place from its gradient in ``grads``."""
-        self.steps += 1
-        a, b, eps = self._coefficients()
+        """Update every parameter in place from its gradient in ``grads``. Every gradient is checked
+        before any parameter changes: ValueError for a missing one or a wrong shape leaves the
+        parameters and the step count as they were."""
+        checked = {}
         for name, p in self.params.items():
+            if name not in grads:
+                raise ValueError(f"no gradient for parameter {name!r}")
             g = np.ascontiguousarray(grads[name], dtype=p.dtype)
             if g.shape != p.shape:
                 raise ValueError(f"gradient {name!r} has shape {g.shape}, its parameter {p.shape}")
+            checked[name] = g
+        self.steps += 1
+        a, b, eps = self._coefficients()
+        for name, p in self.params.items():
+            g = checked[name]
             s1, *s2 = (self.buffers[buf][name] for buf in self._buffer_names)
             _C.apply_update(self._rule, p, g, s1, s2[0] if s2 else None, self.lr, a, b, eps, self.steps)
 
