@@ -194,21 +194,23 @@ DAMAGES = {
 
 
 def _damaged(runs, tmp_path, which, name):
+    """A copy of the run with the checkpoint the loaders read by default (best.npz) damaged, and its path."""
     d = tmp_path / which
     shutil.copytree(runs / which, d)
-    DAMAGES[name][0](str(d / "checkpoint.npz"))
-    return d
+    path = checkpoint.run_checkpoint(str(d))
+    DAMAGES[name][0](path)
+    return d, path
 
 
 @pytest.mark.parametrize("name", sorted(DAMAGES))
 @pytest.mark.parametrize("which", ["lm", "s2s"])
 def test_the_loaders_refuse_with_one_line_naming_the_file(runs, tmp_path, which, name):
-    d = _damaged(runs, tmp_path, which, name)
+    d, path = _damaged(runs, tmp_path, which, name)
     loader = CharLM.load if which == "lm" else Seq2Seq.load
     with pytest.raises(CheckpointError) as e:
         loader(str(d))
     msg = str(e.value)
-    assert "\n" not in msg and str(d / "checkpoint.npz") in msg, msg
+    assert "\n" not in msg and path in msg, msg
     assert DAMAGES[name][1] in msg, msg
     assert not _ran
 
@@ -223,13 +225,13 @@ def _commands(runs, d, which):
 @pytest.mark.parametrize("name", sorted(DAMAGES))
 @pytest.mark.parametrize("which", ["lm", "s2s"])
 def test_the_clis_print_one_line_and_fail(runs, tmp_path, capsys, which, name):
-    d = _damaged(runs, tmp_path, which, name)
+    d, path = _damaged(runs, tmp_path, which, name)
     for argv in _commands(runs, d, which):
         code = cli(argv)
         out, err = capsys.readouterr()
         assert code not in (0, None), (argv, out, err)
         assert len(err.strip().splitlines()) == 1 and err.startswith(f"rnnkit {argv[0]}: error: "), err
-        assert str(d / "checkpoint.npz") in err and DAMAGES[name][1] in err, err
+        assert path in err and DAMAGES[name][1] in err, err
         assert out == ""
     assert not _ran
 
@@ -249,9 +251,10 @@ def test_any_single_flipped_byte_loads_the_same_model_or_is_refused(runs, tmp_pa
     or it falls where it changes nothing the model holds (e.g. a timestamp). Never another exception."""
     good = open(runs / which / "checkpoint.npz", "rb").read()
     loader = CharLM.load if which == "lm" else (lambda p: Seq2Seq.load(p)[0])
-    reference = loader(str(runs / which)).params
     d = tmp_path / "d"
     d.mkdir()
+    (d / "checkpoint.npz").write_bytes(good)
+    reference = {k: v.copy() for k, v in loader(str(d)).params.items()}
     refused = 0
     positions = np.unique(np.linspace(0, len(good) - 1, 150).astype(int))
     for pos in positions:
