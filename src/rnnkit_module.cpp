@@ -39,8 +39,11 @@ rnnkit::SeqArgs<T> seq_args(int mode, const Array<T>& x, const Array<T>& h0, con
                 throw py::value_error("ids must lie in 0.." + std::to_string(V - 1) + ", got " + std::to_string(ip[r]));
     }
     const py::ssize_t GH = rnnkit::num_gates(m) * H;
-    if (steps < 1 || B < 1 || H < 1) throw py::value_error("T, B and H must be at least 1");
     expect_int_sizes({{"T", steps}, {"B", B}, {"I", I}, {"H", H}, {"V", V}, {"T*B", steps * B}, {"G*H", GH}});
+    // I = 0 would reach the BLAS as a leading dimension of 0 (illegal: it leaves y unwritten).
+    if (steps < 1 || B < 1 || H < 1 || I < 1)
+        throw py::value_error("T, B, I and H must be at least 1, got T=" + std::to_string(steps) + ", B=" +
+                              std::to_string(B) + ", I=" + std::to_string(I) + ", H=" + std::to_string(H));
     expect_shape("w_hh", w_hh, {GH, H});
     expect_shape("w_ih", w_ih, {GH, I});
     expect_shape("h0", h0, {B, H});

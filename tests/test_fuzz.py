@@ -13,7 +13,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import rnnkit
@@ -174,8 +174,8 @@ def test_kernels_backward_with_a_bad_gradient_raises_only_documented_errors(case
 
 @given(st.sampled_from(MODES), st.integers(-2, 3), st.integers(-2, 3), st.integers(-2, 3), st.integers(-2, 3))
 def test_kernels_with_empty_and_negative_sizes(mode, T, B, I, H):
-    """Zero sizes are refused with a ValueError (T, B, H) or give empty results (I = 0); arrays of
-    negative sizes cannot be made, so the kernels only ever see zeros and ones here."""
+    """Zero sizes are refused with a ValueError (I = 0 once left y unwritten: the BLAS refused a leading
+    dimension of 0); arrays of negative sizes cannot be made, so the kernels only ever see zeros here."""
     G = rnnkit.num_gates(mode)
     shape = lambda *s: tuple(max(n, 0) for n in s)  # noqa: E731
     args = dict(x=np.ones(shape(T, B, I), np.float32), h0=np.zeros(shape(B, H), np.float32),
@@ -185,18 +185,19 @@ def test_kernels_with_empty_and_negative_sizes(mode, T, B, I, H):
     try:
         res = _call(kernels, mode, args)
     except DOCUMENTED:
-        assert min(T, B, H) < 1
+        assert min(T, B, I, H) < 1
         return
-    assert min(T, B, H) >= 1
+    assert min(T, B, I, H) >= 1
     _close(res.y, _call(reference, mode, args).y, np.float32)
 
 
-@given(st.sampled_from(MODES), st.integers(-3, 5), st.integers(-3, 5), st.one_of(st.integers(-2, 3), st.floats(),
-       st.text(max_size=2), st.none()), st.sampled_from([np.float32, np.float64, np.float16, np.int32, "float32", None]))
+@given(st.sampled_from(MODES), st.integers(-3, 5), st.integers(-3, 5),
+       st.one_of(st.integers(-2, 3), st.floats(), st.text(max_size=2), st.none()),
+       st.sampled_from([np.float32, np.float64, np.float16, np.int32, "float32", None]))
 def test_layer_constructors_raise_only_documented_errors(mode, input_size, hidden_size, num_layers, dtype):
     cls = {"lstm": rnnkit.LSTM, "gru": rnnkit.GRU}.get(mode, rnnkit.RNN)
     try:
-        layer = cls(input_size, hidden_size, num_layers, dtype=dtype)
+        cls(input_size, hidden_size, num_layers, dtype=dtype)
     except DOCUMENTED:
         return
     assert input_size >= 1 and hidden_size >= 1
@@ -219,7 +220,7 @@ def test_layers_forward_backward_in_any_layout(kind, I, H, T, B, layout, bidirec
     try:
         y, _ = layer(given_x)
     except DOCUMENTED:
-        assert T == 0 or B == 0 or layout == "list" and (T == 0 or B == 0)
+        assert T == 0 or B == 0  # empty sequences and batches are refused; every layout and type is accepted
         return
     assert y.shape == (T, B, H * (2 if bidirectional else 1))
     want, _ = layer(np.asarray(given_x, np.float64).copy())
@@ -350,7 +351,9 @@ def test_optimisers_raise_only_documented_errors(name, lr, damage):
     assert damage not in ("wrong-shape", "missing", "readonly-param")
     assert lr > 0
     if damage == "ok":
-        assert params["w"][0, 0] != 1 and params["b"][0] != 0 and opt.steps == 1
+        assert opt.steps == 1
+        if lr > 1e-3:  # smaller steps may round away in float32
+            assert params["w"][0, 0] != 1 and params["b"][0] != 0
 
 
 # ---------------------------------------------------------------- checkpoint loading
@@ -364,9 +367,12 @@ def test_any_bytes_load_or_give_a_checkpoint_error(tmp_path, data):
         checkpoint.load(str(path))
 
 
+_MEMBER_NAME_CHARS = st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))  # what zipfile writes
+
+
 @pytest.mark.filterwarnings("ignore:Duplicate name")
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.text(min_size=1, max_size=8), st.binary(max_size=300)), max_size=4),
+@given(st.lists(st.tuples(st.text(_MEMBER_NAME_CHARS, min_size=1, max_size=8), st.binary(max_size=300)), max_size=4),
        st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED]), st.booleans())
 def test_any_archive_loads_or_gives_a_checkpoint_error(tmp_path, members, compression, npy_prefix):
     """Archives of random members, each optionally starting with a valid .npy magic and header prefix."""

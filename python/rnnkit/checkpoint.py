@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import tempfile
 import zipfile
+import zlib
 from typing import Any, Dict, List, Mapping, Tuple
 
 import numpy as np
@@ -118,7 +120,8 @@ def load(path: str) -> Tuple[Dict[str, np.ndarray], Dict[str, Any]]:
         raise CheckpointError(f"{path} is corrupt (metadata nested too deeply)") from None
     except CheckpointError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, UnicodeDecodeError, NotImplementedError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, UnicodeDecodeError, NotImplementedError, IndexError,
+            OverflowError, struct.error, zlib.error) as e:  # what zipfile and numpy raise on crafted archives
         raise CheckpointError(f"{path} is corrupt or truncated ({type(e).__name__}: {e})") from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path} is not an rnnkit checkpoint (metadata is not an object)")
