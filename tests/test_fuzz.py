@@ -287,6 +287,7 @@ def test_attention_with_a_bad_argument_raises_only_documented_errors(case, name,
 
 # ---------------------------------------------------------------- losses and optimisers
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NaN and inf inputs, on purpose
 @given(st.integers(0, 4), st.integers(0, 5), st.sampled_from([np.float32, np.float64]),
        st.sampled_from(["ok", "nan", "inf", "bad-target", "negative-weight", "zero-weight", "wrong-shape", "list"]))
 def test_softmax_cross_entropy(N, V, dtype, damage):
@@ -324,6 +325,7 @@ def reference_log_softmax(z):
     return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NaN and inf inputs, on purpose
 @given(st.sampled_from(sorted(optim.OPTIMIZERS)), st.one_of(st.floats(allow_nan=True), st.integers(-2, 2)),
        st.sampled_from(["ok", "nan", "wrong-shape", "wrong-dtype", "missing", "extra", "list", "readonly-param"]))
 def test_optimisers_raise_only_documented_errors(name, lr, damage):
