@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 import rnnkit
 from rnnkit import attention, checkpoint, kernels, losses, optim, reference
+from rnnkit._cells import cell_spec
 from rnnkit.checkpoint import CheckpointError
 from rnnkit.reference import attention as ref_attention
 
@@ -51,19 +52,22 @@ def in_layout(a: np.ndarray, layout: str) -> np.ndarray:
 
 def _case(draw, with_lengths=True):
     mode = draw(st.sampled_from(MODES))
+    spec = cell_spec(mode)
     dtype = draw(st.sampled_from([np.float32, np.float64]))
     T, B, I, H = (draw(st.integers(1, 4)) for _ in range(4))
-    G = rnnkit.num_gates(mode)
+    if spec.raw_input:  # x enters the cell directly: I = H
+        I = H
+    shapes = spec.kernel_shapes(I, H)
     seed = draw(st.integers(0, 2 ** 16))
     rng = np.random.default_rng(seed)
 
     def arr(*shape):
         return (rng.standard_normal(shape) * 0.5).astype(dtype)
 
-    args = dict(x=arr(T, B, I), h0=arr(B, H), w_ih=arr(G * H, I), w_hh=arr(G * H, H))
+    args = dict(x=arr(T, B, I), h0=arr(B, H), w_ih=arr(*shapes["w_ih"]), w_hh=arr(*shapes["w_hh"]))
     if draw(st.booleans()):
-        args.update(b_ih=arr(G * H), b_hh=arr(G * H))
-    if mode == "lstm":
+        args.update({k: arr(*shapes[k]) for k in ("b_ih", "b_hh") if k in shapes})
+    if spec.states == 2:
         args["c0"] = arr(B, H)
     if with_lengths and draw(st.booleans()):
         args["lengths"] = rng.integers(1, T + 1, B)
@@ -114,12 +118,12 @@ def test_kernels_step_agrees_with_reference(case):
     mode, dtype, args, layouts, _ = case
     x = in_layout(args["x"][0], layouts["x"])
     h = in_layout(args["h0"], layouts["h0"])
-    kw = dict(c=args["c0"]) if mode == "lstm" else {}
+    kw = dict(c=args["c0"]) if "c0" in args else {}
     got = kernels.step(mode, x, h, args["w_ih"], args["w_hh"], args.get("b_ih"), args.get("b_hh"), **kw)
     want = reference.step(mode, args["x"][0], args["h0"], args["w_ih"], args["w_hh"], args.get("b_ih"),
                           args.get("b_hh"), **kw)
     _close(got[0], want[0], dtype)
-    if mode == "lstm":
+    if "c0" in args:
         _close(got[1], want[1], dtype)
 
 
@@ -176,12 +180,15 @@ def test_kernels_backward_with_a_bad_gradient_raises_only_documented_errors(case
 def test_kernels_with_empty_and_negative_sizes(mode, T, B, I, H):
     """Zero sizes are refused with a ValueError (I = 0 once left y unwritten: the BLAS refused a leading
     dimension of 0); arrays of negative sizes cannot be made, so the kernels only ever see zeros here."""
-    G = rnnkit.num_gates(mode)
-    shape = lambda *s: tuple(max(n, 0) for n in s)  # noqa: E731
-    args = dict(x=np.ones(shape(T, B, I), np.float32), h0=np.zeros(shape(B, H), np.float32),
-                w_ih=np.ones(shape(G * H, I), np.float32), w_hh=np.ones(shape(G * H, H), np.float32))
-    if mode == "lstm":
-        args["c0"] = np.zeros(shape(B, H), np.float32)
+    spec = cell_spec(mode)
+    if spec.raw_input:
+        I = H
+    n = lambda v: max(v, 0)  # noqa: E731
+    shapes = spec.kernel_shapes(n(I), n(H))
+    args = dict(x=np.ones((n(T), n(B), n(I)), np.float32), h0=np.zeros((n(B), n(H)), np.float32),
+                w_ih=np.ones(shapes["w_ih"], np.float32), w_hh=np.ones(shapes["w_hh"], np.float32))
+    if spec.states == 2:
+        args["c0"] = np.zeros((n(B), n(H)), np.float32)
     try:
         res = _call(kernels, mode, args)
     except DOCUMENTED:
@@ -195,7 +202,7 @@ def test_kernels_with_empty_and_negative_sizes(mode, T, B, I, H):
        st.one_of(st.integers(-2, 3), st.floats(), st.text(max_size=2), st.none()),
        st.sampled_from([np.float32, np.float64, np.float16, np.int32, "float32", None]))
 def test_layer_constructors_raise_only_documented_errors(mode, input_size, hidden_size, num_layers, dtype):
-    cls = {"lstm": rnnkit.LSTM, "gru": rnnkit.GRU}.get(mode, rnnkit.RNN)
+    cls = getattr(rnnkit, mode.upper(), rnnkit.RNN)  # LSTM, GRU, MUT1-3; RNN for the rest
     try:
         cls(input_size, hidden_size, num_layers, dtype=dtype)
     except DOCUMENTED:

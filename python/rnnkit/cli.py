@@ -26,6 +26,7 @@ COMMANDS: Dict[str, Command] = {
     "train-seq2seq": Command("rnnkit.seq2seq.cmd_train", "train a sequence-to-sequence model (task or pairs file)"),
     "translate": Command("rnnkit.seq2seq.cmd_translate", "print a trained sequence-to-sequence model's output"),
     "eval-seq2seq": Command("rnnkit.seq2seq.cmd_eval", "exact match, token accuracy, BLEU of a seq2seq model"),
+    "export-onnx": Command("rnnkit.cmd_export_onnx", "write a trained char-LM or seq2seq model as ONNX graphs"),
 }
 
 
