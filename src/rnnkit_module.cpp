@@ -183,6 +183,7 @@ void register_capi(py::module_& m);
 void register_attention(py::module_& m);
 void register_training(py::module_& m);
 void register_linear(py::module_& m);
+void register_pooling(py::module_& m);
 
 PYBIND11_MODULE(_C, m) {
     m.doc() = "rnnkit's C++ kernels (use rnnkit.kernels, which documents and checks the arguments)";
@@ -214,4 +215,5 @@ PYBIND11_MODULE(_C, m) {
     register_attention(m);
     register_training(m);
     register_linear(m);
+    register_pooling(m);
 }

@@ -16,6 +16,9 @@ import pytest
 
 from rnnkit.charlm.train import TrainConfig as LMConfig
 from rnnkit.charlm.train import train as train_lm
+from rnnkit.classify.data import task_spec as classify_task
+from rnnkit.classify.train import TrainConfig as ClassifierConfig
+from rnnkit.classify.train import train as train_classifier
 from rnnkit.cli import COMMANDS
 from rnnkit.cli import main as cli
 from rnnkit.seq2seq.data import task_spec
@@ -28,12 +31,15 @@ QUIET = dict(progress=False, log=lambda s: None)
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    """A trained character model, a trained seq2seq model with attention, and bad files of every kind."""
+    """A trained character model, a trained seq2seq model with attention, a trained classifier, and bad files
+    of every kind."""
     d = tmp_path_factory.mktemp("mistakes")
-    lm, s2s = str(d / "lm"), str(d / "s2s")
+    lm, s2s, clf = str(d / "lm"), str(d / "s2s"), str(d / "clf")
     train_lm(LMConfig(layers=1, hidden=8, embed=4, batch=2, seq_len=8, steps=2, eval_every=2), TEXT, lm, **QUIET)
     data = task_spec("reverse", 0, {"train": 100, "val": 5, "test": 5}, min_len=2, max_len=4, alphabet="abcd")
     train_s2s(S2SConfig(data=data, hidden=8, embed=4, batch=8, attention="dot", steps=2, eval_every=2), s2s, **QUIET)
+    data = classify_task("majority", 0, {"train": 50, "val": 5, "test": 5}, min_len=2, max_len=5)
+    train_classifier(ClassifierConfig(data=data, hidden=8, embed=4, batch=8, steps=2, eval_every=2), clf, **QUIET)
     (d / "corrupt").mkdir()
     (d / "corrupt" / "checkpoint.npz").write_bytes(b"PK\x03\x04garbage")
     (d / "text.txt").write_text(TEXT)
@@ -42,9 +48,10 @@ def files(tmp_path_factory):
     (d / "other.json").write_text('{"hello": 1}')
     (d / "pairs.tsv").write_text("ab\tba\nabc\tcba\n" * 20)
     (d / "malformed.tsv").write_text("no tab on this line\n")
+    (d / "labels.tsv").write_text("".join(f"text {i}\t{'ab'[i % 2]}\n" for i in range(40)))
     (d / "adir").mkdir()
-    return {k: str(d / k) for k in ("lm", "s2s", "corrupt", "text.txt", "latin1.txt", "notjson.json", "other.json",
-                                     "pairs.tsv", "malformed.tsv", "adir")} | {"root": str(d)}
+    return {k: str(d / k) for k in ("lm", "s2s", "clf", "corrupt", "text.txt", "latin1.txt", "notjson.json", "other.json",
+                                     "pairs.tsv", "labels.tsv", "malformed.tsv", "adir")} | {"root": str(d)}
 
 
 def mistakes(f):
@@ -121,6 +128,27 @@ def mistakes(f):
         ("bad content", ["eval-seq2seq", f["corrupt"]], "corrupt"),
         ("bad content", ["eval-seq2seq", f["s2s"], "--pairs", f["malformed.tsv"]], "tab"),
         ("bad content", ["eval-seq2seq", f["lm"]], "not a sequence-to-sequence checkpoint"),
+
+        ("missing", ["train-classifier", "--pairs", missing, "--steps", "2"], "not found"),
+        ("unreadable", ["train-classifier", "--pairs", f["adir"], "--steps", "2"], f["adir"]),
+        ("unreadable", ["train-classifier", "--pairs", f["latin1.txt"], "--steps", "2"], "UTF-8"),
+        ("bad content", ["train-classifier", "--pairs", f["malformed.tsv"], "--steps", "2"], "tab"),
+        ("bad content", ["train-classifier", "--out", f["lm"], "--resume"], "character-model"),
+        ("unwritable", ["train-classifier", "--pairs", f["labels.tsv"], "--steps", "2", "--out",
+                        os.path.join(f["text.txt"], "x")], "not a directory"),
+
+        ("missing", ["eval-classifier", missing], "not a directory"),
+        ("missing", ["eval-classifier", f["clf"], "--pairs", missing], "not found"),
+        ("unreadable", ["eval-classifier", f["clf"], "--pairs", f["adir"]], f["adir"]),
+        ("bad content", ["eval-classifier", f["corrupt"]], "corrupt"),
+        ("bad content", ["eval-classifier", f["clf"], "--pairs", f["malformed.tsv"]], "tab"),
+        ("bad content", ["eval-classifier", f["s2s"]], "not a classifier checkpoint"),
+        ("no package", ["eval-classifier", f["clf"], "--plot", os.path.join(f["root"], "c.png")], "matplotlib"),
+        ("unwritable", ["eval-classifier", f["clf"], "--plot", nodir + ".png"], "does not exist"),
+
+        ("missing", ["classify", missing, "ab"], "not a directory"),
+        ("bad content", ["classify", f["corrupt"], "ab"], "corrupt"),
+        ("bad content", ["classify", f["lm"], "ab"], "not a classifier checkpoint"),
 
         ("missing", ["export-onnx", missing, os.path.join(f["root"], "m.onnx")], "not a directory"),
         ("unreadable", ["export-onnx", f["adir"], os.path.join(f["root"], "m.onnx")], "no checkpoint"),

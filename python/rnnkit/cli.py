@@ -26,6 +26,9 @@ COMMANDS: Dict[str, Command] = {
     "train-seq2seq": Command("rnnkit.seq2seq.cmd_train", "train a sequence-to-sequence model (task or pairs file)"),
     "translate": Command("rnnkit.seq2seq.cmd_translate", "print a trained sequence-to-sequence model's output"),
     "eval-seq2seq": Command("rnnkit.seq2seq.cmd_eval", "exact match, token accuracy, BLEU of a seq2seq model"),
+    "train-classifier": Command("rnnkit.classify.cmd_train", "train a sequence classifier or tagger (task or file)"),
+    "eval-classifier": Command("rnnkit.classify.cmd_eval", "accuracy, macro-F1, confusion matrix of a classifier"),
+    "classify": Command("rnnkit.classify.cmd_classify", "print a trained classifier's label and class probabilities"),
     "export-onnx": Command("rnnkit.cmd_export_onnx", "write a trained char-LM or seq2seq model as ONNX graphs"),
 }
 

@@ -53,6 +53,7 @@ class RunKind(NamedTuple):
 KINDS: Dict[str, RunKind] = {k.format: k for k in (
     RunKind("rnnkit-charlm", "train-charlm", "character-model"),
     RunKind("rnnkit-seq2seq", "train-seq2seq", "sequence-to-sequence"),
+    RunKind("rnnkit-classifier", "train-classifier", "classifier"),
 )}
 
 

@@ -47,9 +47,10 @@ def file_digest(path: str) -> str:
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def read_pairs(path: str) -> List[Pair]:
+def read_pairs(path: str, columns: Tuple[str, str] = ("source", "target")) -> List[Pair]:
     """The (source, target) pairs of the file at ``path``, in file order; PairsError if it is missing,
-    not UTF-8, has no pairs, or has a malformed line (the message gives its number)."""
+    not UTF-8, has no pairs, or has a malformed line (the message gives its number and names the
+    column by ``columns``, e.g. ("text", "label") for a classifier's file)."""
     if not os.path.isfile(path):
         raise PairsError(f"pairs file not found: {path}")
     try:
@@ -63,10 +64,10 @@ def read_pairs(path: str) -> List[Pair]:
             continue
         cols = line.split("\t")
         if len(cols) < 2:
-            raise PairsError(f"{path}:{number}: expected source<TAB>target, found no tab")
+            raise PairsError(f"{path}:{number}: expected {columns[0]}<TAB>{columns[1]}, found no tab")
         src, tgt = cols[0].strip(), cols[1].strip()
         if not src or not tgt:
-            raise PairsError(f"{path}:{number}: empty {'source' if not src else 'target'}")
+            raise PairsError(f"{path}:{number}: empty {columns[0] if not src else columns[1]}")
         pairs.append((src, tgt))
     if not pairs:
         raise PairsError(f"{path} holds no pairs (it is empty or blank)")
