@@ -47,6 +47,7 @@ rnnkit::AttentionArgs<T> attention_args(int kind, const Array<T>& queries, const
         expect_shape("w_key", *w_key, {A, Hk});
     }
     if (mask) expect_shape("mask", *mask, {B, N});
+    expect_int_sizes({{"B", B}, {"T", Tq}, {"N", N}, {"Hq", Hq}, {"Hk", Hk}, {"A", A}, {"B*T", B * Tq}, {"B*N", B * N}});
     return {k, int(B), int(Tq), int(N), int(Hq), int(Hk), int(A), queries.data(), keys.data(),
             k == AttentionKind::General ? weight->data() : nullptr,
             k == AttentionKind::Additive ? w_query->data() : nullptr,

@@ -21,6 +21,7 @@ void expect_weight(const Array<T>& x, const Array<T>& w, const OptArray<T>& b) {
     if (w.ndim() != 2) throw py::value_error("weight must have shape (out_features, in_features)");
     expect_shape("weight", w, {w.shape(0), x.shape(1)});
     if (b) expect_shape("bias", *b, {w.shape(0)});
+    expect_int_sizes({{"N", x.shape(0)}, {"in_features", x.shape(1)}, {"out_features", w.shape(0)}});
 }
 
 template <class T>

@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <limits>
 #include <optional>
 #include <string>
@@ -29,6 +30,8 @@ rnnkit::CharModel<T> model_of(int cell_id, const std::optional<Array<T>>& embed,
     if (L < 1 || w_hh.size() != L || b_ih.size() != L || b_hh.size() != L)
         throw py::value_error("w_ih, w_hh, b_ih and b_hh need one entry per layer (at least one)");
     if (w_out.ndim() != 2) throw py::value_error("w_out must have shape (V, H)");
+    expect_int_sizes({{"V", w_out.shape(0)}, {"H", w_out.shape(1)}, {"E", embed ? embed->shape(1) : 0},
+                      {"G*H", py::ssize_t(std::max(cell.gates_ih, cell.gates_hh)) * w_out.shape(1)}});
     rnnkit::CharModel<T> m;
     m.cell = rnnkit::CellId(cell_id);
     m.V = int(w_out.shape(0));
@@ -81,6 +84,7 @@ Array<std::int32_t> sample(int cell_id, const std::optional<Array<T>>& embed, co
     opt.weights = storage_of(weights);
     Array<std::int32_t> out(py::ssize_t{length});
     std::int32_t* out_p = out.mutable_data();
+    expect_int_sizes({{"prime", prime.shape(0)}});
     const int n_prime = int(prime.shape(0));
     try {
         py::gil_scoped_release release;

@@ -71,6 +71,7 @@ py::tuple output_loss(const Array<T>& x, const Array<T>& w, const OptArray<T>& b
     if (w.ndim() != 2) throw py::value_error("weight must have shape (V, I)");
     const py::ssize_t N = x.shape(0), I = x.shape(1), V = w.shape(0);
     if (N < 1) throw py::value_error("x needs at least one row");
+    expect_int_sizes({{"N", N}, {"I", I}, {"V", V}});
     expect_shape("weight", w, {V, I});
     if (b) expect_shape("bias", *b, {V});
     expect_shape("targets", targets, {N});

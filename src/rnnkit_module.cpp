@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
@@ -37,7 +38,12 @@ rnnkit::SeqArgs<T> seq_args(int cell_id, const Array<T>& x, const Array<T>& h0, 
             if (ip[r] < 0 || ip[r] >= V)
                 throw py::value_error("ids must lie in 0.." + std::to_string(V - 1) + ", got " + std::to_string(ip[r]));
     }
-    if (steps < 1 || B < 1 || H < 1) throw py::value_error("T, B and H must be at least 1");
+    expect_int_sizes({{"T", steps}, {"B", B}, {"I", I}, {"H", H}, {"V", V}, {"T*B", steps * B},
+                      {"G*H", py::ssize_t(std::max(cell.gates_ih, cell.gates_hh)) * H}});
+    // I = 0 would reach the BLAS as a leading dimension of 0 (illegal: it leaves y unwritten).
+    if (steps < 1 || B < 1 || H < 1 || I < 1)
+        throw py::value_error("T, B, I and H must be at least 1, got T=" + std::to_string(steps) + ", B=" +
+                              std::to_string(B) + ", I=" + std::to_string(I) + ", H=" + std::to_string(H));
     check_layer_weights<T>(cell, I, H, w_ih, w_hh, b_ih, b_hh);
     expect_shape("h0", h0, {B, H});
     if (cell.states == 2) {

@@ -382,3 +382,15 @@ def test_native_workspace_size_bad_mode():
         _C.train_workspace_size(len(K.MODES), T, B, H)
     # records, the states h and c, and the number of record planes the forward used
     assert _C.train_workspace_size(MODE_ID["lstm"], T, B, H) == T * B * 4 * H + (T + 1) * B * H * 2 + 1
+
+
+@pytest.mark.parametrize("mode", ["rnn_tanh", "lstm", "gru"])
+def test_an_input_of_width_zero_is_refused(mode):
+    """Found by tests/test_fuzz.py (long profile): x (T, B, 0) reached the BLAS with a leading dimension
+    of 0, which it refused, leaving y unwritten (garbage returned)."""
+    G = 4 if mode == "lstm" else 3 if mode == "gru" else 1
+    h0 = np.zeros((1, 2), np.float32)
+    kw = dict(c0=h0) if mode == "lstm" else {}
+    with pytest.raises(ValueError, match="I=0"):
+        K.forward(mode, np.ones((3, 1, 0), np.float32), h0, np.ones((2 * G, 0), np.float32),
+                  np.ones((2 * G, 2), np.float32), **kw)

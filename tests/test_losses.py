@@ -86,3 +86,22 @@ def test_bad_arguments():
         linear_softmax_cross_entropy(head, x, np.zeros(5, int), np.zeros(5))
     with pytest.raises(TypeError, match="dtype must be float32 or float64"):
         Linear(4, 3, np.float16)
+
+
+@pytest.mark.parametrize("logits, targets, weights, exc, word", [
+    ([[0.0, 1.0]], [0], None, TypeError, "numpy.ndarray"),
+    (np.zeros((2, 3), np.int64), [0, 1], None, TypeError, "floating-point"),
+    (np.zeros((0, 3)), np.zeros(0, np.int64), None, ValueError, "N, V >= 1"),
+    (np.zeros((2, 0)), [0, 0], None, ValueError, "N, V >= 1"),
+    (np.zeros((2, 3)), [0, 3], None, ValueError, "0..2"),
+    (np.zeros((2, 3)), [0, -1], None, ValueError, "0..2"),
+    (np.zeros((2, 3)), [0], None, ValueError, "shape \\(2,\\)"),
+    (np.zeros((2, 3)), [0.0, 1.0], None, ValueError, "integers"),
+    (np.zeros((2, 3)), [0, 1], [0.0, 0.0], ValueError, "all be zero"),
+    (np.zeros((2, 3)), [0, 1], [1.0, -1.0], ValueError, "non-negative"),
+    (np.zeros((2, 3)), [0, 1], [1.0, np.nan], ValueError, "finite"),
+])
+def test_softmax_cross_entropy_names_bad_arguments(logits, targets, weights, exc, word):
+    """Found by tests/test_fuzz.py: these raised IndexError, ZeroDivisionError or AttributeError."""
+    with pytest.raises(exc, match=word):
+        softmax_cross_entropy(logits, np.asarray(targets) if isinstance(targets, list) else targets, weights)

@@ -172,3 +172,17 @@ def test_bad_arguments():
         optim.make_optimizer("lbfgs", one(), 0.1)
     with pytest.raises(ValueError, match="is for Adam"):
         optim.SGD(one()).load_state_dict(optim.Adam(one()).state_dict())
+
+
+def test_a_bad_gradient_changes_nothing():
+    """Found by tests/test_fuzz.py: a missing gradient raised KeyError, and a bad one after good ones
+    left the earlier parameters updated and the step counted."""
+    params = {"a": np.ones(3, np.float32), "b": np.ones(2, np.float32)}
+    opt = optim.Adam(params, lr=0.1)
+    with pytest.raises(ValueError, match="no gradient for parameter 'b'"):
+        opt.step({"a": np.ones(3, np.float32)})
+    with pytest.raises(ValueError, match="gradient 'b' has shape"):
+        opt.step({"a": np.ones(3, np.float32), "b": np.ones(3, np.float32)})
+    assert opt.steps == 0 and (params["a"] == 1).all() and not opt.buffers["exp_avg"]["a"].any()
+    opt.step({"a": np.ones(3, np.float32), "b": np.ones(2, np.float32)})
+    assert opt.steps == 1 and (params["a"] < 1).all()

@@ -23,6 +23,30 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
+def _check_loss_args(logits, targets, weights):
+    """(logits, targets, weights) as arrays, or ValueError/TypeError naming the argument that is wrong
+    (the checks `_C.output_loss` makes for the fused path)."""
+    if not isinstance(logits, np.ndarray) or logits.dtype.kind != "f":
+        raise TypeError(f"logits must be a floating-point numpy.ndarray, got {getattr(logits, 'dtype', type(logits))}")
+    if logits.ndim != 2 or logits.shape[0] < 1 or logits.shape[1] < 1:
+        raise ValueError(f"logits must have shape (N, V) with N, V >= 1, got {logits.shape}")
+    n, v = logits.shape
+    targets = np.asarray(targets)
+    if targets.shape != (n,) or targets.dtype.kind not in "iu":
+        raise ValueError(f"targets must be integers of shape ({n},), got {targets.dtype} {targets.shape}")
+    if targets.min() < 0 or targets.max() >= v:
+        raise ValueError(f"targets must lie in 0..{v - 1}, got {targets.min()}..{targets.max()}")
+    if weights is not None:
+        weights = np.asarray(weights)
+        if weights.shape != (n,) or weights.dtype.kind not in "biuf":
+            raise ValueError(f"weights must be numbers of shape ({n},), got {weights.dtype} {weights.shape}")
+        if not (weights >= 0).all() or not np.isfinite(weights).all():
+            raise ValueError("weights must be finite and non-negative")
+        if not weights.any():
+            raise ValueError("weights must not all be zero")
+    return logits, targets, weights
+
+
 def softmax_cross_entropy(
     logits: np.ndarray, targets: np.ndarray, weights: Optional[np.ndarray] = None, grad: bool = True
 ) -> Tuple[float, Optional[np.ndarray]]:
@@ -38,6 +62,7 @@ def softmax_cross_entropy(
         (loss in nats, float; gradient (N, V) in the dtype of logits, or None). The gradient is
         (softmax(logits) - onehot(targets)) * w_n / sum(w), computed from one exponentiation.
     """
+    logits, targets, weights = _check_loss_args(logits, targets, weights)
     n = logits.shape[0]
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)

@@ -85,6 +85,9 @@ class Linear(Module):
         self, in_features: int, out_features: int, dtype=np.float32, rng: Optional[np.random.Generator] = None
     ):
         _check_dtype(dtype)
+        for name, n in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+                raise ValueError(f"{name} must be a positive int, got {n!r}")
         rng = rng or np.random.default_rng()
         bound = 1.0 / math.sqrt(in_features)
         self.params = {

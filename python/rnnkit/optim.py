@@ -80,13 +80,21 @@ class Optimizer:
         }
 
     def step(self, grads: Mapping[str, np.ndarray]) -> None:
-        """Update every parameter in place from its gradient in ``grads``."""
-        self.steps += 1
-        a, b, eps = self._coefficients()
+        """Update every parameter in place from its gradient in ``grads``. Every gradient is checked
+        before any parameter changes: ValueError for a missing one or a wrong shape leaves the
+        parameters and the step count as they were."""
+        checked = {}
         for name, p in self.params.items():
+            if name not in grads:
+                raise ValueError(f"no gradient for parameter {name!r}")
             g = np.ascontiguousarray(grads[name], dtype=p.dtype)
             if g.shape != p.shape:
                 raise ValueError(f"gradient {name!r} has shape {g.shape}, its parameter {p.shape}")
+            checked[name] = g
+        self.steps += 1
+        a, b, eps = self._coefficients()
+        for name, p in self.params.items():
+            g = checked[name]
             if self.weight_decay and decays(name, p):
                 p *= p.dtype.type(1.0 - self.lr * self.weight_decay)
             s1, *s2 = (self.buffers[buf][name] for buf in self._buffer_names)

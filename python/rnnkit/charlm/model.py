@@ -385,6 +385,7 @@ class CharLM:
             raise checkpoint.CheckpointError(f"{path} is not a character-model checkpoint: it holds {kind_of(meta)}")
         try:
             cfg = meta["model"]
+            checkpoint.check_config_sizes(cfg, arrays, path)
             model = cls(
                 Vocab.from_json(meta["vocab"]),
                 cfg["cell"],
@@ -396,7 +397,9 @@ class CharLM:
                 cfg["seed"],
             )
             checkpoint.restore_arrays(model.params, arrays, "model/")
-        except (KeyError, ValueError, TypeError) as e:
+        except checkpoint.CheckpointError as e:
+            raise checkpoint.CheckpointError(f"{path}: {e}" if path not in str(e) else str(e)) from None
+        except (KeyError, ValueError, TypeError, AttributeError) as e:
             raise checkpoint.CheckpointError(f"{path} is inconsistent ({type(e).__name__}: {e})") from None
         return model
 

@@ -173,7 +173,7 @@ class CharLMRun(TrainingRun[TrainConfig]):
             run.restore_optimizer(arrays, meta)
             run.state = (arrays["state/h"].copy(), arrays["state/c"].copy() if "state/c" in arrays else None)
             run.model.set_dropout_rng_state(meta["rng"]["dropout"])
-        except (KeyError, TypeError) as e:
+        except (KeyError, TypeError, checkpoint.CheckpointError) as e:
             raise checkpoint.CheckpointError(f"{path} is not a resumable training checkpoint ({e})") from None
         return run
 

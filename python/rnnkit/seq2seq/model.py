@@ -492,6 +492,7 @@ class Seq2Seq(_Params):
             )
         try:
             cfg = dict(meta["model"])
+            checkpoint.check_config_sizes(cfg, arrays, path)
             model = cls(
                 TokenVocab.from_json(meta["src_vocab"]),
                 TokenVocab.from_json(meta["tgt_vocab"]),
@@ -499,7 +500,9 @@ class Seq2Seq(_Params):
                 **cfg,
             )
             checkpoint.restore_arrays(model.params, arrays, "model/")
-        except (KeyError, ValueError, TypeError) as e:
+        except checkpoint.CheckpointError as e:
+            raise checkpoint.CheckpointError(f"{path}: {e}" if path not in str(e) else str(e)) from None
+        except (KeyError, ValueError, TypeError, AttributeError) as e:
             raise checkpoint.CheckpointError(f"{path} is inconsistent ({type(e).__name__}: {e})") from None
         return model
 

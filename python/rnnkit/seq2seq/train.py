@@ -255,7 +255,7 @@ class Seq2SeqRun(TrainingRun[TrainConfig]):
             checkpoint.restore_arrays(run.model.params, arrays, "model/")
             run.restore_optimizer(arrays, meta)
             run.model.set_rng_states(meta["rng"])
-        except (KeyError, TypeError) as e:
+        except (KeyError, TypeError, checkpoint.CheckpointError) as e:
             raise checkpoint.CheckpointError(f"{path} is not a resumable training checkpoint ({e})") from None
         return run
 
