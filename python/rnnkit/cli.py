@@ -24,6 +24,9 @@ COMMANDS: Dict[str, Command] = {
     "train-seq2seq": Command("rnnkit.seq2seq.cmd_train", "train a sequence-to-sequence model (task or pairs file)"),
     "translate": Command("rnnkit.seq2seq.cmd_translate", "print a trained sequence-to-sequence model's output"),
     "eval-seq2seq": Command("rnnkit.seq2seq.cmd_eval", "exact match, token accuracy, BLEU of a seq2seq model"),
+    "train-captions": Command("rnnkit.captions.cmd_train", "train an image captioning model (shapes task or features)"),
+    "eval-captions": Command("rnnkit.captions.cmd_eval", "exact match, token accuracy, BLEU-4 of a captioning model"),
+    "caption": Command("rnnkit.captions.cmd_caption", "print a captioning model's caption of a test image"),
 }
 
 

@@ -1,0 +1,229 @@
+"""The captioning model: region features of an image condition a recurrent decoder that writes its caption,
+with or without attention over the regions at every word (Xu et al. 2015, "Show, Attend and Tell").
+
+Shape legend: B = images, P = regions per image, D = raw numbers per region (pixels, or a file's
+feature vector), F = region feature width, L = decoder layers, H = decoder units, T = caption length + 1.
+
+* Region encoder (the role of a CNN's last convolutional map), one vector per region, with a learned
+  position embedding pos_p (P, F) so the regions know where they are:
+    ``linear``: f_p = tanh(W x_p + b + pos_p)
+    ``mlp``:    f_p = tanh(W_2 relu(W_1 x_p + b_1 + pos_p) + b_2)       (W_1: F x D, W_2: F x F)
+* Initial state from the mean region feature: h_0 of every layer = tanh(W_init mean_p(f_p) + b_init)
+  (W_init: (L*H, F)), c_0 = 0 for an LSTM.
+* Decoder: `rnnkit.seq2seq.model.Decoder` (embedding, L-layer RNN/LSTM/GRU, teacher forcing), whose
+  attention (dot, general or additive, `rnnkit.attention`) takes the decoder state s_t as the query and
+  the P region features as keys and values: alpha^t = softmax_p(score(s_t, f_p)), a_t = sum_p alpha_p^t f_p,
+  logits = Linear([s_t; a_t]). Without attention the image reaches the decoder only through h_0.
+* Decoding: `rnnkit.seq2seq.decode` (greedy, beam search with length normalisation) on `start`'s state.
+
+Parameter names: ``regions.proj.weight``, ``regions.proj.bias``, ``regions.pos`` (and ``regions.out.*``
+for ``mlp``), ``init.weight``, ``init.bias``, then the Decoder's (``tgt_embed.weight``,
+``decoder.<torch key>``, ``attention.<name>``, ``head.*``).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .. import checkpoint
+from ..losses import softmax_cross_entropy
+from ..models import CELLS
+from ..nn import Linear, Module
+from ..seq2seq.data import pad_targets
+from ..seq2seq.model import ATTENTIONS, Decoder, DecodeState, _check_positive, _Params, get_attention_backend
+from ..seq2seq.vocab import TokenVocab
+
+__all__ = ["Captioner", "RegionEncoder", "ENCODERS", "CHECKPOINT_FILE", "FORMAT"]
+
+ENCODERS = ("linear", "mlp")
+CHECKPOINT_FILE = "checkpoint.npz"
+FORMAT = "rnnkit-captions"
+
+
+class RegionEncoder(Module):
+    """Raw regions (B, P, D) -> features (B, P, F) (see the module docstring); ``params`` / ``grads`` keys
+    ``proj.weight``, ``proj.bias``, ``pos`` and, for ``mlp``, ``out.weight``, ``out.bias``."""
+
+    def __init__(self, kind: str, raw_size: int, regions: int, feature_size: int, dtype: Any,
+                 rng: np.random.Generator):
+        if kind not in ENCODERS:
+            raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, got {kind!r}")
+        self.kind = kind
+        self.proj = Linear(raw_size, feature_size, dtype, rng)
+        self.out = Linear(feature_size, feature_size, dtype, rng) if kind == "mlp" else None
+        self.pos = (0.1 * rng.standard_normal((regions, feature_size))).astype(dtype)
+        self.pos_grad = np.zeros_like(self.pos)
+        parts = [("proj", self.proj)] + ([("out", self.out)] if self.out else [])
+        self.params = {f"{n}.{k}": v for n, m in parts for k, v in m.params.items()}
+        self.params["pos"] = self.pos
+        self.grads = {f"{n}.{k}": v for n, m in parts for k, v in m.grads.items()}
+        self.grads["pos"] = self.pos_grad
+        self._saved: Optional[Tuple[np.ndarray, Optional[np.ndarray]]] = None
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        """x (B, P, D) -> (B, P, F); in training mode keeps what `backward` needs."""
+        a = (self.proj.forward(x) if training else self.proj.apply(x)) + self.pos
+        hidden = None
+        if self.out is not None:
+            hidden = np.maximum(a, 0)
+            a = self.out.forward(hidden) if training else self.out.apply(hidden)
+        f = np.tanh(a)
+        if training:
+            self._saved = (f, hidden)
+        return f
+
+    def backward(self, df: np.ndarray) -> None:
+        """Adds the gradients of the last training forward, given df (B, P, F), into ``grads``."""
+        f, hidden = self._saved
+        self._saved = None
+        da = df * (1 - f * f)
+        if self.out is not None:
+            da = self.out.backward(da) * (hidden > 0)
+        self.pos_grad += da.sum(axis=0)
+        self.proj.backward(da, input_grad=False)
+
+
+class Captioner(_Params):
+    """Region encoder -> mean -> initial state -> `Decoder` with optional attention over the regions.
+
+    Args:
+        raw_size: D. regions: P. vocab: the caption `TokenVocab`. cell: "lstm", "gru" or "rnn". layers,
+        hidden, embed: of the decoder. feature_size: F (default: hidden; "dot" attention needs F == H).
+        encoder: "linear" or "mlp". attention: "none", "dot", "general" or "additive". attn_size: the
+        additive attention's inner width (default F). dtype: float32, or float64 for gradient checks.
+        seed: all initial weights. attention_backend: "native", "reference", None or a module.
+    """
+
+    def __init__(self, raw_size: int, regions: int, vocab: TokenVocab, cell: str = "lstm", layers: int = 1,
+                 hidden: int = 128, embed: int = 64, feature_size: Optional[int] = None, encoder: str = "mlp",
+                 attention: str = "additive", attn_size: Optional[int] = None, dtype: Any = np.float32,
+                 seed: int = 0, attention_backend: Any = None):
+        if cell not in CELLS:
+            raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {cell!r}")
+        feature_size = hidden if feature_size is None else feature_size
+        _check_positive(raw_size=raw_size, regions=regions, layers=layers, hidden=hidden, embed=embed,
+                        feature_size=feature_size)
+        if attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, got {attention!r}")
+        if attention == "dot" and feature_size != hidden:
+            raise ValueError(f"dot attention needs region features as wide as the decoder state: --feature-size "
+                             f"{feature_size} != --hidden {hidden}")
+        self.vocab = vocab
+        self.config = {"raw_size": int(raw_size), "regions": int(regions), "cell": cell, "layers": int(layers),
+                       "hidden": int(hidden), "embed": int(embed), "feature_size": int(feature_size),
+                       "encoder": encoder, "attention": attention,
+                       "attn_size": None if attn_size is None else int(attn_size), "dtype": np.dtype(dtype).name,
+                       "seed": int(seed)}
+        s_enc, s_init, s_dec = np.random.SeedSequence(seed).spawn(3)
+        backend = attention_backend
+        if attention != "none" and (backend is None or isinstance(backend, str)):
+            backend = get_attention_backend(backend)
+        self.encoder = RegionEncoder(encoder, raw_size, regions, feature_size, dtype, np.random.default_rng(s_enc))
+        self.init = Linear(feature_size, layers * hidden, dtype, np.random.default_rng(s_init))
+        self.decoder = Decoder(len(vocab), cell, layers, hidden, embed, attention, feature_size, attn_size, dtype,
+                               s_dec, backend)
+        self._collect([("regions", self.encoder.params, self.encoder.grads), ("init", self.init.params, self.init.grads)]
+                      + self.decoder.groups())
+        self._h0: Optional[np.ndarray] = None
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.config["dtype"])
+
+    @property
+    def attention(self) -> str:
+        return self.config["attention"]
+
+    def _check_regions(self, regions: np.ndarray) -> np.ndarray:
+        P, D = self.config["regions"], self.config["raw_size"]
+        regions = np.asarray(regions)
+        if regions.ndim != 3 or regions.shape[1:] != (P, D) or regions.shape[0] < 1:
+            raise ValueError(f"regions must have shape (B, {P}, {D}) for this model, got {regions.shape}")
+        return np.ascontiguousarray(regions, self.dtype)
+
+    def encode(self, regions: np.ndarray, training: bool = False):
+        """regions (B, P, D) -> (h0 (L, B, H), c0 or None, keys (B, P, F) or None)."""
+        x = self._check_regions(regions)
+        f = self.encoder.forward(x, training)
+        m = f.mean(axis=1)
+        flat = np.tanh(self.init.forward(m) if training else self.init.apply(m))  # (B, L*H)
+        if training:
+            self._h0 = flat
+        L, H = self.config["layers"], self.config["hidden"]
+        h0 = np.ascontiguousarray(flat.reshape(-1, L, H).transpose(1, 0, 2))
+        c0 = np.zeros_like(h0) if self.decoder.is_lstm else None
+        return h0, c0, (f if self.attention != "none" else None)
+
+    def targets(self, captions: Sequence[Sequence[str]]):
+        """Teacher-forcing (tgt_in, tgt_out, weights), each (T, B), of token lists."""
+        return pad_targets([self.vocab.encode(c) for c in captions], self.dtype)
+
+    def loss_and_grad(self, regions: np.ndarray, captions: Sequence[Sequence[str]]) -> float:
+        """Mean cross-entropy per caption token (its end included) under teacher forcing; adds the gradient
+        into ``grads``."""
+        tgt_in, tgt_out, w = self.targets(captions)
+        return self.loss_and_grad_ids(regions, tgt_in, tgt_out, w)
+
+    def loss_and_grad_ids(self, regions: np.ndarray, tgt_in: np.ndarray, tgt_out: np.ndarray,
+                          weights: np.ndarray) -> float:
+        """`loss_and_grad` with the decoder inputs given as ids (T, B) (scheduled sampling feeds its own)."""
+        h0, c0, keys = self.encode(regions, training=True)
+        logits = self.decoder.forward(tgt_in, h0, c0, keys, None, training=True)
+        loss, dlogits = softmax_cross_entropy(logits, tgt_out.reshape(-1), weights.reshape(-1))
+        dh0, _, dkeys = self.decoder.backward(dlogits)
+        flat = self._h0
+        self._h0 = None
+        dflat = dh0.transpose(1, 0, 2).reshape(flat.shape) * (1 - flat * flat)
+        dm = self.init.backward(dflat)
+        P = self.config["regions"]
+        df = np.broadcast_to((dm / P)[:, None, :], (dm.shape[0], P, dm.shape[1]))
+        self.encoder.backward(df + dkeys if dkeys is not None else df)
+        return loss
+
+    def loss(self, regions: np.ndarray, captions: Sequence[Sequence[str]]) -> Tuple[float, float]:
+        """(summed cross-entropy in nats, number of caption tokens), teacher forced, no gradients."""
+        tgt_in, tgt_out, w = self.targets(captions)
+        h0, c0, keys = self.encode(regions)
+        logits = self.decoder.forward(tgt_in, h0, c0, keys, None, training=False)
+        w = w.reshape(-1)
+        mean, _ = softmax_cross_entropy(logits, tgt_out.reshape(-1), w, grad=False)
+        n = float(w.sum())
+        return mean * n, n
+
+    def start(self, regions: np.ndarray) -> DecodeState:
+        """The decoder's state before its first word, for regions (B, P, D)."""
+        h0, c0, keys = self.encode(regions)
+        return DecodeState(h0, c0, keys, None)
+
+    # ------------------------------------------------------------------ files
+
+    def arrays(self) -> Dict[str, np.ndarray]:
+        return {f"model/{k}": v for k, v in self.params.items()}
+
+    def meta(self) -> Dict[str, Any]:
+        return {"format": FORMAT, "version": 1, "model": self.config, "vocab": self.vocab.to_json()}
+
+    @classmethod
+    def from_checkpoint(cls, arrays: Dict[str, np.ndarray], meta: Dict[str, Any], path: str = "checkpoint",
+                        attention_backend: Any = None) -> "Captioner":
+        if meta.get("format") != FORMAT:
+            raise checkpoint.CheckpointError(f"{path} is not a captioning checkpoint")
+        try:
+            model = cls(vocab=TokenVocab.from_json(meta["vocab"]), attention_backend=attention_backend,
+                        **dict(meta["model"]))
+            checkpoint.restore_arrays(model.params, arrays, "model/")
+        except (KeyError, ValueError, TypeError) as e:
+            raise checkpoint.CheckpointError(f"{path} is inconsistent ({type(e).__name__}: {e})") from None
+        return model
+
+    @classmethod
+    def load(cls, directory: str) -> Tuple["Captioner", Dict[str, Any]]:
+        """(model, checkpoint metadata) saved in ``directory``; CheckpointError if missing or unreadable."""
+        if not os.path.isdir(directory):
+            raise checkpoint.CheckpointError(f"not a directory: {directory}")
+        path = os.path.join(directory, CHECKPOINT_FILE)
+        arrays, meta = checkpoint.load(path)
+        return cls.from_checkpoint(arrays, meta, path), meta
+
