@@ -162,15 +162,15 @@ def _scene_seed(scene: Scene) -> List[int]:
 def render(scene: Scene, size: int = 48) -> np.ndarray:
     """The picture of ``scene``: float32 (size, size, 3) in [0, 1], deterministic in (scene, size)."""
     rng = np.random.default_rng(_scene_seed(scene) + [size])
-    img = rng.uniform(0.0, 0.08, (size, size, 3)).astype(np.float32)
+    img = rng.random((size, size, 3), dtype=np.float32) * np.float32(0.08)
     cell = size / GRID
     r = 0.34 * cell
     for o in scene:
         cy, cx = (np.array([o.row, o.col]) + 0.5) * cell + rng.uniform(-0.1, 0.1, 2) * cell
         y0, y1 = max(0, int(cy - r)), min(size, int(cy + r) + 2)  # the object's bounding box
         x0, x1 = max(0, int(cx - r)), min(size, int(cx + r) + 2)
-        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32) + 0.5
-        dy, dx = yy - cy, xx - cx
+        dy = np.arange(y0, y1, dtype=np.float32)[:, None] + np.float32(0.5 - cy)  # broadcast over the box
+        dx = np.arange(x0, x1, dtype=np.float32)[None, :] + np.float32(0.5 - cx)
         if o.shape == "circle":
             mask = dx * dx + dy * dy <= r * r
         elif o.shape == "square":
