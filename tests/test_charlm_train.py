@@ -148,8 +148,9 @@ def test_bad_inputs(tmp_path, text_file, capsys):
     corrupt.mkdir()
     (corrupt / "checkpoint.npz").write_bytes(b"PK\x03\x04garbage")
     assert "corrupt" in bad(capsys, ["sample", str(corrupt)])
-    assert "no checkpoint" in bad(capsys, ["train-charlm", "--text", text_file, "--resume", "--out",
-                                           str(tmp_path / "fresh")] + TINY)
+    assert "nothing to resume" in bad(capsys, ["train-charlm", "--text", text_file, "--resume", "--out",
+                                               str(tmp_path / "fresh")] + TINY)
+    assert not os.path.exists(tmp_path / "fresh")  # a failed resume creates nothing
 
 
 def test_console_script_prints_no_traceback(tmp_path):

@@ -46,7 +46,9 @@ def test_train_translate_eval_on_a_task(tmp_path, capsys):
     assert os.path.getsize(plot) > 1000
     assert cli(["translate", out, "abca", "--beam", "3", "--n-best", "3"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert 1 <= len(lines) <= 3 and all("\t" in line for line in lines)
+    assert len(lines) == 3 and all("\t" in line for line in lines)  # K hypotheses, best first, with scores
+    scores = [float(line.split("\t")[0]) for line in lines]
+    assert scores == sorted(scores, reverse=True) and len({line.split("\t")[1] for line in lines}) == 3
 
     assert cli(["eval-seq2seq", out, "--json"]) == 0
     greedy = json.loads(capsys.readouterr().out)
@@ -158,8 +160,9 @@ def test_bad_inputs(tmp_path, capsys):
     assert "corrupt" in bad(capsys, ["eval-seq2seq", str(corrupt)])
     (corrupt / "checkpoint.npz").write_bytes(b"not a zip")
     assert "not an rnnkit checkpoint" in bad(capsys, ["translate", str(corrupt), "x"])
-    assert "no checkpoint" in bad(capsys, ["train-seq2seq", "--task", "dates", "--resume", "--out",
-                                           str(tmp_path / "fresh")] + TINY)
+    assert "nothing to resume" in bad(capsys, ["train-seq2seq", "--task", "dates", "--resume", "--out",
+                                               str(tmp_path / "fresh")] + TINY)
+    assert not os.path.exists(tmp_path / "fresh")
     # a model without attention has none to plot; empty input
     out = str(tmp_path / "plain")
     train(config(steps=2, attention="none"), out, progress=False, log=lambda s: None)
@@ -204,3 +207,32 @@ def test_console_script_prints_no_traceback(tmp_path):
                        text=True)
     assert r.returncode == 1 and r.stdout == ""
     assert r.stderr.strip().count("\n") == 0 and "no checkpoint" in r.stderr
+
+
+def test_alphabet_takes_literal_characters_and_ranges():
+    from rnnkit.seq2seq.tasks import expand_alphabet
+
+    assert expand_alphabet("a-f") == "abcdef"
+    assert expand_alphabet("a-c0-2") == "abc012"
+    assert expand_alphabet("xyz") == "xyz" and expand_alphabet("-ab") == "-ab" and expand_alphabet("ab-") == "ab-"
+    with pytest.raises(ValueError, match="backwards"):
+        expand_alphabet("z-a")
+
+
+def test_max_output_is_the_decoding_limit_everywhere(tmp_path, capsys):
+    """--max-output is the output limit of train-seq2seq, translate and eval-seq2seq; translate's and
+    eval-seq2seq's former --max-len still works, with a note; --alphabet a-d is a range."""
+    out = str(tmp_path / "m")
+    assert cli(["train-seq2seq"] + REVERSE + ["--alphabet", "a-d", "--train-size", "200", "--steps", "2", "--max-output", "3", "--out",
+                                             out] + TINY) == 0
+    capsys.readouterr()
+    meta = checkpoint.load(os.path.join(out, "checkpoint.npz"))[1]
+    assert meta["max_len"] == 3 and meta["data"]["options"]["alphabet"] == "abcd"
+    assert cli(["translate", out, "abca", "--beam", "1", "--max-output", "2"]) == 0
+    new = capsys.readouterr()
+    assert cli(["translate", out, "abca", "--beam", "1", "--max-len", "2"]) == 0
+    old = capsys.readouterr()
+    assert old.out == new.out and len(old.out.strip()) <= 2
+    assert "--max-len is deprecated here, use --max-output" in old.err
+    assert cli(["eval-seq2seq", out, "--max-len", "2", "--json"]) == 0
+    assert "deprecated" in capsys.readouterr().err

@@ -6,16 +6,53 @@ option), never a traceback.
 from __future__ import annotations
 
 import argparse
+import copy
+import importlib
+import os
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Dict, List, Optional
 
 from .optim import DEFAULT_LR
 
-__all__ = ["Parser", "positive_int", "non_negative_int", "positive_float", "add_schedule_options", "run"]
+__all__ = ["Parser", "positive_int", "non_negative_int", "positive_float", "add_schedule_options",
+           "add_run_dir_options", "explicit_options", "MissingDependencyError", "require_module",
+           "check_output_file", "deprecated_alias", "run"]
+
+
+def _has_value_default(action: argparse.Action) -> bool:
+    return bool(action.option_strings) and not any(action.default is v for v in (None, False, argparse.SUPPRESS))
+
+
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Help that states every option's default: "(default: X)" after the help of an option whose
+    default is a value (not None, not a flag's False) and whose help does not already say it (an option
+    whose default is None says in its help what happens without it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" not in text and _has_value_default(action):
+            text += (" " if text else "") + ("(default: empty)" if action.default == "" else "(default: %(default)s)")
+        return text
+
+
+class RawDescriptionDefaultsFormatter(DefaultsFormatter, argparse.RawDescriptionHelpFormatter):
+    """`DefaultsFormatter` that keeps the description's and epilog's line breaks."""
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with option errors on one line."""
+    """argparse with option errors on one line and every default shown in ``--help``
+    (`DefaultsFormatter`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs.setdefault("formatter_class", DefaultsFormatter)
+        super().__init__(*args, **kwargs)
+
+    def format_help(self) -> str:
+        for action in self._actions:  # argparse prints no help line for an option without help text
+            if action.help is None and _has_value_default(action):
+                action.help = ""
+                action.help = self._get_formatter()._get_help_string(action)
+        return super().format_help()
 
     def error(self, message: str):
         print(f"{self.prog}: error: {message}", file=sys.stderr)
@@ -43,12 +80,16 @@ def positive_float(s: str) -> float:
     return v
 
 
-def add_schedule_options(group: Any, defaults: Any) -> None:
+def add_schedule_options(group: Any, defaults: Any, default_minutes: float) -> None:
     """The options of `rnnkit.optim.Schedule` (length of training, optimiser, learning rate and its
-    decay, clipping), with ``defaults`` (a Schedule) as their defaults, added to a parser or group."""
+    decay, clipping), with ``defaults`` (a Schedule) as their defaults, added to a parser or group;
+    ``default_minutes``: how long a new run trains without --steps or --minutes."""
     length = group.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=positive_int, help="total training steps (counting resumed ones)")
-    length.add_argument("--minutes", type=positive_float, help="train for this long (validation included)")
+    length.add_argument("--steps", type=positive_int, help="total training steps, counting resumed ones (default: "
+                        f"train for --minutes; a resumed run continues to its saved step target)")
+    length.add_argument("--minutes", type=positive_float, help="train for this long, validation included "
+                        f"(default: {default_minutes:g} for a new run; a resumed run without --steps trains for "
+                        "its saved minutes again)")
     group.add_argument("--optimizer", choices=sorted(DEFAULT_LR), default=defaults.optimizer)
     group.add_argument("--lr", type=positive_float, help="learning rate (default: adam/rmsprop 2e-3, adagrad 0.1, "
                        "sgd 0.05 with momentum 0.9)")
@@ -59,15 +100,76 @@ def add_schedule_options(group: Any, defaults: Any) -> None:
     group.add_argument("--clip-mode", choices=["norm", "value"], default=defaults.clip_mode)
 
 
+def deprecated_alias(parser: Any, old: str, new: str, type: Callable[[str], Any]) -> None:
+    """Accept option ``old`` as the former spelling of ``new`` (same destination), hidden from --help;
+    using it prints a one-line note naming the new spelling."""
+    dest = new.lstrip("-").replace("-", "_")
+
+    class Alias(argparse.Action):
+        def __call__(self, p: argparse.ArgumentParser, namespace: argparse.Namespace, value: Any,
+                     option_string: Optional[str] = None) -> None:
+            print(f"{p.prog}: note: {old} is deprecated here, use {new}", file=sys.stderr)
+            setattr(namespace, dest, value)
+
+    parser.add_argument(old, type=type, dest=dest, action=Alias, help=argparse.SUPPRESS, default=argparse.SUPPRESS)
+
+
+def add_run_dir_options(parser: argparse.ArgumentParser, default_out: str) -> None:
+    """--out, --resume and --overwrite of a training command (see `rnnkit.rundir`)."""
+    parser.add_argument("--out", default=default_out, metavar="DIR", help="output directory")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true", help="continue the run saved in --out with its saved "
+                      "settings (the length, learning rate, clipping and reporting options may change; the "
+                      "others must agree with the run)")
+    mode.add_argument("--overwrite", action="store_true", help="replace the run saved in --out (without this "
+                      "or --resume, a directory that holds a run is refused)")
+
+
+def explicit_options(parser: argparse.ArgumentParser, argv: List[str]) -> Dict[str, Any]:
+    """The options ``argv`` gives explicitly (dest -> parsed value), defaults left out: what a resumed
+    run compares with its saved settings."""
+    bare = copy.deepcopy(parser)
+    for action in bare._actions:
+        action.default = argparse.SUPPRESS
+    return vars(bare.parse_args(argv))
+
+
+class MissingDependencyError(ImportError):
+    """An optional package a requested feature needs is not installed."""
+
+
+def require_module(name: str, feature: str, extra: str = "") -> Any:
+    """Import and return module ``name``, or MissingDependencyError naming ``feature`` and how to install
+    it (``extra``: the rnnkit extra that brings it). Called before the work starts, so a missing package
+    costs nothing."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        how = f"pip install 'rnnkit[{extra}]' or pip install {name}" if extra else f"pip install {name}"
+        raise MissingDependencyError(f"{feature} needs {name}, which is not installed ({how})") from None
+
+
+def check_output_file(path: str, option: str) -> None:
+    """ValueError unless a file can be written at ``path`` (its directory exists and is writable, and
+    it is not a directory): checked before the work starts, so nothing is lost at the end."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"{option} {path} is a directory, not a file")
+    if not os.path.isdir(directory):
+        raise ValueError(f"{option} {path}: the directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise ValueError(f"{option} {path}: not writable")
+
+
 def run(prog: str, body: Callable[[], int]) -> int:
     """Run a command, turning the errors a user can cause into one line and exit status 1.
 
     Those are ValueError (bad settings and data: the data errors of the commands, e.g.
-    `rnnkit.charlm.data.TextError`, derive from it), OSError (files) and
-    `rnnkit.checkpoint.CheckpointError` (itself a ValueError)."""
+    `rnnkit.charlm.data.TextError`, derive from it, and so does `rnnkit.checkpoint.CheckpointError`),
+    OSError (files) and `MissingDependencyError` (an optional package)."""
     try:
         return body()
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, MissingDependencyError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ import sys
 import time
 from typing import Callable, List, Optional
 
+from ..cliutil import Parser, RawDescriptionDefaultsFormatter, check_output_file, require_module, run
 from .grid import CELLS, GROUPS, MODES, build_cases
 
 DESCRIPTION = """\
@@ -63,25 +64,25 @@ def _positive(kind: Callable) -> Callable:
 def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     from .run import IMPLS
 
-    p = argparse.ArgumentParser(prog=prog or "rnnkit bench", description=DESCRIPTION, epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog=prog or "rnnkit bench", description=DESCRIPTION, epilog=EPILOG,
+               formatter_class=RawDescriptionDefaultsFormatter)
     sel = p.add_argument_group("what to run (comma-separated lists; each option narrows the grid)")
     sel.add_argument("--quick", action="store_true", help="short representatives of each regime, T=20, "
                      "fewer repeats: well under a minute")
-    sel.add_argument("--cell", type=_list(str, CELLS), action="extend", help=f"cells: {', '.join(CELLS)}")
-    sel.add_argument("--mode", type=_list(str, MODES), action="extend", help=f"modes: {', '.join(MODES)}")
-    sel.add_argument("--group", type=_list(str, GROUPS), action="extend", help=f"size groups: {', '.join(GROUPS)}")
+    sel.add_argument("--cell", type=_list(str, CELLS), action="extend", help=f"cells: {', '.join(CELLS)} (default: all)")
+    sel.add_argument("--mode", type=_list(str, MODES), action="extend", help=f"modes: {', '.join(MODES)} (default: both)")
+    sel.add_argument("--group", type=_list(str, GROUPS), action="extend", help=f"size groups: {', '.join(GROUPS)} (default: all)")
     sel.add_argument("--batch", type=_list(int), action="extend", metavar="B",
-                     help="keep the grid sizes with these batch sizes (if none has them, run these sizes)")
-    sel.add_argument("--hidden", type=_list(int), action="extend", metavar="H", help="likewise for hidden sizes")
-    sel.add_argument("--layers", type=_list(int), action="extend", metavar="L", help="likewise for layer counts")
-    sel.add_argument("--seq-len", type=_positive(int), metavar="T", help="run every kept size with T steps")
+                     help="keep the grid sizes with these batch sizes (if none has them, run these sizes; default: all)")
+    sel.add_argument("--hidden", type=_list(int), action="extend", metavar="H", help="likewise for hidden sizes (default: all)")
+    sel.add_argument("--layers", type=_list(int), action="extend", metavar="L", help="likewise for layer counts (default: all)")
+    sel.add_argument("--seq-len", type=_positive(int), metavar="T", help="run every kept size with T steps (default: each size's own, 32-100; quick 20)")
     sel.add_argument("--input-size", type=_positive(int), metavar="I", help="run every kept size with I inputs "
                      "(default I = H)")
     sel.add_argument("--threads", type=_list(int), action="extend", metavar="N",
                      help="thread counts for rnnkit, torch and NumPy's BLAS alike (default: rnnkit's current)")
     sel.add_argument("--impl", type=_list(str, IMPLS), action="extend",
-                     help="implementations to time (the reference is run for the check whatever this says)")
+                     help="implementations to time (the reference is run for the check whatever this says; default: all)")
 
     how = p.add_argument_group("how to time")
     how.add_argument("--repeats", type=_positive(int), help="timed calls per implementation (default 7; quick 3)")
@@ -103,11 +104,11 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
                      "(default 2048)")
 
     out = p.add_argument_group("output")
-    out.add_argument("--json", metavar="FILE", help="write every figure, the machine and the versions")
-    out.add_argument("--plot", metavar="FILE.png", help="draw the speed-up per case (needs matplotlib)")
-    out.add_argument("--markdown", metavar="FILE.md", help="write the table as Markdown, with the command")
+    out.add_argument("--json", metavar="FILE", help="write every figure, the machine and the versions (default: no file; the directory must exist)")
+    out.add_argument("--plot", metavar="FILE.png", help="draw the speed-up per case (default: no plot)")
+    out.add_argument("--markdown", metavar="FILE.md", help="write the table as Markdown, with the command (default: no file)")
     out.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="print the change from run A "
-                     "to run B and exit (runs nothing)")
+                     "to run B and exit (runs nothing; default: run the benchmark)")
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -144,18 +145,29 @@ class _PlainProgress:
 
 
 def main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
-    """Parse ``argv``, run the benchmark (or the comparison) and print; returns the exit code."""
+    """Parse ``argv``, run the benchmark (or the comparison) and print; returns the exit code (a user's
+    mistake, e.g. a missing or non-JSON --compare file, is one line on stderr and status 1)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    return run(parser.prog, lambda: _main(args, argv))
+
+
+def _main(args: argparse.Namespace, argv: List[str]) -> int:
     import rnnkit
 
     from . import report
     from .compare import compare_files
     from .run import IMPLS, Settings, calls_per_case, run_bench
 
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(prog).parse_args(argv)
     if args.compare:
         print(compare_files(*args.compare))
         return 0
+    for option in ("json", "plot", "markdown"):  # before the run, so a bad path costs nothing
+        if getattr(args, option):
+            check_output_file(getattr(args, option), f"--{option}")
+    if args.plot:
+        require_module("matplotlib", "--plot")
     quick = args.quick
     settings = Settings(
         impls=tuple(dict.fromkeys(args.impl or IMPLS)),

@@ -14,6 +14,8 @@ import math
 import os
 from typing import Dict, List, Optional
 
+from ..cliutil import require_module
+
 HEADER = ("cell", "mode", "B", "T", "I", "H", "LxD", "var", "thr", "rnnkit ms", "ref ms", "torch ms",
           "GFLOP/s", "%peak", "x ref", "x torch", "ws MiB", "peak MiB", "check")
 
@@ -119,9 +121,14 @@ def write_json(doc: Dict, path: str) -> None:
 
 
 def load_json(path: str) -> Dict:
+    """A bench result written by ``--json``; OSError if unreadable, ValueError naming the file if it is
+    not one."""
     with open(path) as f:
-        doc = json.load(f)
-    if "cases" not in doc or "machine" not in doc:
+        try:
+            doc = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path} is not a JSON file ({e})") from None
+    if not isinstance(doc, dict) or "cases" not in doc or "machine" not in doc:
         raise ValueError(f"{path} is not an rnnkit bench result (no 'cases' / 'machine')")
     return doc
 
@@ -146,19 +153,15 @@ def write_markdown(doc: Dict, path: str, plot_path: Optional[str] = None) -> Non
 
 def write_plot(doc: Dict, path: str) -> None:
     """A horizontal bar per case and competitor: how many times faster rnnkit is (log scale)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # files only, no display needed
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise SystemExit("--plot needs matplotlib: pip install 'rnnkit[bench]' (or pip install matplotlib)") from None
+    matplotlib = require_module("matplotlib", "--plot")
+    matplotlib.use("Agg")  # files only, no display needed
+    import matplotlib.pyplot as plt
     cases = doc["cases"]
     labels = [f"{r['id']} x{r['threads']}" + (" FAILED" if r["status"] != "ok" else "") for r in cases]
     series = [(other, color) for other, color in (("reference", "tab:blue"), ("torch", "tab:orange"))
               if any(r.get(f"speedup_vs_{other}") for r in cases)]
     if not series:
-        raise SystemExit("--plot: no speed-up to draw (no case timed rnnkit beside the reference or torch)")
+        raise ValueError("--plot: no speed-up to draw (no case timed rnnkit beside the reference or torch)")
     fig, ax = plt.subplots(figsize=(10, 1.5 + 0.28 * len(cases) * len(series)))
     height = 0.8 / len(series)
     for k, (other, color) in enumerate(series):

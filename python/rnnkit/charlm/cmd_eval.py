@@ -16,7 +16,8 @@ def main(argv: List[str], prog: str = "rnnkit eval-charlm") -> int:
     p.add_argument("--as-sampled", choices=("float32", "float16", "int8"),
                    help="score the text with the sampler's loop and this weight storage, as one stream "
                         "(CharLM.evaluate_as_sampled): what a storage of `rnnkit sample --weights` costs; "
-                        "one character at a time, with a progress bar")
+                        "one character at a time, with a progress bar (default: the training forward, "
+                        "float32, in batches)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
 

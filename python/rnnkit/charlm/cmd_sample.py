@@ -13,7 +13,8 @@ def main(argv: List[str], prog: str = "rnnkit sample") -> int:
     p.add_argument("dir", metavar="DIR")
     p.add_argument("--length", type=non_negative_int, default=500, help="characters to generate")
     p.add_argument("--temperature", type=float, default=0.8, help="0 = argmax")
-    p.add_argument("--top-k", type=positive_int, help="sample only among the K most likely characters")
+    p.add_argument("--top-k", type=positive_int, help="sample only among the K most likely characters "
+                   "(default: all)")
     p.add_argument("--prime", default="", help="text fed to the model first (printed too)")
     p.add_argument("--seed", type=int, help="fixes the output (default: random)")
     p.add_argument("--weights", choices=("float32", "float16", "int8"), default="float32",

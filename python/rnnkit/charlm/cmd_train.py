@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from typing import List
 
-from ..cliutil import add_schedule_options
+from ..cliutil import add_run_dir_options, add_schedule_options, explicit_options
 from .cli import Parser, non_negative_int, positive_int, run
+
+
+DEFAULT_MINUTES = 4.0
 
 
 def main(argv: List[str], prog: str = "rnnkit train-charlm") -> int:
@@ -14,25 +17,27 @@ def main(argv: List[str], prog: str = "rnnkit train-charlm") -> int:
     d = TrainConfig()
     p = Parser(prog=prog, description="Train a character-level language model (char-rnn style). Without "
                 "--text it trains on this Python's standard library source. Without --steps or --minutes "
-                "it trains for 4 minutes.")
-    p.add_argument("--text", nargs="+", metavar="FILE", help="UTF-8 text file(s), concatenated")
+                f"it trains for {DEFAULT_MINUTES:g} minutes. DIR (--out) receives metrics.jsonl, checkpoint.npz, "
+                "curve.png and sample.txt; a DIR that holds a run needs --resume or --overwrite.")
+    p.add_argument("--text", nargs="+", metavar="FILE", help="UTF-8 text file(s), concatenated (default: this "
+                   "Python's standard library source)")
     p.add_argument("--cell", choices=["lstm", "gru", "rnn"], default=d.cell)
     p.add_argument("--layers", type=positive_int, default=d.layers)
     p.add_argument("--hidden", type=positive_int, default=d.hidden)
     p.add_argument("--embed", type=non_negative_int, default=d.embed, help="embedding width; 0 = one-hot input")
     p.add_argument("--seq-len", type=positive_int, default=d.seq_len, help="characters per chunk (BPTT length)")
     p.add_argument("--batch", type=positive_int, default=d.batch, help="parallel streams")
-    add_schedule_options(p, d)
+    add_schedule_options(p, d, DEFAULT_MINUTES)
     p.add_argument("--dropout", type=float, default=d.dropout, help="dropout between recurrent layers")
     p.add_argument("--val-frac", type=float, default=d.val_frac, help="the text's last fraction used to validate")
     p.add_argument("--eval-every", type=positive_int, default=d.eval_every)
     p.add_argument("--sample-every", type=non_negative_int, default=d.sample_every, help="0: only at the end")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--threads", type=positive_int, help="kernel threads (default: OMP_NUM_THREADS or all cores)")
-    p.add_argument("--out", default="charlm", metavar="DIR", help="output directory (default: ./charlm)")
-    p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    add_run_dir_options(p, "charlm")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
+    given = {k: v for k, v in explicit_options(p, argv).items() if k in TrainConfig.__dataclass_fields__}
 
     def body() -> int:
         import rnnkit
@@ -43,12 +48,12 @@ def main(argv: List[str], prog: str = "rnnkit train-charlm") -> int:
         if a.threads:
             rnnkit.set_num_threads(a.threads)
         cfg = TrainConfig(cell=a.cell, layers=a.layers, hidden=a.hidden, embed=a.embed, seq_len=a.seq_len,
-                          batch=a.batch, steps=a.steps, minutes=a.minutes if a.steps or a.minutes else 4.0,
+                          batch=a.batch, steps=a.steps, minutes=a.minutes if a.steps or a.minutes else DEFAULT_MINUTES,
                           optimizer=a.optimizer, lr=a.lr, lr_decay=a.lr_decay, lr_decay_every=a.lr_decay_every,
                           clip=a.clip, clip_mode=a.clip_mode, dropout=a.dropout, val_frac=a.val_frac,
                           eval_every=a.eval_every, sample_every=a.sample_every, seed=a.seed)
         text = read_texts(a.text) if a.text else default_corpus()
-        train(cfg, text, a.out, resume=a.resume, progress=not a.no_progress)
+        train(cfg, text, a.out, resume=a.resume, progress=not a.no_progress, overwrite=a.overwrite, given=given)
         return 0
 
     return run(prog, body)

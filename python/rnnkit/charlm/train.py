@@ -17,7 +17,7 @@ import dataclasses
 import hashlib
 import math
 import os
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Mapping, Optional
 
 import numpy as np
 
@@ -25,7 +25,8 @@ from .. import checkpoint
 from ..optim import DEFAULT_LR, Schedule
 from ..training import TrainingRun, fit
 from .data import TextError, TrainStreams, split
-from .model import CHECKPOINT_FILE, CharLM, single_threaded_blas
+from ..rundir import KINDS, RunDir, resume_settings
+from .model import CHECKPOINT_FILE, FORMAT, CharLM, single_threaded_blas
 from .plot import plot_curve
 from .vocab import Vocab
 
@@ -69,7 +70,10 @@ class TrainConfig(Schedule):
             raise ValueError(f"--cell must be lstm, gru or rnn, got {self.cell!r}")
 
 
-RESUMABLE = ("steps", "minutes", "eval_every", "sample_every")
+#: The settings a resumed run may change (`rnnkit.rundir.resume_settings`); the rest are the run's.
+RESUMABLE = ("steps", "minutes", "eval_every", "sample_every", "lr", "lr_decay", "lr_decay_every", "clip",
+             "clip_mode")
+KIND = KINDS[FORMAT]
 
 
 def _text_digest(text: str) -> str:
@@ -116,11 +120,11 @@ class CharLMRun(TrainingRun):
         checkpoint.save(path, arrays, meta)
 
     @classmethod
-    def resume(cls, path: str, text: str, overrides: TrainConfig) -> "CharLMRun":
-        arrays, meta = checkpoint.load(path)
+    def resume(cls, arrays: Dict[str, np.ndarray], meta: Dict[str, Any], text: str, cfg: TrainConfig,
+               path: str = CHECKPOINT_FILE) -> "CharLMRun":
+        """The run saved as (arrays, meta) (from `rnnkit.checkpoint.load`), continued with ``cfg`` (the
+        saved settings with the changes `rnnkit.rundir.resume_settings` allows)."""
         try:
-            saved = meta["train"]
-            cfg = TrainConfig(**{**saved, **{k: getattr(overrides, k) for k in RESUMABLE}})
             if meta["text_sha256"] != _text_digest(text):
                 raise TextError("the text differs from the one this checkpoint was trained on")
             run = cls(cfg, text)
@@ -134,28 +138,43 @@ class CharLMRun(TrainingRun):
 
 
 def train(cfg: TrainConfig, text: str, out: str, resume: bool = False, progress: bool = True,
-          log: Callable[[str], None] = print) -> CharLM:
+          log: Callable[[str], None] = print, overwrite: bool = False,
+          given: Optional[Mapping[str, Any]] = None) -> CharLM:
     """Train (or, with ``resume``, continue training from ``out``) a CharLM on ``text``.
 
-    ``out`` receives metrics.jsonl, checkpoint.npz, curve.png and sample.txt (the final sample).
-    Raises TextError for unusable text, CheckpointError for a missing or bad checkpoint on resume,
-    ValueError for a bad setting.
+    ``out`` receives metrics.jsonl, checkpoint.npz, curve.png and sample.txt (the final sample). A
+    directory that already holds a run is written into only with ``resume`` or ``overwrite``
+    (`rnnkit.rundir`). On resume the saved settings are kept; ``given`` (field -> value, the settings the
+    caller asks for; default: ``cfg``'s steps, minutes, eval_every and sample_every) may change those in
+    `RESUMABLE` and must agree with the others. Raises TextError for unusable text, CheckpointError for a
+    missing or bad checkpoint on resume, ValueError for a bad setting or a directory holding a run.
     """
+    run_dir = RunDir(out, KIND)
+    if resume:
+        arrays, meta = run_dir.load_for_resume()
+        if given is None:
+            given = {k: getattr(cfg, k) for k in ("steps", "minutes", "eval_every", "sample_every")}
+        try:
+            cfg = TrainConfig(**resume_settings(out, meta["train"], int(meta["step"]), given, RESUMABLE, log))
+        except TypeError as e:
+            raise checkpoint.CheckpointError(f"{run_dir.checkpoint_path} is not a resumable training checkpoint "
+                                             f"({e})") from None
     cfg.validate()
+    if not resume:
+        run_dir.check_new(overwrite)
     with single_threaded_blas():
-        return _train(cfg, text, out, resume, progress, log)
+        if resume:
+            run = CharLMRun.resume(arrays, meta, text, cfg, run_dir.checkpoint_path)
+        else:
+            run = CharLMRun(cfg, text)
+        with run_dir.writing(overwrite and not resume):
+            return _train(run, out, resume, progress, log)
 
 
-def _train(cfg: TrainConfig, text: str, out: str, resume: bool, progress: bool, log: Callable[[str], None]
-           ) -> CharLM:
-    os.makedirs(out, exist_ok=True)
+def _train(run: CharLMRun, out: str, resume: bool, progress: bool, log: Callable[[str], None]) -> CharLM:
     ckpt_path = os.path.join(out, CHECKPOINT_FILE)
     metrics_path = os.path.join(out, METRICS_FILE)
-    if resume:
-        run = CharLMRun.resume(ckpt_path, text, cfg)
-        metrics = checkpoint.read_metrics(metrics_path, run.step)
-    else:
-        run, metrics = CharLMRun(cfg, text), []
+    metrics = checkpoint.read_metrics(metrics_path, run.step) if resume else []
     cfg = run.cfg
 
     def sample_now(bar, last: bool) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import List
 
-from ..cliutil import Parser, positive_int, run
+from ..cliutil import Parser, deprecated_alias, positive_int, run
 
 
 def main(argv: List[str], prog: str = "rnnkit eval-seq2seq") -> int:
@@ -14,9 +14,11 @@ def main(argv: List[str], prog: str = "rnnkit eval-seq2seq") -> int:
     p.add_argument("dir", metavar="DIR")
     p.add_argument("--beam", type=positive_int, default=1, help="beam size (default 1: greedy)")
     p.add_argument("--alpha", type=float, default=0.6, help="GNMT length normalisation exponent")
-    p.add_argument("--pairs", metavar="FILE", help="score on every pair of this file instead")
+    p.add_argument("--pairs", metavar="FILE", help="score on every pair of this file instead (default: "
+                   "the --split of the training data)")
     p.add_argument("--split", choices=["test", "val"], default="test", help="which held-out split (default test)")
-    p.add_argument("--max-len", type=positive_int, help="output limit in tokens (default: the training run's)")
+    p.add_argument("--max-output", type=positive_int, help="decoding limit in tokens (default: the training run's)")
+    deprecated_alias(p, "--max-len", "--max-output", positive_int)
     p.add_argument("--batch", type=positive_int, default=256, help="sources decoded together")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args(argv)
@@ -39,7 +41,7 @@ def main(argv: List[str], prog: str = "rnnkit eval-seq2seq") -> int:
             pairs = splits.test if a.split == "test" else splits.val
         enc = Encoded(pairs, kind, model.src_vocab, model.tgt_vocab)
         with single_threaded_blas():
-            result = evaluate(model, enc, kind, a.beam, a.max_len or int(meta.get("max_len", 100)), a.alpha, a.batch)
+            result = evaluate(model, enc, kind, a.beam, a.max_output or int(meta.get("max_len", 100)), a.alpha, a.batch)
         if a.json:
             print(json.dumps(result))
         else:

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from typing import List
 
-from ..cliutil import Parser, add_schedule_options, positive_int, run
+from ..cliutil import Parser, add_run_dir_options, add_schedule_options, explicit_options, positive_int, run
+
+
+DEFAULT_MINUTES = 5.0
 
 
 def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
@@ -16,17 +19,21 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
     d = TrainConfig()
     p = Parser(prog=prog, description="Train an encoder-decoder model (optionally with attention) on a built-in "
                f"task ({', '.join(TASKS)}) or on a file of source<TAB>target lines. Without --steps or "
-               "--minutes it trains for 5 minutes. DIR (--out) receives metrics.jsonl, checkpoint.npz and curve.png.")
+               f"--minutes it trains for {DEFAULT_MINUTES:g} minutes. DIR (--out) receives metrics.jsonl, "
+               "checkpoint.npz and curve.png; a DIR that holds a run needs --resume or --overwrite.")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--task", metavar="NAME", help=f"built-in task: {', '.join(TASKS)}")
+    src.add_argument("--task", metavar="NAME", help=f"built-in task: {', '.join(TASKS)} (no default: "
+                     "--task or --pairs is needed, except on --resume)")
     src.add_argument("--pairs", metavar="FILE", help="source<TAB>target per line (Tatoeba/Anki format); 5%% of "
-                     "the distinct sources are held out for validation and 5%% for test")
+                     "the distinct sources are held out for validation and 5%% for test (default: --task)")
     p.add_argument("--tokens", choices=["char", "word"], default="char", help="tokens of a --pairs file")
     t = p.add_argument_group("task options")
     t.add_argument("--digits", type=positive_int, help="addition: digits per number (default 3)")
     t.add_argument("--min-len", type=positive_int, help="reverse/sort: shortest string (default 20)")
     t.add_argument("--max-len", type=positive_int, help="reverse/sort: longest string (default 30)")
-    t.add_argument("--alphabet", help="reverse/sort: the characters (default a-z)")
+    t.add_argument("--alphabet", metavar="CHARS", help="reverse/sort: the characters, with ranges as in a regular "
+                   "expression's class: a-f is abcdef, a-z0-9 letters and digits, a - first or last is itself "
+                   "(default a-z)")
     t.add_argument("--train-size", type=positive_int, help="training examples (default 100000)")
     t.add_argument("--val-size", type=positive_int, help="validation examples (default 1000)")
     t.add_argument("--test-size", type=positive_int, help="test examples (default 2000)")
@@ -44,16 +51,20 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
     o.add_argument("--teacher-forcing", type=float, default=d.teacher_forcing, help="probability per batch of "
                    "feeding the gold previous tokens; otherwise the model's own greedy predictions")
     o.add_argument("--batch", type=positive_int, default=d.batch)
-    add_schedule_options(o, d)
+    add_schedule_options(o, d, DEFAULT_MINUTES)
     o.add_argument("--eval-every", type=positive_int, default=d.eval_every)
     o.add_argument("--max-output", type=positive_int, help="decoding limit in tokens (default: twice the "
                    "longest training target + 10)")
     p.add_argument("--seed", type=int, default=d.seed, help="initial weights, batch order, scheduled sampling")
     p.add_argument("--threads", type=positive_int, help="kernel threads (default: OMP_NUM_THREADS or all cores)")
-    p.add_argument("--out", default="seq2seq", metavar="DIR", help="output directory (default: ./seq2seq)")
-    p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    add_run_dir_options(p, "seq2seq")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
+    data_options = {"task", "pairs", "tokens", "digits", "min_len", "max_len", "alphabet", "train_size", "val_size",
+                    "test_size", "data_seed"}  # compared as the data spec, not as settings
+    fields = {"max_output": "max_len"}
+    asked = {fields.get(k, k): v for k, v in explicit_options(p, argv).items()
+             if k not in data_options and fields.get(k, k) in TrainConfig.__dataclass_fields__}
 
     def body() -> int:
         import rnnkit
@@ -61,7 +72,10 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
         from .data import pairs_spec, task_spec
         from .train import train
 
-        task_opts = {"digits": a.digits, "min_len": a.min_len, "max_len": a.max_len, "alphabet": a.alphabet}
+        from .tasks import expand_alphabet
+
+        alphabet = None if a.alphabet is None else expand_alphabet(a.alphabet)
+        task_opts = {"digits": a.digits, "min_len": a.min_len, "max_len": a.max_len, "alphabet": alphabet}
         sizes = {k: v for k, v in (("train", a.train_size), ("val", a.val_size), ("test", a.test_size)) if v}
         if a.task is not None:
             data = task_spec(a.task, a.data_seed, sizes, **task_opts)
@@ -80,10 +94,12 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
         cfg = TrainConfig(data=data, cell=a.cell, layers=a.layers, hidden=a.hidden, embed=a.embed,
                           bidirectional=a.bidirectional, attention=a.attention, attn_size=a.attn_size,
                           teacher_forcing=a.teacher_forcing, batch=a.batch, steps=a.steps,
-                          minutes=a.minutes if a.steps or a.minutes else 5.0, optimizer=a.optimizer, lr=a.lr,
+                          minutes=a.minutes if a.steps or a.minutes else DEFAULT_MINUTES, optimizer=a.optimizer, lr=a.lr,
                           lr_decay=a.lr_decay, lr_decay_every=a.lr_decay_every, clip=a.clip, clip_mode=a.clip_mode,
                           eval_every=a.eval_every, max_len=a.max_output, seed=a.seed)
-        train(cfg, a.out, resume=a.resume, progress=not a.no_progress)
+        if data:
+            asked["data"] = data
+        train(cfg, a.out, resume=a.resume, progress=not a.no_progress, overwrite=a.overwrite, given=asked)
         return 0
 
     return run(prog, body)

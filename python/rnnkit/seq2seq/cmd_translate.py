@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from typing import List
 
-from ..cliutil import Parser, positive_int, run
+from ..cliutil import Parser, check_output_file, deprecated_alias, positive_int, require_module, run
 
 
 def main(argv: List[str], prog: str = "rnnkit translate") -> int:
@@ -15,10 +15,12 @@ def main(argv: List[str], prog: str = "rnnkit translate") -> int:
     p.add_argument("input", metavar="INPUT")
     p.add_argument("--beam", type=positive_int, default=5, help="beam size (default 5)")
     p.add_argument("--alpha", type=float, default=0.6, help="GNMT length normalisation exponent (0: none)")
-    p.add_argument("--max-len", type=positive_int, help="output limit in tokens (default: the training run's)")
+    p.add_argument("--max-output", type=positive_int, help="decoding limit in tokens (default: the training run's)")
+    deprecated_alias(p, "--max-len", "--max-output", positive_int)
     p.add_argument("--n-best", type=positive_int, default=1, help="print this many hypotheses, best first, "
                    "each with its score")
-    p.add_argument("--attention-plot", metavar="FILE.png", help="draw the attention matrix of the best output")
+    p.add_argument("--attention-plot", metavar="FILE.png", help="draw the attention matrix of the best output "
+                   "(default: none)")
     a = p.parse_args(argv)
 
     def body() -> int:
@@ -30,6 +32,9 @@ def main(argv: List[str], prog: str = "rnnkit translate") -> int:
         from .pairs import detokenize, tokenize
         from .vocab import EOS, SPECIALS
 
+        if a.attention_plot:  # before the work, so a missing package or a bad path costs nothing
+            check_output_file(a.attention_plot, "--attention-plot")
+            require_module("matplotlib", "--attention-plot")
         model, meta = Seq2Seq.load(a.dir)
         kind = meta.get("tokens", "char")
         if a.attention_plot and model.attention == "none":
@@ -40,7 +45,7 @@ def main(argv: List[str], prog: str = "rnnkit translate") -> int:
         if not tokens:
             raise ValueError("the input is empty")
         src = np.append(model.src_vocab.encode(tokens), np.int32(EOS))[None, :]
-        max_len = a.max_len or int(meta.get("max_len", 100))
+        max_len = a.max_output or int(meta.get("max_len", 100))
         want = bool(a.attention_plot)
         with single_threaded_blas():
             state = model.start(src, np.array([src.shape[1]]))

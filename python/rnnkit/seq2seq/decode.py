@@ -16,8 +16,9 @@ Candidates among the best K that end with </s> become finished hypotheses; the b
 stay alive. An example is done once it has K finished hypotheses; at ``max_len`` its alive hypotheses are
 finished without </s>. The finished ones are ranked by normalised score. With K = 1 this is exactly
 greedy decoding. Finally the greedy hypothesis is run beside the beam (one more batch of B rows, about
-1/K of the work) and no returned hypothesis scores below it: a beam can lose the greedy path, so lower
-ones are dropped and the greedy one is returned in their place.
+1/K of the work) and ranked with the finished ones: a beam can lose the greedy path, so the best
+hypothesis returned never scores below greedy's, and asking for the ``n_best`` best returns that many
+(up to K + 1 exist, fewer only where the vocabulary allows fewer distinct outputs), best first.
 """
 from __future__ import annotations
 
@@ -171,13 +172,10 @@ def beam_search(decoder: Decoder, state: DecodeState, beam: int, max_len: int, a
         tokens = new_tok.reshape(-1)
     results = []
     for b in range(B):
-        ranked = sorted(finished[b], key=lambda h: -h.score)[:n_best]
-        g = reference[b]
-        kept = [h for h in ranked if h.score >= g.score]
-        if len(kept) < n_best and not any(h.tokens == g.tokens and h.length == g.length for h in kept):
-            kept.append(g)
-            kept.sort(key=lambda h: -h.score)
-        results.append(kept)
+        distinct = {}  # the greedy path may also be among the finished, its score rounded otherwise: keep one
+        for h in sorted(finished[b] + [reference[b]], key=lambda h: -h.score):
+            distinct.setdefault((tuple(h.tokens), h.length), h)
+        results.append(list(distinct.values())[:n_best])
     return results
 
 

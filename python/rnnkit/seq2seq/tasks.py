@@ -122,6 +122,25 @@ TASKS: Dict[str, Callable[..., Pair]] = {"addition": _addition, "dates": _dates,
                                          "sort": _sort}
 
 
+def expand_alphabet(spec: str) -> str:
+    """The characters of an ``--alphabet`` spec: literal characters and ranges ``x-y`` (both ends included,
+    in code-point order), as in a regular expression's character class: ``a-f`` is ``abcdef``,
+    ``a-z0-9`` the 36 letters and digits, and a ``-`` first or last stands for itself (``ab-``).
+    ValueError for a backward range such as ``z-a``."""
+    out, i = [], 0
+    while i < len(spec):
+        if i + 2 < len(spec) and spec[i + 1] == "-":
+            lo, hi = spec[i], spec[i + 2]
+            if ord(lo) > ord(hi):
+                raise ValueError(f"--alphabet: the range {lo}-{hi} runs backwards (write {hi}-{lo})")
+            out.extend(chr(c) for c in range(ord(lo), ord(hi) + 1))
+            i += 3
+        else:
+            out.append(spec[i])
+            i += 1
+    return "".join(out)
+
+
 def task_options(name: str, **options: Any) -> Dict[str, Any]:
     """The full, checked options of task ``name``: its defaults updated by ``options`` (None = default);
     ValueError for an unknown task or option or a bad value."""

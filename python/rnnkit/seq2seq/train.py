@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Mapping, Optional
 
 import numpy as np
 
@@ -32,7 +32,8 @@ from ..plotting import plot_curve
 from .data import Encoded, build_vocabs, load_splits
 from .decode import greedy_tokens, translate_all
 from .metrics import score_all
-from .model import ATTENTIONS, CHECKPOINT_FILE, Seq2Seq
+from ..rundir import KINDS, RunDir, resume_settings
+from .model import ATTENTIONS, CHECKPOINT_FILE, FORMAT, Seq2Seq
 from .vocab import BOS
 
 __all__ = ["TrainConfig", "Seq2SeqRun", "train", "DEFAULT_LR", "METRICS_FILE", "CURVE_FILE", "evaluate", "default_max_len"]
@@ -79,12 +80,17 @@ class TrainConfig(Schedule):
             raise ValueError("--attn-size is the inner width of additive attention: a positive integer with "
                              "--attention additive")
         if self.max_len is not None and self.max_len < 1:
-            raise ValueError(f"--max-len must be a positive integer, got {self.max_len}")
+            raise ValueError(f"--max-output must be a positive integer, got {self.max_len}")
         if not self.data:
             raise ValueError("give --task NAME or --pairs FILE")
 
 
-RESUMABLE = ("steps", "minutes", "eval_every")
+#: The settings a resumed run may change (`rnnkit.rundir.resume_settings`); the rest are the run's.
+RESUMABLE = ("steps", "minutes", "eval_every", "lr", "lr_decay", "lr_decay_every", "clip", "clip_mode",
+             "teacher_forcing", "max_len")
+KIND = KINDS[FORMAT]
+#: Options spelled otherwise than their field.
+OPTION_NAMES = {"max_len": "--max-output"}
 
 
 def default_max_len(encoded: Encoded) -> int:
@@ -162,15 +168,11 @@ class Seq2SeqRun(TrainingRun):
         checkpoint.save(path, arrays, meta)
 
     @classmethod
-    def resume(cls, path: str, overrides: TrainConfig, attention_backend: Any = None) -> "Seq2SeqRun":
-        arrays, meta = checkpoint.load(path)
-        if meta.get("format") != "rnnkit-seq2seq":
-            raise checkpoint.CheckpointError(f"{path} is not a sequence-to-sequence checkpoint")
+    def resume(cls, arrays: Dict[str, np.ndarray], meta: Dict[str, Any], cfg: TrainConfig,
+               attention_backend: Any = None, path: str = CHECKPOINT_FILE) -> "Seq2SeqRun":
+        """The run saved as (arrays, meta) (from `rnnkit.checkpoint.load`), continued with ``cfg`` (the
+        saved settings with the changes `rnnkit.rundir.resume_settings` allows)."""
         try:
-            saved = meta["train"]
-            if overrides.data and overrides.data != saved["data"]:
-                raise ValueError("the data given differs from the data this checkpoint was trained on")
-            cfg = TrainConfig(**{**saved, **{k: getattr(overrides, k) for k in RESUMABLE}})
             run = cls(cfg, attention_backend)
             checkpoint.restore_arrays(run.model.params, arrays, "model/")
             run.restore_optimizer(arrays, meta)
@@ -180,29 +182,56 @@ class Seq2SeqRun(TrainingRun):
 
 
 def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool = True,
-          log: Callable[[str], None] = print, attention_backend: Any = None) -> Seq2Seq:
+          log: Callable[[str], None] = print, attention_backend: Any = None, overwrite: bool = False,
+          given: Optional[Mapping[str, Any]] = None) -> Seq2Seq:
     """Train (or, with ``resume``, continue training from ``out``) a Seq2Seq model.
 
-    ``out`` receives metrics.jsonl, checkpoint.npz and curve.png. Raises ValueError (PairsError) for bad
-    data or settings, CheckpointError for a missing or bad checkpoint on resume.
+    ``out`` receives metrics.jsonl, checkpoint.npz and curve.png. A directory that already holds a run
+    is written into only with ``resume`` or ``overwrite`` (`rnnkit.rundir`). On resume the saved
+    settings are kept; ``given`` (field -> value, the settings the caller asks for; default: ``cfg``'s
+    steps, minutes and eval_every, and its data if any) may change those in `RESUMABLE` and must agree
+    with the others. Raises ValueError (PairsError) for bad data or settings or a directory holding a
+    run, CheckpointError for a missing or bad checkpoint on resume.
     """
+    run_dir = RunDir(out, KIND)
+    if resume:
+        arrays, meta = run_dir.load_for_resume()
+        if given is None:
+            given = {k: getattr(cfg, k) for k in ("steps", "minutes", "eval_every")}
+        data = given.get("data", cfg.data)
+        if data and data != meta["train"].get("data"):
+            raise ValueError(f"{out}: the data given differs from the data this run was trained on "
+                             f"({_describe_data(meta['train'].get('data'))}); drop the data options to resume it")
+        try:
+            cfg = TrainConfig(**resume_settings(out, meta["train"], int(meta["step"]), given, RESUMABLE, log,
+                                                OPTION_NAMES, skip=("data",)))
+        except TypeError as e:
+            raise checkpoint.CheckpointError(f"{run_dir.checkpoint_path} is not a resumable training checkpoint "
+                                             f"({e})") from None
+    cfg.validate()
     if not resume:
-        cfg.validate()
+        run_dir.check_new(overwrite)
     with single_threaded_blas():
-        return _train(cfg, out, resume, progress, log, attention_backend)
+        if resume:
+            run = Seq2SeqRun.resume(arrays, meta, cfg, attention_backend, run_dir.checkpoint_path)
+        else:
+            run = Seq2SeqRun(cfg, attention_backend)
+        with run_dir.writing(overwrite and not resume):
+            return _train(run, out, resume, progress, log)
 
 
-def _train(cfg: TrainConfig, out: str, resume: bool, progress: bool, log: Callable[[str], None],
-           attention_backend: Any) -> Seq2Seq:
-    os.makedirs(out, exist_ok=True)
+def _describe_data(data: Any) -> str:
+    if not isinstance(data, dict):
+        return "unknown"
+    if "task" in data:
+        return f"task {data['task']}"
+    return f"pairs {data.get('pairs', '?')}"
+
+
+def _train(run: Seq2SeqRun, out: str, resume: bool, progress: bool, log: Callable[[str], None]) -> Seq2Seq:
     ckpt_path = os.path.join(out, CHECKPOINT_FILE)
     metrics_path = os.path.join(out, METRICS_FILE)
-    if resume:
-        run = Seq2SeqRun.resume(ckpt_path, cfg, attention_backend)
-        run.cfg.validate()
-        metrics = checkpoint.read_metrics(metrics_path, run.step)
-    else:
-        run, metrics = Seq2SeqRun(cfg, attention_backend), []
+    metrics = checkpoint.read_metrics(metrics_path, run.step) if resume else []
 
     def postfix(loss: float, row: Dict[str, Any], speed: float) -> Dict[str, str]:
         shown = {"loss": f"{loss:.3f}"}
