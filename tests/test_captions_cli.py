@@ -62,6 +62,9 @@ def test_resume_is_exact(tmp_path):
     assert cli(["train-captions"] + common + ["--steps", "20", "--out", a]) == 0
     assert cli(["train-captions"] + common + ["--steps", "10", "--out", b]) == 0
     assert cli(["train-captions", "--resume", "--steps", "20", "--out", b, "--no-progress"]) == 0
+    assert cli(["train-captions"] + common + ["--steps", "10", "--out", b, "--overwrite"]) == 0
+    assert [r["step"] for r in rows(b)] == [10]  # replaced, not continued
+    assert cli(["train-captions", "--resume", "--steps", "20", "--out", b, "--no-progress"]) == 0
     ma, _ = Captioner.load(a)
     mb, _ = Captioner.load(b)
     for k in ma.params:
@@ -127,7 +130,13 @@ def test_bad_inputs(shapes_run, tmp_path, capsys):
     fails(["train-captions", "--features", str(tmp_path / "f.npz"), "--captions", str(tmp_path / "c.tsv"),
            "--steps", "1", "--out", out, "--no-progress"], "image index 9 is not in the features")
     fails(["train-captions", "--task", "shapes", "--steps", "0"], "must be a positive integer", code=2)
-    fails(["train-captions", "--resume", "--out", str(tmp_path / "empty"), "--no-progress"], "no checkpoint at")
+    fails(["train-captions", "--resume", "--out", str(tmp_path / "empty"), "--no-progress"], "nothing to resume")
+    fails(["train-captions"] + SHAPES + ["--steps", "70", "--out", shapes_run] + TINY,
+          "holds a captioning run (rnnkit train-captions) at step 60: give --resume to continue it or --overwrite")
+    fails(["train-captions", "--resume", "--hidden", "32", "--steps", "70", "--out", shapes_run, "--no-progress"],
+          "--hidden 32 (the run has 24)")
+    fails(["train-captions", "--resume", "--task", "shapes", "--steps", "70", "--out", shapes_run, "--no-progress"],
+          "the data given differs from the data this run was trained on (task shapes)")
     fails(["eval-captions", str(tmp_path / "nowhere")], "not a directory")
     fails(["caption", shapes_run, "--index", "10"], "--index 10 is out of range: the test split has 10 images")
     fails(["caption", shapes_run], "the following arguments are required: --index", code=2)
@@ -145,6 +154,6 @@ def test_console_script_prints_no_traceback(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     p = subprocess.run([sys.executable, "-m", "rnnkit.cli", "caption", str(tmp_path), "--index", "0"],
                        capture_output=True, text=True, env=env)
-    assert p.returncode == 1 and "Traceback" not in p.stderr and "no checkpoint at" in p.stderr
+    assert p.returncode == 1 and "Traceback" not in p.stderr and "no checkpoint" in p.stderr
     p = subprocess.run([sys.executable, "-m", "rnnkit.cli", "--help"], capture_output=True, text=True, env=env)
     assert all(c in p.stdout for c in ("train-captions", "eval-captions", "caption"))

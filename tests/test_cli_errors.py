@@ -15,6 +15,9 @@ import sys
 import pytest
 
 from rnnkit.charlm.train import TrainConfig as LMConfig
+from rnnkit.captions.data import shapes_spec
+from rnnkit.captions.train import TrainConfig as CapConfig
+from rnnkit.captions.train import train as train_cap
 from rnnkit.charlm.train import train as train_lm
 from rnnkit.cli import COMMANDS
 from rnnkit.cli import main as cli
@@ -34,6 +37,10 @@ def files(tmp_path_factory):
     train_lm(LMConfig(layers=1, hidden=8, embed=4, batch=2, seq_len=8, steps=2, eval_every=2), TEXT, lm, **QUIET)
     data = task_spec("reverse", 0, {"train": 100, "val": 5, "test": 5}, min_len=2, max_len=4, alphabet="abcd")
     train_s2s(S2SConfig(data=data, hidden=8, embed=4, batch=8, attention="dot", steps=2, eval_every=2), s2s, **QUIET)
+    cap = str(d / "cap")
+    train_cap(CapConfig(data=shapes_spec(24, 2, val=4, test=4), hidden=8, embed=4, batch=4, steps=2, eval_every=2),
+              cap, **QUIET)
+    (d / "feats.npz").write_bytes(b"not numpy")
     (d / "corrupt").mkdir()
     (d / "corrupt" / "checkpoint.npz").write_bytes(b"PK\x03\x04garbage")
     (d / "text.txt").write_text(TEXT)
@@ -43,7 +50,7 @@ def files(tmp_path_factory):
     (d / "pairs.tsv").write_text("ab\tba\nabc\tcba\n" * 20)
     (d / "malformed.tsv").write_text("no tab on this line\n")
     (d / "adir").mkdir()
-    return {k: str(d / k) for k in ("lm", "s2s", "corrupt", "text.txt", "latin1.txt", "notjson.json", "other.json",
+    return {k: str(d / k) for k in ("lm", "s2s", "cap", "feats.npz", "corrupt", "text.txt", "latin1.txt", "notjson.json", "other.json",
                                      "pairs.tsv", "malformed.tsv", "adir")} | {"root": str(d)}
 
 
@@ -102,6 +109,30 @@ def mistakes(f):
         ("bad content", ["eval-seq2seq", f["corrupt"]], "corrupt"),
         ("bad content", ["eval-seq2seq", f["s2s"], "--pairs", f["malformed.tsv"]], "tab"),
         ("bad content", ["eval-seq2seq", f["lm"]], "not a sequence-to-sequence checkpoint"),
+
+        ("missing", ["train-captions", "--features", missing, "--captions", f["pairs.tsv"], "--steps", "2"],
+         "not found"),
+        ("missing", ["train-captions", "--features", f["feats.npz"], "--captions", missing, "--steps", "2"],
+         "not found"),
+        ("unreadable", ["train-captions", "--features", f["adir"], "--captions", f["pairs.tsv"], "--steps", "2"],
+         "not found"),
+        ("bad content", ["train-captions", "--features", f["feats.npz"], "--captions", f["pairs.tsv"], "--steps",
+                         "2"], "not a NumPy"),
+        ("bad content", ["train-captions", "--out", f["s2s"], "--resume"], "sequence-to-sequence"),
+        ("unwritable", ["train-captions", "--task", "shapes", "--steps", "2", "--out",
+                        os.path.join(f["text.txt"], "x")], "not a directory"),
+
+        ("missing", ["eval-captions", missing], "not a directory"),
+        ("unreadable", ["eval-captions", f["adir"]], "no checkpoint"),
+        ("bad content", ["eval-captions", f["corrupt"]], "corrupt"),
+        ("bad content", ["eval-captions", f["s2s"]], "not a captioning checkpoint"),
+
+        ("missing", ["caption", missing, "--index", "0"], "not a directory"),
+        ("bad content", ["caption", f["corrupt"], "--index", "0"], "corrupt"),
+        ("bad content", ["caption", f["lm"], "--index", "0"], "not a captioning checkpoint"),
+        ("no package", ["caption", f["cap"], "--index", "0", "--attention-plot", os.path.join(f["root"], "a.png")],
+         "matplotlib"),
+        ("unwritable", ["caption", f["cap"], "--index", "0", "--attention-plot", nodir + ".png"], "does not exist"),
     ]
 
 

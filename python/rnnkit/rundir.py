@@ -1,5 +1,5 @@
-"""A training run's output directory: what every training command (``train-charlm``, ``train-seq2seq``
-and any added later) does before it writes, so that no run is destroyed by accident.
+"""A training run's output directory: what every training command (``train-charlm``, ``train-seq2seq``,
+``train-captions`` and any added later) does before it writes, so that no run is destroyed by accident.
 
 The order a command follows:
 
@@ -53,6 +53,7 @@ class RunKind(NamedTuple):
 KINDS: Dict[str, RunKind] = {k.format: k for k in (
     RunKind("rnnkit-charlm", "train-charlm", "character-model"),
     RunKind("rnnkit-seq2seq", "train-seq2seq", "sequence-to-sequence"),
+    RunKind("rnnkit-captions", "train-captions", "captioning"),
 )}
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import List
 
-from ..cliutil import Parser, non_negative_int, positive_int, run
+from ..cliutil import Parser, check_output_file, non_negative_int, positive_int, require_module, run
 
 
 def main(argv: List[str], prog: str = "rnnkit caption") -> int:
@@ -18,7 +18,7 @@ def main(argv: List[str], prog: str = "rnnkit caption") -> int:
     p.add_argument("--max-output", type=positive_int, help="decoding limit in words (default: the training run's)")
     p.add_argument("--references", action="store_true", help="also print the image's reference captions")
     p.add_argument("--attention-plot", metavar="FILE.png", help="draw the image and, for each word, its attention "
-                   "weights over the regions")
+                   "weights over the regions (default: none)")
     a = p.parse_args(argv)
 
     def body() -> int:
@@ -27,6 +27,9 @@ def main(argv: List[str], prog: str = "rnnkit caption") -> int:
         from .model import Captioner
         from .train import caption_all
 
+        if a.attention_plot:  # before the work, so a missing package or a bad path costs nothing
+            check_output_file(a.attention_plot, "--attention-plot")
+            require_module("matplotlib", "--attention-plot")
         model, meta = Captioner.load(a.dir)
         if a.attention_plot and model.attention == "none":
             raise ValueError("this model has no attention to plot (it was trained with --attention none)")

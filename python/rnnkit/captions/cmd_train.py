@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import List
 
-from ..cliutil import Parser, add_schedule_options, positive_int, run
+from ..cliutil import Parser, add_run_dir_options, add_schedule_options, explicit_options, positive_int, run
+
+DEFAULT_MINUTES = 5.0
 
 
 def main(argv: List[str], prog: str = "rnnkit train-captions") -> int:
@@ -17,12 +19,14 @@ def main(argv: List[str], prog: str = "rnnkit train-captions") -> int:
     p = Parser(prog=prog, description="Train an image captioning model: region features of each image start a "
                "recurrent decoder, which may attend over the regions at every word (Show, Attend and Tell). Data: "
                "the built-in shapes task (generated from --data-seed, no files) or --features FILE.npz with "
-               "--captions FILE.tsv. Without --steps or --minutes it trains for 5 minutes. DIR (--out) receives "
-               "metrics.jsonl, checkpoint.npz and curve.png.")
+               f"--captions FILE.tsv. Without --steps or --minutes it trains for {DEFAULT_MINUTES:g} minutes. DIR (--out) "
+               "receives metrics.jsonl, checkpoint.npz and curve.png; a DIR that holds a run needs --resume or "
+               "--overwrite.")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--task", choices=["shapes"], help="built-in task: pictures of 1-3 coloured shapes on a 3x3 grid")
-    src.add_argument("--features", metavar="FILE.npz", help="precomputed image features, (N, F) or (N, P, F)")
-    p.add_argument("--captions", metavar="FILE.tsv", help="with --features: image_index<TAB>caption lines")
+    src.add_argument("--task", choices=["shapes"], help="built-in task: pictures of 1-3 coloured shapes on a 3x3 grid "
+                     "(no default: --task or --features is needed, except on --resume)")
+    src.add_argument("--features", metavar="FILE.npz", help="precomputed image features, (N, F) or (N, P, F) (default: --task)")
+    p.add_argument("--captions", metavar="FILE.tsv", help="with --features: image_index<TAB>caption lines (no default)")
     p.add_argument("--min-count", type=positive_int, help="with --features: words seen fewer times in the training "
                    "captions become <unk> (default 1)")
     t = p.add_argument_group("shapes task")
@@ -48,16 +52,20 @@ def main(argv: List[str], prog: str = "rnnkit train-captions") -> int:
     o.add_argument("--teacher-forcing", type=float, default=d.teacher_forcing, help="probability per batch of "
                    "feeding the gold previous words; otherwise the model's own greedy predictions")
     o.add_argument("--batch", type=positive_int, default=d.batch)
-    add_schedule_options(o, d)
+    add_schedule_options(o, d, DEFAULT_MINUTES)
     o.add_argument("--eval-every", type=positive_int, default=d.eval_every)
     o.add_argument("--max-output", type=positive_int, help="decoding limit in words (default: twice the longest "
                    "validation caption + 10)")
     p.add_argument("--seed", type=int, default=d.seed, help="initial weights, training batches, scheduled sampling")
     p.add_argument("--threads", type=positive_int, help="kernel threads (default: OMP_NUM_THREADS or all cores)")
-    p.add_argument("--out", default="captions", metavar="DIR", help="output directory (default: ./captions)")
-    p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    add_run_dir_options(p, "captions")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
+    data_options = {"task", "features", "captions", "min_count", "image_size", "grid", "min_objects", "max_objects",
+                    "val_size", "test_size", "data_seed"}  # compared as the data spec, not as settings
+    fields = {"max_output": "max_len"}
+    asked = {fields.get(k, k): v for k, v in explicit_options(p, argv).items()
+             if k not in data_options and fields.get(k, k) in TrainConfig.__dataclass_fields__}
 
     def body() -> int:
         import rnnkit
@@ -91,10 +99,12 @@ def main(argv: List[str], prog: str = "rnnkit train-captions") -> int:
         cfg = TrainConfig(data=data, cell=a.cell, layers=a.layers, hidden=a.hidden, embed=a.embed,
                           feature_size=a.feature_size, encoder=a.encoder, attention=a.attention,
                           attn_size=a.attn_size, teacher_forcing=a.teacher_forcing, batch=a.batch, steps=a.steps,
-                          minutes=a.minutes if a.steps or a.minutes else 5.0, optimizer=a.optimizer, lr=a.lr,
+                          minutes=a.minutes if a.steps or a.minutes else DEFAULT_MINUTES, optimizer=a.optimizer, lr=a.lr,
                           lr_decay=a.lr_decay, lr_decay_every=a.lr_decay_every, clip=a.clip, clip_mode=a.clip_mode,
                           eval_every=a.eval_every, max_len=a.max_output, seed=a.seed)
-        train(cfg, a.out, resume=a.resume, progress=not a.no_progress)
+        if data:
+            asked["data"] = data
+        train(cfg, a.out, resume=a.resume, progress=not a.no_progress, overwrite=a.overwrite, given=asked)
         return 0
 
     return run(prog, body)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from .. import checkpoint
 from ..models import CELLS, single_threaded_blas
 from ..optim import Schedule
 from ..plotting import plot_curve
+from ..rundir import KINDS, RunDir, resume_settings
 from ..seq2seq.decode import Hypothesis, decode, greedy_tokens
 from ..seq2seq.metrics import corpus_bleu_multi, exact_match, token_accuracy
 from ..seq2seq.model import ATTENTIONS
@@ -84,7 +85,12 @@ class TrainConfig(Schedule):
             raise ValueError("give --task shapes or --features FILE --captions FILE")
 
 
-RESUMABLE = ("steps", "minutes", "eval_every")
+#: The settings a resumed run may change (`rnnkit.rundir.resume_settings`); the rest are the run's.
+RESUMABLE = ("steps", "minutes", "eval_every", "lr", "lr_decay", "lr_decay_every", "clip", "clip_mode",
+             "teacher_forcing", "max_len")
+KIND = KINDS[FORMAT]
+#: Options spelled otherwise than their field.
+OPTION_NAMES = {"max_len": "--max-output"}
 
 
 def caption_all(model: Captioner, regions: np.ndarray, beam: int = 1, max_len: int = 50, alpha: float = 0.6,
@@ -148,15 +154,11 @@ class CaptionRun(TrainingRun):
         checkpoint.save(path, arrays, meta)
 
     @classmethod
-    def resume(cls, path: str, overrides: TrainConfig, attention_backend: Any = None) -> "CaptionRun":
-        arrays, meta = checkpoint.load(path)
-        if meta.get("format") != FORMAT:
-            raise checkpoint.CheckpointError(f"{path} is not a captioning checkpoint")
+    def resume(cls, arrays: Dict[str, np.ndarray], meta: Dict[str, Any], cfg: TrainConfig,
+               attention_backend: Any = None, path: str = CHECKPOINT_FILE) -> "CaptionRun":
+        """The run saved as (arrays, meta) (from `rnnkit.checkpoint.load`), continued with ``cfg`` (the
+        saved settings with the changes `rnnkit.rundir.resume_settings` allows)."""
         try:
-            saved = meta["train"]
-            if overrides.data and overrides.data != saved["data"]:
-                raise ValueError("the data given differs from the data this checkpoint was trained on")
-            cfg = TrainConfig(**{**saved, **{k: getattr(overrides, k) for k in RESUMABLE}})
             run = cls(cfg, attention_backend)
             checkpoint.restore_arrays(run.model.params, arrays, "model/")
             run.restore_optimizer(arrays, meta)
@@ -166,32 +168,64 @@ class CaptionRun(TrainingRun):
 
 
 def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool = True,
-          log: Callable[[str], None] = print, attention_backend: Any = None) -> Captioner:
+          log: Callable[[str], None] = print, attention_backend: Any = None, overwrite: bool = False,
+          given: Optional[Mapping[str, Any]] = None) -> Captioner:
     """Train (or, with ``resume``, continue training from ``out``) a captioning model.
 
-    ``out`` receives metrics.jsonl, checkpoint.npz and curve.png. Raises ValueError (CaptionsError) for
-    bad data or settings, CheckpointError for a missing or bad checkpoint on resume.
+    ``out`` receives metrics.jsonl, checkpoint.npz and curve.png. A directory that already holds a run
+    is written into only with ``resume`` or ``overwrite`` (`rnnkit.rundir`). On resume the saved
+    settings are kept; ``given`` (field -> value, the settings the caller asks for; default: ``cfg``'s
+    steps, minutes and eval_every, and its data if any) may change those in `RESUMABLE` and must agree
+    with the others. Raises ValueError (CaptionsError) for bad data or settings or a directory holding a
+    run, CheckpointError for a missing or bad checkpoint on resume.
     """
+    run_dir = RunDir(out, KIND)
+    if resume:
+        arrays, meta = run_dir.load_for_resume()
+        if given is None:
+            given = {k: getattr(cfg, k) for k in ("steps", "minutes", "eval_every")}
+        data = given.get("data", cfg.data)
+        if data and data != meta["train"].get("data"):
+            raise ValueError(f"{out}: the data given differs from the data this run was trained on "
+                             f"({_describe_data(meta['train'].get('data'))}); drop the data options to resume it")
+        try:
+            cfg = TrainConfig(**resume_settings(out, meta["train"], int(meta["step"]), given, RESUMABLE, log,
+                                                OPTION_NAMES, skip=("data",)))
+        except TypeError as e:
+            raise checkpoint.CheckpointError(f"{run_dir.checkpoint_path} is not a resumable training checkpoint "
+                                             f"({e})") from None
+    cfg.validate()
     if not resume:
-        cfg.validate()
+        run_dir.check_new(overwrite)
     with single_threaded_blas():
-        os.makedirs(out, exist_ok=True)
-        ckpt_path = os.path.join(out, CHECKPOINT_FILE)
-        metrics_path = os.path.join(out, METRICS_FILE)
         if resume:
-            run = CaptionRun.resume(ckpt_path, cfg, attention_backend)
-            run.cfg.validate()
-            metrics = checkpoint.read_metrics(metrics_path, run.step)
+            run = CaptionRun.resume(arrays, meta, cfg, attention_backend, run_dir.checkpoint_path)
         else:
-            run, metrics = CaptionRun(cfg, attention_backend), []
+            run = CaptionRun(cfg, attention_backend)
+        with run_dir.writing(overwrite and not resume):
+            return _train(run, out, resume, progress, log)
 
-        def postfix(loss: float, row: Dict[str, Any], speed: float) -> Dict[str, str]:
-            shown = {"loss": f"{loss:.3f}"}
-            if row:
-                shown["val_em"] = f"{row['val_exact_match']:.3f}"
-            return shown
 
-        metrics = fit(run, metrics, metrics_path, ckpt_path, progress, ("images_per_s", run.batch), postfix)
+def _describe_data(data: Any) -> str:
+    if not isinstance(data, dict):
+        return "unknown"
+    if "task" in data:
+        return f"task {data['task']}"
+    return f"features {data.get('features', '?')} with captions {data.get('captions', '?')}"
+
+
+def _train(run: CaptionRun, out: str, resume: bool, progress: bool, log: Callable[[str], None]) -> Captioner:
+    ckpt_path = os.path.join(out, CHECKPOINT_FILE)
+    metrics_path = os.path.join(out, METRICS_FILE)
+    metrics = checkpoint.read_metrics(metrics_path, run.step) if resume else []
+
+    def postfix(loss: float, row: Dict[str, Any], speed: float) -> Dict[str, str]:
+        shown = {"loss": f"{loss:.3f}"}
+        if row:
+            shown["val_em"] = f"{row['val_exact_match']:.3f}"
+        return shown
+
+    metrics = fit(run, metrics, metrics_path, ckpt_path, progress, ("images_per_s", run.batch), postfix)
     curve = os.path.join(out, CURVE_FILE)
     extra = [("val_exact_match", "validation exact match"), ("val_token_acc", "validation token accuracy")]
     if not plot_curve(metrics, curve, "loss (nats per caption word)", extra):
