@@ -304,13 +304,13 @@ def check_gradients(model, loss, rng, per_param=4):
             assert analytic[name][idx] == pytest.approx((up - down) / (2 * eps), rel=1e-5, abs=1e-9), (name, idx)
 
 
-@pytest.mark.parametrize("cell,encoder,attention", [
-    ("lstm", "mlp", "none"), ("lstm", "linear", "dot"), ("lstm", "mlp", "general"), ("lstm", "mlp", "additive"),
-    ("gru", "linear", "additive"), ("rnn", "mlp", "general")])
-def test_captioner_gradient_by_finite_differences(cell, encoder, attention):
+@pytest.mark.parametrize("cell,encoder,init,attention", [
+    ("lstm", "mlp", "mlp", "none"), ("lstm", "linear", "linear", "dot"), ("lstm", "mlp", "linear", "general"),
+    ("lstm", "mlp", "mlp", "additive"), ("gru", "linear", "mlp", "additive"), ("rnn", "mlp", "linear", "general")])
+def test_captioner_gradient_by_finite_differences(cell, encoder, init, attention):
     """Every parameter, float64, reference attention, 2 layers, captions of different lengths (one empty)."""
     rng = np.random.default_rng(1)
-    m = Captioner(5, 4, VOCAB, cell, layers=2, hidden=6, embed=3, encoder=encoder, attention=attention,
+    m = Captioner(5, 4, VOCAB, cell, layers=2, hidden=6, embed=3, encoder=encoder, init=init, attention=attention,
                   attn_size=5 if attention == "additive" else None, dtype=np.float64, seed=2,
                   attention_backend="reference")
     regions, caps = tiny_inputs(rng)
@@ -348,10 +348,13 @@ def test_captioner_matches_pytorch():
             p.copy_(t[f"decoder.{name}"])
     x = torch.tensor(regions)
     hidden = torch.relu(x @ t["regions.proj.weight"].T + t["regions.proj.bias"] + t["regions.pos"])
-    f = torch.tanh(hidden @ t["regions.out.weight"].T + t["regions.out.bias"])  # (B, P, F)
-    h0 = torch.tanh(f.mean(1) @ t["init.weight"].T + t["init.bias"]).reshape(B, L, H).transpose(0, 1).contiguous()
+    f = torch.tanh(hidden @ t["regions.out.weight"].T + t["regions.out.bias"]
+                   + (hidden.mean(1) @ t["regions.ctx.weight"].T)[:, None, :])  # (B, P, F)
+    u = torch.relu(f.mean(1) @ t["init.u.weight"].T + t["init.u.bias"])
+    h0, c0 = (torch.tanh(u @ t[f"init.{k}.weight"].T + t[f"init.{k}.bias"]).reshape(B, L, H).transpose(0, 1)
+              .contiguous() for k in "hc")
     emb = t["tgt_embed.weight"][torch.tensor(tgt_in, dtype=torch.long)]
-    s, _ = lstm(emb, (h0, torch.zeros_like(h0)))  # (T, B, H)
+    s, _ = lstm(emb, (h0, c0))  # (T, B, H)
     q = s.transpose(0, 1) @ t["attention.w_query"].T  # (B, T, A)
     kk = f @ t["attention.w_key"].T  # (B, P, A)
     e = torch.tanh(q[:, :, None, :] + kk[:, None, :, :]) @ t["attention.v"]  # (B, T, P)

@@ -12,7 +12,7 @@ def main(argv: List[str], prog: str = "rnnkit train-captions") -> int:
     """``rnnkit train-captions (--task shapes | --features F --captions C) [options] --out DIR``."""
     from ..models import CELLS
     from ..seq2seq.model import ATTENTIONS
-    from .model import ENCODERS
+    from .model import ENCODERS, INITS
     from .train import TrainConfig
 
     d = TrainConfig()
@@ -44,6 +44,8 @@ def main(argv: List[str], prog: str = "rnnkit train-captions") -> int:
     m.add_argument("--embed", type=positive_int, default=d.embed)
     m.add_argument("--encoder", choices=ENCODERS, default=d.encoder, help="region features: tanh of a learned "
                    "projection (linear) or a two-layer MLP (mlp), each with a position embedding")
+    m.add_argument("--init", choices=INITS, default=d.init, help="the decoder's initial state from the mean region "
+                   "feature: tanh of a projection (linear, c = 0) or Show, Attend and Tell's MLP (mlp, c too)")
     m.add_argument("--feature-size", type=positive_int, help="region feature width (default --hidden)")
     m.add_argument("--attention", choices=ATTENTIONS, default=d.attention, help="attention over the regions")
     m.add_argument("--attn-size", type=positive_int, help="inner width of additive attention (default the "
@@ -97,7 +99,7 @@ def main(argv: List[str], prog: str = "rnnkit train-captions") -> int:
         if a.threads:
             rnnkit.set_num_threads(a.threads)
         cfg = TrainConfig(data=data, cell=a.cell, layers=a.layers, hidden=a.hidden, embed=a.embed,
-                          feature_size=a.feature_size, encoder=a.encoder, attention=a.attention,
+                          feature_size=a.feature_size, encoder=a.encoder, init=a.init, attention=a.attention,
                           attn_size=a.attn_size, teacher_forcing=a.teacher_forcing, batch=a.batch, steps=a.steps,
                           minutes=a.minutes if a.steps or a.minutes else DEFAULT_MINUTES, optimizer=a.optimizer, lr=a.lr,
                           lr_decay=a.lr_decay, lr_decay_every=a.lr_decay_every, clip=a.clip, clip_mode=a.clip_mode,

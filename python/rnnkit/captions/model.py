@@ -7,9 +7,15 @@ feature vector), F = region feature width, L = decoder layers, H = decoder units
 * Region encoder (the role of a CNN's last convolutional map), one vector per region, with a learned
   position embedding pos_p (P, F) so the regions know where they are:
     ``linear``: f_p = tanh(W x_p + b + pos_p)
-    ``mlp``:    f_p = tanh(W_2 relu(W_1 x_p + b_1 + pos_p) + b_2)       (W_1: F x D, W_2: F x F)
-* Initial state from the mean region feature: h_0 of every layer = tanh(W_init mean_p(f_p) + b_init)
-  (W_init: (L*H, F)), c_0 = 0 for an LSTM.
+    ``mlp``:    z_p = relu(W_1 x_p + b_1 + pos_p), f_p = tanh(W_2 z_p + b_2 + U mean_q(z_q))
+                (W_1: F x D, W_2 and U: F x F): the second layer also sees the image's mean first-layer
+                feature, as a deep CNN's last map sees beyond its region, so that a region can tell
+                whether its object recurs elsewhere (which "two red circles" needs; soft attention's
+                weighted mean cannot count).
+* Initial state from the mean region feature m = mean_p(f_p), ``--init``:
+    ``linear``: h_0 of every layer = tanh(W_h m + b_h) (W_h: (L*H, F)), c_0 = 0 for an LSTM;
+    ``mlp`` (Show, Attend and Tell's f_init): u = relu(W_u m + b_u) (W_u: (F, F)), h_0 = tanh(W_h u + b_h),
+    and for an LSTM c_0 = tanh(W_c u + b_c).
 * Decoder: `rnnkit.seq2seq.model.Decoder` (embedding, L-layer RNN/LSTM/GRU, teacher forcing), whose
   attention (dot, general or additive, `rnnkit.attention`) takes the decoder state s_t as the query and
   the P region features as keys and values: alpha^t = softmax_p(score(s_t, f_p)), a_t = sum_p alpha_p^t f_p,
@@ -17,7 +23,8 @@ feature vector), F = region feature width, L = decoder layers, H = decoder units
 * Decoding: `rnnkit.seq2seq.decode` (greedy, beam search with length normalisation) on `start`'s state.
 
 Parameter names: ``regions.proj.weight``, ``regions.proj.bias``, ``regions.pos`` (and ``regions.out.*``
-for ``mlp``), ``init.weight``, ``init.bias``, then the Decoder's (``tgt_embed.weight``,
+for ``mlp``), ``init.h.weight``, ``init.h.bias`` (and ``init.u.*``, ``init.c.*`` for an ``mlp`` init), then the
+Decoder's (``tgt_embed.weight``,
 ``decoder.<torch key>``, ``attention.<name>``, ``head.*``).
 """
 from __future__ import annotations
@@ -35,16 +42,17 @@ from ..seq2seq.data import pad_targets
 from ..seq2seq.model import ATTENTIONS, Decoder, DecodeState, _check_positive, _Params, get_attention_backend
 from ..seq2seq.vocab import TokenVocab
 
-__all__ = ["Captioner", "RegionEncoder", "ENCODERS", "CHECKPOINT_FILE", "FORMAT"]
+__all__ = ["Captioner", "RegionEncoder", "InitialState", "ENCODERS", "INITS", "CHECKPOINT_FILE", "FORMAT"]
 
 ENCODERS = ("linear", "mlp")
+INITS = ("linear", "mlp")
 CHECKPOINT_FILE = "checkpoint.npz"
 FORMAT = "rnnkit-captions"
 
 
 class RegionEncoder(Module):
     """Raw regions (B, P, D) -> features (B, P, F) (see the module docstring); ``params`` / ``grads`` keys
-    ``proj.weight``, ``proj.bias``, ``pos`` and, for ``mlp``, ``out.weight``, ``out.bias``."""
+    ``proj.weight``, ``proj.bias``, ``pos`` and, for ``mlp``, ``out.weight``, ``out.bias``, ``ctx.weight``."""
 
     def __init__(self, kind: str, raw_size: int, regions: int, feature_size: int, dtype: Any,
                  rng: np.random.Generator):
@@ -60,29 +68,74 @@ class RegionEncoder(Module):
         self.params["pos"] = self.pos
         self.grads = {f"{n}.{k}": v for n, m in parts for k, v in m.grads.items()}
         self.grads["pos"] = self.pos_grad
-        self._saved: Optional[Tuple[np.ndarray, Optional[np.ndarray]]] = None
+        if kind == "mlp":
+            bound = 1.0 / np.sqrt(feature_size)
+            self.params["ctx.weight"] = rng.uniform(-bound, bound, (feature_size, feature_size)).astype(dtype)
+            self.grads["ctx.weight"] = np.zeros_like(self.params["ctx.weight"])
+        self._saved: Optional[tuple] = None
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         """x (B, P, D) -> (B, P, F); in training mode keeps what `backward` needs."""
         a = (self.proj.forward(x) if training else self.proj.apply(x)) + self.pos
-        hidden = None
+        hidden = context = None
         if self.out is not None:
             hidden = np.maximum(a, 0)
+            context = hidden.mean(axis=1)  # (B, F)
             a = self.out.forward(hidden) if training else self.out.apply(hidden)
+            a += (context @ self.params["ctx.weight"].T)[:, None, :]
         f = np.tanh(a)
         if training:
-            self._saved = (f, hidden)
+            self._saved = (f, hidden, context)
         return f
 
     def backward(self, df: np.ndarray) -> None:
         """Adds the gradients of the last training forward, given df (B, P, F), into ``grads``."""
-        f, hidden = self._saved
+        f, hidden, context = self._saved
         self._saved = None
         da = df * (1 - f * f)
         if self.out is not None:
-            da = self.out.backward(da) * (hidden > 0)
+            per_image = da.sum(axis=1)  # (B, F): U's output is shared by the P regions
+            self.grads["ctx.weight"] += per_image.T @ context
+            dcontext = per_image @ self.params["ctx.weight"]
+            da = (self.out.backward(da) + (dcontext / hidden.shape[1])[:, None, :]) * (hidden > 0)
         self.pos_grad += da.sum(axis=0)
         self.proj.backward(da, input_grad=False)
+
+
+class InitialState(Module):
+    """The mean region feature m (B, F) -> the decoder's initial state as flat (B, L*H) arrays h and c
+    (c None for ``linear`` or a cell without one); see the module docstring. ``params`` / ``grads`` keys
+    ``h.weight``, ``h.bias`` and, for ``mlp``, ``u.*`` and (LSTM) ``c.*``."""
+
+    def __init__(self, kind: str, feature_size: int, state_size: int, lstm: bool, dtype: Any,
+                 rng: np.random.Generator):
+        if kind not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {kind!r}")
+        self.u = Linear(feature_size, feature_size, dtype, rng) if kind == "mlp" else None
+        self.h = Linear(feature_size, state_size, dtype, rng)
+        self.c = Linear(feature_size, state_size, dtype, rng) if kind == "mlp" and lstm else None
+        parts = [(n, m) for n, m in (("u", self.u), ("h", self.h), ("c", self.c)) if m is not None]
+        self.params = {f"{n}.{k}": v for n, m in parts for k, v in m.params.items()}
+        self.grads = {f"{n}.{k}": v for n, m in parts for k, v in m.grads.items()}
+        self._saved: Optional[tuple] = None
+
+    def forward(self, m: np.ndarray, training: bool = True) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        apply = (lambda layer, x: layer.forward(x)) if training else (lambda layer, x: layer.apply(x))
+        u = m if self.u is None else np.maximum(apply(self.u, m), 0)
+        h = np.tanh(apply(self.h, u))
+        c = None if self.c is None else np.tanh(apply(self.c, u))
+        if training:
+            self._saved = (u, h, c)
+        return h, c
+
+    def backward(self, dh: np.ndarray, dc: Optional[np.ndarray]) -> np.ndarray:
+        """Gradients of the last training forward given dh (and dc): adds into ``grads``, returns dm."""
+        u, h, c = self._saved
+        self._saved = None
+        du = self.h.backward(dh * (1 - h * h))
+        if self.c is not None:
+            du = du + self.c.backward(dc * (1 - c * c))
+        return du if self.u is None else self.u.backward(du * (u > 0))
 
 
 class Captioner(_Params):
@@ -91,14 +144,14 @@ class Captioner(_Params):
     Args:
         raw_size: D. regions: P. vocab: the caption `TokenVocab`. cell: "lstm", "gru" or "rnn". layers,
         hidden, embed: of the decoder. feature_size: F (default: hidden; "dot" attention needs F == H).
-        encoder: "linear" or "mlp". attention: "none", "dot", "general" or "additive". attn_size: the
+        encoder: "linear" or "mlp". init: "linear" or "mlp" (the initial state). attention: "none", "dot", "general" or "additive". attn_size: the
         additive attention's inner width (default F). dtype: float32, or float64 for gradient checks.
         seed: all initial weights. attention_backend: "native", "reference", None or a module.
     """
 
     def __init__(self, raw_size: int, regions: int, vocab: TokenVocab, cell: str = "lstm", layers: int = 1,
                  hidden: int = 128, embed: int = 64, feature_size: Optional[int] = None, encoder: str = "mlp",
-                 attention: str = "additive", attn_size: Optional[int] = None, dtype: Any = np.float32,
+                 init: str = "mlp", attention: str = "additive", attn_size: Optional[int] = None, dtype: Any = np.float32,
                  seed: int = 0, attention_backend: Any = None):
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {cell!r}")
@@ -113,7 +166,7 @@ class Captioner(_Params):
         self.vocab = vocab
         self.config = {"raw_size": int(raw_size), "regions": int(regions), "cell": cell, "layers": int(layers),
                        "hidden": int(hidden), "embed": int(embed), "feature_size": int(feature_size),
-                       "encoder": encoder, "attention": attention,
+                       "encoder": encoder, "init": init, "attention": attention,
                        "attn_size": None if attn_size is None else int(attn_size), "dtype": np.dtype(dtype).name,
                        "seed": int(seed)}
         s_enc, s_init, s_dec = np.random.SeedSequence(seed).spawn(3)
@@ -121,12 +174,12 @@ class Captioner(_Params):
         if attention != "none" and (backend is None or isinstance(backend, str)):
             backend = get_attention_backend(backend)
         self.encoder = RegionEncoder(encoder, raw_size, regions, feature_size, dtype, np.random.default_rng(s_enc))
-        self.init = Linear(feature_size, layers * hidden, dtype, np.random.default_rng(s_init))
+        self.init = InitialState(init, feature_size, layers * hidden, cell == "lstm", dtype,
+                                 np.random.default_rng(s_init))
         self.decoder = Decoder(len(vocab), cell, layers, hidden, embed, attention, feature_size, attn_size, dtype,
                                s_dec, backend)
         self._collect([("regions", self.encoder.params, self.encoder.grads), ("init", self.init.params, self.init.grads)]
                       + self.decoder.groups())
-        self._h0: Optional[np.ndarray] = None
 
     @property
     def dtype(self) -> np.dtype:
@@ -148,13 +201,20 @@ class Captioner(_Params):
         x = self._check_regions(regions)
         f = self.encoder.forward(x, training)
         m = f.mean(axis=1)
-        flat = np.tanh(self.init.forward(m) if training else self.init.apply(m))  # (B, L*H)
-        if training:
-            self._h0 = flat
-        L, H = self.config["layers"], self.config["hidden"]
-        h0 = np.ascontiguousarray(flat.reshape(-1, L, H).transpose(1, 0, 2))
-        c0 = np.zeros_like(h0) if self.decoder.is_lstm else None
+        h, c = self.init.forward(m, training)  # (B, L*H) each
+        h0 = self._to_layers(h)
+        c0 = self._to_layers(c) if c is not None else np.zeros_like(h0) if self.decoder.is_lstm else None
         return h0, c0, (f if self.attention != "none" else None)
+
+    def _to_layers(self, flat: np.ndarray) -> np.ndarray:
+        """(B, L*H) -> (L, B, H)."""
+        L, H = self.config["layers"], self.config["hidden"]
+        return np.ascontiguousarray(flat.reshape(-1, L, H).transpose(1, 0, 2))
+
+    @staticmethod
+    def _from_layers(state: np.ndarray) -> np.ndarray:
+        """(L, B, H) -> (B, L*H)."""
+        return np.ascontiguousarray(state.transpose(1, 0, 2).reshape(state.shape[1], -1))
 
     def targets(self, captions: Sequence[Sequence[str]]):
         """Teacher-forcing (tgt_in, tgt_out, weights), each (T, B), of token lists."""
@@ -172,11 +232,8 @@ class Captioner(_Params):
         h0, c0, keys = self.encode(regions, training=True)
         logits = self.decoder.forward(tgt_in, h0, c0, keys, None, training=True)
         loss, dlogits = softmax_cross_entropy(logits, tgt_out.reshape(-1), weights.reshape(-1))
-        dh0, _, dkeys = self.decoder.backward(dlogits)
-        flat = self._h0
-        self._h0 = None
-        dflat = dh0.transpose(1, 0, 2).reshape(flat.shape) * (1 - flat * flat)
-        dm = self.init.backward(dflat)
+        dh0, dc0, dkeys = self.decoder.backward(dlogits)
+        dm = self.init.backward(self._from_layers(dh0), None if dc0 is None else self._from_layers(dc0))
         P = self.config["regions"]
         df = np.broadcast_to((dm / P)[:, None, :], (dm.shape[0], P, dm.shape[1]))
         self.encoder.backward(df + dkeys if dkeys is not None else df)

@@ -29,7 +29,7 @@ from ..seq2seq.model import ATTENTIONS
 from ..seq2seq.vocab import BOS
 from ..training import TrainingRun, fit
 from .data import CaptionData, EvalSet, load_data
-from .model import CHECKPOINT_FILE, ENCODERS, FORMAT, Captioner
+from .model import CHECKPOINT_FILE, ENCODERS, FORMAT, INITS, Captioner
 
 __all__ = ["TrainConfig", "CaptionRun", "train", "evaluate", "caption_all", "METRICS_FILE", "CURVE_FILE"]
 
@@ -49,6 +49,7 @@ class TrainConfig(Schedule):
     embed: int = 64
     feature_size: Optional[int] = None  # None: hidden
     encoder: str = "mlp"
+    init: str = "mlp"
     attention: str = "additive"
     attn_size: Optional[int] = None
     teacher_forcing: float = 1.0
@@ -69,6 +70,8 @@ class TrainConfig(Schedule):
             raise ValueError(f"--cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
         if self.encoder not in ENCODERS:
             raise ValueError(f"--encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
+        if self.init not in INITS:
+            raise ValueError(f"--init must be one of {', '.join(INITS)}, got {self.init!r}")
         if self.attention not in ATTENTIONS:
             raise ValueError(f"--attention must be one of {', '.join(ATTENTIONS)}, got {self.attention!r}")
         if self.feature_size is not None and self.feature_size < 1:
@@ -120,7 +123,7 @@ class CaptionRun(TrainingRun):
         self.data = data if data is not None else load_data(cfg.data)
         self.max_len = cfg.max_len or 2 * max(len(r) for refs in self.data.val.references for r in refs) + 10
         super().__init__(cfg, Captioner(self.data.D, self.data.P, self.data.vocab, cfg.cell, cfg.layers, cfg.hidden,
-                                        cfg.embed, cfg.feature_size, cfg.encoder, cfg.attention, cfg.attn_size,
+                                        cfg.embed, cfg.feature_size, cfg.encoder, cfg.init, cfg.attention, cfg.attn_size,
                                         np.float32, cfg.seed, attention_backend))
         self.batch = cfg.batch
 
