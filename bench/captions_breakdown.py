@@ -39,7 +39,7 @@ def main():
         if not ok and shown < a.examples:
             print(f"  wrote {' '.join(model.vocab.decode(h.tokens))!r}\n  truth {' '.join(refs[0])!r}")
             shown += 1
-    print(f"\n| objects | kinds | scenes | exact match |\n|---|---|---|---|")
+    print("\n| objects | kinds | scenes | exact match |\n|---|---|---|---|")
     for key in sorted(total):
         print(f"| {key[0]} | {key[1]} | {total[key]} | {right[key] / total[key]:.1%} |")
     print(f"| all | | {sum(total.values())} | {sum(right.values()) / sum(total.values()):.2%} |")

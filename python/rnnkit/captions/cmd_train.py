@@ -19,13 +19,14 @@ def main(argv: List[str], prog: str = "rnnkit train-captions") -> int:
     p = Parser(prog=prog, description="Train an image captioning model: region features of each image start a "
                "recurrent decoder, which may attend over the regions at every word (Show, Attend and Tell). Data: "
                "the built-in shapes task (generated from --data-seed, no files) or --features FILE.npz with "
-               f"--captions FILE.tsv. Without --steps or --minutes it trains for {DEFAULT_MINUTES:g} minutes. DIR (--out) "
-               "receives metrics.jsonl, checkpoint.npz and curve.png; a DIR that holds a run needs --resume or "
-               "--overwrite.")
+               f"--captions FILE.tsv. Without --steps or --minutes it trains for {DEFAULT_MINUTES:g} minutes. "
+               "DIR (--out) receives metrics.jsonl, checkpoint.npz and curve.png; a DIR that holds a run needs "
+               "--resume or --overwrite.")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--task", choices=["shapes"], help="built-in task: pictures of 1-3 coloured shapes on a 3x3 grid "
                      "(no default: --task or --features is needed, except on --resume)")
-    src.add_argument("--features", metavar="FILE.npz", help="precomputed image features, (N, F) or (N, P, F) (default: --task)")
+    src.add_argument("--features", metavar="FILE.npz", help="precomputed image features, (N, F) or (N, P, F) "
+                     "(default: --task)")
     p.add_argument("--captions", metavar="FILE.tsv", help="with --features: image_index<TAB>caption lines (no default)")
     p.add_argument("--min-count", type=positive_int, help="with --features: words seen fewer times in the training "
                    "captions become <unk> (default 1)")
@@ -101,9 +102,9 @@ def main(argv: List[str], prog: str = "rnnkit train-captions") -> int:
         cfg = TrainConfig(data=data, cell=a.cell, layers=a.layers, hidden=a.hidden, embed=a.embed,
                           feature_size=a.feature_size, encoder=a.encoder, init=a.init, attention=a.attention,
                           attn_size=a.attn_size, teacher_forcing=a.teacher_forcing, batch=a.batch, steps=a.steps,
-                          minutes=a.minutes if a.steps or a.minutes else DEFAULT_MINUTES, optimizer=a.optimizer, lr=a.lr,
-                          lr_decay=a.lr_decay, lr_decay_every=a.lr_decay_every, clip=a.clip, clip_mode=a.clip_mode,
-                          eval_every=a.eval_every, max_len=a.max_output, seed=a.seed)
+                          minutes=a.minutes if a.steps or a.minutes else DEFAULT_MINUTES, optimizer=a.optimizer,
+                          lr=a.lr, lr_decay=a.lr_decay, lr_decay_every=a.lr_decay_every, clip=a.clip,
+                          clip_mode=a.clip_mode, eval_every=a.eval_every, max_len=a.max_output, seed=a.seed)
         if data:
             asked["data"] = data
         train(cfg, a.out, resume=a.resume, progress=not a.no_progress, overwrite=a.overwrite, given=asked)

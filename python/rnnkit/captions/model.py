@@ -30,7 +30,7 @@ Decoder's (``tgt_embed.weight``,
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -144,15 +144,16 @@ class Captioner(_Params):
     Args:
         raw_size: D. regions: P. vocab: the caption `TokenVocab`. cell: "lstm", "gru" or "rnn". layers,
         hidden, embed: of the decoder. feature_size: F (default: hidden; "dot" attention needs F == H).
-        encoder: "linear" or "mlp". init: "linear" or "mlp" (the initial state). attention: "none", "dot", "general" or "additive". attn_size: the
+        encoder: "linear" or "mlp". init: "linear" or "mlp" (the initial state). attention: "none", "dot",
+        "general" or "additive". attn_size: the
         additive attention's inner width (default F). dtype: float32, or float64 for gradient checks.
         seed: all initial weights. attention_backend: "native", "reference", None or a module.
     """
 
     def __init__(self, raw_size: int, regions: int, vocab: TokenVocab, cell: str = "lstm", layers: int = 1,
                  hidden: int = 128, embed: int = 64, feature_size: Optional[int] = None, encoder: str = "mlp",
-                 init: str = "mlp", attention: str = "additive", attn_size: Optional[int] = None, dtype: Any = np.float32,
-                 seed: int = 0, attention_backend: Any = None):
+                 init: str = "mlp", attention: str = "additive", attn_size: Optional[int] = None,
+                 dtype: Any = np.float32, seed: int = 0, attention_backend: Any = None):
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {cell!r}")
         feature_size = hidden if feature_size is None else feature_size
@@ -178,7 +179,8 @@ class Captioner(_Params):
                                  np.random.default_rng(s_init))
         self.decoder = Decoder(len(vocab), cell, layers, hidden, embed, attention, feature_size, attn_size, dtype,
                                s_dec, backend)
-        self._collect([("regions", self.encoder.params, self.encoder.grads), ("init", self.init.params, self.init.grads)]
+        self._collect([("regions", self.encoder.params, self.encoder.grads),
+                       ("init", self.init.params, self.init.grads)]
                       + self.decoder.groups())
 
     @property

@@ -75,8 +75,8 @@ def random_scene(rng: np.random.Generator, min_objects: int, max_objects: int) -
 def _scene_of(rng: np.random.Generator, n: int) -> Scene:
     cells = sorted(rng.choice(GRID * GRID, size=n, replace=False).tolist())
     colours, shapes = list(COLOURS), SHAPES
-    return tuple(Obj(c // GRID, c % GRID, colours[int(rng.integers(len(colours)))], shapes[int(rng.integers(len(shapes)))])
-                 for c in cells)
+    return tuple(Obj(c // GRID, c % GRID, colours[int(rng.integers(len(colours)))],
+                     shapes[int(rng.integers(len(shapes)))]) for c in cells)
 
 
 def held_out_scenes(seed: int, count: int, min_objects: int, max_objects: int, share: float = 0.1) -> List[Scene]:

@@ -123,8 +123,8 @@ class CaptionRun(TrainingRun):
         self.data = data if data is not None else load_data(cfg.data)
         self.max_len = cfg.max_len or 2 * max(len(r) for refs in self.data.val.references for r in refs) + 10
         super().__init__(cfg, Captioner(self.data.D, self.data.P, self.data.vocab, cfg.cell, cfg.layers, cfg.hidden,
-                                        cfg.embed, cfg.feature_size, cfg.encoder, cfg.init, cfg.attention, cfg.attn_size,
-                                        np.float32, cfg.seed, attention_backend))
+                                        cfg.embed, cfg.feature_size, cfg.encoder, cfg.init, cfg.attention,
+                                        cfg.attn_size, np.float32, cfg.seed, attention_backend))
         self.batch = cfg.batch
 
     def batch_loss(self) -> float:

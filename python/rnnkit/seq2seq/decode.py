@@ -29,7 +29,8 @@ import numpy as np
 from .model import Decoder, DecodeState
 from .vocab import BOS, EOS, PAD
 
-__all__ = ["Hypothesis", "length_penalty", "greedy", "greedy_tokens", "beam_search", "decode", "translate", "translate_all"]
+__all__ = ["Hypothesis", "length_penalty", "greedy", "greedy_tokens", "beam_search", "decode", "translate",
+           "translate_all"]
 
 
 class Hypothesis(NamedTuple):
