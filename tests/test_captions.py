@@ -348,11 +348,11 @@ def test_captioner_matches_pytorch():
             p.copy_(t[f"decoder.{name}"])
     x = torch.tensor(regions)
     hidden = torch.relu(x @ t["regions.proj.weight"].T + t["regions.proj.bias"] + t["regions.pos"])
-    f = torch.tanh(hidden @ t["regions.out.weight"].T + t["regions.out.bias"]
-                   + (hidden.mean(1) @ t["regions.ctx.weight"].T)[:, None, :])  # (B, P, F)
+    f = (hidden @ t["regions.out.weight"].T + t["regions.out.bias"]
+         + (hidden.mean(1) @ t["regions.ctx.weight"].T)[:, None, :])  # (B, P, F)
     u = torch.relu(f.mean(1) @ t["init.u.weight"].T + t["init.u.bias"])
-    h0, c0 = (torch.tanh(u @ t[f"init.{k}.weight"].T + t[f"init.{k}.bias"]).reshape(B, L, H).transpose(0, 1)
-              .contiguous() for k in "hc")
+    h0, c0 = ((u @ t[f"init.{k}.weight"].T + t[f"init.{k}.bias"]).reshape(B, L, H).transpose(0, 1).contiguous()
+              for k in "hc")
     emb = t["tgt_embed.weight"][torch.tensor(tgt_in, dtype=torch.long)]
     s, _ = lstm(emb, (h0, c0))  # (T, B, H)
     q = s.transpose(0, 1) @ t["attention.w_query"].T  # (B, T, A)

@@ -32,7 +32,8 @@ def main(argv: List[str], prog: str = "rnnkit train-captions") -> int:
                    "captions become <unk> (default 1)")
     t = p.add_argument_group("shapes task")
     t.add_argument("--image-size", type=positive_int, help="image side in pixels (default 48)")
-    t.add_argument("--grid", type=positive_int, help="regions per side; it must divide --image-size (default 4)")
+    t.add_argument("--grid", type=positive_int, help="regions per side; it must divide --image-size (default 3: one "
+                   "region per cell of the objects' grid)")
     t.add_argument("--min-objects", type=positive_int, help="objects per scene, at least (default 1)")
     t.add_argument("--max-objects", type=positive_int, help="objects per scene, at most (default 3)")
     t.add_argument("--val-size", type=positive_int, help="held-out validation scenes (default 500)")
@@ -43,10 +44,11 @@ def main(argv: List[str], prog: str = "rnnkit train-captions") -> int:
     m.add_argument("--layers", type=positive_int, default=d.layers)
     m.add_argument("--hidden", type=positive_int, default=d.hidden, help="decoder units")
     m.add_argument("--embed", type=positive_int, default=d.embed)
-    m.add_argument("--encoder", choices=ENCODERS, default=d.encoder, help="region features: tanh of a learned "
-                   "projection (linear) or a two-layer MLP (mlp), each with a position embedding")
+    m.add_argument("--encoder", choices=ENCODERS, default=d.encoder, help="region features: a learned projection "
+                   "of the region's pixels (linear) or a two-layer MLP that also sees the image's mean (mlp), each with "
+                   "a position embedding")
     m.add_argument("--init", choices=INITS, default=d.init, help="the decoder's initial state from the mean region "
-                   "feature: tanh of a projection (linear, c = 0) or Show, Attend and Tell's MLP (mlp, c too)")
+                   "feature: a projection (linear, c = 0) or Show, Attend and Tell's MLP (mlp, c too)")
     m.add_argument("--feature-size", type=positive_int, help="region feature width (default --hidden)")
     m.add_argument("--attention", choices=ATTENTIONS, default=d.attention, help="attention over the regions")
     m.add_argument("--attn-size", type=positive_int, help="inner width of additive attention (default the "

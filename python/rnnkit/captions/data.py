@@ -4,7 +4,7 @@ precomputed features and captions.
 A *data spec* is a JSON-able dict saved in the checkpoint, from which `load_data` rebuilds the same
 data later (so ``eval-captions DIR`` finds its test split again)::
 
-    {"task": "shapes", "image_size": 48, "grid": 4, "min_objects": 1, "max_objects": 3,
+    {"task": "shapes", "image_size": 48, "grid": 3, "min_objects": 1, "max_objects": 3,
      "val": 500, "test": 1000, "seed": 0}
     {"features": abs path, "features_sha256": ..., "captions": abs path, "captions_sha256": ...,
      "min_count": 1, "seed": 0}
@@ -56,7 +56,7 @@ class EvalSet:
         return len(self.references)
 
 
-def shapes_spec(image_size: int = 48, grid: int = 4, min_objects: int = 1, max_objects: int = 3, val: int = 500,
+def shapes_spec(image_size: int = 48, grid: int = 3, min_objects: int = 1, max_objects: int = 3, val: int = 500,
                 test: int = 1000, seed: int = 0) -> Dict[str, Any]:
     """The data spec of the shapes task (checked now, so errors come early)."""
     shapes.check_options(image_size, grid, min_objects, max_objects)

@@ -6,16 +6,22 @@ feature vector), F = region feature width, L = decoder layers, H = decoder units
 
 * Region encoder (the role of a CNN's last convolutional map), one vector per region, with a learned
   position embedding pos_p (P, F) so the regions know where they are:
-    ``linear``: f_p = tanh(W x_p + b + pos_p)
-    ``mlp``:    z_p = relu(W_1 x_p + b_1 + pos_p), f_p = tanh(W_2 z_p + b_2 + U mean_q(z_q))
+    ``linear``: f_p = W x_p + b + pos_p
+    ``mlp``:    z_p = relu(W_1 x_p + b_1 + pos_p), f_p = W_2 z_p + b_2 + U mean_q(z_q)
                 (W_1: F x D, W_2 and U: F x F): the second layer also sees the image's mean first-layer
                 feature, as a deep CNN's last map sees beyond its region, so that a region can tell
                 whether its object recurs elsewhere (which "two red circles" needs; soft attention's
                 weighted mean cannot count).
+  The features end linear, with no squashing: trained from scratch (not a fixed CNN's), tanh features
+  saturated for every image within a few hundred steps when the decoder pushed their mean towards a
+  constant, and a model without attention then never learnt.
 * Initial state from the mean region feature m = mean_p(f_p), ``--init``:
-    ``linear``: h_0 of every layer = tanh(W_h m + b_h) (W_h: (L*H, F)), c_0 = 0 for an LSTM;
-    ``mlp`` (Show, Attend and Tell's f_init): u = relu(W_u m + b_u) (W_u: (F, F)), h_0 = tanh(W_h u + b_h),
-    and for an LSTM c_0 = tanh(W_c u + b_c).
+    ``linear``: h_0 of every layer = W_h m + b_h (W_h: (L*H, F)), c_0 = 0 for an LSTM;
+    ``mlp`` (Show, Attend and Tell's f_init): u = relu(W_u m + b_u) (W_u: (F, F)), h_0 = W_h u + b_h,
+    and for an LSTM c_0 = W_c u + b_c.
+  No tanh on the state: the decoder pushes its initial state towards a constant (the first words of most
+  captions are the same), and a tanh there saturated within a few hundred steps (|h_0| -> 1 for every
+  image), after which no gradient reached the image (a model without attention then never learnt).
 * Decoder: `rnnkit.seq2seq.model.Decoder` (embedding, L-layer RNN/LSTM/GRU, teacher forcing), whose
   attention (dot, general or additive, `rnnkit.attention`) takes the decoder state s_t as the query and
   the P region features as keys and values: alpha^t = softmax_p(score(s_t, f_p)), a_t = sum_p alpha_p^t f_p,
@@ -83,16 +89,15 @@ class RegionEncoder(Module):
             context = hidden.mean(axis=1)  # (B, F)
             a = self.out.forward(hidden) if training else self.out.apply(hidden)
             a += (context @ self.params["ctx.weight"].T)[:, None, :]
-        f = np.tanh(a)
         if training:
-            self._saved = (f, hidden, context)
-        return f
+            self._saved = (hidden, context)
+        return a
 
     def backward(self, df: np.ndarray) -> None:
         """Adds the gradients of the last training forward, given df (B, P, F), into ``grads``."""
-        f, hidden, context = self._saved
+        hidden, context = self._saved
         self._saved = None
-        da = df * (1 - f * f)
+        da = df
         if self.out is not None:
             per_image = da.sum(axis=1)  # (B, F): U's output is shared by the P regions
             self.grads["ctx.weight"] += per_image.T @ context
@@ -122,19 +127,19 @@ class InitialState(Module):
     def forward(self, m: np.ndarray, training: bool = True) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         apply = (lambda layer, x: layer.forward(x)) if training else (lambda layer, x: layer.apply(x))
         u = m if self.u is None else np.maximum(apply(self.u, m), 0)
-        h = np.tanh(apply(self.h, u))
-        c = None if self.c is None else np.tanh(apply(self.c, u))
+        h = apply(self.h, u)
+        c = None if self.c is None else apply(self.c, u)
         if training:
-            self._saved = (u, h, c)
+            self._saved = u
         return h, c
 
     def backward(self, dh: np.ndarray, dc: Optional[np.ndarray]) -> np.ndarray:
         """Gradients of the last training forward given dh (and dc): adds into ``grads``, returns dm."""
-        u, h, c = self._saved
+        u = self._saved
         self._saved = None
-        du = self.h.backward(dh * (1 - h * h))
+        du = self.h.backward(dh)
         if self.c is not None:
-            du = du + self.c.backward(dc * (1 - c * c))
+            du = du + self.c.backward(dc)
         return du if self.u is None else self.u.backward(du * (u > 0))
 
 
