@@ -105,6 +105,13 @@ def test_regions_cut_the_image_in_reading_order():
     assert r.shape == (2, 4, 4 * 4 * 3)
     np.testing.assert_array_equal(r[1, 2], img[1, 4:, :4].reshape(-1))  # bottom-left region
     np.testing.assert_array_equal(r[0, 1], img[0, :4, 4:].reshape(-1))
+    odd = shapes.regions(img, 3)  # 8 pixels in 3 regions: 3 each, the image padded with black to 9
+    assert odd.shape == (2, 9, 3 * 3 * 3)
+    np.testing.assert_array_equal(odd[1, 4].reshape(3, 3, 3), img[1, 3:6, 3:6])
+    np.testing.assert_array_equal(odd[1, 8].reshape(3, 3, 3)[:2, :2], img[1, 6:, 6:])
+    assert not odd[1, 8].reshape(3, 3, 3)[2].any() and not odd[1, 8].reshape(3, 3, 3)[:, 2].any()
+    d = load_data(shapes_spec(image_size=32, val=2, test=2))  # 32x32 pictures in the default 3x3 regions
+    assert (d.P, d.D) == (9, 11 * 11 * 3) and d.train_batch(0, 0, 4)[0].shape == (4, 9, 363)
 
 
 def test_held_out_scenes_are_deterministic_bounded_and_never_trained_on():
@@ -136,7 +143,7 @@ def test_training_captions_are_mostly_canonical_but_varied():
 
 
 def test_shapes_options_are_checked():
-    for kwargs, match in (({"image_size": 48, "grid": 5}, "--grid"), ({"image_size": 8}, "--image-size"),
+    for kwargs, match in (({"image_size": 48, "grid": 13}, "--grid"), ({"image_size": 8}, "--image-size"),
                           ({"min_objects": 2, "max_objects": 1}, "objects"), ({"max_objects": 4}, "objects"),
                           ({"val": 0}, "--val-size")):
         with pytest.raises(ValueError, match=match):

@@ -113,7 +113,7 @@ def test_bad_inputs(shapes_run, tmp_path, capsys):
     fails(["train-captions", "--steps", "1", "--out", out], "give --task shapes or --features")
     fails(["train-captions", "--features", "f.npz", "--steps", "1", "--out", out], "--features needs --captions")
     fails(["train-captions", "--captions", "c.tsv", "--steps", "1", "--out", out], "--captions needs --features")
-    fails(["train-captions", "--task", "shapes", "--grid", "5", "--steps", "1", "--out", out], "--grid must be")
+    fails(["train-captions", "--task", "shapes", "--grid", "13", "--steps", "1", "--out", out], "--grid must be")
     fails(["train-captions", "--task", "shapes", "--captions", "c.tsv", "--out", out], "go with --features")
     fails(["train-captions", "--task", "shapes", "--attention", "dot", "--feature-size", "10", "--out", out],
           "--attention dot needs --feature-size equal to --hidden")

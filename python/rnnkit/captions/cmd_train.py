@@ -32,7 +32,7 @@ def main(argv: List[str], prog: str = "rnnkit train-captions") -> int:
                    "captions become <unk> (default 1)")
     t = p.add_argument_group("shapes task")
     t.add_argument("--image-size", type=positive_int, help="image side in pixels (default 48)")
-    t.add_argument("--grid", type=positive_int, help="regions per side; it must divide --image-size (default 3: one "
+    t.add_argument("--grid", type=positive_int, help="regions per side, each ceil(size / grid) pixels (default 3: one "
                    "region per cell of the objects' grid)")
     t.add_argument("--min-objects", type=positive_int, help="objects per scene, at least (default 1)")
     t.add_argument("--max-objects", type=positive_int, help="objects per scene, at most (default 3)")

@@ -171,7 +171,7 @@ class ShapesData(CaptionData):
         self.val = self._eval_set(held[spec["test"]:])
         self.vocab = TokenVocab(shapes.WORDS)
         self.P = self.grid * self.grid
-        self.D = (self.size // self.grid) ** 2 * 3
+        self.D = shapes.region_side(self.size, self.grid) ** 2 * 3
 
     def _eval_set(self, scenes: Sequence[shapes.Scene]) -> EvalSet:
         images = np.stack([shapes.render(s, self.size) for s in scenes])

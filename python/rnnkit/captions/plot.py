@@ -46,8 +46,8 @@ def plot_region_attention(weights: np.ndarray, words: Sequence[str], path: str, 
         g = _grid_of(np.asarray(w, np.float64), grid)
         if image is not None:
             S = image.shape[0]
-            k = S // g.shape[0]
-            heat = np.kron(g, np.ones((k, k)))
+            k = -(-S // g.shape[0])  # regions of ceil(S / grid) pixels, the last row and column cut off
+            heat = np.kron(g, np.ones((k, k)))[:S, :S]
             ax.imshow(image * 0.35, interpolation="nearest")
             ax.imshow(heat, cmap="magma", alpha=0.65, vmin=0.0, vmax=top, interpolation="bilinear",
                       extent=(-0.5, S - 0.5, S - 0.5, -0.5))

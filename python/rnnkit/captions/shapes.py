@@ -28,7 +28,7 @@ from typing import Dict, List, NamedTuple, Sequence, Tuple
 import numpy as np
 
 __all__ = ["Obj", "Scene", "COLOURS", "SHAPES", "GRID", "POSITIONS", "WORDS", "random_scene", "held_out_scenes",
-           "scene_count", "captions", "canonical", "render", "regions", "check_options"]
+           "scene_count", "captions", "canonical", "render", "regions", "region_side", "check_options"]
 
 GRID = 3  # objects sit on a GRID x GRID lattice of cells
 COLOURS: Dict[str, Tuple[float, float, float]] = {
@@ -54,8 +54,9 @@ def check_options(image_size: int, grid: int, min_objects: int, max_objects: int
     """ValueError naming the first bad option of the task."""
     if not isinstance(image_size, int) or image_size < 12:
         raise ValueError(f"--image-size must be an integer >= 12, got {image_size!r}")
-    if not isinstance(grid, int) or grid < 1 or image_size % grid:
-        raise ValueError(f"--grid must be a positive divisor of --image-size ({image_size}), got {grid!r}")
+    if not isinstance(grid, int) or not 1 <= grid <= image_size // 4:
+        raise ValueError(f"--grid must be a positive integer up to a quarter of --image-size ({image_size}), "
+                         f"got {grid!r}")
     if not (isinstance(min_objects, int) and isinstance(max_objects, int) and 1 <= min_objects <= max_objects <= GRID):
         raise ValueError(f"objects per scene must satisfy 1 <= --min-objects <= --max-objects <= {GRID}, got "
                          f"{min_objects} and {max_objects}")
@@ -182,10 +183,18 @@ def render(scene: Scene, size: int = 48) -> np.ndarray:
     return img
 
 
+def region_side(size: int, grid: int) -> int:
+    """The side k = ceil(size / grid) of a region in pixels."""
+    return -(-size // grid)
+
+
 def regions(images: np.ndarray, grid: int) -> np.ndarray:
-    """Images (B, S, S, 3) cut into grid x grid square regions in reading order: (B, grid*grid, (S/grid)^2*3),
-    each region's pixels row by row."""
+    """Images (B, S, S, 3) cut into grid x grid square regions of k = ceil(S / grid) pixels in reading order:
+    (B, grid*grid, k*k*3), each region's pixels row by row. When grid does not divide S, the image is padded
+    with zeros (black) at the bottom and right to grid*k pixels."""
     B, S = images.shape[0], images.shape[1]
-    k = S // grid
+    k = region_side(S, grid)
+    if k * grid != S:
+        images = np.pad(images, ((0, 0), (0, k * grid - S), (0, k * grid - S), (0, 0)))
     x = images.reshape(B, grid, k, grid, k, 3).transpose(0, 1, 3, 2, 4, 5)
     return np.ascontiguousarray(x.reshape(B, grid * grid, k * k * 3))
