@@ -1,7 +1,9 @@
 """Draw bench/seq2seq_reverse.png from the metrics.jsonl of two `rnnkit train-seq2seq --task reverse` runs,
 with and without attention (the commands are in bench/SEQ2SEQ.md).
 
-    python bench/seq2seq_reverse.py RUN_WITH_ATTENTION RUN_WITHOUT [--out bench/seq2seq_reverse.png]
+    python bench/seq2seq_reverse.py RUN_WITH_ATTENTION RUN_WITHOUT --out FILE.png
+
+(--out is required, so that no run overwrites the picture kept in bench/ by accident.)
 """
 import argparse
 import json
@@ -22,7 +24,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("attention", help="output directory of the run with attention")
     p.add_argument("plain", help="output directory of the run without attention")
-    p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "seq2seq_reverse.png"))
+    p.add_argument("--out", required=True, metavar="FILE.png", help="where to draw (bench/seq2seq_reverse.png is the "
+                   "kept one)")
     a = p.parse_args()
     runs = [("with attention", rows(a.attention)), ("without attention", rows(a.plain))]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=100)

@@ -79,7 +79,8 @@ def mistakes(f):
         ("missing", ["sample", missing], "not a directory"),
         ("unreadable", ["sample", f["adir"]], "no checkpoint"),
         ("bad content", ["sample", f["corrupt"]], "corrupt"),
-        ("bad content", ["sample", f["s2s"]], "not a character-model checkpoint"),
+        ("bad content", ["sample", f["s2s"]], "not a character-model checkpoint: it holds a sequence-to-sequence run "
+                                               "(rnnkit train-seq2seq)"),
 
         ("missing", ["eval-charlm", missing, "--text", f["text.txt"]], "not a directory"),
         ("missing", ["eval-charlm", f["lm"], "--text", missing], "not found"),
@@ -98,7 +99,8 @@ def mistakes(f):
 
         ("missing", ["translate", missing, "ab"], "not a directory"),
         ("bad content", ["translate", f["corrupt"], "ab"], "corrupt"),
-        ("bad content", ["translate", f["lm"], "ab"], "not a sequence-to-sequence checkpoint"),
+        ("bad content", ["translate", f["lm"], "ab"], "not a sequence-to-sequence checkpoint: it holds a "
+                                                      "character-model run (rnnkit train-charlm)"),
         ("no package", ["translate", f["s2s"], "ab", "--attention-plot", os.path.join(f["root"], "a.png")],
          "matplotlib"),
         ("unwritable", ["translate", f["s2s"], "ab", "--attention-plot", nodir + ".png"], "does not exist"),

@@ -125,7 +125,7 @@ def test_seq2seq_resume_goes_through_the_same_checks(tmp_path, capsys):
     assert "--attention dot (the run has none)" in err and "--layers 2 (the run has 1)" in err
     code, printed, _ = run_cli(capsys, ["train-seq2seq", "--out", out, "--resume", "--steps", "6", "--max-output",
                                         "7", "--teacher-forcing", "0.5", "--no-progress"])
-    assert code == 0 and "--max-output 7 (was none)" in printed and "--teacher-forcing 0.5 (was 1.0)" in printed
+    assert code == 0 and "--max-output 7 (was the default)" in printed and "--teacher-forcing 0.5 (was 1.0)" in printed
     m = meta(out)
     assert m["step"] == 6 and m["max_len"] == 7 and m["train"]["teacher_forcing"] == 0.5
     assert "differs" in fails(capsys, ["train-seq2seq", "--task", "dates", "--out", out, "--resume", "--steps", "9"])
@@ -158,7 +158,7 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing(tmp_path, m
     out = str(tmp_path / "new" / "run")
     with pytest.raises(KeyboardInterrupt):
         charlm_train.train(cfg, TEXT, out, progress=False, log=lambda s: None)
-    assert not os.path.exists(out)
+    assert not os.path.exists(tmp_path / "new")  # nor the parent directory it made
     existing = tmp_path / "existing"  # a directory the user made stays, without the run's files
     existing.mkdir()
     with pytest.raises(KeyboardInterrupt):

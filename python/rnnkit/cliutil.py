@@ -114,13 +114,13 @@ def deprecated_alias(parser: Any, old: str, new: str, type: Callable[[str], Any]
     parser.add_argument(old, type=type, dest=dest, action=Alias, help=argparse.SUPPRESS, default=argparse.SUPPRESS)
 
 
-def add_run_dir_options(parser: argparse.ArgumentParser, default_out: str) -> None:
-    """--out, --resume and --overwrite of a training command (see `rnnkit.rundir`)."""
+def add_run_dir_options(parser: argparse.ArgumentParser, default_out: str, changeable: List[str]) -> None:
+    """--out, --resume and --overwrite of a training command (see `rnnkit.rundir`); ``changeable``: the
+    options a resumed run may change."""
     parser.add_argument("--out", default=default_out, metavar="DIR", help="output directory")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="continue the run saved in --out with its saved "
-                      "settings (the length, learning rate, clipping and reporting options may change; the "
-                      "others must agree with the run)")
+                      f"settings: {', '.join(changeable)} may change, the other options must agree with the run")
     mode.add_argument("--overwrite", action="store_true", help="replace the run saved in --out (without this "
                       "or --resume, a directory that holds a run is refused)")
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from . import checkpoint
 
-__all__ = ["RunKind", "KINDS", "RUN_FILES", "CHECKPOINT_FILE", "RunDir", "resume_settings", "flag"]
+__all__ = ["RunKind", "KINDS", "RUN_FILES", "CHECKPOINT_FILE", "RunDir", "resume_settings", "flag", "kind_of"]
 
 CHECKPOINT_FILE = "checkpoint.npz"
 RUN_FILES: Tuple[str, ...] = (CHECKPOINT_FILE, "best.npz", "metrics.jsonl", "curve.png", "sample.txt")
@@ -63,7 +63,9 @@ def flag(field: str, names: Optional[Mapping[str, str]] = None) -> str:
     return (names or {}).get(field) or "--" + field.replace("_", "-")
 
 
-def _kind_of(meta: Mapping[str, Any]) -> str:
+def kind_of(meta: Mapping[str, Any]) -> str:
+    """What a checkpoint's metadata says it holds, for messages: "a sequence-to-sequence run (rnnkit
+    train-seq2seq)", or "a run of unknown kind ('x')"."""
     fmt = meta.get("format")
     kind = KINDS.get(fmt)
     return kind.describe() if kind else f"a run of unknown kind ({fmt!r})"
@@ -102,7 +104,7 @@ class RunDir:
         present = self.run_files()
         if present and not overwrite:
             meta = self._saved_meta()
-            what = (f"holds {_kind_of(meta)} at step {meta.get('step', '?')}" if meta
+            what = (f"holds {kind_of(meta)} at step {meta.get('step', '?')}" if meta
                     else f"holds a run's files ({', '.join(present)})")
             raise ValueError(f"{self.path} {what}: give --resume to continue it or --overwrite to replace it "
                              "(or choose another --out)")
@@ -119,7 +121,7 @@ class RunDir:
         if meta.get("format") != self.kind.format:
             other = KINDS.get(meta.get("format"))
             hint = f": resume it with rnnkit {other.command} --resume" if other else ""
-            raise checkpoint.CheckpointError(f"{self.path} holds {_kind_of(meta)}, not {self.kind.describe()}{hint}")
+            raise checkpoint.CheckpointError(f"{self.path} holds {kind_of(meta)}, not {self.kind.describe()}{hint}")
         if "train" not in meta or "step" not in meta:
             raise checkpoint.CheckpointError(f"{self.checkpoint_path} holds a model without its training state "
                                              "(saved by Model.save, not by training): it cannot be resumed")
@@ -129,8 +131,12 @@ class RunDir:
     def writing(self, overwrite: bool = False) -> Iterator[str]:
         """Around the training: creates the directory (after `check_new` or `load_for_resume`), with
         ``overwrite`` first removes the run files of the run it replaces; if the body fails before a
-        checkpoint exists, removes the run files and the directory if it created it. Yields the path."""
-        created = not os.path.isdir(self.path)
+        checkpoint exists, removes the run files and the directories it created. Yields the path."""
+        created = []  # the directories made here, deepest first
+        d = os.path.abspath(self.path)
+        while not os.path.isdir(d):
+            created.append(d)
+            d = os.path.dirname(d)
         os.makedirs(self.path, exist_ok=True)
         if overwrite:
             for f in self.run_files():
@@ -141,13 +147,15 @@ class RunDir:
             if not os.path.isfile(self.checkpoint_path):
                 for f in self.run_files():
                     os.unlink(os.path.join(self.path, f))
-                if created and not os.listdir(self.path):
-                    os.rmdir(self.path)
+                for d in created:
+                    if os.listdir(d):
+                        break
+                    os.rmdir(d)
             raise
 
 
 def _show(value: Any) -> str:
-    return "none" if value is None else str(value)
+    return "the default" if value is None else str(value)
 
 
 def resume_settings(path: str, saved: Mapping[str, Any], step: int, given: Mapping[str, Any],

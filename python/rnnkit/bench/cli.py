@@ -187,8 +187,7 @@ def _main(args: argparse.Namespace, argv: List[str]) -> int:
     cases = build_cases(quick=quick, cells=args.cell, modes=args.mode, groups=args.group, batch=args.batch,
                         hidden=args.hidden, layers=args.layers, seq_len=args.seq_len, input_size=args.input_size)
     if not cases:
-        print("no case matches the selectors", file=sys.stderr)
-        return 2
+        raise ValueError("no case matches the selectors")
     command = " ".join(["rnnkit bench"] + [shlex.quote(a) for a in argv])
     print(f"{command}: {len(cases)} case(s) x {len(settings.threads)} thread count(s)", file=sys.stderr)
     start = time.monotonic()

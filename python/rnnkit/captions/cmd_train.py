@@ -13,7 +13,8 @@ def main(argv: List[str], prog: str = "rnnkit train-captions") -> int:
     from ..models import CELLS
     from ..seq2seq.model import ATTENTIONS
     from .model import ENCODERS, INITS
-    from .train import TrainConfig
+    from ..rundir import flag
+    from .train import OPTION_NAMES, RESUMABLE, TrainConfig
 
     d = TrainConfig()
     p = Parser(prog=prog, description="Train an image captioning model: region features of each image start a "
@@ -63,7 +64,7 @@ def main(argv: List[str], prog: str = "rnnkit train-captions") -> int:
                    "validation caption + 10)")
     p.add_argument("--seed", type=int, default=d.seed, help="initial weights, training batches, scheduled sampling")
     p.add_argument("--threads", type=positive_int, help="kernel threads (default: OMP_NUM_THREADS or all cores)")
-    add_run_dir_options(p, "captions")
+    add_run_dir_options(p, "captions", [flag(f, OPTION_NAMES) for f in RESUMABLE])
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
     data_options = {"task", "features", "captions", "min_count", "image_size", "grid", "min_objects", "max_objects",

@@ -21,7 +21,7 @@ import numpy as np
 from .. import checkpoint
 from ..models import CELLS, single_threaded_blas
 from ..optim import Schedule
-from ..plotting import plot_curve
+from ..plotting import Score, plot_curve
 from ..rundir import KINDS, RunDir, resume_settings
 from ..seq2seq.decode import Hypothesis, decode, greedy_tokens
 from ..seq2seq.metrics import corpus_bleu_multi, exact_match, token_accuracy
@@ -94,6 +94,8 @@ RESUMABLE = ("steps", "minutes", "eval_every", "lr", "lr_decay", "lr_decay_every
 KIND = KINDS[FORMAT]
 #: Options spelled otherwise than their field.
 OPTION_NAMES = {"max_len": "--max-output"}
+CURVE_SCORES = (Score("val_exact_match", "exact match (%)"), Score("val_token_acc", "token accuracy (%)"),
+                Score("val_bleu", "BLEU-4", 1.0))
 
 
 def caption_all(model: Captioner, regions: np.ndarray, beam: int = 1, max_len: int = 50, alpha: float = 0.6,
@@ -230,8 +232,7 @@ def _train(run: CaptionRun, out: str, resume: bool, progress: bool, log: Callabl
 
     metrics = fit(run, metrics, metrics_path, ckpt_path, progress, ("images_per_s", run.batch), postfix)
     curve = os.path.join(out, CURVE_FILE)
-    extra = [("val_exact_match", "validation exact match"), ("val_token_acc", "validation token accuracy")]
-    if not plot_curve(metrics, curve, "loss (nats per caption word)", extra):
+    if not plot_curve(metrics, curve, "loss (nats per caption word)", CURVE_SCORES):
         log(f"note: matplotlib is not installed, so {curve} was not drawn (pip install matplotlib)")
     final = metrics[-1] if metrics else None
     if final:

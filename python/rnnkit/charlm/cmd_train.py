@@ -12,7 +12,8 @@ DEFAULT_MINUTES = 4.0
 
 def main(argv: List[str], prog: str = "rnnkit train-charlm") -> int:
     """``rnnkit train-charlm``: train a character-level language model."""
-    from .train import TrainConfig
+    from ..rundir import flag
+    from .train import RESUMABLE, TrainConfig
 
     d = TrainConfig()
     p = Parser(prog=prog, description="Train a character-level language model (char-rnn style). Without "
@@ -34,7 +35,7 @@ def main(argv: List[str], prog: str = "rnnkit train-charlm") -> int:
     p.add_argument("--sample-every", type=non_negative_int, default=d.sample_every, help="0: only at the end")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--threads", type=positive_int, help="kernel threads (default: OMP_NUM_THREADS or all cores)")
-    add_run_dir_options(p, "charlm")
+    add_run_dir_options(p, "charlm", [flag(f) for f in RESUMABLE])
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
     given = {k: v for k, v in explicit_options(p, argv).items() if k in TrainConfig.__dataclass_fields__}

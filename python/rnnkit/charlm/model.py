@@ -16,6 +16,7 @@ from .._types import MODES
 from ..losses import linear_softmax_cross_entropy
 from ..models import CELLS, single_threaded_blas
 from ..nn import Embedding, Linear
+from ..rundir import kind_of
 from .data import eval_chunks
 from .vocab import Vocab
 
@@ -271,7 +272,7 @@ class CharLM:
                         ) -> "CharLM":
         """The model stored in checkpoint contents (from `rnnkit.checkpoint.load`)."""
         if meta.get("format") != FORMAT:
-            raise checkpoint.CheckpointError(f"{path} is not a character-model checkpoint")
+            raise checkpoint.CheckpointError(f"{path} is not a character-model checkpoint: it holds {kind_of(meta)}")
         try:
             cfg = meta["model"]
             model = cls(Vocab.from_json(meta["vocab"]), cfg["cell"], cfg["layers"], cfg["hidden"], cfg["embed"],

@@ -10,7 +10,7 @@ from ..cliutil import Parser, deprecated_alias, positive_int, run
 def main(argv: List[str], prog: str = "rnnkit eval-seq2seq") -> int:
     """``rnnkit eval-seq2seq DIR [--beam N] [--pairs FILE] [--json]``."""
     p = Parser(prog=prog, description="Decode the test split of the data the model in DIR was trained on (or "
-               "every pair of --pairs FILE) and print exact match and token accuracy (and BLEU for word tokens).")
+               "every pair of --pairs FILE) and print exact match and token accuracy (and corpus BLEU, 0-100, for word tokens).")
     p.add_argument("dir", metavar="DIR")
     p.add_argument("--beam", type=positive_int, default=1, help="beam size (default 1: greedy)")
     p.add_argument("--alpha", type=float, default=0.6, help="GNMT length normalisation exponent")

@@ -14,7 +14,8 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
     from ..models import CELLS
     from .model import ATTENTIONS
     from .tasks import TASKS
-    from .train import TrainConfig
+    from ..rundir import flag
+    from .train import OPTION_NAMES, RESUMABLE, TrainConfig
 
     d = TrainConfig()
     p = Parser(prog=prog, description="Train an encoder-decoder model (optionally with attention) on a built-in "
@@ -25,7 +26,7 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
     src.add_argument("--task", metavar="NAME", help=f"built-in task: {', '.join(TASKS)} (no default: "
                      "--task or --pairs is needed, except on --resume)")
     src.add_argument("--pairs", metavar="FILE", help="source<TAB>target per line (Tatoeba/Anki format); 5%% of "
-                     "the distinct sources are held out for validation and 5%% for test (default: --task)")
+                     "the distinct sources are held out for validation and 5%% for test (no default: see --task)")
     p.add_argument("--tokens", choices=["char", "word"], default="char", help="tokens of a --pairs file")
     t = p.add_argument_group("task options")
     t.add_argument("--digits", type=positive_int, help="addition: digits per number (default 3)")
@@ -57,7 +58,7 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
                    "longest training target + 10)")
     p.add_argument("--seed", type=int, default=d.seed, help="initial weights, batch order, scheduled sampling")
     p.add_argument("--threads", type=positive_int, help="kernel threads (default: OMP_NUM_THREADS or all cores)")
-    add_run_dir_options(p, "seq2seq")
+    add_run_dir_options(p, "seq2seq", [flag(f, OPTION_NAMES) for f in RESUMABLE])
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
     data_options = {"task", "pairs", "tokens", "digits", "min_len", "max_len", "alphabet", "train_size", "val_size",

@@ -41,6 +41,7 @@ from .. import checkpoint, kernels
 from ..losses import log_softmax, softmax_cross_entropy
 from ..models import CELLS
 from ..nn import Embedding, Linear
+from ..rundir import kind_of
 from .data import Batch
 from .vocab import TokenVocab
 
@@ -373,7 +374,7 @@ class Seq2Seq(_Params):
     def from_checkpoint(cls, arrays: Dict[str, np.ndarray], meta: Dict[str, Any], path: str = "checkpoint",
                         attention_backend: Any = None) -> "Seq2Seq":
         if meta.get("format") != FORMAT:
-            raise checkpoint.CheckpointError(f"{path} is not a sequence-to-sequence checkpoint")
+            raise checkpoint.CheckpointError(f"{path} is not a sequence-to-sequence checkpoint: it holds {kind_of(meta)}")
         try:
             cfg = dict(meta["model"])
             model = cls(TokenVocab.from_json(meta["src_vocab"]), TokenVocab.from_json(meta["tgt_vocab"]),

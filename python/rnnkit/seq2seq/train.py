@@ -13,7 +13,8 @@ gradients over the same batch (the targets stay the gold ones). The training pas
 kernel call per layer over the whole sequence.
 
 Every ``eval_every`` steps and after the last one: the teacher-forced loss on the validation split, and
-greedy decoding of it for exact match and token accuracy (and BLEU for word tokens), appended to
+greedy decoding of it for exact match and token accuracy (and corpus BLEU for word tokens: on
+characters, outputs as short as a sum have no 4-grams and score 0), appended to
 ``metrics.jsonl``; the checkpoint is written then. ``curve.png`` is drawn at the end.
 """
 from __future__ import annotations
@@ -28,7 +29,7 @@ from .. import checkpoint
 from ..models import CELLS, single_threaded_blas
 from ..optim import DEFAULT_LR, Schedule
 from ..training import TrainingRun, fit
-from ..plotting import plot_curve
+from ..plotting import Score, plot_curve
 from .data import Encoded, build_vocabs, load_splits
 from .decode import greedy_tokens, translate_all
 from .metrics import score_all
@@ -39,6 +40,8 @@ from .vocab import BOS
 __all__ = ["TrainConfig", "Seq2SeqRun", "train", "DEFAULT_LR", "METRICS_FILE", "CURVE_FILE", "evaluate", "default_max_len"]
 
 METRICS_FILE, CURVE_FILE = "metrics.jsonl", "curve.png"
+CURVE_SCORES = (Score("val_exact_match", "exact match (%)"), Score("val_token_acc", "token accuracy (%)"),
+                Score("val_bleu", "BLEU", 1.0, "BLEU: word tokens only"))
 
 
 @dataclasses.dataclass
@@ -241,8 +244,7 @@ def _train(run: Seq2SeqRun, out: str, resume: bool, progress: bool, log: Callabl
 
     metrics = fit(run, metrics, metrics_path, ckpt_path, progress, ("examples_per_s", run.batch), postfix)
     curve = os.path.join(out, CURVE_FILE)
-    extra = [("val_exact_match", "validation exact match"), ("val_token_acc", "validation token accuracy")]
-    if not plot_curve(metrics, curve, "loss (nats per target token)", extra):
+    if not plot_curve(metrics, curve, "loss (nats per target token)", CURVE_SCORES):
         log(f"note: matplotlib is not installed, so {curve} was not drawn (pip install matplotlib)")
     final = metrics[-1] if metrics else None
     if final:
