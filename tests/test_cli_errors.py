@@ -105,6 +105,23 @@ def mistakes(f):
          "matplotlib"),
         ("unwritable", ["translate", f["s2s"], "ab", "--attention-plot", nodir + ".png"], "does not exist"),
 
+        ("missing", ["cells", missing, "--text", f["text.txt"]], "not a directory"),
+        ("missing", ["cells", f["lm"], "--text", missing], "not found"),
+        ("unreadable", ["cells", f["lm"], "--text", f["adir"]], f["adir"]),
+        ("unreadable", ["cells", f["lm"], "--text", f["latin1.txt"]], "UTF-8"),
+        ("bad content", ["cells", f["corrupt"], "--text", f["text.txt"]], "corrupt"),
+        ("bad content", ["cells", f["s2s"], "--text", f["text.txt"]], "not a character-model checkpoint"),
+        ("unwritable", ["cells", f["lm"], "--text", f["text.txt"], "--html", nodir + ".html"], "does not exist"),
+
+        ("missing", ["gradient-flow", "--from", missing, "--out", os.path.join(f["root"], "g.png")],
+         "not a directory"),
+        ("bad content", ["gradient-flow", "--from", f["corrupt"], "--out", os.path.join(f["root"], "g.png")],
+         "corrupt"),
+        ("bad content", ["gradient-flow", "--from", f["s2s"], "--out", os.path.join(f["root"], "g.png")],
+         "not a character-model checkpoint"),
+        ("no package", ["gradient-flow", "--out", os.path.join(f["root"], "g.png")], "matplotlib"),
+        ("unwritable", ["gradient-flow", "--out", f["adir"]], "is a directory"),
+
         ("missing", ["eval-seq2seq", missing], "not a directory"),
         ("missing", ["eval-seq2seq", f["s2s"], "--pairs", missing], "not found"),
         ("unreadable", ["eval-seq2seq", f["s2s"], "--pairs", f["adir"]], f["adir"]),

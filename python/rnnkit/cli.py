@@ -21,6 +21,8 @@ COMMANDS: Dict[str, Command] = {
     "train-charlm": Command("rnnkit.charlm.cmd_train", "train a character-level language model"),
     "sample": Command("rnnkit.charlm.cmd_sample", "print text sampled from a trained character model"),
     "eval-charlm": Command("rnnkit.charlm.cmd_eval", "bits per character of a text under a trained model"),
+    "cells": Command("rnnkit.insight.cmd_cells", "which units of a char model track strings, comments, indentation"),
+    "gradient-flow": Command("rnnkit.insight.cmd_gradient_flow", "gradients flowing back in time: RNN, LSTM, GRU"),
     "train-seq2seq": Command("rnnkit.seq2seq.cmd_train", "train a sequence-to-sequence model (task or pairs file)"),
     "translate": Command("rnnkit.seq2seq.cmd_translate", "print a trained sequence-to-sequence model's output"),
     "eval-seq2seq": Command("rnnkit.seq2seq.cmd_eval", "exact match, token accuracy, BLEU of a seq2seq model"),

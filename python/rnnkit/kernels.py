@@ -47,6 +47,24 @@ class Workspace:
     def nbytes(self) -> int:
         return self.buffer.nbytes
 
+    def states(self) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        """Every state the forward went through, in time order: (h, c), each (T+1, B, H), c None for a
+        cell without a cell state. Slot 0 holds the state before step 0 and slot t+1 the state after
+        step t (reverse=True: slot T the initial state, slot t the state after step t); past an
+        element's length its state is carried. Views of the workspace (no copy; the cell state of
+        every step costs nothing extra to read), so only before backward, which reuses the buffer.
+
+        The workspace holds the records, then the T+1 states h, then the T+1 states c of a cell
+        that has them, then one element (csrc/rnnkit/sequence.h, workspace_elements)."""
+        if self.used:
+            raise RuntimeError("the workspace's states are gone: a backward has used it")
+        a = self.args
+        n = (a.T + 1) * a.B * a.H
+        shape = (a.T + 1, a.B, a.H)
+        if a.c0 is None:
+            return self.buffer[-1 - n:-1].reshape(shape), None
+        return self.buffer[-1 - 2 * n:-1 - n].reshape(shape), self.buffer[-1 - n:-1].reshape(shape)
+
 
 def _native_args(a: ForwardArgs):
     return (_MODE_ID[a.mode], a.x, a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.lengths, a.reverse)

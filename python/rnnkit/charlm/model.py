@@ -26,6 +26,10 @@ CHECKPOINT_FILE = "checkpoint.npz"
 FORMAT = "rnnkit-charlm"
 #: Characters evaluate_as_sampled scores per native call (a progress step).
 SCORE_CHUNK = 1 << 14
+#: The ``state`` choices of `CharLM.activations`.
+STATES = ("auto", "h", "c", "tanh_c")
+#: Characters `CharLM.activations` runs per layer call.
+ACTIVATION_CHUNK = 1 << 12
 
 
 #: The carried recurrent state: (h (L, B, H), c (L, B, H) for an LSTM, else None).
@@ -81,6 +85,22 @@ class CharLM:
     @property
     def is_lstm(self) -> bool:
         return self.config["cell"] == "lstm"
+
+    @property
+    def has_cell_state(self) -> bool:
+        """Whether the cell carries a cell state c beside h (an LSTM)."""
+        return self.is_lstm
+
+    def recorded_state(self, state: str = "auto") -> str:
+        """Which state `activations` records for ``state``: "c", "tanh_c" or "h" (ValueError for a bad
+        name, or "c"/"tanh_c" of a cell without a cell state)."""
+        if state not in STATES:
+            raise ValueError(f"state must be one of {', '.join(STATES)}, got {state!r}")
+        if state in ("c", "tanh_c") and not self.has_cell_state:
+            raise ValueError(f"state {state!r} needs a cell with a cell state; {self.config['cell']} has none")
+        if state == "auto":
+            return "c" if self.has_cell_state else "h"
+        return state
 
     @property
     def dtype(self) -> np.dtype:
@@ -243,6 +263,60 @@ class CharLM:
                 total += _C.score(*model, piece, weights, state)
                 bar.update(len(piece) - 1)
         return total / (len(ids) - 1) / math.log(2)
+
+    def activations(self, text: str, state: str = "auto", progress: bool = False) -> Tuple[str, np.ndarray]:
+        """Every unit's activation after each character of ``text``, read from zero states as one
+        stream: ``(chars, a)`` with ``chars`` the text and ``a`` (len(text), layers, hidden), row i the
+        states after character i (the model's view of ``chars[:i + 1]``; unknown characters are read as
+        the unknown symbol).
+
+        state: "auto" records the cell state c of a cell that has one (LSTM) and h otherwise; "h"
+        records h of any cell; "c" and "tanh_c" (tanh(c)) only for a cell with a cell state (else
+        ValueError); `recorded_state` says which. c is not bounded: `rnnkit.insight` colours it by
+        tanh(c), the value h = o * tanh(c) carries.
+
+        The layers' own forward (`rnnkit.kernels.forward`) runs over the text layer by layer in chunks
+        of ACTIVATION_CHUNK characters with the states carried between them, so the values are the
+        layers' own (the chunking moves them by float rounding at most) and no Python runs per
+        character, which the sampler's loop (`evaluate_as_sampled`) matches in time per character. Each
+        call is a training forward, whose workspace keeps the state of every step
+        (`rnnkit.kernels.Workspace.states`): the cheapest place to read c from, at ~(G+4)*H numbers per
+        character of a chunk, freed with it. Dropout is never applied."""
+        recorded = self.recorded_state(state)
+        h, c = self.states(text, progress)
+        return text, {"h": h, "c": c}[recorded] if recorded != "tanh_c" else np.tanh(c)
+
+    def states(self, text: str, progress: bool = False) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        """(h, c) after each character of ``text``, each (len(text), layers, hidden), c None for a cell
+        without a cell state: both states of `activations` from one run."""
+        if not isinstance(text, str) or not text:
+            raise ValueError("activations need a non-empty text")
+        from tqdm import tqdm
+
+        from .. import kernels
+
+        ids = self.vocab.encode(text).astype(np.int64)
+        layers, H = self.config["layers"], self.config["hidden"]
+        h_all = np.empty((len(ids), layers, H), self.dtype)
+        c_all = np.empty_like(h_all) if self.has_cell_state else None
+        h = np.zeros((layers, 1, H), self.dtype)
+        c: list = [None] * layers
+        table = self._input_table()
+        with tqdm(total=len(ids), disable=not progress, unit="char", dynamic_ncols=True) as bar:
+            for start in range(0, len(ids), ACTIVATION_CHUNK):
+                piece = ids[start:start + ACTIVATION_CHUNK, None]
+                rows = slice(start, start + len(piece))
+                x = table
+                for k in range(layers):
+                    r = kernels.forward(self.rnn.mode, x, h[k], *self.rnn._layer_parameters(k, 0), c0=c[k],
+                                        ids=piece if k == 0 else None)
+                    hs, cs = r.workspace.states()  # slot t + 1: the state after step t
+                    h_all[rows, k] = hs[1:, 0]
+                    if c_all is not None:
+                        c_all[rows, k] = cs[1:, 0]
+                    h[k], c[k], x = r.h_n, r.c_n, r.y
+                bar.update(len(piece))
+        return h_all, c_all
 
     def _engine_model(self) -> tuple:
         """The model arguments of _C.sample and _C.score."""
