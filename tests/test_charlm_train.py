@@ -10,7 +10,7 @@ import pytest
 
 from rnnkit import checkpoint
 from rnnkit.charlm import CharLM, Vocab
-from rnnkit.charlm.data import TextError, TrainStreams, default_corpus
+from rnnkit.charlm.data import TextError, TrainStreams
 from rnnkit.charlm.train import TrainConfig, train
 from rnnkit.cli import main as cli
 
@@ -42,13 +42,6 @@ def test_streams_are_contiguous_and_carry_over():
         TrainStreams(ids[:40], batch=4, seq_len=10)
 
 
-def test_default_corpus_is_python_source():
-    text = default_corpus(max_chars=200_000)
-    assert 50_000 < len(text) <= 200_000
-    assert "def " in text and "import " in text
-    assert text == default_corpus(max_chars=200_000)  # deterministic
-
-
 def config(**kw):
     base = dict(layers=2, hidden=8, embed=4, batch=3, seq_len=8, dropout=0.3, eval_every=4, val_frac=0.1)
     return TrainConfig(**{**base, **kw})
@@ -62,9 +55,10 @@ def test_resume_is_exact(tmp_path):
     """N steps, save, resume, N steps == 2N steps, bit for bit (dropout on, so the RNG state matters; the
     run crosses an epoch boundary)."""
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
-    train(config(steps=70), TEXT, a, progress=False, log=lambda s: None)
-    train(config(steps=35), TEXT, b, progress=False, log=lambda s: None)
-    train(config(steps=70), TEXT, b, resume=True, progress=False, log=lambda s: None)
+    flat = dict(schedule="constant", warmup=0)  # a schedule over the run's length changes with --steps
+    train(config(steps=70, **flat), TEXT, a, progress=False, log=lambda s: None)
+    train(config(steps=35, **flat), TEXT, b, progress=False, log=lambda s: None)
+    train(config(steps=70, **flat), TEXT, b, resume=True, progress=False, log=lambda s: None)
     (arr_a, meta_a), (arr_b, meta_b) = saved(a), saved(b)
     assert meta_a["step"] == meta_b["step"] == 70
     assert set(arr_a) == set(arr_b)
@@ -91,7 +85,9 @@ def test_cli_train_sample_eval(tmp_path, text_file, capsys):
     assert "--- sample" in printed
     rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
     assert [r["step"] for r in rows] == [20, 30]  # one after the last step
-    assert set(rows[0]) == {"step", "train_loss", "val_loss", "val_bpc", "chars_per_s", "elapsed_s"}
+    assert set(rows[0]) - {"best"} == {"step", "train_loss", "val_loss", "val_bpc", "val_part", "lr", "chars_per_s",
+                                       "elapsed_s"}
+    assert rows[0]["val_part"] == "full"  # the validation part is smaller than the sample
     assert rows[-1]["val_loss"] < np.log(len(set(TEXT)))  # learned something
     assert {"checkpoint.npz", "curve.png", "metrics.jsonl", "sample.txt"} <= set(os.listdir(out))
 
@@ -165,7 +161,8 @@ def test_console_script_prints_no_traceback(tmp_path):
 def test_every_cell_and_optimiser_learns(tmp_path, cell, embed, opt, lr, clip_mode):
     out = str(tmp_path / cell)
     cfg = TrainConfig(cell=cell, layers=2, hidden=16, embed=embed, batch=4, seq_len=16, steps=60, eval_every=30,
-                      optimizer=opt, lr=lr, clip_mode=clip_mode, clip=1.0, dropout=0.1, lr_decay=0.9, lr_decay_every=20)
+                      optimizer=opt, lr=lr, clip_mode=clip_mode, clip=1.0, dropout=0.1, schedule="step", warmup=0,
+                      lr_decay=0.9, lr_decay_every=20)
     train(cfg, TEXT, out, progress=False, log=lambda s: None)
     rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
     assert rows[-1]["val_loss"] < 0.8 * np.log(len(set(TEXT)))  # well below a uniform guess

@@ -160,6 +160,29 @@ def test_whole_seq2seq_loss_gradient_by_finite_differences(cell, attention, bidi
     check_gradients(m, lambda: m.loss_and_grad(batch), rng)
 
 
+@pytest.mark.parametrize("cell,attention", [("lstm", "general"), ("gru", "none")])
+def test_seq2seq_dropout_gradient_by_finite_differences(cell, attention):
+    """Dropout between the 2 layers and on the output layer's input, with the masks held fixed (the
+    generators restored before every pass); the masks do change the loss, and evaluation has none."""
+    rng = np.random.default_rng(3)
+    m = Seq2Seq(SRC, TGT, cell, layers=2, hidden=4, embed=3, attention=attention, dtype=np.float64, seed=1,
+                attention_backend="reference", dropout=0.4)
+    batch = tiny_batch(rng)
+    states = m.rng_states()
+
+    def loss():
+        m.set_rng_states(states)
+        return m.loss_and_grad(batch)
+
+    check_gradients(m, loss, rng)
+    plain = Seq2Seq(SRC, TGT, cell, layers=2, hidden=4, embed=3, attention=attention, dtype=np.float64, seed=1,
+                    attention_backend="reference")
+    assert loss() != pytest.approx(plain.loss_and_grad(batch), rel=1e-6)
+    assert m.loss(batch) == pytest.approx(plain.loss(batch), rel=1e-12)  # same weights, no dropout in eval
+    with pytest.raises(ValueError, match="dropout"):
+        Seq2Seq(SRC, TGT, cell, dropout=1.0)
+
+
 def test_vector_to_sequence_gradient_and_decoding():
     rng = np.random.default_rng(1)
     for cell in ("lstm", "gru"):

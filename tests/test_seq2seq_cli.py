@@ -73,7 +73,8 @@ def test_word_pairs_give_bleu(tmp_path, capsys):
     f.write_text("\n".join(lines) + "\n")
     out = str(tmp_path / "w")
     assert cli(["train-seq2seq", "--pairs", str(f), "--tokens", "word", "--attention", "additive", "--steps", "60",
-                "--eval-every", "60", "--teacher-forcing", "0.5", "--out", out] + TINY) == 0
+                "--eval-every", "60", "--teacher-forcing", "0.5", "--schedule", "constant", "--warmup", "0",
+                "--out", out] + TINY) == 0
     capsys.readouterr()
     assert "val_bleu" in rows(out)[-1]
     assert cli(["eval-seq2seq", out, "--json"]) == 0
@@ -93,9 +94,10 @@ def test_resume_is_exact(tmp_path):
     the batch order depend only on the seed and the step); the run crosses an epoch boundary."""
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     quiet = dict(progress=False, log=lambda s: None)
-    train(config(steps=30, teacher_forcing=0.5), a, **quiet)
-    train(config(steps=15, teacher_forcing=0.5), b, **quiet)
-    train(config(steps=30, teacher_forcing=0.5), b, resume=True, **quiet)
+    flat = dict(schedule="constant", warmup=0, dropout=0.3)  # a schedule over the run's length changes with --steps
+    train(config(steps=30, teacher_forcing=0.5, **flat), a, **quiet)
+    train(config(steps=15, teacher_forcing=0.5, **flat), b, **quiet)
+    train(config(steps=30, teacher_forcing=0.5, **flat), b, resume=True, **quiet)
     (arr_a, meta_a), (arr_b, meta_b) = (checkpoint.load(os.path.join(d, "checkpoint.npz")) for d in (a, b))
     assert meta_a["step"] == meta_b["step"] == 30 and set(arr_a) == set(arr_b)
     for k in arr_a:

@@ -4,12 +4,21 @@ Vanilla RNN, LSTM and GRU layers with PyTorch's names, shapes and state_dict key
 through time, on C++17/OpenMP kernels (`rnnkit.kernels`) specified by a plain NumPy reference
 (`rnnkit.reference`).
 """
-import scipy_openblas32  # noqa: F401  loads the OpenBLAS library the extension links against
+import os
 
-from . import _C, kernels, reference
-from ._types import MODES, ForwardResult, Gradients, num_gates
-from .layers import GRU, LSTM, RNN
-from .models import single_threaded_blas
+# The kernels open an OpenMP parallel region per time step. libgomp's default lets a waiting thread
+# spin for ~300k iterations at each barrier, which on a machine whose cores other processes also use
+# takes the core the other thread needs: a 2-thread training step then runs 20-30x slower than with
+# passive waiting (see bench/DEFAULTS.md). libgomp reads this once, when it loads with the extension,
+# so it is set before that, and only if the user has not chosen.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import scipy_openblas32  # noqa: E402,F401  loads the OpenBLAS library the extension links against
+
+from . import _C, kernels, reference  # noqa: E402
+from ._types import MODES, ForwardResult, Gradients, num_gates  # noqa: E402
+from .layers import GRU, LSTM, RNN  # noqa: E402
+from .models import single_threaded_blas  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -17,8 +26,6 @@ __version__ = "0.1.0"
 def get_include() -> str:
     """Directory holding rnnkit/c_api.h, for extensions that call the kernels through the C API
     (Cython: ``cimport rnnkit.capi``; see that .pxd)."""
-    import os
-
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "include")
 
 

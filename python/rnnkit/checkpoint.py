@@ -18,7 +18,12 @@ from typing import Any, Dict, List, Mapping, Tuple
 
 import numpy as np
 
-__all__ = ["save", "load", "CheckpointError", "restore_arrays", "read_metrics"]
+__all__ = ["save", "load", "CheckpointError", "restore_arrays", "read_metrics", "LATEST_FILE", "BEST_FILE",
+           "run_checkpoint"]
+
+#: A training run's directory holds its latest checkpoint (what ``--resume`` continues) and its best one
+#: (what the models load by default); see `rnnkit.training`.
+LATEST_FILE, BEST_FILE = "checkpoint.npz", "best.npz"
 
 _META = "__meta__"
 
@@ -92,3 +97,15 @@ def read_metrics(path: str, up_to_step: int) -> List[Dict[str, Any]]:
     with open(path) as f:
         rows = [json.loads(line) for line in f if line.strip()]
     return [r for r in rows if r["step"] <= up_to_step]
+
+
+def run_checkpoint(directory: str, latest: bool = False) -> str:
+    """The checkpoint a model loads from a run directory: its best one, or its latest with ``latest``
+    (also when there is no best one: a model saved alone, or a run of an older version).
+    CheckpointError if ``directory`` is not a directory."""
+    if not os.path.isdir(directory):
+        raise CheckpointError(f"not a directory: {directory}")
+    best = os.path.join(directory, BEST_FILE)
+    if not latest and os.path.isfile(best):
+        return best
+    return os.path.join(directory, LATEST_FILE)

@@ -5,6 +5,11 @@ An optimiser holds a dict name -> parameter array (the model's own arrays, updat
 (``layer.named_parameters()`` / ``layer.grads``) or a whole model. Update rules follow PyTorch's
 (``torch.optim``) except Adagrad, which follows min-char-rnn (see its docstring).
 
+Every optimiser takes ``weight_decay``: decoupled weight decay (Loshchilov & Hutter, "Decoupled Weight
+Decay Regularization", as torch.optim.AdamW does it): before the update each decayed parameter is
+multiplied by (1 - lr * weight_decay), apart from the gradient and the optimiser's buffers. `AdamW` is
+`Adam` with torch's default decay of 0.01.
+
 ``state_dict()`` returns {"scalars": JSON-able values, "arrays": name -> array} and
 ``load_state_dict`` restores it, so a checkpoint can store optimisers without pickling.
 """
@@ -18,12 +23,19 @@ import numpy as np
 
 from . import _C
 
-__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "OPTIMIZERS", "DEFAULT_LR", "Schedule", "make_optimizer",
+__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "OPTIMIZERS", "DEFAULT_LR", "SCHEDULES", "Schedule", "make_optimizer",
            "clip_grad_norm", "clip_grad_value", "decayed_lr"]
 
 
+def decays(name: str, p: np.ndarray) -> bool:
+    """Whether weight decay applies to parameter ``name``: weight matrices and embedding tables (two or
+    more dimensions), not biases, as is usual for recurrent and transformer models."""
+    return p.ndim >= 2
+
+
 class Optimizer:
-    """Base class: ``params`` name -> array, ``lr``, per-parameter buffers named in ``_buffer_names``.
+    """Base class: ``params`` name -> array, ``lr``, per-parameter buffers named in ``_buffer_names``,
+    ``weight_decay`` (decoupled, applied to the parameters `decays` selects).
 
     Each parameter is updated by one fused native pass (``rnnkit._C.apply_update``) over it, its
     gradient and its buffers; the subclasses' docstrings give the rules."""
@@ -31,15 +43,18 @@ class Optimizer:
     _buffer_names: tuple = ()
     _rule: int = -1  # rnnkit::UpdateRule
 
-    def __init__(self, params: Mapping[str, np.ndarray], lr: float):
+    def __init__(self, params: Mapping[str, np.ndarray], lr: float, weight_decay: float = 0.0):
         if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
             raise ValueError(f"learning rate must be a positive number, got {lr!r}")
+        if not (isinstance(weight_decay, (int, float)) and 0 <= weight_decay and math.isfinite(weight_decay)):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
         for name, p in params.items():
             if not (isinstance(p, np.ndarray) and p.dtype in (np.float32, np.float64) and p.flags.c_contiguous
                     and p.flags.writeable):
                 raise TypeError(f"parameter {name!r} must be a writeable C-contiguous float32 or float64 array")
         self.params = dict(params)
         self.lr = float(lr)
+        self.weight_decay = float(weight_decay)
         self.steps = 0
         self.buffers: Dict[str, Dict[str, np.ndarray]] = {
             b: {k: np.zeros_like(p) for k, p in self.params.items()} for b in self._buffer_names}
@@ -52,6 +67,8 @@ class Optimizer:
             g = np.ascontiguousarray(grads[name], dtype=p.dtype)
             if g.shape != p.shape:
                 raise ValueError(f"gradient {name!r} has shape {g.shape}, its parameter {p.shape}")
+            if self.weight_decay and decays(name, p):
+                p *= p.dtype.type(1.0 - self.lr * self.weight_decay)
             s1, *s2 = (self.buffers[buf][name] for buf in self._buffer_names)
             _C.apply_update(self._rule, p, g, s1, s2[0] if s2 else None, self.lr, a, b, eps, self.steps)
 
@@ -64,7 +81,8 @@ class Optimizer:
 
     def state_dict(self) -> Dict[str, Any]:
         arrays = {f"{b}/{k}": v.copy() for b, d in self.buffers.items() for k, v in d.items()}
-        return {"scalars": {"type": type(self).__name__, "lr": self.lr, "steps": self.steps, **self._hyper()},
+        return {"scalars": {"type": type(self).__name__, "lr": self.lr, "steps": self.steps,
+                            "weight_decay": self.weight_decay, **self._hyper()},
                 "arrays": arrays}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -78,6 +96,7 @@ class Optimizer:
             b, k = key.split("/", 1)
             np.copyto(self.buffers[b][k], v)
         self.lr, self.steps = float(scalars["lr"]), int(scalars["steps"])
+        self.weight_decay = float(scalars.get("weight_decay", 0.0))
 
 
 class SGD(Optimizer):
@@ -85,8 +104,9 @@ class SGD(Optimizer):
 
     _buffer_names = ("velocity",)
 
-    def __init__(self, params: Mapping[str, np.ndarray], lr: float = 0.1, momentum: float = 0.0):
-        super().__init__(params, lr)
+    def __init__(self, params: Mapping[str, np.ndarray], lr: float = 0.1, momentum: float = 0.0,
+                 weight_decay: float = 0.0):
+        super().__init__(params, lr, weight_decay)
         self.momentum = float(momentum)
 
     _rule = 0
@@ -103,8 +123,9 @@ class Adagrad(Optimizer):
 
     _buffer_names = ("sum_sq",)
 
-    def __init__(self, params: Mapping[str, np.ndarray], lr: float = 0.1, eps: float = 1e-8):
-        super().__init__(params, lr)
+    def __init__(self, params: Mapping[str, np.ndarray], lr: float = 0.1, eps: float = 1e-8,
+                 weight_decay: float = 0.0):
+        super().__init__(params, lr, weight_decay)
         self.eps = float(eps)
 
     _rule = 1
@@ -123,8 +144,8 @@ class RMSprop(Optimizer):
     _buffer_names = ("square_avg",)
 
     def __init__(self, params: Mapping[str, np.ndarray], lr: float = 2e-3, alpha: float = 0.95,
-                 eps: float = 1e-8):
-        super().__init__(params, lr)
+                 eps: float = 1e-8, weight_decay: float = 0.0):
+        super().__init__(params, lr, weight_decay)
         self.alpha, self.eps = float(alpha), float(eps)
 
     _rule = 2
@@ -143,8 +164,8 @@ class Adam(Optimizer):
     _buffer_names = ("exp_avg", "exp_avg_sq")
 
     def __init__(self, params: Mapping[str, np.ndarray], lr: float = 2e-3, betas=(0.9, 0.999),
-                 eps: float = 1e-8):
-        super().__init__(params, lr)
+                 eps: float = 1e-8, weight_decay: float = 0.0):
+        super().__init__(params, lr, weight_decay)
         self.beta1, self.beta2 = (float(b) for b in betas)
         self.eps = float(eps)
 
@@ -157,23 +178,43 @@ class Adam(Optimizer):
         return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
 
-OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam}
+class AdamW(Adam):
+    """torch.optim.AdamW: `Adam` after p *= 1 - lr * weight_decay (decoupled decay, default 0.01)."""
+
+    def __init__(self, params: Mapping[str, np.ndarray], lr: float = 2e-3, betas=(0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.01):
+        super().__init__(params, lr, betas, eps, weight_decay)
+
+
+OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}
 
 #: Learning rates the training commands use when none is given (char-rnn / torch-rnn / min-char-rnn's).
-DEFAULT_LR = {"adam": 2e-3, "rmsprop": 2e-3, "adagrad": 0.1, "sgd": 0.05}
+DEFAULT_LR = {"adamw": 2e-3, "adam": 2e-3, "rmsprop": 2e-3, "adagrad": 0.1, "sgd": 0.05}
+
+
+#: Learning-rate schedules of the training commands (see `rnnkit.schedules`).
+SCHEDULES = ("cosine", "step", "plateau", "constant")
 
 
 @dataclasses.dataclass
 class Schedule:
     """How long and with what optimiser a model trains: the settings (and ``--`` options) the training
-    commands share; their configurations extend it."""
+    commands share; their configurations extend it. The learning-rate schedule and early stopping are
+    `rnnkit.schedules`'s."""
 
     steps: Optional[int] = None
     minutes: Optional[float] = None
     optimizer: str = "adam"
     lr: Optional[float] = None  # None: DEFAULT_LR[optimizer]
-    lr_decay: float = 1.0
+    weight_decay: Optional[float] = None  # decoupled; None: the optimiser's default (adamw 0.01, others 0)
+    schedule: str = "cosine"
+    warmup: int = 100  # steps of linear warm-up (at most a tenth of --steps)
+    lr_floor: float = 0.05  # the schedules' lowest learning rate, as a fraction of --lr
+    lr_decay: float = 1.0  # "step": the factor every lr_decay_every steps
     lr_decay_every: int = 1000
+    plateau_factor: float = 0.5  # "plateau": the factor after plateau_patience evaluations without gain
+    plateau_patience: int = 2
+    patience: Optional[int] = None  # early stopping: evaluations without improvement; None: never
     momentum: float = 0.9  # SGD only
     clip: float = 5.0  # 0 disables clipping
     clip_mode: str = "norm"
@@ -188,14 +229,28 @@ class Schedule:
             raise ValueError(f"--minutes must be positive, got {self.minutes}")
         if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"--lr must be positive, got {self.lr}")
+        if self.weight_decay is not None and not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise ValueError(f"--weight-decay must be a finite number >= 0, got {self.weight_decay}")
         if self.clip < 0:
             raise ValueError(f"--clip must be >= 0 (0 disables clipping), got {self.clip}")
         if self.clip_mode not in ("norm", "value"):
             raise ValueError(f"--clip-mode must be 'norm' or 'value', got {self.clip_mode!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.warmup < 0:
+            raise ValueError(f"--warmup must be >= 0, got {self.warmup}")
+        if not 0 <= self.lr_floor <= 1:
+            raise ValueError(f"--lr-floor must lie in [0, 1], got {self.lr_floor}")
         if not 0 < self.lr_decay <= 1:
             raise ValueError(f"--lr-decay must lie in (0, 1], got {self.lr_decay}")
         if self.lr_decay_every < 1:
             raise ValueError(f"--lr-decay-every must be a positive integer, got {self.lr_decay_every}")
+        if not 0 < self.plateau_factor < 1:
+            raise ValueError(f"--plateau-factor must lie in (0, 1), got {self.plateau_factor}")
+        if self.plateau_patience < 1:
+            raise ValueError(f"--plateau-patience must be a positive integer, got {self.plateau_patience}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"--patience must be a positive integer, got {self.patience}")
         if self.optimizer not in DEFAULT_LR:
             raise ValueError(f"--optimizer must be one of {sorted(DEFAULT_LR)}, got {self.optimizer!r}")
 

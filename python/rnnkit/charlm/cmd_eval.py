@@ -11,6 +11,8 @@ def main(argv: List[str], prog: str = "rnnkit eval-charlm") -> int:
     """``rnnkit eval-charlm DIR --text FILE``: bits per character of a text under a trained model."""
     p = Parser(prog=prog, description="Print the bits per character of a text under the model saved in DIR.")
     p.add_argument("dir", metavar="DIR")
+    p.add_argument("--latest", action="store_true", help="use the run's latest checkpoint (default: its best, "
+                   "best.npz, when there is one)")
     p.add_argument("--text", nargs="+", required=True, metavar="FILE")
     p.add_argument("--json", action="store_true", help="print a JSON object with the counts")
     p.add_argument("--as-sampled", choices=("float32", "float16", "int8"),
@@ -25,7 +27,7 @@ def main(argv: List[str], prog: str = "rnnkit eval-charlm") -> int:
         from .data import read_texts
         from .model import CharLM
 
-        model = CharLM.load(a.dir)
+        model = CharLM.load(a.dir, latest=a.latest)
         text = read_texts(a.text)
         if a.as_sampled:
             result = {"bpc": model.evaluate_as_sampled(text, a.as_sampled, progress=not a.no_progress),

@@ -11,6 +11,8 @@ def main(argv: List[str], prog: str = "rnnkit sample") -> int:
     """``rnnkit sample DIR``: print text sampled from a trained character model."""
     p = Parser(prog=prog, description="Print text sampled from the character model saved in DIR.")
     p.add_argument("dir", metavar="DIR")
+    p.add_argument("--latest", action="store_true", help="use the run's latest checkpoint (default: its best, "
+                   "best.npz, when there is one)")
     p.add_argument("--length", type=non_negative_int, default=500, help="characters to generate")
     p.add_argument("--temperature", type=float, default=0.8, help="0 = argmax")
     p.add_argument("--top-k", type=positive_int, help="sample only among the K most likely characters "
@@ -28,7 +30,7 @@ def main(argv: List[str], prog: str = "rnnkit sample") -> int:
 
         if a.temperature < 0:
             raise ValueError(f"--temperature must be >= 0, got {a.temperature}")
-        text = CharLM.load(a.dir).sample(a.length, a.temperature, a.top_k, a.prime, a.seed, a.weights)
+        text = CharLM.load(a.dir, latest=a.latest).sample(a.length, a.temperature, a.top_k, a.prime, a.seed, a.weights)
         sys.stdout.write(text + "\n")
         return 0
 

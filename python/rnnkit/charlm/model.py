@@ -17,12 +17,12 @@ from ..losses import linear_softmax_cross_entropy
 from ..models import CELLS, single_threaded_blas
 from ..nn import Embedding, Linear
 from ..rundir import kind_of
-from .data import eval_chunks
+from .data import eval_chunks, stream_chunks
 from .vocab import Vocab
 
 __all__ = ["CharLM", "CELLS", "CHECKPOINT_FILE", "State", "single_threaded_blas"]
 
-CHECKPOINT_FILE = "checkpoint.npz"
+CHECKPOINT_FILE = checkpoint.LATEST_FILE
 FORMAT = "rnnkit-charlm"
 #: Characters evaluate_as_sampled scores per native call (a progress step).
 SCORE_CHUNK = 1 << 14
@@ -164,11 +164,13 @@ class CharLM:
 
     def nll_sum(self, ids: np.ndarray, batch: int = 32, seq_len: int = 128) -> Tuple[float, int]:
         """(total negative log-likelihood in nats, number of predictions) of every next character of
-        ``ids`` (int array), read as ``batch`` contiguous streams with carried state (eval mode)."""
+        ``ids`` (int array), read as ``batch`` contiguous streams with carried state (eval mode). A 2-D
+        ``ids`` (B, n + 1) gives the streams themselves (`rnnkit.charlm.data.sample_streams`)."""
         self.rnn.eval()
         total, count = 0.0, 0
         state = None
-        for x, y, w in eval_chunks(ids, batch, seq_len):
+        chunks = stream_chunks(ids, seq_len) if ids.ndim == 2 else eval_chunks(ids, batch, seq_len)
+        for x, y, w in chunks:
             if state is None:
                 state = self.initial_state(x.shape[1])
             features, state = self._features(x, state)
@@ -357,11 +359,10 @@ class CharLM:
         return model
 
     @classmethod
-    def load(cls, directory: str) -> "CharLM":
-        """The model saved in ``directory`` (by training or `save`); CheckpointError if there is none or
-        it is unreadable. Loading runs no code from the file."""
-        if not os.path.isdir(directory):
-            raise checkpoint.CheckpointError(f"not a directory: {directory}")
-        path = os.path.join(directory, CHECKPOINT_FILE)
+    def load(cls, directory: str, latest: bool = False) -> "CharLM":
+        """The model saved in ``directory`` by training (its best checkpoint, best.npz; its latest,
+        checkpoint.npz, with ``latest``) or by `save`; CheckpointError if there is none or it is
+        unreadable. Loading runs no code from the file."""
+        path = checkpoint.run_checkpoint(directory, latest)
         arrays, meta = checkpoint.load(path)
         return cls.from_checkpoint(arrays, meta, path)

@@ -1,11 +1,14 @@
 """Training of a `CharLM` as char-rnn does it, with exact resume.
 
-The text's last ``val_frac`` is the validation part. B contiguous streams run through the training part;
-each step takes the next chunk of ``seq_len`` characters of every stream and carries the hidden state
-from chunk to chunk (truncated BPTT); at the end of the training part (an epoch) the streams start
-again from zero states. Every ``eval_every`` steps, and after the last step, the loss over the whole
-validation part (read as B streams with carried state) is appended to ``metrics.jsonl`` and a
-checkpoint is written; ``curve.png`` is drawn at the end.
+The validation part is given (the default corpus holds out whole files) or is the text's last
+``val_frac``. B contiguous streams run through the training part; each step takes the next chunk of
+``seq_len`` characters of every stream and carries the hidden state from chunk to chunk (truncated
+BPTT); at the end of the training part (an epoch) the streams start again from zero states. Every
+``eval_every`` steps, and after the last step, the loss over a fixed sample of the validation part
+(``val_sample`` characters as B evenly spaced spans, each read with carried state; the whole part if
+it is not larger) is appended to ``metrics.jsonl`` and the latest checkpoint is written; the best is
+kept beside it and the whole part decides at the end (`rnnkit.training.fit`); ``curve.png`` is drawn
+at the end.
 
 A checkpoint holds everything the next step depends on (weights, optimiser buffers, step, carried state,
 dropout RNG state), so N steps + resume + N steps gives the same weights, bit for bit, as 2N steps at
@@ -23,8 +26,9 @@ import numpy as np
 
 from .. import checkpoint
 from ..optim import DEFAULT_LR, Schedule
-from ..training import TrainingRun, fit
-from .data import TextError, TrainStreams, split
+from ..checkpoint import BEST_FILE
+from ..training import TrainingRun, best_row, fit
+from .data import TextError, TrainStreams, sample_streams, split
 from ..rundir import KINDS, RunDir, resume_settings
 from .model import CHECKPOINT_FILE, FORMAT, CharLM, single_threaded_blas
 from .plot import plot_curve
@@ -51,6 +55,7 @@ class TrainConfig(Schedule):
     batch: int = 32
     dropout: float = 0.0
     val_frac: float = 0.1
+    val_sample: int = 65536  # characters of the validation sample; 0: the whole part every time
     eval_every: int = 200
     sample_every: int = 0  # 0: only the final sample
     seed: int = 0
@@ -60,7 +65,7 @@ class TrainConfig(Schedule):
         for name in ("layers", "hidden", "seq_len", "batch", "eval_every", "lr_decay_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
-        for name in ("embed", "sample_every"):
+        for name in ("embed", "sample_every", "val_sample"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         self.check_schedule()
@@ -72,24 +77,29 @@ class TrainConfig(Schedule):
 
 #: The settings a resumed run may change (`rnnkit.rundir.resume_settings`); the rest are the run's.
 RESUMABLE = ("steps", "minutes", "eval_every", "sample_every", "lr", "lr_decay", "lr_decay_every", "clip",
-             "clip_mode")
+             "clip_mode", "patience", "val_sample")
 KIND = KINDS[FORMAT]
 
 
-def _text_digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def _text_digest(train_part: str, val_part: str) -> str:
+    return hashlib.sha256(train_part.encode("utf-8") + b"\0" + val_part.encode("utf-8")).hexdigest()
 
 
 class CharLMRun(TrainingRun):
     """One char-LM training run: the text's streams, the model, the carried state (`TrainingRun`
-    holds the optimiser and the step)."""
+    holds the optimiser, the schedule, the best score and the step)."""
 
-    def __init__(self, cfg: TrainConfig, text: str):
-        self.digest = _text_digest(text)
-        train_part, val_part = split(text, cfg.val_frac)
+    def __init__(self, cfg: TrainConfig, train_part: str, val_part: str):
+        if len(val_part) < 2:
+            raise TextError("the validation part is too short (fewer than 2 characters)")
+        self.digest = _text_digest(train_part, val_part)
         vocab = Vocab.from_text(train_part)
         self.streams = TrainStreams(vocab.encode(train_part), cfg.batch, cfg.seq_len)
         self.val_ids = vocab.encode(val_part)
+        per_stream = cfg.val_sample // cfg.batch
+        self.val_sample = sample_streams(self.val_ids, cfg.batch, per_stream) if per_stream else None
+        if self.val_sample is not None:
+            self.val_ratio = (len(self.val_ids) - 1) / (self.val_sample.shape[0] * per_stream)
         super().__init__(cfg, CharLM(vocab, cfg.cell, cfg.layers, cfg.hidden, cfg.embed, cfg.dropout, np.float32,
                                      cfg.seed))
         self.state = self.model.initial_state(cfg.batch)
@@ -102,9 +112,13 @@ class CharLMRun(TrainingRun):
         loss, self.state = self.model.loss_and_grad(x, y, self.state)
         return loss
 
-    def evaluate(self) -> Dict[str, float]:
-        total, count = self.model.nll_sum(self.val_ids, self.cfg.batch, self.cfg.seq_len)
+    def evaluate(self, full: bool = False) -> Dict[str, float]:
+        ids = self.val_ids if full or self.val_sample is None else self.val_sample
+        total, count = self.model.nll_sum(ids, self.cfg.batch, self.cfg.seq_len)
         return {"val_loss": total / count, "val_bpc": total / count / math.log(2)}
+
+    def score(self, metrics) -> tuple:
+        return (-metrics["val_loss"],)
 
     # -------------------------------------------------------------- checkpoints
 
@@ -120,14 +134,14 @@ class CharLMRun(TrainingRun):
         checkpoint.save(path, arrays, meta)
 
     @classmethod
-    def resume(cls, arrays: Dict[str, np.ndarray], meta: Dict[str, Any], text: str, cfg: TrainConfig,
-               path: str = CHECKPOINT_FILE) -> "CharLMRun":
+    def resume(cls, arrays: Dict[str, np.ndarray], meta: Dict[str, Any], train_part: str, val_part: str,
+               cfg: TrainConfig, path: str = CHECKPOINT_FILE) -> "CharLMRun":
         """The run saved as (arrays, meta) (from `rnnkit.checkpoint.load`), continued with ``cfg`` (the
         saved settings with the changes `rnnkit.rundir.resume_settings` allows)."""
         try:
-            if meta["text_sha256"] != _text_digest(text):
+            if meta["text_sha256"] != _text_digest(train_part, val_part):
                 raise TextError("the text differs from the one this checkpoint was trained on")
-            run = cls(cfg, text)
+            run = cls(cfg, train_part, val_part)
             checkpoint.restore_arrays(run.model.params, arrays, "model/")
             run.restore_optimizer(arrays, meta)
             run.state = (arrays["state/h"].copy(), arrays["state/c"].copy() if "state/c" in arrays else None)
@@ -139,10 +153,12 @@ class CharLMRun(TrainingRun):
 
 def train(cfg: TrainConfig, text: str, out: str, resume: bool = False, progress: bool = True,
           log: Callable[[str], None] = print, overwrite: bool = False,
-          given: Optional[Mapping[str, Any]] = None) -> CharLM:
-    """Train (or, with ``resume``, continue training from ``out``) a CharLM on ``text``.
+          given: Optional[Mapping[str, Any]] = None, val_text: Optional[str] = None) -> CharLM:
+    """Train (or, with ``resume``, continue training from ``out``) a CharLM on ``text``, validating on
+    ``val_text`` (default: the last ``cfg.val_frac`` of ``text``, which then trains on the rest).
 
-    ``out`` receives metrics.jsonl, checkpoint.npz, curve.png and sample.txt (the final sample). A
+    ``out`` receives metrics.jsonl, checkpoint.npz (the latest), best.npz (the best), curve.png and
+    sample.txt (the final sample, from the best model); returns the best model. A
     directory that already holds a run is written into only with ``resume`` or ``overwrite``
     (`rnnkit.rundir`). On resume the saved settings are kept; ``given`` (field -> value, the settings the
     caller asks for; default: ``cfg``'s steps, minutes, eval_every and sample_every) may change those in
@@ -160,13 +176,14 @@ def train(cfg: TrainConfig, text: str, out: str, resume: bool = False, progress:
             raise checkpoint.CheckpointError(f"{run_dir.checkpoint_path} is not a resumable training checkpoint "
                                              f"({e})") from None
     cfg.validate()
+    train_part, val_part = (text, val_text) if val_text is not None else split(text, cfg.val_frac)
     if not resume:
         run_dir.check_new(overwrite)
     with single_threaded_blas():
         if resume:
-            run = CharLMRun.resume(arrays, meta, text, cfg, run_dir.checkpoint_path)
+            run = CharLMRun.resume(arrays, meta, train_part, val_part, cfg, run_dir.checkpoint_path)
         else:
-            run = CharLMRun(cfg, text)
+            run = CharLMRun(cfg, train_part, val_part)
         with run_dir.writing(overwrite and not resume):
             return _train(run, out, resume, progress, log)
 
@@ -190,12 +207,21 @@ def _train(run: CharLMRun, out: str, resume: bool, progress: bool, log: Callable
     curve = os.path.join(out, CURVE_FILE)
     if not plot_curve(metrics, curve):
         log(f"note: matplotlib is not installed, so {curve} was not drawn (pip install matplotlib)")
-    sample = run.model.sample(500, 0.8, seed=cfg.seed)
+    model = CharLM.load(out)
+    sample = model.sample(500, 0.8, seed=cfg.seed)
     with open(os.path.join(out, SAMPLE_FILE), "w", encoding="utf-8") as f:
         f.write(sample)
     final = metrics[-1] if metrics else None
     if final:
         log(f"step {final['step']}: train loss {final['train_loss']:.4f}, val loss {final['val_loss']:.4f} "
-            f"nats/char ({final['val_bpc']:.4f} bits/char), {final['chars_per_s']:,.0f} chars/s; saved to {out}")
-    log(f"--- sample (temperature 0.8) ---\n{sample}")
-    return run.model
+            f"nats/char ({final['val_bpc']:.4f} bits/char, validation {final['val_part']}), "
+            f"{final['chars_per_s']:,.0f} chars/s")
+    best = best_row(metrics)
+    if best:
+        full = "full_val_bpc" in best
+        bpc = best["full_val_bpc"] if full else best["val_bpc"]
+        part = "whole validation part" if full or best["val_part"] == "full" else "validation sample"
+        log(f"best: step {best['step']}, {bpc:.4f} bits/char on the {part}; saved to {out}/{BEST_FILE} "
+            f"(latest: {out}/{CHECKPOINT_FILE})")
+    log(f"--- sample of the best model (temperature 0.8) ---\n{sample}")
+    return model

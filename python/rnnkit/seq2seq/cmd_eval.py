@@ -12,6 +12,8 @@ def main(argv: List[str], prog: str = "rnnkit eval-seq2seq") -> int:
     p = Parser(prog=prog, description="Decode the test split of the data the model in DIR was trained on (or "
                "every pair of --pairs FILE) and print exact match and token accuracy (and corpus BLEU, 0-100, for word tokens).")
     p.add_argument("dir", metavar="DIR")
+    p.add_argument("--latest", action="store_true", help="use the run's latest checkpoint (default: its best, "
+                   "best.npz, when there is one)")
     p.add_argument("--beam", type=positive_int, default=1, help="beam size (default 1: greedy)")
     p.add_argument("--alpha", type=float, default=0.6, help="GNMT length normalisation exponent")
     p.add_argument("--pairs", metavar="FILE", help="score on every pair of this file instead (default: "
@@ -30,7 +32,7 @@ def main(argv: List[str], prog: str = "rnnkit eval-seq2seq") -> int:
         from .pairs import read_pairs
         from .train import evaluate
 
-        model, meta = Seq2Seq.load(a.dir)
+        model, meta = Seq2Seq.load(a.dir, latest=a.latest)
         kind = meta.get("tokens", "char")
         if a.pairs:
             pairs = read_pairs(a.pairs)

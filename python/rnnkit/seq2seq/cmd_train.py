@@ -1,19 +1,52 @@
 """``rnnkit train-seq2seq``: train a sequence-to-sequence model on a built-in task or a pairs file."""
 from __future__ import annotations
 
+import argparse
 from typing import List
 
-from ..cliutil import Parser, add_run_dir_options, add_schedule_options, explicit_options, positive_int, run
+from ..cliutil import (Parser, add_run_dir_options, add_schedule_options, explicit_options, positive_int, run,
+                       schedule_settings)
 
 
 DEFAULT_MINUTES = 5.0
+
+#: The settings a built-in task may choose (`rnnkit.seq2seq.tasks.TASK_DEFAULTS`) when their flag is not given.
+TASK_TUNED = ("cell", "layers", "hidden", "embed", "bidirectional", "attention", "attn_size", "dropout", "batch",
+              "eval_every")
+
+
+def _flag(name: str, value) -> str:
+    if isinstance(value, bool):
+        return f"--{'' if value else 'no-'}{name.replace('_', '-')}"
+    return f"--{name.replace('_', '-')} {value}"
+
+
+def task_settings(task, given: dict, defaults) -> tuple:
+    """(settings, applied): each `TASK_TUNED` field from ``given`` (the command line; None = not given),
+    else from the task's `TASK_DEFAULTS`, else from ``defaults`` (a TrainConfig); ``applied`` lists the
+    task's defaults that were used, as flags."""
+    from .tasks import TASK_DEFAULTS
+
+    recipe = TASK_DEFAULTS.get(task, {}) if task else {}
+    settings, applied = {}, []
+    for name in TASK_TUNED:
+        if given.get(name) is not None:
+            settings[name] = given[name]
+        elif name in recipe:
+            settings[name] = recipe[name]
+            applied.append(_flag(name, recipe[name]))
+        else:
+            settings[name] = getattr(defaults, name)
+    return settings, applied
+
+
 
 
 def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
     """``rnnkit train-seq2seq (--task NAME | --pairs FILE) [options]``."""
     from ..models import CELLS
     from .model import ATTENTIONS
-    from .tasks import TASKS
+    from .tasks import TASK_DEFAULTS, TASKS
     from ..rundir import flag
     from .train import OPTION_NAMES, RESUMABLE, TrainConfig
 
@@ -21,7 +54,11 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
     p = Parser(prog=prog, description="Train an encoder-decoder model (optionally with attention) on a built-in "
                f"task ({', '.join(TASKS)}) or on a file of source<TAB>target lines. Without --steps or "
                f"--minutes it trains for {DEFAULT_MINUTES:g} minutes. DIR (--out) receives metrics.jsonl, "
-               "checkpoint.npz and curve.png; a DIR that holds a run needs --resume or --overwrite.")
+               "checkpoint.npz (the latest), best.npz (the best validation exact match, which translate and "
+               "eval-seq2seq load) and curve.png; a DIR that holds a run needs --resume or --overwrite. A built-in "
+               "task brings its own model and training settings, used for the flags not given (printed at the "
+               "start): " + "; ".join(f"{t}: " + " ".join(_flag(k, v) for k, v in r.items())
+                                      for t, r in TASK_DEFAULTS.items()) + ".")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--task", metavar="NAME", help=f"built-in task: {', '.join(TASKS)} (no default: "
                      "--task or --pairs is needed, except on --resume)")
@@ -39,21 +76,28 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
     t.add_argument("--val-size", type=positive_int, help="validation examples (default 1000)")
     t.add_argument("--test-size", type=positive_int, help="test examples (default 2000)")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the task's examples / the file's split")
-    m = p.add_argument_group("model")
-    m.add_argument("--cell", choices=list(CELLS), default=d.cell)
-    m.add_argument("--layers", type=positive_int, default=d.layers)
-    m.add_argument("--hidden", type=positive_int, default=d.hidden, help="decoder units (a bidirectional "
-                   "encoder has half per direction)")
-    m.add_argument("--embed", type=positive_int, default=d.embed)
-    m.add_argument("--bidirectional", action="store_true", help="bidirectional encoder")
-    m.add_argument("--attention", choices=ATTENTIONS, default=d.attention)
+    m = p.add_argument_group("model (a --task's own settings, else the defaults shown)")
+    m.add_argument("--cell", choices=list(CELLS), help=f"(default: {d.cell})")
+    m.add_argument("--layers", type=positive_int, help=f"(default: {d.layers})")
+    m.add_argument("--hidden", type=positive_int, help="decoder units (a bidirectional encoder has half per "
+                   f"direction) (default: {d.hidden})")
+    m.add_argument("--embed", type=positive_int, help=f"(default: {d.embed})")
+    m.add_argument("--bidirectional", action=argparse.BooleanOptionalAction,
+                   help=f"bidirectional encoder (default: {d.bidirectional})")
+    m.add_argument("--attention", choices=ATTENTIONS, help=f"(default: {d.attention})")
     m.add_argument("--attn-size", type=positive_int, help="inner width of additive attention (default --hidden)")
     o = p.add_argument_group("training")
     o.add_argument("--teacher-forcing", type=float, default=d.teacher_forcing, help="probability per batch of "
-                   "feeding the gold previous tokens; otherwise the model's own greedy predictions")
-    o.add_argument("--batch", type=positive_int, default=d.batch)
+                   f"feeding the gold previous tokens; otherwise the model's own greedy predictions "
+                   f"(default: {d.teacher_forcing})")
+    o.add_argument("--batch", type=positive_int, help=f"(default: {d.batch})")
+    o.add_argument("--dropout", type=float, help="dropout between stacked layers and on the output layer's input "
+                   f"(default: {d.dropout})")
     add_schedule_options(o, d, DEFAULT_MINUTES)
-    o.add_argument("--eval-every", type=positive_int, default=d.eval_every)
+    o.add_argument("--eval-every", type=positive_int, help=f"(default: {d.eval_every})")
+    o.add_argument("--val-sample", type=positive_int, default=d.val_sample, metavar="N",
+                   help="validation examples scored at each evaluation (a fixed sample); a larger validation split "
+                   "is scored whole at the end, which decides the best model")
     o.add_argument("--max-output", type=positive_int, help="decoding limit in tokens (default: twice the "
                    "longest training target + 10)")
     p.add_argument("--seed", type=int, default=d.seed, help="initial weights, batch order, scheduled sampling")
@@ -92,12 +136,15 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
             raise ValueError("give --task NAME or --pairs FILE")
         if a.threads:
             rnnkit.set_num_threads(a.threads)
-        cfg = TrainConfig(data=data, cell=a.cell, layers=a.layers, hidden=a.hidden, embed=a.embed,
-                          bidirectional=a.bidirectional, attention=a.attention, attn_size=a.attn_size,
-                          teacher_forcing=a.teacher_forcing, batch=a.batch, steps=a.steps,
-                          minutes=a.minutes if a.steps or a.minutes else DEFAULT_MINUTES, optimizer=a.optimizer, lr=a.lr,
-                          lr_decay=a.lr_decay, lr_decay_every=a.lr_decay_every, clip=a.clip, clip_mode=a.clip_mode,
-                          eval_every=a.eval_every, max_len=a.max_output, seed=a.seed)
+        given = {name: getattr(a, name) for name in TASK_TUNED}
+        settings, applied = task_settings(None if a.resume else a.task, given, d)
+        if applied:
+            print(f"task {a.task}: using its defaults {' '.join(applied)} (a flag overrides each)")
+        sched = schedule_settings(a, d)
+        if not (a.steps or a.minutes):
+            sched["minutes"] = DEFAULT_MINUTES
+        cfg = TrainConfig(data=data, teacher_forcing=a.teacher_forcing, max_len=a.max_output,
+                          seed=a.seed, val_sample=a.val_sample, **settings, **sched)
         if data:
             asked["data"] = data
         train(cfg, a.out, resume=a.resume, progress=not a.no_progress, overwrite=a.overwrite, given=asked)

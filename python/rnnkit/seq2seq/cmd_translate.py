@@ -12,6 +12,8 @@ def main(argv: List[str], prog: str = "rnnkit translate") -> int:
     p = Parser(prog=prog, description="Print the output of the model saved in DIR for INPUT (beam search; "
                "--beam 1 is greedy decoding).")
     p.add_argument("dir", metavar="DIR")
+    p.add_argument("--latest", action="store_true", help="use the run's latest checkpoint (default: its best, "
+                   "best.npz, when there is one)")
     p.add_argument("input", metavar="INPUT")
     p.add_argument("--beam", type=positive_int, default=5, help="beam size (default 5)")
     p.add_argument("--alpha", type=float, default=0.6, help="GNMT length normalisation exponent (0: none)")
@@ -35,7 +37,7 @@ def main(argv: List[str], prog: str = "rnnkit translate") -> int:
         if a.attention_plot:  # before the work, so a missing package or a bad path costs nothing
             check_output_file(a.attention_plot, "--attention-plot")
             require_module("matplotlib", "--attention-plot")
-        model, meta = Seq2Seq.load(a.dir)
+        model, meta = Seq2Seq.load(a.dir, latest=a.latest)
         kind = meta.get("tokens", "char")
         if a.attention_plot and model.attention == "none":
             raise ValueError("this model has no attention to plot (it was trained with --attention none)")

@@ -32,7 +32,6 @@ decoder with `rnnkit.kernels.step`, one call per layer on the whole batch (times
 from __future__ import annotations
 
 import importlib
-import os
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -49,7 +48,7 @@ __all__ = ["Seq2Seq", "VectorToSequence", "Decoder", "DecodeState", "ATTENTIONS"
            "CHECKPOINT_FILE", "FORMAT"]
 
 ATTENTIONS = ("none", "dot", "general", "additive")
-CHECKPOINT_FILE = "checkpoint.npz"
+CHECKPOINT_FILE = checkpoint.LATEST_FILE
 FORMAT = "rnnkit-seq2seq"
 
 
@@ -136,14 +135,20 @@ class Decoder(_Params):
 
     def __init__(self, vocab_size: int, cell: str, layers: int, hidden: int, embed: int, attention: str,
                  key_size: int, attn_size: Optional[int], dtype: Any, seed_seq: np.random.SeedSequence,
-                 backend: Any = None):
+                 backend: Any = None, dropout: float = 0.0):
         if attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, got {attention!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
         s_embed, s_rnn, s_attn, s_head = seed_seq.spawn(4)
+        (s_drop,) = seed_seq.spawn(1)  # after the weights' children, so the weights do not depend on it
         self.layers, self.hidden, self.vocab_size = layers, hidden, vocab_size
         self.attention = attention
+        self.dropout = float(dropout)
+        self.drop_rng = np.random.default_rng(s_drop)
         self.embed = Embedding(vocab_size, embed, dtype, np.random.default_rng(s_embed))
-        self.rnn = CELLS[cell](embed, hidden, layers, dtype=dtype, seed=int(s_rnn.generate_state(1)[0]))
+        self.rnn = CELLS[cell](embed, hidden, layers, dropout=self.dropout if layers > 1 else 0.0, dtype=dtype,
+                               seed=int(s_rnn.generate_state(1)[0]))
         self.attn = None
         self.attn_params: Dict[str, np.ndarray] = {}
         if attention != "none":
@@ -187,17 +192,24 @@ class Decoder(_Params):
             res = self.attn.forward(self.attention, queries, keys, self.attn_params, mask, training=training)
             feat = np.concatenate([s, res.context.transpose(1, 0, 2)], axis=2)  # (T, B, H + Hk)
         feat = feat.reshape(T * B, -1)
+        keep = None
+        if training and self.dropout > 0:  # inverted dropout on the output layer's input
+            keep = (self.drop_rng.random(feat.shape) >= self.dropout).astype(feat.dtype) / (1.0 - self.dropout)
+            feat = feat * keep
         logits = self.head.forward(feat) if training else self.head.apply(feat)
-        self._cache = (T, B, None if res is None else res.cache) if training else None
+        self._cache = (T, B, None if res is None else res.cache, keep) if training else None
         return logits
 
     def backward(self, dlogits: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
         """Gradients of the last training forward: returns (dh0, dc0 or None, dkeys or None) and adds the
         parameter gradients into ``grads``."""
-        T, B, attn_cache = self._cache
+        T, B, attn_cache, keep = self._cache
         self._cache = None
         H = self.hidden
-        dfeat = self.head.backward(dlogits).reshape(T, B, -1)
+        dfeat = self.head.backward(dlogits)
+        if keep is not None:
+            dfeat = dfeat * keep
+        dfeat = dfeat.reshape(T, B, -1)
         ds = dfeat[:, :, :H]
         dkeys = None
         if self.attn is not None:
@@ -249,6 +261,8 @@ class Seq2Seq(_Params):
         H must be even). embed: E, of both embeddings. bidirectional: encoder. attention: "none", "dot",
         "general" or "additive". attn_size: the additive attention's inner width (default H).
         dtype: float32 (training) or float64 (gradient checks). seed: all initial weights.
+        dropout: in training, between stacked layers of the encoder and the decoder and on the output
+        layer's input ([s_t; a_t]); its masks come from generators of their own (`rng_states`).
         attention_backend: "native", "reference" or None (`get_attention_backend`), or a module.
 
     ``params`` / ``grads``: name -> array, names ``src_embed.weight``, ``encoder.<torch key>`` and the
@@ -258,7 +272,7 @@ class Seq2Seq(_Params):
     def __init__(self, src_vocab: TokenVocab, tgt_vocab: TokenVocab, cell: str = "lstm", layers: int = 1,
                  hidden: int = 128, embed: int = 64, bidirectional: bool = False, attention: str = "none",
                  attn_size: Optional[int] = None, dtype: Any = np.float32, seed: int = 0,
-                 attention_backend: Any = None):
+                 attention_backend: Any = None, dropout: float = 0.0):
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {cell!r}")
         _check_positive(layers=layers, hidden=hidden, embed=embed)
@@ -271,17 +285,18 @@ class Seq2Seq(_Params):
         self.config = {"cell": cell, "layers": int(layers), "hidden": int(hidden), "embed": int(embed),
                        "bidirectional": bool(bidirectional), "attention": attention,
                        "attn_size": None if attn_size is None else int(attn_size),
-                       "dtype": np.dtype(dtype).name, "seed": int(seed)}
+                       "dtype": np.dtype(dtype).name, "seed": int(seed), "dropout": float(dropout)}
         s_src, s_enc, s_dec = np.random.SeedSequence(seed).spawn(3)
         backend = attention_backend
         if attention != "none" and (backend is None or isinstance(backend, str)):
             backend = get_attention_backend(backend)
         self.src_embed = Embedding(len(src_vocab), embed, dtype, np.random.default_rng(s_src))
         enc_hidden = hidden // 2 if bidirectional else hidden
-        self.encoder = CELLS[cell](embed, enc_hidden, layers, bidirectional=bidirectional, dtype=dtype,
+        self.encoder = CELLS[cell](embed, enc_hidden, layers, bidirectional=bidirectional,
+                                   dropout=float(dropout) if layers > 1 else 0.0, dtype=dtype,
                                    seed=int(s_enc.generate_state(1)[0]))
         self.decoder = Decoder(len(tgt_vocab), cell, layers, hidden, embed, attention, hidden, attn_size, dtype,
-                               s_dec, backend)
+                               s_dec, backend, dropout)
         self._collect([("src_embed", self.src_embed.params, self.src_embed.grads),
                        ("encoder", dict(self.encoder.named_parameters()), self.encoder.grads)]
                       + self.decoder.groups())
@@ -290,6 +305,17 @@ class Seq2Seq(_Params):
     @property
     def dtype(self) -> np.dtype:
         return np.dtype(self.config["dtype"])
+
+    def rng_states(self) -> Dict[str, Any]:
+        """The JSON-able states of the dropout generators (encoder and decoder stacks, output layer)."""
+        return {"encoder": self.encoder._dropout_rng.bit_generator.state,
+                "decoder": self.decoder.rnn._dropout_rng.bit_generator.state,
+                "output": self.decoder.drop_rng.bit_generator.state}
+
+    def set_rng_states(self, states: Dict[str, Any]) -> None:
+        self.encoder._dropout_rng.bit_generator.state = states["encoder"]
+        self.decoder.rnn._dropout_rng.bit_generator.state = states["decoder"]
+        self.decoder.drop_rng.bit_generator.state = states["output"]
 
     @property
     def attention(self) -> str:
@@ -385,13 +411,14 @@ class Seq2Seq(_Params):
         return model
 
     @classmethod
-    def load(cls, directory: str) -> Tuple["Seq2Seq", Dict[str, Any]]:
-        """(model, checkpoint metadata) saved in ``directory``; CheckpointError if missing or unreadable."""
-        if not os.path.isdir(directory):
-            raise checkpoint.CheckpointError(f"not a directory: {directory}")
-        path = os.path.join(directory, CHECKPOINT_FILE)
+    def load(cls, directory: str, latest: bool = False, attention_backend: Any = None
+             ) -> Tuple["Seq2Seq", Dict[str, Any]]:
+        """(model, checkpoint metadata) saved in ``directory`` by training: its best checkpoint (best.npz),
+        or its latest (checkpoint.npz) with ``latest`` or when there is no best; CheckpointError if
+        missing or unreadable."""
+        path = checkpoint.run_checkpoint(directory, latest)
         arrays, meta = checkpoint.load(path)
-        return cls.from_checkpoint(arrays, meta, path), meta
+        return cls.from_checkpoint(arrays, meta, path, attention_backend), meta
 
 
 class VectorToSequence(_Params):

@@ -15,7 +15,10 @@ kernel call per layer over the whole sequence.
 Every ``eval_every`` steps and after the last one: the teacher-forced loss on the validation split, and
 greedy decoding of it for exact match and token accuracy (and corpus BLEU for word tokens: on
 characters, outputs as short as a sum have no 4-grams and score 0), appended to
-``metrics.jsonl``; the checkpoint is written then. ``curve.png`` is drawn at the end.
+``metrics.jsonl``; the latest checkpoint is written then, and the best (by exact match, then loss)
+is kept beside it (`rnnkit.training.fit`). A validation split larger than ``val_sample`` examples is
+scored on its first ``val_sample`` (a fixed sample: the split is in random order) between evaluations
+and whole at the end. ``curve.png`` is drawn at the end.
 """
 from __future__ import annotations
 
@@ -28,7 +31,8 @@ import numpy as np
 from .. import checkpoint
 from ..models import CELLS, single_threaded_blas
 from ..optim import DEFAULT_LR, Schedule
-from ..training import TrainingRun, fit
+from ..checkpoint import BEST_FILE
+from ..training import TrainingRun, best_row, fit
 from ..plotting import Score, plot_curve
 from .data import Encoded, build_vocabs, load_splits
 from .decode import greedy_tokens, translate_all
@@ -59,17 +63,21 @@ class TrainConfig(Schedule):
     attention: str = "none"
     attn_size: Optional[int] = None
     teacher_forcing: float = 1.0
+    dropout: float = 0.0  # between stacked layers and on the output layer's input
     batch: int = 64
     eval_every: int = 250
+    val_sample: int = 1000  # validation examples scored between evaluations (the whole split if fewer)
     max_len: Optional[int] = None  # decoding limit; None: default_max_len of the training targets
     seed: int = 0
 
     def validate(self) -> None:
         """ValueError with one line naming the first bad setting."""
-        for name in ("layers", "hidden", "embed", "batch", "eval_every", "lr_decay_every"):
+        for name in ("layers", "hidden", "embed", "batch", "eval_every", "lr_decay_every", "val_sample"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
         self.check_schedule()
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"--dropout must lie in [0, 1), got {self.dropout}")
         if not 0.0 <= self.teacher_forcing <= 1.0:
             raise ValueError(f"--teacher-forcing must lie in [0, 1], got {self.teacher_forcing}")
         if self.cell not in CELLS:
@@ -90,7 +98,7 @@ class TrainConfig(Schedule):
 
 #: The settings a resumed run may change (`rnnkit.rundir.resume_settings`); the rest are the run's.
 RESUMABLE = ("steps", "minutes", "eval_every", "lr", "lr_decay", "lr_decay_every", "clip", "clip_mode",
-             "teacher_forcing", "max_len")
+             "teacher_forcing", "max_len", "patience", "val_sample")
 KIND = KINDS[FORMAT]
 #: Options spelled otherwise than their field.
 OPTION_NAMES = {"max_len": "--max-output"}
@@ -122,10 +130,14 @@ class Seq2SeqRun(TrainingRun):
         src_vocab, tgt_vocab = build_vocabs(splits.train, self.kind)
         self.train_set = Encoded(splits.train, self.kind, src_vocab, tgt_vocab)
         self.val_set = Encoded(splits.val, self.kind, src_vocab, tgt_vocab)
+        self.val_sample = self.val_set
+        if len(splits.val) > cfg.val_sample:
+            self.val_sample = Encoded(splits.val[:cfg.val_sample], self.kind, src_vocab, tgt_vocab)
+            self.val_ratio = len(splits.val) / cfg.val_sample
         self.max_len = cfg.max_len or default_max_len(self.train_set)
         super().__init__(cfg, Seq2Seq(src_vocab, tgt_vocab, cfg.cell, cfg.layers, cfg.hidden, cfg.embed,
                                       cfg.bidirectional, cfg.attention, cfg.attn_size, np.float32, cfg.seed,
-                                      attention_backend))
+                                      attention_backend, cfg.dropout))
         self.batch = min(cfg.batch, len(self.train_set))
         self.batches_per_epoch = len(self.train_set) // self.batch
         self._order_epoch, self._order = -1, None
@@ -148,17 +160,21 @@ class Seq2SeqRun(TrainingRun):
             batch = batch._replace(tgt_in=tgt_in)
         return model.loss_and_grad(batch)
 
-    def evaluate(self) -> Dict[str, float]:
+    def evaluate(self, full: bool = False) -> Dict[str, float]:
+        val = self.val_set if full else self.val_sample
         total = count = 0.0
-        for _, b in self.val_set.batches(256):
+        for _, b in val.batches(256):
             s, n = self.model.loss(b)
             total, count = total + s, count + n
-        scores = evaluate(self.model, self.val_set, self.kind, 1, self.max_len)
+        scores = evaluate(self.model, val, self.kind, 1, self.max_len)
         out = {"val_loss": total / count, "val_exact_match": scores["exact_match"],
                "val_token_acc": scores["token_acc"]}
         if "bleu" in scores:
             out["val_bleu"] = scores["bleu"]
         return out
+
+    def score(self, metrics) -> tuple:
+        return (metrics["val_exact_match"], -metrics["val_loss"])
 
     # -------------------------------------------------------------- checkpoints
 
@@ -167,7 +183,7 @@ class Seq2SeqRun(TrainingRun):
         arrays.update(self.model.arrays())
         meta.update(self.model.meta())
         meta.update({"train": dataclasses.asdict(self.cfg), "data": self.cfg.data, "tokens": self.kind,
-                     "max_len": self.max_len})
+                     "max_len": self.max_len, "rng": self.model.rng_states()})
         checkpoint.save(path, arrays, meta)
 
     @classmethod
@@ -179,6 +195,7 @@ class Seq2SeqRun(TrainingRun):
             run = cls(cfg, attention_backend)
             checkpoint.restore_arrays(run.model.params, arrays, "model/")
             run.restore_optimizer(arrays, meta)
+            run.model.set_rng_states(meta["rng"])
         except (KeyError, TypeError) as e:
             raise checkpoint.CheckpointError(f"{path} is not a resumable training checkpoint ({e})") from None
         return run
@@ -189,7 +206,8 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool = Tru
           given: Optional[Mapping[str, Any]] = None) -> Seq2Seq:
     """Train (or, with ``resume``, continue training from ``out``) a Seq2Seq model.
 
-    ``out`` receives metrics.jsonl, checkpoint.npz and curve.png. A directory that already holds a run
+    ``out`` receives metrics.jsonl, checkpoint.npz (the latest), best.npz (the best) and curve.png;
+    returns the best model. A directory that already holds a run
     is written into only with ``resume`` or ``overwrite`` (`rnnkit.rundir`). On resume the saved
     settings are kept; ``given`` (field -> value, the settings the caller asks for; default: ``cfg``'s
     steps, minutes and eval_every, and its data if any) may change those in `RESUMABLE` and must agree
@@ -251,5 +269,11 @@ def _train(run: Seq2SeqRun, out: str, resume: bool, progress: bool, log: Callabl
         bleu = f", BLEU {final['val_bleu']:.2f}" if "val_bleu" in final else ""
         log(f"step {final['step']} ({final['elapsed_s']:.0f} s): train loss {final['train_loss']:.4f}, val loss "
             f"{final['val_loss']:.4f}, val exact match {final['val_exact_match']:.4f}, token accuracy "
-            f"{final['val_token_acc']:.4f}{bleu}; saved to {out}")
-    return run.model
+            f"{final['val_token_acc']:.4f}{bleu} (validation {final['val_part']})")
+    best = best_row(metrics)
+    if best:
+        pre = "full_" if "full_val_exact_match" in best else ""
+        part = "whole validation split" if pre or best["val_part"] == "full" else "validation sample"
+        log(f"best: step {best['step']}, exact match {best[pre + 'val_exact_match']:.4f}, loss "
+            f"{best[pre + 'val_loss']:.4f} on the {part}; saved to {out}/{BEST_FILE} (latest: {out}/{CHECKPOINT_FILE})")
+    return Seq2Seq.load(out, attention_backend=run.model.decoder.attn)[0]
