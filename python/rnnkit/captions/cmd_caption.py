@@ -11,6 +11,8 @@ def main(argv: List[str], prog: str = "rnnkit caption") -> int:
     p = Parser(prog=prog, description="Print the caption the model in DIR writes for image N of its held-out "
                "test split (beam search; --beam 1 is greedy), and optionally draw where it looked for each word.")
     p.add_argument("dir", metavar="DIR")
+    p.add_argument("--latest", action="store_true", help="use the run's latest checkpoint (default: its best, "
+                   "best.npz, when there is one)")
     p.add_argument("--index", type=non_negative_int, required=True, help="image number in the split (from 0)")
     p.add_argument("--split", choices=["test", "val"], default="test", help="which held-out split (default test)")
     p.add_argument("--beam", type=positive_int, default=5, help="beam size (default 5)")
@@ -30,7 +32,7 @@ def main(argv: List[str], prog: str = "rnnkit caption") -> int:
         if a.attention_plot:  # before the work, so a missing package or a bad path costs nothing
             check_output_file(a.attention_plot, "--attention-plot")
             require_module("matplotlib", "--attention-plot")
-        model, meta = Captioner.load(a.dir)
+        model, meta = Captioner.load(a.dir, latest=a.latest)
         if a.attention_plot and model.attention == "none":
             raise ValueError("this model has no attention to plot (it was trained with --attention none)")
         if "data" not in meta:

@@ -13,6 +13,8 @@ def main(argv: List[str], prog: str = "rnnkit eval-captions") -> int:
                "on and print exact match and token accuracy against each image's canonical caption (the shapes "
                "grammar's, or a file's first caption of the image) and BLEU-4 against all its captions.")
     p.add_argument("dir", metavar="DIR")
+    p.add_argument("--latest", action="store_true", help="use the run's latest checkpoint (default: its best, "
+                   "best.npz, when there is one)")
     p.add_argument("--beam", type=positive_int, default=1, help="beam size (default 1: greedy)")
     p.add_argument("--alpha", type=float, default=0.6, help="GNMT length normalisation exponent (default 0.6)")
     p.add_argument("--split", choices=["test", "val"], default="test", help="which held-out split (default test)")
@@ -27,7 +29,7 @@ def main(argv: List[str], prog: str = "rnnkit eval-captions") -> int:
         from .model import Captioner
         from .train import evaluate
 
-        model, meta = Captioner.load(a.dir)
+        model, meta = Captioner.load(a.dir, latest=a.latest)
         if "data" not in meta:
             raise ValueError(f"{a.dir} does not say what it was trained on")
         data = load_data(meta["data"])

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import List
 
-from ..cliutil import Parser, add_run_dir_options, add_schedule_options, explicit_options, positive_int, run
+from ..cliutil import (Parser, add_run_dir_options, add_schedule_options, explicit_options, positive_int, run,
+                       schedule_settings)
 
 DEFAULT_MINUTES = 5.0
 
@@ -21,7 +22,8 @@ def main(argv: List[str], prog: str = "rnnkit train-captions") -> int:
                "recurrent decoder, which may attend over the regions at every word (Show, Attend and Tell). Data: "
                "the built-in shapes task (generated from --data-seed, no files) or --features FILE.npz with "
                f"--captions FILE.tsv. Without --steps or --minutes it trains for {DEFAULT_MINUTES:g} minutes. "
-               "DIR (--out) receives metrics.jsonl, checkpoint.npz and curve.png; a DIR that holds a run needs "
+               "DIR (--out) receives metrics.jsonl, checkpoint.npz (the latest), best.npz (the best validation exact "
+               "match, which eval-captions and caption load) and curve.png; a DIR that holds a run needs "
                "--resume or --overwrite.")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--task", choices=["shapes"], help="built-in task: pictures of 1-3 coloured shapes on a 3x3 grid "
@@ -46,8 +48,8 @@ def main(argv: List[str], prog: str = "rnnkit train-captions") -> int:
     m.add_argument("--hidden", type=positive_int, default=d.hidden, help="decoder units")
     m.add_argument("--embed", type=positive_int, default=d.embed)
     m.add_argument("--encoder", choices=ENCODERS, default=d.encoder, help="region features: a learned projection "
-                   "of the region's pixels (linear) or a two-layer MLP that also sees the image's mean (mlp), each with "
-                   "a position embedding")
+                   "of the region's pixels (linear) or a two-layer MLP that also sees the image's mean (mlp), each "
+                   "with a position embedding")
     m.add_argument("--init", choices=INITS, default=d.init, help="the decoder's initial state from the mean region "
                    "feature: a projection (linear, c = 0) or Show, Attend and Tell's MLP (mlp, c too)")
     m.add_argument("--feature-size", type=positive_int, help="region feature width (default --hidden)")
@@ -102,12 +104,13 @@ def main(argv: List[str], prog: str = "rnnkit train-captions") -> int:
             raise ValueError("give --task shapes or --features FILE --captions FILE")
         if a.threads:
             rnnkit.set_num_threads(a.threads)
+        sched = schedule_settings(a, d)
+        if not (a.steps or a.minutes):
+            sched["minutes"] = DEFAULT_MINUTES
         cfg = TrainConfig(data=data, cell=a.cell, layers=a.layers, hidden=a.hidden, embed=a.embed,
                           feature_size=a.feature_size, encoder=a.encoder, init=a.init, attention=a.attention,
-                          attn_size=a.attn_size, teacher_forcing=a.teacher_forcing, batch=a.batch, steps=a.steps,
-                          minutes=a.minutes if a.steps or a.minutes else DEFAULT_MINUTES, optimizer=a.optimizer,
-                          lr=a.lr, lr_decay=a.lr_decay, lr_decay_every=a.lr_decay_every, clip=a.clip,
-                          clip_mode=a.clip_mode, eval_every=a.eval_every, max_len=a.max_output, seed=a.seed)
+                          attn_size=a.attn_size, teacher_forcing=a.teacher_forcing, batch=a.batch,
+                          eval_every=a.eval_every, max_len=a.max_output, seed=a.seed, **sched)
         if data:
             asked["data"] = data
         train(cfg, a.out, resume=a.resume, progress=not a.no_progress, overwrite=a.overwrite, given=asked)

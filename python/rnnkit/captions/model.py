@@ -283,11 +283,11 @@ class Captioner(_Params):
         return model
 
     @classmethod
-    def load(cls, directory: str) -> Tuple["Captioner", Dict[str, Any]]:
-        """(model, checkpoint metadata) saved in ``directory``; CheckpointError if missing or unreadable."""
-        if not os.path.isdir(directory):
-            raise checkpoint.CheckpointError(f"not a directory: {directory}")
-        path = os.path.join(directory, CHECKPOINT_FILE)
+    def load(cls, directory: str, latest: bool = False, attention_backend: Any = None
+             ) -> Tuple["Captioner", Dict[str, Any]]:
+        """(model, checkpoint metadata) saved in ``directory`` by training: its best checkpoint (best.npz),
+        or its latest (checkpoint.npz) with ``latest`` or when there is no best; CheckpointError if
+        missing or unreadable."""
+        path = checkpoint.run_checkpoint(directory, latest)
         arrays, meta = checkpoint.load(path)
-        return cls.from_checkpoint(arrays, meta, path), meta
-
+        return cls.from_checkpoint(arrays, meta, path, attention_backend), meta

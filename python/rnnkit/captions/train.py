@@ -27,7 +27,8 @@ from ..seq2seq.decode import Hypothesis, decode, greedy_tokens
 from ..seq2seq.metrics import corpus_bleu_multi, exact_match, token_accuracy
 from ..seq2seq.model import ATTENTIONS
 from ..seq2seq.vocab import BOS
-from ..training import TrainingRun, fit
+from ..checkpoint import BEST_FILE
+from ..training import TrainingRun, best_row, fit
 from .data import CaptionData, EvalSet, load_data
 from .model import CHECKPOINT_FILE, ENCODERS, FORMAT, INITS, Captioner
 
@@ -90,7 +91,7 @@ class TrainConfig(Schedule):
 
 #: The settings a resumed run may change (`rnnkit.rundir.resume_settings`); the rest are the run's.
 RESUMABLE = ("steps", "minutes", "eval_every", "lr", "lr_decay", "lr_decay_every", "clip", "clip_mode",
-             "teacher_forcing", "max_len")
+             "teacher_forcing", "max_len", "patience")
 KIND = KINDS[FORMAT]
 #: Options spelled otherwise than their field.
 OPTION_NAMES = {"max_len": "--max-output"}
@@ -139,7 +140,9 @@ class CaptionRun(TrainingRun):
             tgt_in = np.concatenate([np.full((1, own.shape[1]), BOS, np.int32), own], axis=0)
         return model.loss_and_grad_ids(regions, tgt_in, tgt_out, w)
 
-    def evaluate(self) -> Dict[str, float]:
+    def evaluate(self, full: bool = False) -> Dict[str, float]:
+        """Validation metrics; the split is scored whole every time (``full`` changes nothing: it is the
+        held-out scenes or 5% of a file's images, small enough)."""
         val = self.data.val
         total = count = 0.0
         for start in range(0, len(val), 256):
@@ -148,6 +151,10 @@ class CaptionRun(TrainingRun):
         scores = evaluate(self.model, val, 1, self.max_len)
         return {"val_loss": total / count, "val_exact_match": scores["exact_match"],
                 "val_token_acc": scores["token_acc"], "val_bleu": scores["bleu"]}
+
+    def score(self, metrics: Mapping[str, Any]) -> tuple:
+        """What the best checkpoint maximises: exact match, then lower loss."""
+        return (metrics["val_exact_match"], -metrics["val_loss"])
 
     # -------------------------------------------------------------- checkpoints
 
@@ -238,5 +245,9 @@ def _train(run: CaptionRun, out: str, resume: bool, progress: bool, log: Callabl
     if final:
         log(f"step {final['step']} ({final['elapsed_s']:.0f} s): train loss {final['train_loss']:.4f}, val loss "
             f"{final['val_loss']:.4f}, val exact match {final['val_exact_match']:.4f}, token accuracy "
-            f"{final['val_token_acc']:.4f}, BLEU-4 {final['val_bleu']:.2f}; saved to {out}")
-    return run.model
+            f"{final['val_token_acc']:.4f}, BLEU-4 {final['val_bleu']:.2f}")
+    best = best_row(metrics)
+    if best:
+        log(f"best: step {best['step']}, exact match {best['val_exact_match']:.4f}, loss {best['val_loss']:.4f}; "
+            f"saved to {out}/{BEST_FILE} (latest: {out}/{CHECKPOINT_FILE})")
+    return Captioner.load(out, attention_backend=run.model.decoder.attn)[0]
