@@ -35,7 +35,6 @@ Decoder's (``tgt_embed.weight``,
 """
 from __future__ import annotations
 
-import os
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
