@@ -21,7 +21,7 @@ if os.environ.get("RNNKIT_NATIVE") == "1":
 
 ext = Pybind11Extension(
     "rnnkit._C",
-    sources=sorted(glob.glob("src/*.cpp") + glob.glob("csrc/rnnkit/*.cpp")),
+    sources=sorted(glob.glob("src/*.cpp") + glob.glob("csrc/rnnkit/**/*.cpp", recursive=True)),
     include_dirs=["csrc", "python/rnnkit/include", scipy_openblas32.get_include_dir()],
     library_dirs=[scipy_openblas32.get_lib_dir()],
     libraries=[scipy_openblas32.get_library()],

@@ -1,4 +1,4 @@
-// rnnkit._C.attention_forward / attention_backward: the binding of csrc/rnnkit/attention.h. It checks
+// rnnkit._C.attention_forward / attention_backward: the binding of csrc/rnnkit/ops/attention.h. It checks
 // shapes and dtypes, releases the GIL and calls the kernels; rnnkit/attention.py is the documented API.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "binding_checks.h"
-#include "rnnkit/attention.h"
+#include "rnnkit/ops/attention.h"
 
 namespace py = pybind11;
 using rnnkit::AttentionKind;

@@ -1,4 +1,4 @@
-// rnnkit._C.linear_forward and linear_backward: the binding of csrc/rnnkit/linear.h, which rnnkit.nn.Linear
+// rnnkit._C.linear_forward and linear_backward: the binding of csrc/rnnkit/ops/linear.h, which rnnkit.nn.Linear
 // calls. Arrays updated in place must arrive with the exact dtype and C layout (no silent copies).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -8,7 +8,7 @@
 
 #include "binding_checks.h"
 #include "buffer_pool.h"
-#include "rnnkit/linear.h"
+#include "rnnkit/ops/linear.h"
 
 namespace py = pybind11;
 using namespace rnnkit_bindings;

@@ -1,4 +1,4 @@
-// rnnkit._C.sample and rnnkit._C.score: the bindings of csrc/rnnkit/sampling.h. They check shapes and
+// rnnkit._C.sample and rnnkit._C.score: the bindings of csrc/rnnkit/ops/sampling.h. They check shapes and
 // dtypes, then run the whole loop with the GIL released; rnnkit.charlm.CharLM.sample and
 // CharLM.evaluate_as_sampled are the documented API.
 #include <pybind11/numpy.h>
@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "binding_checks.h"
-#include "rnnkit/sampling.h"
+#include "rnnkit/ops/sampling.h"
 
 namespace py = pybind11;
 using namespace rnnkit_bindings;
@@ -20,20 +20,20 @@ namespace {
 
 // The CharModel over the arrays (which must outlive it), checked against each other.
 template <class T>
-rnnkit::CharModel<T> model_of(int mode, const std::optional<Array<T>>& embed, const std::vector<Array<T>>& w_ih,
+rnnkit::CharModel<T> model_of(int cell_id, const std::optional<Array<T>>& embed, const std::vector<Array<T>>& w_ih,
                               const std::vector<Array<T>>& w_hh, const std::vector<std::optional<Array<T>>>& b_ih,
                               const std::vector<std::optional<Array<T>>>& b_hh, const Array<T>& w_out,
                               const std::optional<Array<T>>& b_out) {
-    if (mode < 0 || mode > int(rnnkit::Mode::GruCho)) throw py::value_error("unknown mode " + std::to_string(mode));
+    const rnnkit::CellInfo cell = checked_cell(cell_id);
     const auto L = w_ih.size();
     if (L < 1 || w_hh.size() != L || b_ih.size() != L || b_hh.size() != L)
         throw py::value_error("w_ih, w_hh, b_ih and b_hh need one entry per layer (at least one)");
     if (w_out.ndim() != 2) throw py::value_error("w_out must have shape (V, H)");
     rnnkit::CharModel<T> m;
-    m.mode = rnnkit::Mode(mode);
+    m.cell = rnnkit::CellId(cell_id);
     m.V = int(w_out.shape(0));
     m.H = int(w_out.shape(1));
-    const py::ssize_t G = rnnkit::num_gates(m.mode), V = m.V, H = m.H;
+    const py::ssize_t V = m.V, H = m.H;
     if (embed) {
         if (embed->ndim() != 2) throw py::value_error("embed must have shape (V, E)");
         m.E = int(embed->shape(1));
@@ -43,10 +43,7 @@ rnnkit::CharModel<T> model_of(int mode, const std::optional<Array<T>>& embed, co
     }
     m.embed = embed ? embed->data() : nullptr;
     for (std::size_t l = 0; l < L; ++l) {
-        expect_shape("w_ih", w_ih[l], {G * H, l == 0 ? py::ssize_t(m.E) : H});
-        expect_shape("w_hh", w_hh[l], {G * H, H});
-        if (bool(b_ih[l]) != bool(b_hh[l])) throw py::value_error("b_ih and b_hh must both be given or both be None");
-        if (b_ih[l]) expect_shape("b_ih", *b_ih[l], {G * H}), expect_shape("b_hh", *b_hh[l], {G * H});
+        check_layer_weights<T>(cell, l == 0 ? py::ssize_t(m.E) : H, H, w_ih[l], w_hh[l], b_ih[l], b_hh[l]);
         m.w_ih.push_back(w_ih[l].data());
         m.w_hh.push_back(w_hh[l].data());
         m.b_ih.push_back(b_ih[l] ? b_ih[l]->data() : nullptr);
@@ -67,13 +64,13 @@ rnnkit::WeightStorage storage_of(const std::string& weights) {
 }
 
 template <class T>
-Array<std::int32_t> sample(int mode, const std::optional<Array<T>>& embed, const std::vector<Array<T>>& w_ih,
+Array<std::int32_t> sample(int cell_id, const std::optional<Array<T>>& embed, const std::vector<Array<T>>& w_ih,
                            const std::vector<Array<T>>& w_hh, const std::vector<std::optional<Array<T>>>& b_ih,
                            const std::vector<std::optional<Array<T>>>& b_hh, const Array<T>& w_out,
                            const std::optional<Array<T>>& b_out, const Array<std::int32_t>& prime, int length,
                            double temperature, int top_k, std::uint64_t seed, int exclude,
                            const std::string& weights) {
-    const rnnkit::CharModel<T> m = model_of(mode, embed, w_ih, w_hh, b_ih, b_hh, w_out, b_out);
+    const rnnkit::CharModel<T> m = model_of(cell_id, embed, w_ih, w_hh, b_ih, b_hh, w_out, b_out);
     if (prime.ndim() != 1) throw py::value_error("prime must be a 1-D array of symbols");
     if (length < 0) throw py::value_error("length must be >= 0");
     rnnkit::SampleOptions opt;
@@ -95,18 +92,18 @@ Array<std::int32_t> sample(int mode, const std::optional<Array<T>>& embed, const
 }
 
 template <class T>
-double score(int mode, const std::optional<Array<T>>& embed, const std::vector<Array<T>>& w_ih,
+double score(int cell_id, const std::optional<Array<T>>& embed, const std::vector<Array<T>>& w_ih,
              const std::vector<Array<T>>& w_hh, const std::vector<std::optional<Array<T>>>& b_ih,
              const std::vector<std::optional<Array<T>>>& b_hh, const Array<T>& w_out,
              const std::optional<Array<T>>& b_out, const Array<std::int32_t>& ids, const std::string& weights,
              std::optional<Array<T>> state) {
-    const rnnkit::CharModel<T> m = model_of(mode, embed, w_ih, w_hh, b_ih, b_hh, w_out, b_out);
+    const rnnkit::CharModel<T> m = model_of(cell_id, embed, w_ih, w_hh, b_ih, b_hh, w_out, b_out);
     if (ids.ndim() != 1) throw py::value_error("ids must be a 1-D array of symbols");
     if (ids.shape(0) > std::numeric_limits<int>::max()) throw py::value_error("ids has more than 2^31 - 1 symbols");
     const rnnkit::WeightStorage storage = storage_of(weights);
     if (state)
         expect_shape("state", *state,
-                     {py::ssize_t(m.w_ih.size()) * m.H * (m.mode == rnnkit::Mode::Lstm ? 2 : 1)});
+                     {py::ssize_t(m.w_ih.size()) * m.H * rnnkit::cell_info(m.cell).states});
     T* state_p = state ? state->mutable_data() : nullptr;
     try {
         py::gil_scoped_release release;
@@ -118,11 +115,11 @@ double score(int mode, const std::optional<Array<T>>& embed, const std::vector<A
 
 template <class T>
 void bind(py::module_& m) {
-    m.def("sample", &sample<T>, py::arg("mode"), py::arg("embed"), py::arg("w_ih"), py::arg("w_hh"),
+    m.def("sample", &sample<T>, py::arg("cell"), py::arg("embed"), py::arg("w_ih"), py::arg("w_hh"),
           py::arg("b_ih"), py::arg("b_hh"), py::arg("w_out"), py::arg("b_out"), py::arg("prime"),
           py::arg("length"), py::arg("temperature"), py::arg("top_k"), py::arg("seed"), py::arg("exclude"),
           py::arg("weights") = "float32");
-    m.def("score", &score<T>, py::arg("mode"), py::arg("embed"), py::arg("w_ih"), py::arg("w_hh"),
+    m.def("score", &score<T>, py::arg("cell"), py::arg("embed"), py::arg("w_ih"), py::arg("w_hh"),
           py::arg("b_ih"), py::arg("b_hh"), py::arg("w_out"), py::arg("b_out"), py::arg("ids"),
           py::arg("weights") = "float32", py::arg("state") = py::none());
 }

@@ -1,5 +1,5 @@
 // rnnkit._C.apply_update, sum_of_squares, embedding_backward and output_loss: the bindings of
-// csrc/rnnkit/optim.h, embedding.h and output_loss.h, the
+// csrc/rnnkit/ops/optim.h, embedding.h and output_loss.h, the
 // fused pieces of a training step that rnnkit.optim, rnnkit.nn, rnnkit.losses and rnnkit.charlm call.
 // Arrays updated in place must arrive with the exact dtype and C layout (no silent copies).
 #include <pybind11/numpy.h>
@@ -12,9 +12,9 @@
 
 #include "binding_checks.h"
 #include "buffer_pool.h"
-#include "rnnkit/embedding.h"
-#include "rnnkit/optim.h"
-#include "rnnkit/output_loss.h"
+#include "rnnkit/ops/embedding.h"
+#include "rnnkit/ops/optim.h"
+#include "rnnkit/ops/output_loss.h"
 
 namespace py = pybind11;
 using namespace rnnkit_bindings;

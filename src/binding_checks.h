@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "rnnkit/rnnkit.h"
+
 namespace rnnkit_bindings {
 
 namespace py = pybind11;
@@ -33,5 +35,28 @@ inline void expect_shape(const char* name, const py::array& a, const std::vector
 
 template <class T>
 const T* ptr(const OptArray<T>& a) { return a ? a->data() : nullptr; }
+
+// The cell of an id from Python, or ValueError.
+inline rnnkit::CellInfo checked_cell(int id) {
+    if (!rnnkit::valid_cell(id)) throw py::value_error("unknown cell id " + std::to_string(id));
+    return rnnkit::cell_info(rnnkit::CellId(id));
+}
+
+// One layer's weights against its cell's shapes (rnnkit.h) for input size I and hidden size H.
+template <class T>
+void check_layer_weights(const rnnkit::CellInfo& cell, py::ssize_t I, py::ssize_t H, const Array<T>& w_ih,
+                         const Array<T>& w_hh, const OptArray<T>& b_ih, const OptArray<T>& b_hh) {
+    expect_shape("w_hh", w_hh, {cell.gates_hh * H, H});
+    expect_shape("w_ih", w_ih, {cell.gates_ih * H, I});
+    if (cell.bias_hh == 0 && b_hh)
+        throw py::value_error(std::string("b_hh must be None for ") + cell.name + " (its one bias is b_ih)");
+    if (cell.bias_hh > 0 && bool(b_ih) != bool(b_hh))
+        throw py::value_error("b_ih and b_hh must both be given or both be None");
+    if (b_ih) expect_shape("b_ih", *b_ih, {cell.bias_ih * H});
+    if (b_hh) expect_shape("b_hh", *b_hh, {cell.bias_hh * H});
+    if (cell.raw_input && I != H)
+        throw py::value_error(std::string(cell.name) + " reads x directly, so its input size must equal hidden size; got " +
+                              std::to_string(I) + " and " + std::to_string(H));
+}
 
 }  // namespace rnnkit_bindings

@@ -3,8 +3,8 @@
 //
 // A training loop asks for the same sizes every step. Memory fresh from the OS arrives as zero pages
 // that fault in on first touch, which the kernels do inside their time loop, where each fault also holds
-// up the thread waiting at the next barrier (about 5% of a char-LM training step, measured with glibc
-// told to keep freed memory). Released buffers are kept, up to kPoolLimit bytes, for the next request of
+// up the thread waiting at the next barrier (bench/kernel_choices.md has what that costs a char-LM
+// training step). Released buffers are kept, up to kPoolLimit bytes, for the next request of
 // the same size; the oldest go first.
 #pragma once
 

@@ -127,14 +127,33 @@ def test_the_lectures_hello():
 
 
 def random_sampler_model(mode, V, E, H, L=2, seed=7):
-    """(embed or None for one-hot input, [(w_ih, w_hh, b_ih, b_hh)] per layer, w_out, b_out), float32."""
+    """(embed or None for one-hot input, [(w_ih, w_hh, b_ih, b_hh)] per layer, w_out, b_out), float32, in the
+    cell's shapes (b_hh None for a cell with one bias vector). A cell that adds x itself to a gate gets an
+    embedding as wide as H; one-hot input does not apply to it (V symbols wide, not H)."""
+    spec = rnnkit.CELLS[mode]
+    if spec.raw_input:
+        E = E and H
     rng = np.random.default_rng(seed)
-    G = rnnkit.num_gates(mode)
     f32 = lambda *shape, scale=1.0: (rng.standard_normal(shape) * scale).astype(np.float32)  # noqa: E731
     embed = f32(V, E) if E else None
-    layers = [(f32(G * H, (E or V) if k == 0 else H, scale=0.2), f32(G * H, H, scale=0.1), f32(G * H, scale=0.1),
-               f32(G * H, scale=0.1)) for k in range(L)]
+    layers = []
+    for k in range(L):
+        shapes = spec.kernel_shapes((E or V) if k == 0 else H, H)
+        layers.append((f32(*shapes["w_ih"], scale=0.2), f32(*shapes["w_hh"], scale=0.1), f32(*shapes["b_ih"], scale=0.1),
+                       f32(*shapes["b_hh"], scale=0.1) if "b_hh" in shapes else None))
     return embed, layers, f32(V, H), f32(V)
+
+
+def assert_one_hot_refused(mode, V, H):
+    """A cell that adds x itself to a gate (MUT1, MUT2) takes H inputs: one-hot input of V symbols is refused
+    with a message naming the sizes (V == H would be a coincidence, not a model)."""
+    spec = rnnkit.CELLS[mode]
+    rng = np.random.default_rng(0)
+    f32 = lambda *shape: rng.standard_normal(shape).astype(np.float32)  # noqa: E731
+    shapes = spec.kernel_shapes(V, H)
+    layers = [(f32(*shapes["w_ih"]), f32(*shapes["w_hh"]), f32(*shapes["b_ih"]), None)]
+    with pytest.raises(ValueError, match=f"input size must equal hidden size; got {V} and {H}|needs an embedding"):
+        cpp_sample(mode, (None, layers, f32(V, H), f32(V)), [1], 3)
 
 
 def cpp_sample(mode, model, prime, length, temperature=0.0, seed=0, weights="float32"):
@@ -154,13 +173,16 @@ def test_cpp_sampler_steps_like_the_kernels(mode, V, E, H, threads):
     rnnkit.kernels.step: same symbols, on one thread and several, H a multiple of 16 or not."""
     from rnnkit import kernels
 
+    if rnnkit.CELLS[mode].raw_input and not E:
+        assert_one_hot_refused(mode, V, H)
+        return
     model = random_sampler_model(mode, V, E, H)
     embed, layers, w_out, b_out = model
     prime = [1, 4, 2]
     rnnkit.set_num_threads(threads)
     got = cpp_sample(mode, model, prime, 30)
     h = [np.zeros((1, H), np.float32) for _ in layers]
-    c = [np.zeros((1, H), np.float32) if mode == "lstm" else None for _ in layers]
+    c = [np.zeros((1, H), np.float32) if rnnkit.CELLS[mode].has_cell_state else None for _ in layers]
     expected = []
     for t in range(len(prime) + 29):
         v = prime[t] if t < len(prime) else expected[-1]
@@ -184,6 +206,9 @@ def test_float16_weights_are_float32_storage_of_the_rounded_weights(mode, E, thr
     """weights="float16" rounds each weight read per character to IEEE half as numpy does (layer 0's input
     weights become a float table of input products instead) and computes in float32 like float32 storage:
     the same symbols as float32 storage of the rounded weights, greedy and drawn, and again on a rerun."""
+    if rnnkit.CELLS[mode].raw_input and not E:
+        assert_one_hot_refused(mode, 7, 100)
+        return
     model = random_sampler_model(mode, 7, E, 100)
     embed, layers, w_out, b_out = model
     rounded = (embed, [(w_ih if k == 0 else to_half(w_ih), to_half(w_hh), b_ih, b_hh)

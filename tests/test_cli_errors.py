@@ -152,6 +152,13 @@ def mistakes(f):
         ("no package", ["caption", f["cap"], "--index", "0", "--attention-plot", os.path.join(f["root"], "a.png")],
          "matplotlib"),
         ("unwritable", ["caption", f["cap"], "--index", "0", "--attention-plot", nodir + ".png"], "does not exist"),
+
+        ("missing", ["export-onnx", missing, os.path.join(f["root"], "m.onnx")], "not a directory"),
+        ("unreadable", ["export-onnx", f["adir"], os.path.join(f["root"], "m.onnx")], "no checkpoint"),
+        ("bad content", ["export-onnx", f["corrupt"], os.path.join(f["root"], "m.onnx")], "corrupt"),
+        ("no package", ["export-onnx", f["lm"], os.path.join(f["root"], "m.onnx")], "onnx"),
+        ("unwritable", ["export-onnx", f["lm"], nodir + ".onnx"], "does not exist"),
+        ("unwritable", ["export-onnx", f["s2s"], nodir + ".onnx"], "does not exist"),
     ]
 
 
@@ -172,8 +179,8 @@ _SHAPE = mistakes(collections.defaultdict(lambda: "FILE"))  # the table's rows, 
 def test_a_mistake_is_one_line_and_no_traceback(files, index, capsys, monkeypatch):
     kind, argv, word = mistakes(files)[index]
     before = set(os.listdir(files["root"]))
-    if kind == "no package":
-        monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now raises ImportError
+    if kind == "no package":  # `import matplotlib` (`import onnx`) now raises ImportError
+        monkeypatch.setitem(sys.modules, "onnx" if argv[0] == "export-onnx" else "matplotlib", None)
     try:
         code = cli(argv)
     except SystemExit as e:

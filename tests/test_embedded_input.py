@@ -16,15 +16,22 @@ GRAD_NAMES = ("dx", "dh0", "dc0", "dw_ih", "dw_hh", "db_ih", "db_hh")
 
 
 def make_problem(mode, T, B, I, H, V, dtype, seed):
+    """The cell's shapes (its registry entry); a cell that reads x directly gets I = H."""
     rng = np.random.default_rng(seed)
-    G = K.num_gates(mode)
+    spec = rnnkit.CELLS[mode]
+    if spec.raw_input:
+        I = H
+    shapes = spec.kernel_shapes(I, H)
     inp = {"x": rng.standard_normal((V, I)), "h0": rng.standard_normal((B, H)) * 0.5,
-           "w_ih": rng.standard_normal((G * H, I)) / np.sqrt(I), "w_hh": rng.standard_normal((G * H, H)) / np.sqrt(H),
-           "b_ih": rng.standard_normal(G * H) * 0.3, "b_hh": rng.standard_normal(G * H) * 0.3}
-    if mode == "lstm":
+           "w_ih": rng.standard_normal(shapes["w_ih"]) / np.sqrt(I),
+           "w_hh": rng.standard_normal(shapes["w_hh"]) / np.sqrt(H)}
+    for name in ("b_ih", "b_hh"):
+        if name in shapes:
+            inp[name] = rng.standard_normal(shapes[name]) * 0.3
+    if spec.has_cell_state:
         inp["c0"] = rng.standard_normal((B, H))
     up = {"dy": rng.standard_normal((T, B, H)), "dh_n": rng.standard_normal((B, H))}
-    if mode == "lstm":
+    if spec.has_cell_state:
         up["dc_n"] = rng.standard_normal((B, H))
     ids = rng.integers(0, V, (T, B))
     ids[0, 0], ids[-1, -1] = 0, V - 1
@@ -75,7 +82,7 @@ def test_kernels_equal_the_layer_fed_the_gathered_rows(mode, size, threads, rest
             if a is not None:
                 np.testing.assert_allclose(a, b, **tol, err_msg=name)
                 np.testing.assert_allclose(getattr(inference, name), b, **tol, err_msg=name)
-        assert grads.dx.shape == (V, I) and grads.dx.dtype == dtype
+        assert grads.dx.shape == inp["x"].shape == (V, inp["x"].shape[1]) and grads.dx.dtype == dtype
         np.testing.assert_allclose(grads.dx, scatter(ids, ref_grads.dx, V), **tol, err_msg="dx")
         for name in GRAD_NAMES[1:]:
             a, b = getattr(grads, name), getattr(ref_grads, name)

@@ -37,22 +37,27 @@ def lengths_for(T, B):
 
 def make_problem(mode, T, B, I, H, dtype=np.float64, bias=True, seed=0):
     """Inputs (a dict of forward's keyword arguments) and upstream gradients, well scaled: the weights
-    are ~1/sqrt(fan-in) so that no gate saturates and relu does not blow up."""
+    are ~1/sqrt(fan-in) so that no gate saturates and relu does not blow up. The shapes are the cell's
+    (its registry entry); a cell that reads x directly gets I = H."""
     rng = np.random.default_rng(seed)
-    G = K.num_gates(mode)
+    spec = rnnkit.CELLS[mode]
+    if spec.raw_input:
+        I = H
+    shapes = spec.kernel_shapes(I, H)
     inp = {
         "x": rng.standard_normal((T, B, I)),
         "h0": rng.standard_normal((B, H)) * 0.5,
-        "w_ih": rng.standard_normal((G * H, I)) / np.sqrt(I),
-        "w_hh": rng.standard_normal((G * H, H)) / np.sqrt(H),
+        "w_ih": rng.standard_normal(shapes["w_ih"]) / np.sqrt(I),
+        "w_hh": rng.standard_normal(shapes["w_hh"]) / np.sqrt(H),
     }
     if bias:
-        inp["b_ih"] = rng.standard_normal(G * H) * 0.3
-        inp["b_hh"] = rng.standard_normal(G * H) * 0.3
-    if mode == "lstm":
+        for name in ("b_ih", "b_hh"):
+            if name in shapes:
+                inp[name] = rng.standard_normal(shapes[name]) * 0.3
+    if spec.has_cell_state:
         inp["c0"] = rng.standard_normal((B, H))
     up = {"dy": rng.standard_normal((T, B, H)), "dh_n": rng.standard_normal((B, H))}
-    if mode == "lstm":
+    if spec.has_cell_state:
         up["dc_n"] = rng.standard_normal((B, H))
     cast = lambda d: {k: v.astype(dtype) for k, v in d.items()}  # noqa: E731
     return cast(inp), cast(up)
@@ -213,7 +218,9 @@ def test_backward_matches_finite_differences(mode):
         assert err < 1e-7, f"{mode} d{name}: normalised max error {err:.2e}"
         assert np.any(numeric != 0), f"d{name} is identically zero: the check would be vacuous"
         checked.append(name)
-    want = {"x", "h0", "w_ih", "w_hh", "b_ih", "b_hh"} | ({"c0"} if mode == "lstm" else set())
+    spec = rnnkit.CELLS[mode]
+    want = ({"x", "h0", "w_ih", "w_hh", "b_ih"} | ({"b_hh"} if spec.bias_hh else set())
+            | ({"c0"} if spec.has_cell_state else set()))
     assert set(checked) == want
 
 
@@ -393,6 +400,7 @@ def test_step_bad_out_raises(mode):
 def test_strided_inputs_equal_contiguous(mode):
     T, B, I, H = 5, 3, 4, 7
     inp, up = make_problem(mode, T, B, I, H, seed=seed_of("strided", mode))
+    I = inp["x"].shape[2]  # the cell's (H where x enters it directly)
     rng = np.random.default_rng(1)
     strided = {}
     # x[:, ::2] of a wider batch, weights as .T.T-style Fortran views, slices of longer vectors.
@@ -403,6 +411,8 @@ def test_strided_inputs_equal_contiguous(mode):
     strided["w_ih"] = np.asfortranarray(inp["w_ih"])
     strided["w_hh"] = inp["w_hh"].T.copy().T
     for name in ("b_ih", "b_hh"):
+        if name not in inp:
+            continue
         longer = rng.standard_normal(3 * inp[name].size)
         longer[1::3] = inp[name]
         strided[name] = longer[1::3]
@@ -431,7 +441,7 @@ def test_strided_inputs_equal_contiguous(mode):
     for k, v in strided.items():  # the kernels never write into their inputs
         np.testing.assert_array_equal(v, snapshot[k])
     # step with strided x / h / weights
-    weights = {k: strided[k] for k in ("w_ih", "w_hh", "b_ih", "b_hh")}
+    weights = {k: strided[k] for k in ("w_ih", "w_hh", "b_ih", "b_hh") if k in strided}
     cw = {k: inp[k] for k in weights}
     s1 = K.step(mode, strided["x"][0], strided["h0"], **weights, c=strided.get("c0"))
     s2 = K.step(mode, inp["x"][0], inp["h0"], **cw, c=inp.get("c0"))
@@ -492,7 +502,7 @@ def test_inf_input(mode):
             # Rows of other sequences and steps before the inf are untouched.
             np.testing.assert_array_equal(res.y[:, :2], clean.y[:, :2])
             np.testing.assert_array_equal(res.y[:1, 2], clean.y[:1, 2])
-            assert grads.dx.shape == (T, B, I) and np.all(np.isfinite(grads.dx[:, :2]))
+            assert grads.dx.shape == inp["x"].shape and np.all(np.isfinite(grads.dx[:, :2]))
             if dtype == np.float64:  # and the value is what the reference says, NaN where it has NaN
                 with np.errstate(invalid="ignore", over="ignore"):
                     ref = R.forward(mode, **bad, training=False)
@@ -626,13 +636,17 @@ def test_projection_gradient_is_what_dx_and_dw_ih_are_made_of(backend, mode):
     inp, up = make_problem(mode, T, B, I, H, np.float64, True, seed_of("projection", mode))
     kw = {"lengths": lengths_for(T, B), "reverse": True}
     full = run(backend, mode, inp, up, **kw)[1]
-    into = tuple(np.zeros_like(g) for g in full[3:])
+    into = tuple(None if g is None else np.zeros_like(g) for g in full[3:])
     res = backend.forward(mode, **inp, **kw)
+    if rnnkit.CELLS[mode].raw_input:  # dx has a part that is not made of the projection's gradient
+        with pytest.raises(ValueError, match="projection gradient"):
+            backend.backward(res.workspace, **up, projection_grad=True, accumulate_into=into)
+        return
     proj = backend.backward(res.workspace, **up, projection_grad=True, accumulate_into=into)
-    G = K.num_gates(mode)
-    assert proj.dx.shape == (T, B, G * H) and proj.dw_ih is None
+    GH, I = inp["w_ih"].shape
+    assert proj.dx.shape == (T, B, GH) and proj.dw_ih is None
     np.testing.assert_allclose(proj.dx @ inp["w_ih"], full.dx, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(proj.dx.reshape(-1, G * H).T @ inp["x"].reshape(-1, I), full.dw_ih, rtol=0, atol=1e-11)
+    np.testing.assert_allclose(proj.dx.reshape(-1, GH).T @ inp["x"].reshape(-1, I), full.dw_ih, rtol=0, atol=1e-11)
     assert not into[0].any()
     for name in ("dh0", "dc0", "dw_hh", "db_ih", "db_hh"):
         a, b = getattr(proj, name), getattr(full, name)

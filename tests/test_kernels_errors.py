@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pytest
 
+import rnnkit
 from rnnkit import _C
 from rnnkit import kernels as K
 
@@ -31,7 +32,13 @@ def args(mode, dtype=np.float64, bias=True):
     return {k: v.astype(dtype) for k, v in a.items()}
 
 
-@pytest.fixture(params=K.MODES)
+#: The cells whose weights and biases all have the same G row blocks (torch's layout); the MUT cells'
+#: own shapes and checks are tested in test_mut_cells.py.
+SAME_BLOCKS = [c for c, s in rnnkit.CELLS.items()
+               if s.gates_ih == s.gates_hh == s.bias_ih == s.bias_hh and not s.raw_input]
+
+
+@pytest.fixture(params=SAME_BLOCKS)
 def mode(request):
     return request.param
 
@@ -272,7 +279,7 @@ def test_step_bad_arguments(mode):
 
 def native_args(mode, override=None):
     a = args(mode)
-    full = dict(mode=MODE_ID[mode], x=a["x"], h0=a["h0"], c0=a.get("c0"), w_ih=a["w_ih"], w_hh=a["w_hh"],
+    full = dict(cell=MODE_ID[mode], x=a["x"], h0=a["h0"], c0=a.get("c0"), w_ih=a["w_ih"], w_hh=a["w_hh"],
                 b_ih=a["b_ih"], b_hh=a["b_hh"], lengths=None, reverse=False)
     full.update(override or {})
     return full
@@ -282,7 +289,7 @@ def native_bad_cases(mode):
     G = K.num_gates(mode)
     GH = G * H
     cases = [
-        dict(mode=-1), dict(mode=len(K.MODES)), dict(mode=1000),
+        dict(cell=-1), dict(cell=len(K.MODES)), dict(cell=1000),
         dict(x=np.zeros((T, B))), dict(x=np.zeros((T, B, I, 1))), dict(x=np.zeros((0, B, I))),
         dict(x=np.zeros((T, 0, I))), dict(x=np.zeros((T, B, I + 1))),
         dict(h0=np.zeros((B, H + 1))), dict(h0=np.zeros((B + 1, H))), dict(h0=np.zeros(B * H)),
@@ -351,11 +358,11 @@ def test_native_backward_rejects_bad_shapes(mode):
 
 def test_native_step_rejects_bad_shapes(mode):
     a = native_args(mode)
-    base = dict(mode=a["mode"], x=a["x"][0], h=a["h0"], c=a["c0"], w_ih=a["w_ih"], w_hh=a["w_hh"],
+    base = dict(cell=a["cell"], x=a["x"][0], h=a["h0"], c=a["c0"], w_ih=a["w_ih"], w_hh=a["w_hh"],
                 b_ih=a["b_ih"], b_hh=a["b_hh"], h_out=np.zeros((B, H)),
                 c_out=np.zeros((B, H)) if mode == "lstm" else None)
     bad = [dict(x=a["x"]), dict(x=a["x"][0, 0]), dict(x=np.zeros((B, I + 1))), dict(h=np.zeros((B, H + 1))),
-           dict(h_out=np.zeros((B, H + 1))), dict(h_out=np.zeros((B + 1, H))), dict(mode=99),
+           dict(h_out=np.zeros((B, H + 1))), dict(h_out=np.zeros((B + 1, H))), dict(cell=99),
            dict(x=np.zeros((0, I))), dict(b_hh=None)]
     if mode == "lstm":
         bad += [dict(c=None), dict(c_out=None), dict(c_out=np.zeros((B, H - 1)))]

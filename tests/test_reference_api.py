@@ -2,29 +2,28 @@
 import numpy as np
 import pytest
 
-from rnnkit import _types
+from rnnkit import CELLS, _types
 from rnnkit.reference import MODES, backward, forward, num_gates, step
 
 T, B, I, H = 4, 3, 2, 5
 
 
 def make_args(mode="lstm", dtype=np.float64, seed=0):
+    """The cell's shapes (its registry entry); a cell that reads x directly gets I = H."""
     rng = np.random.default_rng(seed)
-    G = num_gates(mode)
-    return {
-        "mode": mode,
-        "x": rng.standard_normal((T, B, I)).astype(dtype),
-        "h0": rng.standard_normal((B, H)).astype(dtype),
-        "w_ih": rng.standard_normal((G * H, I)).astype(dtype),
-        "w_hh": rng.standard_normal((G * H, H)).astype(dtype),
-        "b_ih": rng.standard_normal(G * H).astype(dtype),
-        "b_hh": rng.standard_normal(G * H).astype(dtype),
-    }
+    spec = CELLS.get(mode, CELLS["lstm"])
+    shapes = spec.kernel_shapes(H if spec.raw_input else I, H)
+    args = {"mode": mode, "x": rng.standard_normal((T, B, shapes["w_ih"][1])).astype(dtype),
+            "h0": rng.standard_normal((B, H)).astype(dtype)}
+    args.update((k, rng.standard_normal(v).astype(dtype)) for k, v in shapes.items())
+    if "b_hh" not in shapes:
+        args["b_hh"] = None
+    return args
 
 
 def test_reexports_the_shared_modes():
     assert MODES is _types.MODES
-    assert [num_gates(m) for m in MODES] == [1, 1, 4, 3, 3]
+    assert [num_gates(m) for m in MODES] == [1, 1, 4, 3, 3, 2, 2, 3]  # row blocks of w_ih
 
 
 # --- bad input ------------------------------------------------------------------------------------
@@ -36,7 +35,7 @@ def with_changes(**changes):
 
 
 BAD_FORWARD = [
-    ("unknown mode", with_changes(mode="lstmx"), ValueError, "mode must be one of"),
+    ("unknown mode", with_changes(mode="lstmx"), ValueError, "must be one of"),
     ("x 2-D", with_changes(x=np.zeros((B, I))), ValueError, "x must have shape (T, B, input_size)"),
     ("x not an array", with_changes(x=[[[0.0] * I] * B] * T), TypeError, "x must be a numpy.ndarray"),
     ("x int", with_changes(x=np.zeros((T, B, I), np.int64)), TypeError, "x must be float32 or float64"),
@@ -52,7 +51,7 @@ BAD_FORWARD = [
     ("b_hh shape", with_changes(b_hh=np.zeros(H)), ValueError, f"b_hh must have shape ({4 * H},)"),
     ("b_ih dtype", with_changes(b_ih=np.zeros(4 * H, np.float32)), TypeError, "b_ih must have dtype"),
     ("c0 shape", with_changes(c0=np.zeros((B, H + 1))), ValueError, "c0 must have shape"),
-    ("c0 for gru", dict(make_args("gru"), c0=np.zeros((B, H))), ValueError, "c0 is only for mode 'lstm'"),
+    ("c0 for gru", dict(make_args("gru"), c0=np.zeros((B, H))), ValueError, "c0 is only for a cell with a cell state (lstm)"),
     ("length 0", with_changes(lengths=np.array([1, 0, 2])), ValueError, f"lengths must lie in 1..{T}"),
     ("length > T", with_changes(lengths=np.array([1, T + 1, 2])), ValueError, f"lengths must lie in 1..{T}"),
     ("lengths count", with_changes(lengths=np.array([1, 2])), ValueError, "one per batch element"),
@@ -85,7 +84,7 @@ def test_backward_rejects_a_foreign_workspace():
     ("lstm", {"dy": np.zeros((T, B, H), np.float32)}, TypeError, "dy must have dtype float64"),
     ("lstm", {"dy": np.zeros((T, B, H)), "dh_n": np.zeros((H, B))}, ValueError, "dh_n must have shape"),
     ("lstm", {"dy": np.zeros((T, B, H)), "dc_n": np.zeros((B, H), np.int64)}, TypeError, "dc_n must have dtype"),
-    ("gru", {"dy": np.zeros((T, B, H)), "dc_n": np.zeros((B, H))}, ValueError, "dc_n is only for mode 'lstm'"),
+    ("gru", {"dy": np.zeros((T, B, H)), "dc_n": np.zeros((B, H))}, ValueError, "dc_n is only for a cell with a cell state (lstm)"),
 ], ids=["dy shape", "dy dtype", "dh_n shape", "dc_n int", "dc_n for gru"])
 def test_backward_rejects_bad_input(mode, upstream, error, message):
     workspace = forward(**make_args(mode)).workspace
@@ -101,8 +100,8 @@ def test_backward_rejects_bad_input(mode, upstream, error, message):
     ("lstm", {"h": np.zeros((B, H), np.float32)}, TypeError, "must have dtype float64"),
     ("lstm", {"h": np.zeros((B, H + 1))}, ValueError, f"must have shape ({B}, {H})"),
     ("lstm", {"w_ih": np.zeros((4 * H, I + 1))}, ValueError, "w_ih must have shape"),
-    ("gru", {"c": np.zeros((B, H))}, ValueError, "only for mode 'lstm'"),
-    ("nope", {}, ValueError, "mode must be one of"),
+    ("gru", {"c": np.zeros((B, H))}, ValueError, "only for a cell with a cell state (lstm)"),
+    ("nope", {}, ValueError, "must be one of"),
 ], ids=["x 3-D", "x list", "x int", "h dtype", "h shape", "w_ih shape", "c for gru", "unknown mode"])
 def test_step_rejects_bad_input(mode, changes, error, message):
     args = make_args("lstm" if mode == "nope" else mode)

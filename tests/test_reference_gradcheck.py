@@ -8,7 +8,8 @@ import zlib
 import numpy as np
 import pytest
 
-from rnnkit.reference import MODES, backward, forward, num_gates
+from rnnkit import CELLS
+from rnnkit.reference import MODES, backward, forward
 
 EPS = 1e-6
 TOL = 1e-7
@@ -21,21 +22,24 @@ SIZES = {
 
 
 def make_problem(mode, T, B, I, H, bias, seed):
+    """The cell's shapes (its registry entry); a cell that reads x directly gets I = H."""
     rng = np.random.default_rng(seed)
-    G = num_gates(mode)
+    spec = CELLS[mode]
+    shapes = spec.kernel_shapes(H if spec.raw_input else I, H)
     inputs = {
-        "x": rng.standard_normal((T, B, I)),
+        "x": rng.standard_normal((T, B, shapes["w_ih"][1])),
         "h0": rng.standard_normal((B, H)) * 0.5,
-        "w_ih": rng.standard_normal((G * H, I)) * 0.5,
-        "w_hh": rng.standard_normal((G * H, H)) * 0.5,
+        "w_ih": rng.standard_normal(shapes["w_ih"]) * 0.5,
+        "w_hh": rng.standard_normal(shapes["w_hh"]) * 0.5,
     }
     if bias:
-        inputs["b_ih"] = rng.standard_normal(G * H) * 0.5
-        inputs["b_hh"] = rng.standard_normal(G * H) * 0.5
-    if mode == "lstm":
+        for name in ("b_ih", "b_hh"):
+            if name in shapes:
+                inputs[name] = rng.standard_normal(shapes[name]) * 0.5
+    if spec.has_cell_state:
         inputs["c0"] = rng.standard_normal((B, H))
     upstream = {"dy": rng.standard_normal((T, B, H)), "dh_n": rng.standard_normal((B, H))}
-    if mode == "lstm":
+    if spec.has_cell_state:
         upstream["dc_n"] = rng.standard_normal((B, H))
     return inputs, upstream
 
@@ -75,8 +79,9 @@ def test_backward_matches_finite_differences(mode, bias, reverse, use_lengths, s
     workspace = forward(mode, **inputs, **kwargs).workspace
     grads = backward(workspace, **upstream)._asdict()
 
-    expected_names = {"x", "h0", "w_ih", "w_hh"} | ({"b_ih", "b_hh"} if bias else set()) \
-        | ({"c0"} if mode == "lstm" else set())
+    spec = CELLS[mode]
+    expected_names = {"x", "h0", "w_ih", "w_hh"} | ({"b_ih"} if bias else set()) \
+        | ({"b_hh"} if bias and spec.bias_hh else set()) | ({"c0"} if spec.has_cell_state else set())
     assert set(inputs) == expected_names
     grad_key = {"x": "dx", "h0": "dh0", "c0": "dc0", "w_ih": "dw_ih", "w_hh": "dw_hh",
                 "b_ih": "db_ih", "b_hh": "db_hh"}

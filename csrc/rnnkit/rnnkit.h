@@ -4,12 +4,16 @@
 // embed the kernels; the Python extension (src/) is one such user.
 //
 // One call runs one layer in one direction over a whole sequence. Shapes (row-major, contiguous):
-//   T = time steps, B = batch, I = input size, H = hidden size, G = gates (1 RNN, 3 GRU, 4 LSTM)
+//   T = time steps, B = batch, I = input size, H = hidden size; a cell's shape (CellInfo) gives
+//   Gi = row blocks of w_ih, Gh = row blocks of w_hh, Bi and Bh = blocks of b_ih and b_hh
+//   (RNN 1/1/1/1, LSTM 4/4/4/4, GRU 3/3/3/3, MUT1 2/2/3/0, MUT2 2/3/3/0, MUT3 3/3/3/0)
 //   x      [T, B, I]   inputs, time-major (or a table [V, I] read through ids, see SeqArgs)
-//   h0, c0 [B, H]      initial states (c0 only for LSTM)
-//   w_ih   [G*H, I]    input weights, gate blocks stacked in PyTorch's order (LSTM i,f,g,o; GRU r,z,n)
-//   w_hh   [G*H, H]    recurrent weights, same order
-//   b_ih, b_hh [G*H]   biases; both null for a layer without bias
+//   h0, c0 [B, H]      initial states (c0 only for a cell with a cell state: LSTM)
+//   w_ih   [Gi*H, I]   input weights, gate blocks stacked in PyTorch's order (LSTM i,f,g,o; GRU r,z,n;
+//                      MUT1 z,r; MUT2 z,h; MUT3 z,r,h)
+//   w_hh   [Gh*H, H]   recurrent weights (MUT1 r,h; MUT2 and MUT3 z,r,h)
+//   b_ih [Bi*H], b_hh [Bh*H]  biases; both null for a layer without bias (the MUT cells have one bias
+//                      per gate, z,r,h, passed as b_ih, and b_hh null)
 //   lengths [B]        valid steps per batch element, 1..T, or null for all T
 //   y      [T, B, H]   outputs: the state after each step, zero past an element's length
 #pragma once
@@ -19,23 +23,43 @@
 
 namespace rnnkit {
 
-enum class Mode {
+// The cells, in the order of the registry (rnnkit/cells/registry.h) and of the C API's enum rnnkit_cell.
+enum class CellId {
     RnnTanh,  // h' = tanh(W_ih x + b_ih + W_hh h + b_hh)
     RnnRelu,  // h' = relu(...)
     Lstm,     // c' = f*c + i*g, h' = o*tanh(c')
     Gru,      // n = tanh(W_in x + b_in + r*(W_hn h + b_hn)); PyTorch/cuDNN "linear before reset"
     GruCho,   // n = tanh(W_in x + b_in + W_hn (r*h) + b_hn); Cho et al. 2014
+    Mut1,     // Jozefowicz et al. 2015: z from x alone, tanh(x) in the candidate
+    Mut2,     // Jozefowicz et al. 2015: x enters the reset gate directly
+    Mut3,     // Jozefowicz et al. 2015: z reads tanh(h)
+};
+using Mode = CellId;  // the name of CellId before cells had a registry; kept for code that embeds rnnkit
+
+// What a caller needs to know of a cell to shape its arguments.
+struct CellInfo {
+    const char* name;    // "rnn_tanh", "lstm", "mut1", ...: the name the bindings and the CLIs use
+    int gates_ih;        // row blocks of H in w_ih
+    int gates_hh;        // row blocks of H in w_hh
+    int bias_ih;         // blocks of H in b_ih
+    int bias_hh;         // blocks of H in b_hh (0: the cell has one bias vector, b_ih)
+    int states;          // 1 (h) or 2 (h and the cell state c)
+    bool raw_input;      // x enters the cell directly besides x W_ih^T, so I must equal H
 };
 
-int num_gates(Mode mode);
+constexpr int kNumCells = 8;
+bool valid_cell(int id);
+// Throws std::invalid_argument for an id outside 0..kNumCells-1.
+CellInfo cell_info(CellId cell);
+int num_gates(CellId cell);  // gates_ih, for code written when w_ih and w_hh had the same blocks
 
 template <class Real>
 struct SeqArgs {
-    Mode mode;
+    CellId cell;
     int T, B, I, H;
     const Real* x;
     const Real* h0;
-    const Real* c0;               // LSTM only, else null
+    const Real* c0;               // a cell with a cell state (states == 2) only, else null
     const Real* w_ih;
     const Real* w_hh;
     const Real* b_ih;             // may be null (then b_hh too)
@@ -51,7 +75,7 @@ struct SeqArgs {
 
 // Elements of T that a training forward must be given and that backward reads (and overwrites: it
 // turns the stored gate values into gate gradients in place, so one workspace serves one backward).
-std::size_t train_workspace_size(Mode mode, int T, int B, int H);
+std::size_t train_workspace_size(CellId cell, int T, int B, int H);
 
 // Sequence forward. y may be null (only the final states wanted). With workspace null it runs in
 // inference mode: memory beyond the outputs is O(B*H), independent of T.
@@ -59,14 +83,15 @@ template <class T>
 void forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* workspace);
 
 // Backpropagation through time for the forward that filled `workspace` with the same arguments.
-// dy [T,B,H], dh_n and dc_n [B,H] (dc_n LSTM only, may be null for zeros; dh_n may be null too).
-// What backward writes into dx: the gradient w.r.t. the layer's input x [T,B,I], or w.r.t. its input
-// projection x W_ih^T [T,B,G*H], for a caller who forms dx and dW_ih from it more cheaply than two GEMMs
-// (when x holds embedding rows, a scatter into V rows and two V-row products); dw_ih is then untouched.
+// dy [T,B,H], dh_n and dc_n [B,H] (dc_n for a cell with a cell state only, may be null for zeros; dh_n
+// may be null too). What backward writes into dx: the gradient w.r.t. the layer's input x [T,B,I], or
+// w.r.t. its input projection x W_ih^T [T,B,Gi*H] (dx = that times W_ih, dW_ih = its transpose times x);
+// dw_ih is then untouched. A cell that reads x directly (MUT1, MUT2) has a part of dx the projection
+// does not carry: Projection throws std::invalid_argument for it.
 enum class InputGradient { Input, Projection };
 
-// Writes dx [T,B,I] ([V,I] with ids), dh0 [B,H], dc0 [B,H] (LSTM), dw_ih, dw_hh and, when the forward had biases, db_ih
-// and db_hh; with `accumulate` the weight and bias gradients are added to what those arrays hold (as a
+// Writes dx [T,B,I] ([V,I] with ids), dh0 [B,H], dc0 [B,H] (cell state), dw_ih, dw_hh and, when the forward
+// had biases, db_ih and db_hh (db_hh: the cells with a b_hh); with `accumulate` the weight and bias gradients are added to what those arrays hold (as a
 // training step sums them over layers' calls), which costs nothing extra.
 template <class T>
 void backward(const SeqArgs<T>& a, T* workspace, const T* dy, const T* dh_n, const T* dc_n,
@@ -74,7 +99,7 @@ void backward(const SeqArgs<T>& a, T* workspace, const T* dy, const T* dh_n, con
               InputGradient input_grad = InputGradient::Input);
 
 // One inference step for sampling and decoding: a.T must be 1, a.x [B,I], a.h0/a.c0 the carried
-// state; writes h_out (and c_out for LSTM), which may alias h0/c0. Reuses a per-thread scratch
+// state; writes h_out (and c_out with a cell state), which may alias h0/c0. Reuses a per-thread scratch
 // buffer, so a decoding loop allocates nothing after its first step.
 template <class T>
 void step(const SeqArgs<T>& a, T* h_out, T* c_out);

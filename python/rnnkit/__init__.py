@@ -1,23 +1,25 @@
 """rnnkit: fast CPU recurrent networks.
 
-Vanilla RNN, LSTM and GRU layers with PyTorch's names, shapes and state_dict keys, forward and backward
-through time, on C++17/OpenMP kernels (`rnnkit.kernels`) specified by a plain NumPy reference
-(`rnnkit.reference`).
+Vanilla RNN, LSTM and GRU layers with PyTorch's names, shapes and state_dict keys, and the MUT1, MUT2,
+MUT3 cells of Jozefowicz et al. 2015 with the GRU's arguments, forward and backward through time, on
+C++17/OpenMP kernels (`rnnkit.kernels`) specified by a plain NumPy reference (`rnnkit.reference`).
+Every cell comes from one registry (`CELLS`, the kernels' own).
 """
 import os
 
 # The kernels open an OpenMP parallel region per time step. libgomp's default lets a waiting thread
 # spin for ~300k iterations at each barrier, which on a machine whose cores other processes also use
 # takes the core the other thread needs: a 2-thread training step then runs 20-30x slower than with
-# passive waiting (see bench/DEFAULTS.md). libgomp reads this once, when it loads with the extension,
+# passive waiting (see bench/hosts/amd-epyc/DEFAULTS.md). libgomp reads this once, when it loads with the extension,
 # so it is set before that, and only if the user has not chosen.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import scipy_openblas32  # noqa: E402,F401  loads the OpenBLAS library the extension links against
 
 from . import _C, kernels, reference  # noqa: E402
-from ._types import MODES, ForwardResult, Gradients, num_gates  # noqa: E402
-from .layers import GRU, LSTM, RNN  # noqa: E402
+from ._cells import CELLS, CellSpec  # noqa: E402
+from ._types import CELL_NAMES, MODES, ForwardResult, Gradients, num_gates  # noqa: E402
+from .layers import GRU, LSTM, MUT1, MUT2, MUT3, RNN  # noqa: E402,F401  (MUT1-3 are made from the registry)
 from .models import single_threaded_blas  # noqa: E402
 
 __version__ = "0.1.0"
@@ -51,7 +53,7 @@ def empty_cache() -> int:
     return _C.empty_cache()
 
 
-__all__ = ["RNN", "LSTM", "GRU", "kernels", "reference", "set_num_threads", "get_num_threads", "empty_cache",
+__all__ = ["RNN", "LSTM", "GRU", "MUT1", "MUT2", "MUT3", "CELLS", "CellSpec", "CELL_NAMES", "kernels", "reference", "set_num_threads", "get_num_threads", "empty_cache",
            "single_threaded_blas",
            "get_include", "MODES",
            "num_gates", "ForwardResult", "Gradients", "__version__"]

@@ -2,13 +2,30 @@
 and actual shapes, so bad input fails in Python before any native code runs."""
 from __future__ import annotations
 
+import functools
+import warnings
 from typing import Optional, Sequence
 
 import numpy as np
 
-from ._types import num_gates
+from ._cells import cell_spec
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def accepts_mode_alias(fn):
+    """Lets ``fn(cell, ...)`` be called as ``fn(mode=...)``, the argument's former name (deprecated)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if "mode" in kwargs:
+            if args or "cell" in kwargs:
+                raise TypeError(f"{fn.__name__}() got both cell and its deprecated alias mode")
+            warnings.warn("the 'mode' argument is now called 'cell'", DeprecationWarning, stacklevel=2)
+            kwargs["cell"] = kwargs.pop("mode")
+        return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def float_dtype(name: str, a: np.ndarray) -> np.dtype:
@@ -68,8 +85,8 @@ def check_ids(ids, table: np.ndarray) -> np.ndarray:
 class ForwardArgs:
     """The checked, contiguous arguments of one sequence forward (one layer, one direction)."""
 
-    def __init__(self, mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, ids=None):
-        G = num_gates(mode)
+    def __init__(self, cell, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, ids=None):
+        spec = cell_spec(cell)
         if not isinstance(x, np.ndarray):
             raise TypeError(f"x must be a numpy.ndarray, got {type(x).__name__}")
         dtype = float_dtype("x", x)
@@ -85,33 +102,49 @@ class ForwardArgs:
         if not isinstance(w_hh, np.ndarray):
             raise TypeError(f"w_hh must be a numpy.ndarray, got {type(w_hh).__name__}")
         if w_hh.ndim != 2:
-            raise ValueError(f"w_hh must be a 2-D array of shape ({G}*H, H), got {getattr(w_hh, 'shape', None)}")
+            raise ValueError(f"w_hh must be a 2-D array of shape ({spec.gates_hh}*H, H), got {getattr(w_hh, 'shape', None)}")
         H = w_hh.shape[1]
         if H < 1:
             raise ValueError(f"w_hh must have at least one hidden unit, got shape {w_hh.shape}")
-        self.mode, self.reverse = mode, bool(reverse)
-        self.T, self.B, self.I, self.H, self.G = T, B, I, H, G
+        self.cell, self.spec, self.reverse = cell, spec, bool(reverse)
+        self.T, self.B, self.I, self.H = T, B, I, H
         self.dtype = dtype
         self.x = np.ascontiguousarray(x)
+        shapes = spec.kernel_shapes(I, H)
         # Weights first: H is read off w_hh, so a w_hh of the wrong shape must be named as such.
-        self.w_hh = as_array("w_hh", w_hh, dtype, (G * H, H))
-        self.w_ih = as_array("w_ih", w_ih, dtype, (G * H, I))
+        self.w_hh = as_array("w_hh", w_hh, dtype, shapes["w_hh"])
+        self.w_ih = as_array("w_ih", w_ih, dtype, shapes["w_ih"])
         self.h0 = as_array("h0", h0, dtype, (B, H))
-        if (b_ih is None) != (b_hh is None):
+        if not spec.bias_hh and b_hh is not None:
+            raise ValueError(f"b_hh must be None for {cell!r}: its one bias vector is b_ih {shapes['b_ih']}")
+        if spec.bias_hh and (b_ih is None) != (b_hh is None):
             raise ValueError("b_ih and b_hh must both be given or both be None")
-        self.b_ih = optional_array("b_ih", b_ih, dtype, (G * H,))
-        self.b_hh = optional_array("b_hh", b_hh, dtype, (G * H,))
-        if mode == "lstm":
+        self.b_ih = optional_array("b_ih", b_ih, dtype, shapes["b_ih"])
+        self.b_hh = optional_array("b_hh", b_hh, dtype, shapes["b_hh"]) if spec.bias_hh else None
+        if spec.raw_input and I != H:
+            raise ValueError(f"{cell!r} reads x directly, so its input size must equal the hidden size: "
+                             f"got input size {I} and hidden size {H}")
+        if spec.has_cell_state:
             self.c0 = as_array("c0", c0, dtype, (B, H)) if c0 is not None else np.zeros((B, H), dtype)
         elif c0 is not None:
-            raise ValueError(f"c0 is only for mode 'lstm', got it with mode {mode!r}")
+            raise ValueError(f"c0 is only for a cell with a cell state (lstm), got it with cell {cell!r}")
         else:
             self.c0 = None
         self.lengths = check_lengths(lengths, T, B)
 
     @property
+    def mode(self) -> str:
+        """The cell's name (its former name)."""
+        return self.cell
+
+    @property
     def has_bias(self) -> bool:
         return self.b_ih is not None
+
+    @property
+    def biases(self) -> tuple:
+        """The biases the cell has: (b_ih, b_hh), or (b_ih,) for a cell with one bias vector."""
+        return (self.b_ih, self.b_hh) if self.spec.bias_hh else (self.b_ih,)
 
     @property
     def inputs(self) -> np.ndarray:
@@ -124,10 +157,10 @@ def check_backward(args: ForwardArgs, dy, dh_n, dc_n):
     T, B, H, dtype = args.T, args.B, args.H, args.dtype
     dy = as_array("dy", dy, dtype, (T, B, H))
     dh_n = np.zeros((B, H), dtype) if dh_n is None else as_array("dh_n", dh_n, dtype, (B, H))
-    if args.mode == "lstm":
+    if args.spec.has_cell_state:
         dc_n = np.zeros((B, H), dtype) if dc_n is None else as_array("dc_n", dc_n, dtype, (B, H))
     elif dc_n is not None:
-        raise ValueError(f"dc_n is only for mode 'lstm', got it with mode {args.mode!r}")
+        raise ValueError(f"dc_n is only for a cell with a cell state (lstm), got it with cell {args.cell!r}")
     return dy, dh_n, dc_n
 
 
@@ -139,13 +172,15 @@ def check_accumulate_into(args: ForwardArgs, into) -> Optional[tuple]:
         return None
     if not isinstance(into, (tuple, list)) or len(into) != 4:
         raise TypeError("accumulate_into must be a tuple (dw_ih, dw_hh, db_ih, db_hh)")
-    GH = args.G * args.H
-    shapes = {"dw_ih": (GH, args.I), "dw_hh": (GH, args.H), "db_ih": (GH,), "db_hh": (GH,)}
+    kernel = args.spec.kernel_shapes(args.I, args.H)
+    shapes = {"d" + k: kernel.get(k) for k in ("w_ih", "w_hh", "b_ih", "b_hh")}
     for (name, shape), a in zip(shapes.items(), into):
-        if a is None and name.startswith("db") and not args.has_bias:
+        absent = shape is None or (name.startswith("db") and not args.has_bias)
+        if a is None and absent:
             continue
-        if a is None or (name.startswith("db") and not args.has_bias):
-            need = "given" if a is None else "None: the forward had no bias"
+        if a is None or absent:
+            need = ("given" if a is None else "None: the forward had no bias" if shape is not None
+                    else f"None: {args.cell!r} has one bias vector, b_ih")
             raise ValueError(f"accumulate_into's {name} must be {need}")
         if not isinstance(a, np.ndarray) or a.dtype != args.dtype or not a.flags.c_contiguous or not a.flags.writeable:
             raise TypeError(f"accumulate_into's {name} must be a writeable C-contiguous {args.dtype} array")

@@ -1,4 +1,4 @@
-"""Attention for seq2seq on the C++ kernels (csrc/rnnkit/attention.h): Luong "dot" and "general" and
+"""Attention for seq2seq on the C++ kernels (csrc/rnnkit/ops/attention.h): Luong "dot" and "general" and
 Bahdanau "additive" attention, forward and backward, float32 and float64.
 
 ``rnnkit.reference.attention`` specifies these functions in plain NumPy; both take the same arguments,

@@ -29,6 +29,7 @@ COMMANDS: Dict[str, Command] = {
     "train-captions": Command("rnnkit.captions.cmd_train", "train an image captioning model (shapes task or features)"),
     "eval-captions": Command("rnnkit.captions.cmd_eval", "exact match, token accuracy, BLEU-4 of a captioning model"),
     "caption": Command("rnnkit.captions.cmd_caption", "print a captioning model's caption of a test image"),
+    "export-onnx": Command("rnnkit.cmd_export_onnx", "write a trained char-LM or seq2seq model as ONNX graphs"),
 }
 
 

@@ -4,9 +4,11 @@ who want the kernels without the layers.
 The same three functions, with the same arguments and results, exist in plain NumPy in
 `rnnkit.reference`, which specifies them.
 
-Shapes (time-major, one layer, one direction): T steps, B batch, I inputs, H hidden units, G gates
-(1 for "rnn_tanh"/"rnn_relu", 4 for "lstm" with rows i, f, g, o, 3 for "gru"/"gru_cho" with rows
-r, z, n).
+Shapes (time-major, one layer, one direction): T steps, B batch, I inputs, H hidden units; the cell
+(one of CELL_NAMES) sets the row blocks of w_ih, w_hh, b_ih and b_hh (`rnnkit._cells.CellSpec`): 1 for
+"rnn_tanh"/"rnn_relu", 4 for "lstm" with rows i, f, g, o, 3 for "gru"/"gru_cho" with rows r, z, n;
+"mut1", "mut2", "mut3" (Jozefowicz et al. 2015) have the input and recurrent weights their equations
+have, rows z, r, h, one bias [b_z; b_r; b_h] as b_ih and no b_hh, and MUT1 and MUT2 need I == H.
 
 Example::
 
@@ -25,12 +27,10 @@ from typing import Optional, Tuple
 import numpy as np
 
 from . import _C
-from ._checks import ForwardArgs, check_accumulate_into, check_backward
-from ._types import MODES, ForwardResult, Gradients, num_gates
+from ._checks import ForwardArgs, accepts_mode_alias, check_accumulate_into, check_backward
+from ._types import CELL_NAMES, MODES, ForwardResult, Gradients, num_gates
 
-__all__ = ["forward", "backward", "step", "Workspace", "MODES", "num_gates"]
-
-_MODE_ID = {mode: i for i, mode in enumerate(MODES)}  # the order of rnnkit::Mode in csrc/rnnkit/rnnkit.h
+__all__ = ["forward", "backward", "step", "Workspace", "CELL_NAMES", "MODES", "num_gates"]
 
 
 class Workspace:
@@ -55,7 +55,7 @@ class Workspace:
         every step costs nothing extra to read), so only before backward, which reuses the buffer.
 
         The workspace holds the records, then the T+1 states h, then the T+1 states c of a cell
-        that has them, then one element (csrc/rnnkit/sequence.h, workspace_elements)."""
+        that has them, then one element (csrc/rnnkit/loop/sequence.h, workspace_elements)."""
         if self.used:
             raise RuntimeError("the workspace's states are gone: a backward has used it")
         a = self.args
@@ -67,20 +67,23 @@ class Workspace:
 
 
 def _native_args(a: ForwardArgs):
-    return (_MODE_ID[a.mode], a.x, a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.lengths, a.reverse)
+    return (a.spec.id, a.x, a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.lengths, a.reverse)
 
 
-def forward(mode: str, x: np.ndarray, h0: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
+@accepts_mode_alias
+def forward(cell: str, x: np.ndarray, h0: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
             b_ih: Optional[np.ndarray] = None, b_hh: Optional[np.ndarray] = None, *,
             c0: Optional[np.ndarray] = None, lengths: Optional[np.ndarray] = None, reverse: bool = False,
             training: bool = True, ids: Optional[np.ndarray] = None) -> ForwardResult:
     """Run one layer over a sequence.
 
     Args:
-        mode: one of MODES.
-        x: (T, B, I) inputs; h0: (B, H) initial state; c0: (B, H) initial LSTM cell (None = zeros).
-        w_ih: (G*H, I), w_hh: (G*H, H), b_ih / b_hh: (G*H,) or both None. One dtype for all, float32 or
-            float64.
+        cell: one of CELL_NAMES (``mode=``, its former name, still works).
+        x: (T, B, I) inputs; h0: (B, H) initial state; c0: (B, H) initial cell state of a cell that has
+            one (LSTM; None = zeros).
+        w_ih: (Gi*H, I), w_hh: (Gh*H, H), b_ih / b_hh: (Bi*H,) / (Bh*H,) or None, with the cell's block
+            counts (a cell with one bias vector takes it as b_ih, and b_hh None). One dtype for all,
+            float32 or float64.
         lengths: (B,) integers in 1..T, or None: y is zero past each length, h_n is the state at the
             last valid step, and with reverse=True each sequence starts at its own last valid step.
         reverse: process the sequence from the last step to the first.
@@ -93,7 +96,7 @@ def forward(mode: str, x: np.ndarray, h0: np.ndarray, w_ih: np.ndarray, w_hh: np
     Returns:
         ForwardResult(y (T, B, H), h_n (B, H), c_n (B, H) or None, workspace or None).
     """
-    a = ForwardArgs(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, ids)
+    a = ForwardArgs(cell, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, ids)
     y, h_n, c_n, buf = _C.forward(*_native_args(a), bool(training), a.ids)
     return ForwardResult(y, h_n, c_n, Workspace(a, buf) if training else None)
 
@@ -110,9 +113,8 @@ def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = 
             place (as gradients accumulate over a training step), or None for fresh arrays. Adding
             costs the kernel nothing; adding fresh arrays afterwards costs a pass over each.
         projection_grad: return in dx the gradient w.r.t. the input projection x W_ih^T, shape
-            (T, B, G*H), instead of w.r.t. x, and leave dw_ih out (None): for a caller who forms both
-            from it more cheaply than the two GEMMs would (x made of embedding rows: scatter it into V
-            rows, then dE = S W_ih and dW_ih = S^T E).
+            (T, B, Gi*H), instead of w.r.t. x, and leave dw_ih out (None); not for a cell that reads x
+            directly (MUT1, MUT2), whose dx has a part the projection does not carry.
 
     Returns:
         Gradients(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh): fresh arrays, except that with
@@ -132,18 +134,20 @@ def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = 
                                   a.ids))
 
 
-def step(mode: str, x: np.ndarray, h: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
+@accepts_mode_alias
+def step(cell: str, x: np.ndarray, h: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
          b_ih: Optional[np.ndarray] = None, b_hh: Optional[np.ndarray] = None, *,
          c: Optional[np.ndarray] = None, out: Optional[Tuple[np.ndarray, Optional[np.ndarray]]] = None
          ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
-    """One inference step: x (B, I), h (B, H), c (B, H) for LSTM -> (h_new, c_new or None).
+    """One inference step: x (B, I), h (B, H), c (B, H) for a cell with a cell state (LSTM) ->
+    (h_new, c_new or None).
 
     ``out=(h_out, c_out)`` writes the new state into existing C-contiguous arrays of the right dtype
     (they may be ``h`` and ``c`` themselves), so a decoding loop allocates nothing per step.
     """
     if not isinstance(x, np.ndarray) or x.ndim != 2:
         raise ValueError(f"x must be an array of shape (B, input_size), got {getattr(x, 'shape', type(x))}")
-    a = ForwardArgs(mode, x[None], h, w_ih, w_hh, b_ih, b_hh, c, None, False)
+    a = ForwardArgs(cell, x[None], h, w_ih, w_hh, b_ih, b_hh, c, None, False)
     if out is None:
         h_out = np.empty_like(a.h0)
         c_out = np.empty_like(a.c0) if a.c0 is not None else None
@@ -154,7 +158,7 @@ def step(mode: str, x: np.ndarray, h: np.ndarray, w_ih: np.ndarray, w_hh: np.nda
                                         and arr.shape == (a.B, a.H) and arr.flags.c_contiguous):
                 raise ValueError(f"{name} must be a C-contiguous {a.dtype} array of shape {(a.B, a.H)}")
         if a.c0 is not None and c_out is None:
-            raise ValueError("out must hold (h_out, c_out) for an LSTM")
-    _C.step(_MODE_ID[a.mode], a.x[0], a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, h_out,
+            raise ValueError("out must hold (h_out, c_out) for a cell with a cell state (LSTM)")
+    _C.step(a.spec.id, a.x[0], a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, h_out,
             c_out if a.c0 is not None else None)
     return h_out, (c_out if a.c0 is not None else None)

@@ -1,4 +1,4 @@
-"""RNN, LSTM and GRU layers with torch.nn's API: NumPy in, NumPy out, explicit backward.
+"""RNN, LSTM, GRU and MUT1-3 layers with torch.nn's API: NumPy in, NumPy out, explicit backward.
 
 A layer stacks ``num_layers`` layers of one or two directions. Every (layer, direction) pair is one call
 of the back-end's one-layer ``forward`` / ``backward`` (`rnnkit.kernels`, or `rnnkit.reference` for
@@ -6,7 +6,12 @@ checking); this module holds only the glue: layouts, the stacking, bidirectional
 dropout between layers, parameters and their gradients.
 
 Shape legend: T = time steps, B = batch, I = input_size, H = hidden_size, L = num_layers,
-D = 2 if bidirectional else 1, G = gates per cell (1 RNN, 4 LSTM, 3 GRU).
+D = 2 if bidirectional else 1, G = gates per cell (1 RNN, 4 LSTM, 3 GRU; the MUT cells' weights have
+the blocks their equations have, see `rnnkit._cells.CellSpec`).
+
+Every cell of the registry (`rnnkit._cells.CELLS`) has a layer class: RNN, LSTM and GRU are written
+out for torch's extra arguments (nonlinearity, the LSTM's pair of states, linear_before_reset); every
+other cell gets a class of the GRU's arguments made from its registry entry (MUT1, MUT2, MUT3).
 
 Differences from torch.nn worth knowing:
 
@@ -28,11 +33,9 @@ from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Tup
 import numpy as np
 
 from . import _layer_args as user_args
-from ._types import num_gates
+from ._cells import CELLS, CellSpec, cell_spec
 
 ArrayLike = Any  # numpy arrays, nested lists, torch tensors: anything np.asarray accepts
-
-__all__ = ["RNNBase", "RNN", "LSTM", "GRU"]
 
 
 def _default_backend():
@@ -57,11 +60,12 @@ class _Saved(NamedTuple):
 
 
 class RNNBase:
-    """The shared implementation of `RNN`, `LSTM` and `GRU`; they differ only by ``mode`` (the cell)
-    and, for LSTM, by the cell state carried beside h (see `_unpack_state` / `_pack_state`).
+    """The shared implementation of every layer class; they differ only by ``cell`` and, for LSTM, by
+    the cell state carried beside h (see `_unpack_state` / `_pack_state`).
 
     Attributes:
-        mode: the one-layer kernel mode ("rnn_tanh", "rnn_relu", "lstm", "gru" or "gru_cho").
+        cell: the kernels' cell ("rnn_tanh", "rnn_relu", "lstm", "gru", "gru_cho", "mut1", ...);
+            ``mode`` is its former name. spec: its `rnnkit._cells.CellSpec`.
         input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional: as constructed.
         dtype: numpy float32 or float64; parameters, outputs and gradients have it, input is converted.
         training: True after construction and ``train()``, False after ``eval()``.
@@ -70,7 +74,7 @@ class RNNBase:
 
     def __init__(
         self,
-        mode: str,
+        cell: str,
         input_size: int,
         hidden_size: int,
         num_layers: int = 1,
@@ -81,7 +85,8 @@ class RNNBase:
         dtype: Any = np.float32,
         seed: Optional[int] = None,
     ) -> None:
-        self.mode = mode
+        self.cell = cell
+        self.spec: CellSpec = cell_spec(cell)
         self.input_size = user_args.positive_int("input_size", input_size)
         self.hidden_size = user_args.positive_int("hidden_size", hidden_size)
         self.num_layers = user_args.positive_int("num_layers", num_layers)
@@ -89,6 +94,7 @@ class RNNBase:
         self.batch_first = bool(batch_first)
         self.dropout = user_args.dropout_probability(dropout)
         self.bidirectional = bool(bidirectional)
+        self._check_direct_input()
         self.dtype = user_args.layer_dtype(dtype)
         if self.dropout > 0 and self.num_layers == 1:
             # Same warning as torch: dropout only acts between layers, so here it does nothing.
@@ -103,6 +109,8 @@ class RNNBase:
         # issue asks), the dropout masks from an independent child of the same SeedSequence.
         seed_seq = np.random.SeedSequence(seed)
         self._shapes = self._parameter_shapes()
+        # The kernel arguments' parameter names per [layer][direction], looked up on every call.
+        self._names_of = [[self._kernel_names(k, d) for d in range(self.num_directions)] for k in range(self.num_layers)]
         self._params = self._initial_parameters(np.random.default_rng(seed_seq))
         self._dropout_rng = np.random.default_rng(seed_seq.spawn(1)[0])
         self.grads: Dict[str, np.ndarray] = {k: np.zeros_like(v) for k, v in self._params.items()}
@@ -113,26 +121,46 @@ class RNNBase:
     # ------------------------------------------------------------------ parameters
 
     @property
+    def mode(self) -> str:
+        """The cell's name under its former name."""
+        return self.cell
+
+    @property
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
+
+    def _layer_input_size(self, layer: int) -> int:
+        return self.input_size if layer == 0 else self.num_directions * self.hidden_size
+
+    def _check_direct_input(self) -> None:
+        """A cell that adds x itself to a pre-activation (MUT1's tanh(x), MUT2's r) needs every layer's
+        input as wide as its state."""
+        if not self.spec.raw_input:
+            return
+        for layer in range(self.num_layers):
+            size = self._layer_input_size(layer)
+            if size != self.hidden_size:
+                what = "input_size" if layer == 0 else "num_directions * hidden_size, its input"
+                raise ValueError(
+                    f"{type(self).__name__} layer {layer} reads its input x directly, so its input size must equal "
+                    f"hidden_size: got {what} = {size} and hidden_size = {self.hidden_size}")
 
     @staticmethod
     def _suffix(layer: int, direction: int) -> str:
         return f"_l{layer}" + ("_reverse" if direction else "")
 
     def _parameter_shapes(self) -> Dict[str, Tuple[int, ...]]:
-        """Parameter names and shapes in torch's order: per layer, per direction, w_ih, w_hh, b_ih, b_hh."""
-        G, H, D = num_gates(self.mode), self.hidden_size, self.num_directions
+        """Parameter names and shapes in torch's order: per layer, per direction, w_ih, w_hh, b_ih, b_hh
+        (a cell with one bias vector: w_ih, w_hh, bias)."""
+        names = self.spec.parameter_names()
         shapes: Dict[str, Tuple[int, ...]] = {}
         for layer in range(self.num_layers):
-            layer_input = self.input_size if layer == 0 else D * H
-            for direction in range(D):
+            kernel = self.spec.kernel_shapes(self._layer_input_size(layer), self.hidden_size)
+            for direction in range(self.num_directions):
                 sfx = self._suffix(layer, direction)
-                shapes["weight_ih" + sfx] = (G * H, layer_input)
-                shapes["weight_hh" + sfx] = (G * H, H)
-                if self.bias:
-                    shapes["bias_ih" + sfx] = (G * H,)
-                    shapes["bias_hh" + sfx] = (G * H,)
+                for name, shape in zip(names, kernel.values()):
+                    if self.bias or name.startswith("weight"):
+                        shapes[name + sfx] = shape
         return shapes
 
     def _initial_parameters(self, rng: np.random.Generator) -> Dict[str, np.ndarray]:
@@ -140,11 +168,18 @@ class RNNBase:
         bound = 1.0 / math.sqrt(self.hidden_size)
         return {k: rng.uniform(-bound, bound, shape).astype(self.dtype) for k, shape in self._shapes.items()}
 
-    def _layer_parameters(self, layer: int, direction: int) -> Tuple[np.ndarray, ...]:
-        """(w_ih, w_hh, b_ih, b_hh) of one layer and direction; biases None when bias=False."""
+    def _kernel_names(self, layer: int, direction: int) -> Tuple[Optional[str], ...]:
+        """The parameter names of the kernel's w_ih, w_hh, b_ih, b_hh for one layer and direction (None for
+        an argument the cell or the layer does not have)."""
         sfx = self._suffix(layer, direction)
+        full = [n + sfx for n in self.spec.parameter_names()] + [None]
+        return tuple(n if n is None or n in self._shapes else None for n in full[:4])
+
+    def _layer_parameters(self, layer: int, direction: int) -> Tuple[np.ndarray, ...]:
+        """(w_ih, w_hh, b_ih, b_hh) of one layer and direction; biases None when bias=False, b_hh None for
+        a cell with one bias vector."""
         p = self._params
-        return p["weight_ih" + sfx], p["weight_hh" + sfx], p.get("bias_ih" + sfx), p.get("bias_hh" + sfx)
+        return tuple(None if n is None else p[n] for n in self._names_of[layer][direction])
 
     def named_parameters(self) -> Iterator[Tuple[str, np.ndarray]]:
         """Yield (name, array) in state_dict order. The arrays are the layer's own (not copies), so an
@@ -343,7 +378,7 @@ class RNNBase:
             for direction in range(D):
                 k = layer * D + direction
                 res = self._backend.forward(
-                    self.mode, layer_input, h0[k], *self._layer_parameters(layer, direction),
+                    self.cell, layer_input, h0[k], *self._layer_parameters(layer, direction),
                     c0=None if c0 is None else c0[k], lengths=lengths, reverse=bool(direction),
                     training=training, ids=ids if layer == 0 else None,
                 )
@@ -386,9 +421,9 @@ class RNNBase:
             dh_n: gradient w.r.t. h_n, in h_n's shape, or None for zeros. LSTM: a pair (dh_n, dc_n),
                 either may be None.
             projection_grad: return, instead of dx, the gradient w.r.t. the first layer's input
-                projection x weight_ih_l0^T (G*hidden_size features in x's layout), and leave
-                weight_ih_l0's gradient to the caller, who forms both more cheaply when x is made of
-                embedding rows (`rnnkit.charlm` does). Unidirectional stacks only.
+                projection x weight_ih_l0^T (weight_ih_l0.shape[0] features in x's layout), and leave
+                weight_ih_l0's gradient to the caller (dx = dP weight_ih_l0, and its gradient dP^T x).
+                Unidirectional stacks, and cells that do not read x directly (not MUT1, MUT2), only.
 
         Returns:
             (dx, dh_0): dx in x's shape and layout, dh_0 in h_0's shape. LSTM: (dx, (dh_0, dc_0)).
@@ -462,8 +497,7 @@ class RNNBase:
 
     def _grads_of(self, layer: int, direction: int) -> tuple:
         """(dw_ih, dw_hh, db_ih, db_hh) of one layer and direction in ``grads``, which backward adds to."""
-        sfx = self._suffix(layer, direction)
-        return tuple(self.grads.get(name + sfx) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        return tuple(None if n is None else self.grads[n] for n in self._names_of[layer][direction])
 
     # ------------------------------------------------------------------ misc
 
@@ -609,3 +643,44 @@ class GRU(RNNBase):
 
     def _repr_args(self) -> List[str]:
         return super()._repr_args() + ([] if self.linear_before_reset else ["linear_before_reset=False"])
+
+
+def _layer_class(spec: CellSpec) -> type:
+    """The layer class of a registry cell with one state and no arguments of its own (the GRU's
+    arguments without linear_before_reset), named after the cell ("mut1" -> MUT1)."""
+    name = spec.name.upper()
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 dtype: Any = np.float32, seed: Optional[int] = None) -> None:
+        RNNBase.__init__(self, spec.name, input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype, seed)
+
+    from .reference.cells import STEPS
+
+    doc = f"""The {name} cell ("{spec.name}") as a layer, with the arguments and the forward / backward /
+    lengths / state semantics of `GRU` (one state h).
+
+    Its step, as `rnnkit.reference.cells.{STEPS[spec.name].forward.__name__}` computes it:
+    {STEPS[spec.name].forward.__doc__}
+    Parameters per layer k (and _reverse): weight_ih_l{{k}} {spec.gates_ih}*H x I, weight_hh_l{{k}}
+    {spec.gates_hh}*H x H, """ + (f"""bias_ih_l{{k}} {spec.bias_ih}*H and bias_hh_l{{k}} {spec.bias_hh}*H""" if spec.bias_hh
+                                   else f"""bias_l{{k}} {spec.bias_ih}*H""") + (""".
+    x enters the cell directly, so every layer's input size must equal hidden_size (ValueError
+    otherwise).""" if spec.raw_input else ".")
+    cls = type(name, (RNNBase,), {"__init__": __init__, "__doc__": doc, "__module__": __name__})
+    cls.__init__.__qualname__ = f"{name}.__init__"
+    return cls
+
+
+#: The layer class of every cell of the registry, by cell name.
+LAYER_OF_CELL: Dict[str, type] = {"rnn_tanh": RNN, "rnn_relu": RNN, "lstm": LSTM, "gru": GRU, "gru_cho": GRU}
+for _spec in CELLS.values():
+    if _spec.name not in LAYER_OF_CELL:
+        LAYER_OF_CELL[_spec.name] = globals()[_spec.name.upper()] = _layer_class(_spec)
+
+#: The distinct layer classes by lower-case class name ("rnn", "lstm", "gru", "mut1", ...): the CLIs'
+#: ``--cell`` choices.
+LAYER_CLASSES: Dict[str, type] = {cls.__name__.lower(): cls for cls in dict.fromkeys(LAYER_OF_CELL.values())}
+
+__all__ = ["RNNBase", "LAYER_OF_CELL", "LAYER_CLASSES"] + [cls.__name__ for cls in LAYER_CLASSES.values()]

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 from threadpoolctl import threadpool_limits
 
-from .layers import GRU, LSTM, RNN
+from .layers import LAYER_CLASSES
 
-__all__ = ["CELLS", "single_threaded_blas"]
+__all__ = ["LAYER_CLASSES", "layer_class", "check_input_width", "single_threaded_blas"]
 
-#: The --cell choices of the model commands: "rnn" is the tanh RNN.
-CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
+
+def layer_class(cell: str) -> type:
+    """The layer class of a --cell choice (a key of LAYER_CLASSES: "rnn" is the tanh RNN); ValueError
+    naming the choices otherwise."""
+    try:
+        return LAYER_CLASSES[cell]
+    except (KeyError, TypeError):
+        raise ValueError(f"cell must be one of {', '.join(LAYER_CLASSES)}, got {cell!r}") from None
+
+
+def check_input_width(cell: str, embed: int, hidden: int, embed_option: str = "--embed") -> None:
+    """A cell that reads its input directly (MUT1, MUT2) needs an embedding as wide as its state: a
+    ValueError that names the fix (``--embed`` = ``--hidden``) instead of the layer's sizes."""
+    spec = layer_class(cell)(1, 1).spec
+    if spec.raw_input and embed != hidden:
+        raise ValueError(f"{cell} adds its input x itself to a gate, so the embedding must be as wide as the hidden "
+                         f"state: use {embed_option} {hidden} (= --hidden), got {embed_option} {embed}")
 
 
 def single_threaded_blas():

@@ -73,7 +73,7 @@ class Optimizer:
             _C.apply_update(self._rule, p, g, s1, s2[0] if s2 else None, self.lr, a, b, eps, self.steps)
 
     def _coefficients(self) -> Tuple[float, float, float]:
-        """(a, b, eps) of the native rule (see csrc/rnnkit/optim.h)."""
+        """(a, b, eps) of the native rule (see csrc/rnnkit/ops/optim.h)."""
         raise NotImplementedError
 
     def _hyper(self) -> Dict[str, Any]:
@@ -265,7 +265,7 @@ def make_optimizer(name: str, params: Mapping[str, np.ndarray], lr: float, **kwa
 
 
 def clip_grad_norm(grads: Iterable[np.ndarray], max_norm: float) -> float:
-    """The lecture's clipping: with g all gradients as one vector, if ||g|| >= max_norm, scale every
+    """Gradient norm clipping (Pascanu, Mikolov and Bengio 2013): with g all gradients as one vector, if ||g|| >= max_norm, scale every
     gradient in place by max_norm / ||g||. Returns ||g|| before clipping."""
     grads = list(grads)
     norm = math.sqrt(sum(_sum_of_squares(g) for g in grads))

@@ -9,7 +9,7 @@ import time
 from typing import Callable, List, Optional
 
 from ..cliutil import Parser, RawDescriptionDefaultsFormatter, check_output_file, require_module, run
-from .grid import CELLS, GROUPS, MODES, build_cases
+from .grid import CELL_CHOICES, DEFAULT_CELLS, GROUPS, RUN_MODES, build_cases
 
 DESCRIPTION = """\
 Time rnnkit's C++ kernels (through its layers) against the NumPy reference (rnnkit.reference) and
@@ -17,11 +17,11 @@ torch.nn (when importable), in one process, in turns, with the same thread count
 --repeats calls after --warmup calls. Before timing, each implementation's outputs (and in training
 mode its gradients) are checked against the reference; a case that disagrees is marked FAILED.
 
-Grid: cell (rnn_tanh, lstm, gru) x mode (inference = forward; training = forward + backward) x sizes:
+Grid: cell (rnn_tanh, lstm, gru; --cell takes any cell of the registry) x mode (inference = forward; training = forward + backward) x sizes:
 sampling (B=1), small batches (B=4, 16), char-LM sizes (B=32..64, H=128..512), large (B=64..128,
 H=1024), multi-layer, bidirectional and variable-length batches; --quick runs short representatives.
 
-Reported per case: median ms, GFLOP/s (2*B*(I+H)*G*H per cell step, 3x for training), the fraction
+Reported per case: median ms, GFLOP/s (2*B*(I+H)*G*H per cell step, G the gates, 3x for training), the fraction
 of the sgemm peak measured at start-up (rnnkit's OpenBLAS, same threads), speed-ups over the reference
 and torch, and rnnkit's workspace memory. Exit status: 0, or 1 if any case FAILED.
 """
@@ -69,8 +69,10 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     sel = p.add_argument_group("what to run (comma-separated lists; each option narrows the grid)")
     sel.add_argument("--quick", action="store_true", help="short representatives of each regime, T=20, "
                      "fewer repeats: well under a minute")
-    sel.add_argument("--cell", type=_list(str, CELLS), action="extend", help=f"cells: {', '.join(CELLS)} (default: all)")
-    sel.add_argument("--mode", type=_list(str, MODES), action="extend", help=f"modes: {', '.join(MODES)} (default: both)")
+    sel.add_argument("--cell", type=_list(str, CELL_CHOICES), action="extend",
+                     help=f"cells: {', '.join(CELL_CHOICES)} (default: {', '.join(DEFAULT_CELLS)})")
+    sel.add_argument("--mode", type=_list(str, RUN_MODES), action="extend",
+                     help=f"modes: {', '.join(RUN_MODES)} (default: both)")
     sel.add_argument("--group", type=_list(str, GROUPS), action="extend", help=f"size groups: {', '.join(GROUPS)} (default: all)")
     sel.add_argument("--batch", type=_list(int), action="extend", metavar="B",
                      help="keep the grid sizes with these batch sizes (if none has them, run these sizes; default: all)")

@@ -1,7 +1,8 @@
 """The benchmark cases: which cell, mode and sizes are timed.
 
 Shape legend: B = batch, T = time steps, I = input size, H = hidden size, L = layers,
-D = directions (2 if bidirectional), G = gates per cell (1 RNN, 4 LSTM, 3 GRU).
+D = directions (2 if bidirectional), Gi, Gh = row blocks of the cell's W_ih and W_hh (1 RNN, 4 LSTM,
+3 GRU; the registry's `CellSpec`).
 
 The full grid covers the regimes an RNN runs in (see `SIZES`): sampling (B=1, latency-bound), small
 batches, character-language-model training sizes, large layers, stacks, bidirectional layers and
@@ -15,11 +16,14 @@ from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
-from .._types import num_gates
+from .._cells import CELLS
 
-CELLS = ("rnn_tanh", "lstm", "gru")
-#: inference = forward in eval mode; training = forward in training mode + backward.
-MODES = ("inference", "training")
+#: Every cell of the registry can be timed (--cell); the grid runs these unless told otherwise.
+CELL_CHOICES = tuple(CELLS)
+DEFAULT_CELLS = ("rnn_tanh", "lstm", "gru")
+#: What a case runs (--mode): inference = forward in eval mode; training = forward in training mode +
+#: backward.
+RUN_MODES = ("inference", "training")
 #: FLOPs of a training step relative to its forward: backward does the forward's two products twice
 #: (dh and dW), so forward + backward is about 3x the forward.
 TRAINING_FLOP_FACTOR = 3
@@ -109,16 +113,17 @@ class Case:
         return np.maximum(1, np.round(frac * T)).astype(np.int64)
 
     def flops(self) -> float:
-        """Useful floating-point operations of one run: 2*B*(I+H)*G*H per cell step, over every
-        layer and direction, counting only valid steps of a variable-length batch; 3x for training."""
-        s, G = self.size, num_gates(self.cell)
+        """Useful floating-point operations of one run: 2*B*(Gi*I + Gh*H)*H per cell step (G*(I+H) for
+        a cell whose weights have G blocks each), over every layer and direction, counting only valid
+        steps of a variable-length batch; 3x for training."""
+        s, spec = self.size, CELLS[self.cell]
         lengths = self.lengths()
         steps = s.B * s.T if lengths is None else int(lengths.sum())  # (batch row, time step) pairs
         D = 2 if s.bidirectional else 1
         total = 0.0
         for layer in range(s.L):
             layer_in = s.input_size if layer == 0 else D * s.H
-            total += D * 2.0 * steps * (layer_in + s.H) * G * s.H
+            total += D * 2.0 * steps * (spec.gates_ih * layer_in + spec.gates_hh * s.H) * s.H
         return total * (TRAINING_FLOP_FACTOR if self.mode == "training" else 1)
 
     def to_dict(self) -> Dict:
@@ -148,8 +153,8 @@ def build_cases(
     `CUSTOM_DEFAULTS`) is run instead, so any size can be benchmarked. ``seq_len`` and ``input_size``
     override T and I of every kept size.
     """
-    cells = list(cells or CELLS)
-    modes = list(modes or MODES)
+    cells = list(cells or DEFAULT_CELLS)
+    modes = list(modes or RUN_MODES)
     sizes = list(QUICK_SIZES if quick else SIZES)
     if groups:
         sizes = [s for s in sizes if s.group in set(groups)]

@@ -22,7 +22,11 @@ from .grid import Case
 
 Outputs = Dict[str, np.ndarray]
 
-_LAYERS = {"rnn_tanh": ("RNN", {"nonlinearity": "tanh"}), "lstm": ("LSTM", {}), "gru": ("GRU", {})}
+#: torch.nn's module and arguments for the cells it has.
+_TORCH_MODULES = {"rnn_tanh": ("RNN", {"nonlinearity": "tanh"}), "rnn_relu": ("RNN", {"nonlinearity": "relu"}),
+                  "lstm": ("LSTM", {}), "gru": ("GRU", {})}
+#: The arguments that pick a cell among those of one rnnkit layer class.
+_LAYER_ARGS = {"rnn_relu": {"nonlinearity": "relu"}, "gru_cho": {"linear_before_reset": False}}
 
 
 @dataclass
@@ -49,7 +53,7 @@ def make_problem(case: Case, T: Optional[int] = None, seed: int = 0) -> Problem:
     def normal(*shape):
         return rng.standard_normal(shape, dtype=np.float32)
 
-    lstm = case.cell == "lstm"
+    lstm = rnnkit.CELLS[case.cell].has_cell_state
     lengths = case.lengths(T)
     dy = normal(T, s.B, D * s.H)
     if lengths is not None:
@@ -67,9 +71,11 @@ def make_problem(case: Case, T: Optional[int] = None, seed: int = 0) -> Problem:
 
 def make_layer(case: Case, seed: int = 0):
     """rnnkit's layer for ``case`` (float32, no dropout) on its default back-end."""
-    cls_name, extra = _LAYERS[case.cell]
+    from ..layers import LAYER_OF_CELL
+
     s = case.size
-    return getattr(rnnkit, cls_name)(s.input_size, s.H, num_layers=s.L, bidirectional=s.bidirectional,
+    extra = _LAYER_ARGS.get(case.cell, {})
+    return LAYER_OF_CELL[case.cell](s.input_size, s.H, num_layers=s.L, bidirectional=s.bidirectional,
                                      dtype=np.float32, seed=seed, **extra)
 
 
@@ -83,7 +89,7 @@ class RnnkitImpl:
         if backend is not None:
             self.layer._backend = backend
         self.layer.train(case.mode == "training")
-        self.lstm = case.cell == "lstm"
+        self.lstm = self.layer.spec.has_cell_state
 
     def _state(self, h, c):
         return (h, c) if self.lstm else h
@@ -154,12 +160,14 @@ class TorchImpl:
 
         self.torch, self.case = torch, case
         s = case.size
-        kind, extra = _LAYERS[case.cell]
+        if case.cell not in _TORCH_MODULES:
+            raise NotImplementedError(f"torch.nn has no {case.cell} cell")
+        kind, extra = _TORCH_MODULES[case.cell]
         self.module = getattr(torch.nn, kind)(s.input_size, s.H, num_layers=s.L, bidirectional=s.bidirectional,
                                               dtype=torch.float32, **extra)
         self.module.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state_dict.items()})
         self.module.train(case.mode == "training")
-        self.lstm = case.cell == "lstm"
+        self.lstm = rnnkit.CELLS[case.cell].has_cell_state
 
     def _tensors(self, p: Problem):
         torch, training = self.torch, self.case.mode == "training"

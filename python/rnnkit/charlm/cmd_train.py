@@ -26,7 +26,10 @@ def main(argv: List[str], prog: str = "rnnkit train-charlm") -> int:
                 "--resume or --overwrite.")
     p.add_argument("--text", nargs="+", metavar="FILE", help="UTF-8 text file(s), concatenated (default: this "
                    "Python's standard library source)")
-    p.add_argument("--cell", choices=["lstm", "gru", "rnn"], default=d.cell)
+    from ..models import LAYER_CLASSES
+
+    p.add_argument("--cell", choices=list(LAYER_CLASSES), default=d.cell,
+                   help="rnn is the tanh RNN; mut1 and mut2 need --embed equal to --hidden")
     p.add_argument("--layers", type=positive_int, default=d.layers)
     p.add_argument("--hidden", type=positive_int, default=d.hidden)
     p.add_argument("--embed", type=non_negative_int, default=d.embed, help="embedding width; 0 = one-hot input")

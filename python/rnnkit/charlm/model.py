@@ -12,15 +12,14 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from .. import _C, checkpoint
-from .._types import MODES
 from ..losses import linear_softmax_cross_entropy
-from ..models import CELLS, single_threaded_blas
+from ..models import LAYER_CLASSES, check_input_width, layer_class, single_threaded_blas
 from ..nn import Embedding, Linear
 from ..rundir import kind_of
 from .data import eval_chunks, stream_chunks
 from .vocab import Vocab
 
-__all__ = ["CharLM", "CELLS", "CHECKPOINT_FILE", "State", "single_threaded_blas"]
+__all__ = ["CharLM", "LAYER_CLASSES", "CHECKPOINT_FILE", "State", "single_threaded_blas"]
 
 CHECKPOINT_FILE = checkpoint.LATEST_FILE
 FORMAT = "rnnkit-charlm"
@@ -40,7 +39,8 @@ class CharLM:
     """A character-level language model.
 
     Args:
-        vocab: the characters it knows. cell: "lstm", "gru" or "rnn" (tanh). layers, hidden: the
+        vocab: the characters it knows. cell: a key of LAYER_CLASSES ("lstm", "gru", "rnn" (tanh),
+        "mut1", "mut2", "mut3"; MUT1 and MUT2 need embed == hidden). layers, hidden: the
         recurrent stack. embed: embedding width, or 0 for one-hot input. dropout: between recurrent
         layers, in training mode. dtype: float32 (training) or float64 (gradient checks).
         seed: the initial weights (embedding, stack and output layer from one SeedSequence).
@@ -52,20 +52,20 @@ class CharLM:
 
     def __init__(self, vocab: Vocab, cell: str = "lstm", layers: int = 2, hidden: int = 256, embed: int = 64,
                  dropout: float = 0.0, dtype: Any = np.float32, seed: Optional[int] = 0):
-        if cell not in CELLS:
-            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
+        layer = layer_class(cell)
         for name, value in (("layers", layers), ("hidden", hidden)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(embed, int) or embed < 0:
             raise ValueError(f"embed must be a non-negative integer (0 = one-hot), got {embed!r}")
+        check_input_width(cell, embed or len(vocab), hidden)
         self.vocab = vocab
         self.config = {"cell": cell, "layers": layers, "hidden": hidden, "embed": embed, "dropout": float(dropout),
                        "dtype": np.dtype(dtype).name, "seed": seed}
         V = len(vocab)
         s_embed, s_rnn, s_head = np.random.SeedSequence(seed).spawn(3)
         self.embed = Embedding(V, embed, dtype, np.random.default_rng(s_embed)) if embed else None
-        self.rnn = CELLS[cell](embed or V, hidden, layers, dropout=dropout, dtype=dtype,
+        self.rnn = layer(embed or V, hidden, layers, dropout=dropout, dtype=dtype,
                                seed=int(s_rnn.generate_state(1)[0]))
         self.head = Linear(hidden, V, dtype, np.random.default_rng(s_head))
         self.params: Dict[str, np.ndarray] = {}
@@ -83,13 +83,9 @@ class CharLM:
         return groups
 
     @property
-    def is_lstm(self) -> bool:
-        return self.config["cell"] == "lstm"
-
-    @property
     def has_cell_state(self) -> bool:
-        """Whether the cell carries a cell state c beside h (an LSTM)."""
-        return self.is_lstm
+        """Whether the recurrent stack carries a cell state beside h (its state is then the pair (h, c))."""
+        return self.rnn.spec.has_cell_state
 
     def recorded_state(self, state: str = "auto") -> str:
         """Which state `activations` records for ``state``: "c", "tanh_c" or "h" (ValueError for a bad
@@ -121,7 +117,7 @@ class CharLM:
 
     def initial_state(self, batch: int) -> State:
         shape = (self.config["layers"], batch, self.config["hidden"])
-        return np.zeros(shape, self.dtype), (np.zeros(shape, self.dtype) if self.is_lstm else None)
+        return np.zeros(shape, self.dtype), (np.zeros(shape, self.dtype) if self.has_cell_state else None)
 
     def _input_table(self) -> np.ndarray:
         """(V, E): the embedding's rows, or one-hot vectors. The stack reads it through the ids (the
@@ -134,7 +130,7 @@ class CharLM:
     def _features(self, x: np.ndarray, state: State) -> Tuple[np.ndarray, State]:
         """(T, B) ids -> the top layer's outputs (T*B, H), the output layer's input, and the new state."""
         T, B = x.shape
-        if self.is_lstm:
+        if self.has_cell_state:
             y, (h, c) = self.rnn.forward(self._input_table(), state, ids=x)
         else:
             y, h = self.rnn.forward(self._input_table(), state[0], ids=x)
@@ -255,7 +251,7 @@ class CharLM:
 
         model = self._engine_model()
         layers, H = self.config["layers"], self.config["hidden"]
-        state = np.zeros(layers * H * (2 if self.rnn.mode == "lstm" else 1), self.dtype)
+        state = np.zeros(layers * H * self.rnn.spec.states, self.dtype)
         total = 0.0
         with tqdm(total=len(ids) - 1, disable=not progress, unit="char", dynamic_ncols=True) as bar:
             # Chunk k is ids[start .. start + chunk]: it feeds all but its last symbol, which the next
@@ -310,7 +306,7 @@ class CharLM:
                 rows = slice(start, start + len(piece))
                 x = table
                 for k in range(layers):
-                    r = kernels.forward(self.rnn.mode, x, h[k], *self.rnn._layer_parameters(k, 0), c0=c[k],
+                    r = kernels.forward(self.rnn.cell, x, h[k], *self.rnn._layer_parameters(k, 0), c0=c[k],
                                         ids=piece if k == 0 else None)
                     hs, cs = r.workspace.states()  # slot t + 1: the state after step t
                     h_all[rows, k] = hs[1:, 0]
@@ -322,11 +318,8 @@ class CharLM:
 
     def _engine_model(self) -> tuple:
         """The model arguments of _C.sample and _C.score."""
-        layers = range(self.config["layers"])
-        p = self.params
-        return (MODES.index(self.rnn.mode), p.get("embed.weight"),
-                [p[f"rnn.weight_ih_l{k}"] for k in layers], [p[f"rnn.weight_hh_l{k}"] for k in layers],
-                [p[f"rnn.bias_ih_l{k}"] for k in layers], [p[f"rnn.bias_hh_l{k}"] for k in layers],
+        per_layer = [self.rnn._layer_parameters(k, 0) for k in range(self.config["layers"])]
+        return (self.rnn.spec.id, self.params.get("embed.weight"), *[[p[i] for p in per_layer] for i in range(4)],
                 self.head.params["weight"], self.head.params["bias"])
 
     # ------------------------------------------------------------------ files

@@ -29,6 +29,7 @@ from ..optim import DEFAULT_LR, Schedule
 from ..checkpoint import BEST_FILE
 from ..training import TrainingRun, best_row, fit
 from .data import TextError, TrainStreams, sample_streams, split
+from ..models import LAYER_CLASSES, check_input_width
 from ..rundir import KINDS, RunDir, resume_settings
 from .model import CHECKPOINT_FILE, FORMAT, CharLM, single_threaded_blas
 from .plot import plot_curve
@@ -71,8 +72,9 @@ class TrainConfig(Schedule):
         self.check_schedule()
         if not 0 <= self.dropout < 1:
             raise ValueError(f"--dropout must lie in [0, 1), got {self.dropout}")
-        if self.cell not in ("lstm", "gru", "rnn"):
-            raise ValueError(f"--cell must be lstm, gru or rnn, got {self.cell!r}")
+        if self.cell not in LAYER_CLASSES:
+            raise ValueError(f"--cell must be one of {', '.join(LAYER_CLASSES)}, got {self.cell!r}")
+        check_input_width(self.cell, self.embed, self.hidden)
 
 
 #: The settings a resumed run may change (`rnnkit.rundir.resume_settings`); the rest are the run's.

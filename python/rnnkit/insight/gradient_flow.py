@@ -24,7 +24,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 import numpy as np
 
 from .. import kernels
-from .._types import num_gates
+from .._cells import cell_spec
 
 __all__ = ["Curve", "state_gradients", "grad_norm_curve", "clip_coefficients", "orthogonal", "cell_weights",
            "standard_curves", "charlm_curves", "CLIP_NORM", "CELL_FAMILIES", "INPUT_SCALE"]
@@ -117,10 +117,12 @@ def orthogonal(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def cell_weights(mode: str, I: int, H: int, rng: np.random.Generator, dtype=np.float32) -> List[np.ndarray]:
-    """[w_ih, w_hh, b_ih, b_hh] drawn as torch.nn initialises them: U(-1/sqrt(H), 1/sqrt(H))."""
-    G, bound = num_gates(mode), 1.0 / math.sqrt(H)
-    shapes = [(G * H, I), (G * H, H), (G * H,), (G * H,)]
-    return [rng.uniform(-bound, bound, s).astype(dtype) for s in shapes]
+    """[w_ih, w_hh, b_ih, b_hh] in the cell's shapes (b_hh None for a cell with one bias vector), drawn as
+    torch.nn initialises them: U(-1/sqrt(H), 1/sqrt(H))."""
+    bound = 1.0 / math.sqrt(H)
+    shapes = cell_spec(mode).kernel_shapes(I, H)
+    return [rng.uniform(-bound, bound, shapes[k]).astype(dtype) if k in shapes else None
+            for k in ("w_ih", "w_hh", "b_ih", "b_hh")]
 
 
 def random_units(B: int, H: int, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
@@ -204,6 +206,6 @@ def charlm_curves(model, text: str, steps: int = 100, samples: int = 8, seed: in
         w = model.rnn._layer_parameters(k, 0)
         h0 = np.ascontiguousarray(h[WARMUP - 1, :, k])
         c0 = np.ascontiguousarray(c[WARMUP - 1, :, k]) if c is not None else None
-        grads = state_gradients(model.rnn.mode, np.ascontiguousarray(x), *w, v, h0=h0, c0=c0)
+        grads = state_gradients(model.rnn.cell, np.ascontiguousarray(x), *w, v, h0=h0, c0=c0)
         curves[f"char-LM layer {k} ({cell} {layers}x{H}, trained)"] = grad_norm_curve(grads)
     return curves

@@ -1,7 +1,7 @@
 """Attention for seq2seq, forward and backward, in plain NumPy: the specification of ``rnnkit.attention``.
 
 For each decoder state s_t (a query) and the encoder states h_1..h_N (the keys, which are also the
-values) of the same batch element (lecture, "Attention"; Luong et al. 2015; Bahdanau et al. 2015):
+values) of the same batch element (Luong et al. 2015; Bahdanau et al. 2015):
 
     dot:      e_ti = s_t . h_i                          (query_size == key_size)
     general:  e_ti = s_t^T W h_i                        W (Hq, Hk)

@@ -2,11 +2,13 @@
 
 Shape legend: B = batch, I = input size, H = hidden size, G = gates per cell (1 RNN, 4 LSTM, 3 GRU).
     x (B, I)   h_prev, c_prev, h, c (B, H)   w_ih (G*H, I)   w_hh (G*H, H)   b_ih, b_hh (G*H,)
-Weights are stored like PyTorch's (one row block per gate), so a pre-activation is x @ w_ih.T.
+Weights are stored like PyTorch's (one row block per gate), so a pre-activation is x @ w_ih.T. The MUT
+cells have the weights their equations have (see there) and one bias b = [b_z; b_r; b_h] (3H,).
 
 Every ``*_step_forward`` returns its new state(s) and a ``cache``; the matching ``*_step_backward``
 takes the gradients w.r.t. those states and the cache, and returns the gradients w.r.t. the step's
-input, previous state(s) and parameters, in the order of the forward's arguments.
+input, previous state(s) and parameters, in the order of the forward's arguments. `STEPS` maps each
+cell of the registry (`rnnkit._cells.CELLS`) to its pair.
 """
 from __future__ import annotations
 
@@ -155,18 +157,133 @@ def gru_cho_step_backward(dh, cache):
     return dx, dh_prev, dw_ih, dw_hh, db_ih, db_hh
 
 
-class Cell(NamedTuple):
-    """A cell's step pair and how many state arrays it carries: (h,) or, for LSTM, (h, c)."""
+# ---------------------------------------------------------------------------------------------------
+# Jozefowicz, Zaremba and Sutskever 2015, "An Empirical Exploration of Recurrent Network Architectures":
+# the three cells their architecture search found. Weights stacked z, r, h over the ones each cell has.
+#   MUT1: z = sigm(W_xz x_t + b_z)
+#         r = sigm(W_xr x_t + W_hr h_t + b_r)
+#         h_{t+1} = tanh(W_hh (r * h_t) + tanh(x_t) + b_h) * z + h_t * (1 - z)
+#   MUT2: z = sigm(W_xz x_t + W_hz h_t + b_z)
+#         r = sigm(x_t + W_hr h_t + b_r)
+#         h_{t+1} = tanh(W_hh (r * h_t) + W_xh x_t + b_h) * z + h_t * (1 - z)
+#   MUT3: z = sigm(W_xz x_t + W_hz tanh(h_t) + b_z)
+#         r = sigm(W_xr x_t + W_hr h_t + b_r)
+#         h_{t+1} = tanh(W_hh (r * h_t) + W_xh x_t + b_h) * z + h_t * (1 - z)
+# MUT1 and MUT2 add x itself to a pre-activation, so their input size equals H.
 
-    step_forward: Callable
-    step_backward: Callable
-    num_states: int
+def _mut_update(a_h, z, h_prev):
+    """The last line all three share: h_new = tanh(a_h) * z + h_prev * (1 - z)."""
+    n = tanh(a_h)
+    return n * z + h_prev * (1 - z), n
 
 
-CELLS = {
-    "rnn_tanh": Cell(partial(rnn_step_forward, nonlinearity="tanh"), rnn_step_backward, 1),
-    "rnn_relu": Cell(partial(rnn_step_forward, nonlinearity="relu"), rnn_step_backward, 1),
-    "lstm": Cell(lstm_step_forward, lstm_step_backward, 2),
-    "gru": Cell(gru_step_forward, gru_step_backward, 1),
-    "gru_cho": Cell(gru_cho_step_forward, gru_cho_step_backward, 1),
+def _mut_update_backward(dh, z, n, h_prev):
+    """(da_h, da_z, the part of dh_prev through the update)."""
+    return dh * z * (1 - n * n), dh * (n - h_prev) * z * (1 - z), dh * (1 - z)
+
+
+def mut1_step_forward(x, h_prev, w_ih, w_hh, b):
+    """One MUT1 step; w_ih = [W_xz; W_xr] (2H, I), w_hh = [W_hr; W_hh] (2H, H); returns (h, cache)."""
+    w_xz, w_xr = np.split(w_ih, 2, axis=0)
+    w_hr, w_hh_ = np.split(w_hh, 2, axis=0)
+    b_z, b_r, b_h = np.split(b, 3)
+    z = sigmoid(x @ w_xz.T + b_z)
+    r = sigmoid(x @ w_xr.T + h_prev @ w_hr.T + b_r)
+    rh = r * h_prev
+    tanh_x = tanh(x)
+    h, n = _mut_update(rh @ w_hh_.T + tanh_x + b_h, z, h_prev)
+    return h, (x, h_prev, z, r, rh, tanh_x, n, w_ih, w_hh)
+
+
+def mut1_step_backward(dh, cache):
+    """Returns (dx, dh_prev, dw_ih, dw_hh, db)."""
+    x, h_prev, z, r, rh, tanh_x, n, w_ih, w_hh = cache
+    w_xz, w_xr = np.split(w_ih, 2, axis=0)
+    w_hr, w_hh_ = np.split(w_hh, 2, axis=0)
+    da_h, da_z, dh_prev = _mut_update_backward(dh, z, n, h_prev)
+    drh = da_h @ w_hh_
+    da_r = drh * h_prev * r * (1 - r)
+    dx = da_z @ w_xz + da_r @ w_xr + da_h * (1 - tanh_x * tanh_x)
+    dh_prev = dh_prev + drh * r + da_r @ w_hr
+    dw_ih = np.concatenate([da_z.T @ x, da_r.T @ x], axis=0)
+    dw_hh = np.concatenate([da_r.T @ h_prev, da_h.T @ rh], axis=0)
+    db = np.concatenate([da_z.sum(0), da_r.sum(0), da_h.sum(0)])
+    return dx, dh_prev, dw_ih, dw_hh, db
+
+
+def mut2_step_forward(x, h_prev, w_ih, w_hh, b):
+    """One MUT2 step; w_ih = [W_xz; W_xh] (2H, I), w_hh = [W_hz; W_hr; W_hh] (3H, H); returns (h, cache)."""
+    w_xz, w_xh = np.split(w_ih, 2, axis=0)
+    w_hz, w_hr, w_hh_ = np.split(w_hh, 3, axis=0)
+    b_z, b_r, b_h = np.split(b, 3)
+    z = sigmoid(x @ w_xz.T + h_prev @ w_hz.T + b_z)
+    r = sigmoid(x + h_prev @ w_hr.T + b_r)
+    rh = r * h_prev
+    h, n = _mut_update(rh @ w_hh_.T + x @ w_xh.T + b_h, z, h_prev)
+    return h, (x, h_prev, z, r, rh, n, w_ih, w_hh)
+
+
+def mut2_step_backward(dh, cache):
+    """Returns (dx, dh_prev, dw_ih, dw_hh, db)."""
+    x, h_prev, z, r, rh, n, w_ih, w_hh = cache
+    w_xz, w_xh = np.split(w_ih, 2, axis=0)
+    w_hz, w_hr, w_hh_ = np.split(w_hh, 3, axis=0)
+    da_h, da_z, dh_prev = _mut_update_backward(dh, z, n, h_prev)
+    drh = da_h @ w_hh_
+    da_r = drh * h_prev * r * (1 - r)
+    dx = da_z @ w_xz + da_h @ w_xh + da_r
+    dh_prev = dh_prev + drh * r + da_z @ w_hz + da_r @ w_hr
+    dw_ih = np.concatenate([da_z.T @ x, da_h.T @ x], axis=0)
+    dw_hh = np.concatenate([da_z.T @ h_prev, da_r.T @ h_prev, da_h.T @ rh], axis=0)
+    db = np.concatenate([da_z.sum(0), da_r.sum(0), da_h.sum(0)])
+    return dx, dh_prev, dw_ih, dw_hh, db
+
+
+def mut3_step_forward(x, h_prev, w_ih, w_hh, b):
+    """One MUT3 step; w_ih = [W_xz; W_xr; W_xh] (3H, I), w_hh = [W_hz; W_hr; W_hh] (3H, H); returns
+    (h, cache)."""
+    w_xz, w_xr, w_xh = np.split(w_ih, 3, axis=0)
+    w_hz, w_hr, w_hh_ = np.split(w_hh, 3, axis=0)
+    b_z, b_r, b_h = np.split(b, 3)
+    tanh_h = tanh(h_prev)
+    z = sigmoid(x @ w_xz.T + tanh_h @ w_hz.T + b_z)
+    r = sigmoid(x @ w_xr.T + h_prev @ w_hr.T + b_r)
+    rh = r * h_prev
+    h, n = _mut_update(rh @ w_hh_.T + x @ w_xh.T + b_h, z, h_prev)
+    return h, (x, h_prev, tanh_h, z, r, rh, n, w_ih, w_hh)
+
+
+def mut3_step_backward(dh, cache):
+    """Returns (dx, dh_prev, dw_ih, dw_hh, db)."""
+    x, h_prev, tanh_h, z, r, rh, n, w_ih, w_hh = cache
+    w_xz, w_xr, w_xh = np.split(w_ih, 3, axis=0)
+    w_hz, w_hr, w_hh_ = np.split(w_hh, 3, axis=0)
+    da_h, da_z, dh_prev = _mut_update_backward(dh, z, n, h_prev)
+    drh = da_h @ w_hh_
+    da_r = drh * h_prev * r * (1 - r)
+    dx = da_z @ w_xz + da_r @ w_xr + da_h @ w_xh
+    dh_prev = dh_prev + drh * r + da_r @ w_hr + (da_z @ w_hz) * (1 - tanh_h * tanh_h)
+    dw_ih = np.concatenate([da_z.T @ x, da_r.T @ x, da_h.T @ x], axis=0)
+    dw_hh = np.concatenate([da_z.T @ tanh_h, da_r.T @ h_prev, da_h.T @ rh], axis=0)
+    db = np.concatenate([da_z.sum(0), da_r.sum(0), da_h.sum(0)])
+    return dx, dh_prev, dw_ih, dw_hh, db
+
+
+class StepPair(NamedTuple):
+    """A cell's step forward and backward (the number of states it carries is its CellSpec's)."""
+
+    forward: Callable
+    backward: Callable
+
+
+#: The reference step of every cell of the registry, by name (tests/test_cells.py checks they match).
+STEPS = {
+    "rnn_tanh": StepPair(partial(rnn_step_forward, nonlinearity="tanh"), rnn_step_backward),
+    "rnn_relu": StepPair(partial(rnn_step_forward, nonlinearity="relu"), rnn_step_backward),
+    "lstm": StepPair(lstm_step_forward, lstm_step_backward),
+    "gru": StepPair(gru_step_forward, gru_step_backward),
+    "gru_cho": StepPair(gru_cho_step_forward, gru_cho_step_backward),
+    "mut1": StepPair(mut1_step_forward, mut1_step_backward),
+    "mut2": StepPair(mut2_step_forward, mut2_step_backward),
+    "mut3": StepPair(mut3_step_forward, mut3_step_backward),
 }

@@ -1,11 +1,12 @@
 """One generic loop over time, forward and backward, for every cell of ``cells.py``.
 
-Shape legend: T = time steps, B = batch, I = input size, H = hidden size, G = gates per cell.
-    x (T, B, I)   h0, c0, h_n, c_n (B, H)   y (T, B, H)   w_ih (G*H, I)   w_hh (G*H, H)   b_* (G*H,)
+Shape legend: T = time steps, B = batch, I = input size, H = hidden size; the weights' and biases'
+shapes are the cell's (`rnnkit._cells.CellSpec.kernel_shapes`).
+    x (T, B, I)   h0, c0, h_n, c_n (B, H)   y (T, B, H)
 An embedded input is a table x (V, I) with ids (T, B): the inputs are x[ids], and dx is the table's
 gradient (V, I).
 
-The loop is backpropagation through time as the lecture states it: run forward over the whole
+The loop is backpropagation through time as it is usually stated: run forward over the whole
 sequence keeping each step's cache, then backward over it in the opposite order, summing each step's
 weight gradients (the weights are shared across steps).
 """
@@ -15,9 +16,9 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from .._checks import ForwardArgs, check_accumulate_into, check_backward
+from .._checks import ForwardArgs, accepts_mode_alias, check_accumulate_into, check_backward
 from .._types import ForwardResult, Gradients
-from .cells import CELLS
+from .cells import STEPS
 
 
 class Workspace:
@@ -33,12 +34,13 @@ class Workspace:
 
 
 def _parameters(args: ForwardArgs) -> Tuple[np.ndarray, ...]:
-    """(w_ih, w_hh, b_ih, b_hh); a layer without bias is the layer with zero bias (its bias gradients
-    are dropped at the end), so no cell needs a bias-free variant."""
+    """(w_ih, w_hh, *biases): (b_ih, b_hh), or (b,) for a cell with one bias vector. A layer without bias
+    is the layer with zero bias (its bias gradients are dropped at the end), so no cell needs a bias-free
+    variant."""
     if args.has_bias:
-        return args.w_ih, args.w_hh, args.b_ih, args.b_hh
-    zeros = np.zeros(args.G * args.H, args.dtype)
-    return args.w_ih, args.w_hh, zeros, zeros.copy()
+        return (args.w_ih, args.w_hh) + args.biases
+    shapes = args.spec.kernel_shapes(args.I, args.H)
+    return (args.w_ih, args.w_hh) + tuple(np.zeros(shapes[k], args.dtype) for k in ("b_ih", "b_hh") if k in shapes)
 
 
 def _schedule(args: ForwardArgs):
@@ -50,23 +52,25 @@ def _schedule(args: ForwardArgs):
         yield t, np.flatnonzero(t < lengths)
 
 
-def forward(mode: str, x: np.ndarray, h0: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
+@accepts_mode_alias
+def forward(cell: str, x: np.ndarray, h0: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
             b_ih: Optional[np.ndarray] = None, b_hh: Optional[np.ndarray] = None, *,
             c0: Optional[np.ndarray] = None, lengths: Optional[np.ndarray] = None,
             reverse: bool = False, training: bool = True, ids: Optional[np.ndarray] = None) -> ForwardResult:
     """Run one layer in one direction over a time-major sequence.
 
-    mode: one of MODES. x (T, B, I); h0 (B, H); c0 (B, H), LSTM only, None = zeros; w_ih (G*H, I);
-    w_hh (G*H, H); b_ih, b_hh (G*H,) or both None. lengths: optional (B,) ints in 1..T; row b is
+    cell: one of CELL_NAMES. x (T, B, I); h0 (B, H); c0 (B, H), a cell with a cell state only (LSTM),
+    None = zeros; w_ih, w_hh, b_ih, b_hh in the cell's shapes (b_hh None for a cell with one bias vector,
+    and both biases None for none). lengths: optional (B,) ints in 1..T; row b is
     updated only at steps t < lengths[b], its state frozen and its output zero elsewhere.
     reverse: process t = T-1 down to 0. training: keep the caches ``backward`` needs. ids: (T, B) rows
     of x, then a table (V, I): the inputs are x[ids].
 
     Returns ForwardResult(y (T, B, H), h_n (B, H), c_n (B, H) or None, workspace or None).
     """
-    args = ForwardArgs(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, ids)
+    args = ForwardArgs(cell, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, ids)
     inputs = args.inputs
-    step_forward = CELLS[mode].step_forward
+    step_forward = STEPS[args.cell].forward
     params = _parameters(args)
     state = [s.copy() for s in (args.h0, args.c0) if s is not None]  # [h] or, for LSTM, [h, c]
     y = np.zeros((args.T, args.B, args.H), args.dtype)
@@ -92,7 +96,7 @@ def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = 
     w_ih, w_hh, b_ih, b_hh as fresh arrays of the forward's dtype (db_* None for a bias-free forward).
     accumulate_into: (dw_ih, dw_hh, db_ih, db_hh) arrays the weight and bias gradients are added to
     (and returned as), or None. projection_grad: dx is the gradient w.r.t. the input projection
-    x W_ih^T (T, B, G*H) and dw_ih is None. With ids, dx is the gradient w.r.t. the table x (V, I).
+    x W_ih^T (T, B, Gi*H) and dw_ih is None (not for a cell that reads x directly). With ids, dx is the gradient w.r.t. the table x (V, I).
     """
     if workspace is None:
         raise RuntimeError("backward needs a training-mode forward (forward(..., training=True)); "
@@ -103,21 +107,24 @@ def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = 
     dy, dh_n, dc_n = check_backward(args, dy, dh_n, dc_n)
     into = check_accumulate_into(args, accumulate_into)
     if projection_grad:
+        if args.spec.raw_input:
+            raise ValueError(f"the projection gradient leaves out where x enters the cell directly: "
+                             f"not available for {args.cell}")
         return _projection_backward(args, dy, dh_n, dc_n, into)
-    cell = CELLS[args.mode]
+    step_backward, num_states = STEPS[args.cell].backward, args.spec.states
     dstate = [d.copy() for d in (dh_n, dc_n) if d is not None]  # [dh] or, for LSTM, [dh, dc]
     dx = np.zeros((args.T, args.B, args.I), args.dtype)
     dparams = [np.zeros_like(p) for p in _parameters(args)]
     for t, live, cache in reversed(workspace.steps):
         dstate_live = [d[live] for d in dstate]
         dstate_live[0] += dy[t, live]  # h_t feeds both the output y_t and the next step
-        dx_t, *grads = cell.step_backward(*dstate_live, cache)
+        dx_t, *grads = step_backward(*dstate_live, cache)
         dx[t, live] = dx_t
-        for d, g in zip(dstate, grads[:cell.num_states]):
+        for d, g in zip(dstate, grads[:num_states]):
             d[live] = g
-        for total, g in zip(dparams, grads[cell.num_states:]):
+        for total, g in zip(dparams, grads[num_states:]):
             total += g
-    dw_ih, dw_hh, db_ih, db_hh = dparams
+    dw_ih, dw_hh, db_ih, db_hh = (dparams + [None])[:4]
     if not args.has_bias:
         db_ih = db_hh = None
     if into is not None:
@@ -136,25 +143,26 @@ def backward(workspace: Workspace, dy: np.ndarray, dh_n: Optional[np.ndarray] = 
 def _projection_backward(args: ForwardArgs, dy, dh_n, dc_n, into) -> Gradients:
     """The gradient w.r.t. x W_ih^T, by definition: the same layer run on that projection with an
     identity W_ih, whose dx it is."""
-    GH = args.G * args.H
+    GH = args.w_ih.shape[0]
     proj = args.inputs @ args.w_ih.T
-    ws = forward(args.mode, proj, args.h0, np.eye(GH, dtype=args.dtype), args.w_hh, args.b_ih, args.b_hh,
+    ws = forward(args.cell, proj, args.h0, np.eye(GH, dtype=args.dtype), args.w_hh, args.b_ih, args.b_hh,
                  c0=args.c0, lengths=args.lengths, reverse=args.reverse).workspace
     if into is not None:  # the identity's gradient goes to scratch, the caller's dw_ih stays untouched
         into = (np.zeros((GH, GH), args.dtype),) + tuple(into[1:])
     return backward(ws, dy, dh_n, dc_n, accumulate_into=into)._replace(dw_ih=None)
 
 
-def step(mode: str, x: np.ndarray, h: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
+@accepts_mode_alias
+def step(cell: str, x: np.ndarray, h: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
          b_ih: Optional[np.ndarray] = None, b_hh: Optional[np.ndarray] = None, *,
          c: Optional[np.ndarray] = None) -> Tuple[np.ndarray, Optional[np.ndarray]]:
-    """One inference time step: x (B, I), h (B, H), c (B, H) LSTM only (None = zeros).
+    """One inference time step: x (B, I), h (B, H), c (B, H) a cell with a cell state only (None = zeros).
 
-    Returns (h_new, c_new), c_new None unless LSTM; the same equations as one step of ``forward``.
+    Returns (h_new, c_new), c_new None unless the cell has a cell state; one step of ``forward``.
     """
     if not isinstance(x, np.ndarray):
         raise TypeError(f"x must be a numpy.ndarray, got {type(x).__name__}")
     if x.ndim != 2:
         raise ValueError(f"x must have shape (B, input_size) for one step, got ndim {x.ndim} shape {x.shape}")
-    _, h_new, c_new, _ = forward(mode, x[None], h, w_ih, w_hh, b_ih, b_hh, c0=c, training=False)
+    _, h_new, c_new, _ = forward(cell, x[None], h, w_ih, w_hh, b_ih, b_hh, c0=c, training=False)
     return h_new, c_new

@@ -44,7 +44,7 @@ def task_settings(task, given: dict, defaults) -> tuple:
 
 def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
     """``rnnkit train-seq2seq (--task NAME | --pairs FILE) [options]``."""
-    from ..models import CELLS
+    from ..models import LAYER_CLASSES
     from .model import ATTENTIONS
     from .tasks import TASK_DEFAULTS, TASKS
     from ..rundir import flag
@@ -77,7 +77,8 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
     t.add_argument("--test-size", type=positive_int, help="test examples (default 2000)")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the task's examples / the file's split")
     m = p.add_argument_group("model (a --task's own settings, else the defaults shown)")
-    m.add_argument("--cell", choices=list(CELLS), help=f"(default: {d.cell})")
+    m.add_argument("--cell", choices=list(LAYER_CLASSES), help=f"rnn is the tanh RNN; mut1 and mut2 need --embed "
+                   f"equal to --hidden (and no --bidirectional with several --layers) (default: {d.cell})")
     m.add_argument("--layers", type=positive_int, help=f"(default: {d.layers})")
     m.add_argument("--hidden", type=positive_int, help="decoder units (a bidirectional encoder has half per "
                    f"direction) (default: {d.hidden})")

@@ -6,7 +6,7 @@ Shape legend: B = batch, N = source length (its end symbol included), T = decode
 width, H = hidden size (decoder; also the encoder's output width), L = layers, V = target vocabulary,
 F = feature width (`VectorToSequence`).
 
-The model, in the lecture's terms:
+The model, in the terms of Sutskever et al. 2014 and Luong et al. 2015:
 
 * Encoder: source embedding -> L-layer RNN/LSTM/GRU over the source (padding handled with ``lengths``,
   so each sequence's final state is taken at its own end symbol). Bidirectional: each direction has
@@ -15,7 +15,7 @@ The model, in the lecture's terms:
   combination with no extra parameters, which keeps the encoder output and the decoder state the same
   width (the OpenNMT "brnn" convention).
 * Decoder: target embedding -> L-layer RNN of H units starting from the encoder's final state (the
-  lecture's bottleneck model), with teacher forcing: inputs [<s>, y_1 .. y_{n}], targets
+  single-vector "bottleneck" model of Sutskever et al. 2014), with teacher forcing: inputs [<s>, y_1 .. y_{n}], targets
   [y_1 .. y_n, </s>].
 * Attention (Luong): with decoder states s_t (the top layer's outputs) as queries and the encoder
   outputs h_1..h_N as keys, alpha^t = softmax(score(s_t, h_i)) over the real source positions (padding
@@ -38,7 +38,7 @@ import numpy as np
 
 from .. import checkpoint, kernels
 from ..losses import log_softmax, softmax_cross_entropy
-from ..models import CELLS
+from ..models import check_input_width, layer_class
 from ..nn import Embedding, Linear
 from ..rundir import kind_of
 from .data import Batch
@@ -147,8 +147,9 @@ class Decoder(_Params):
         self.dropout = float(dropout)
         self.drop_rng = np.random.default_rng(s_drop)
         self.embed = Embedding(vocab_size, embed, dtype, np.random.default_rng(s_embed))
-        self.rnn = CELLS[cell](embed, hidden, layers, dropout=self.dropout if layers > 1 else 0.0, dtype=dtype,
-                               seed=int(s_rnn.generate_state(1)[0]))
+        check_input_width(cell, embed, hidden)
+        self.rnn = layer_class(cell)(embed, hidden, layers, dropout=self.dropout if layers > 1 else 0.0, dtype=dtype,
+                                     seed=int(s_rnn.generate_state(1)[0]))
         self.attn = None
         self.attn_params: Dict[str, np.ndarray] = {}
         if attention != "none":
@@ -161,7 +162,6 @@ class Decoder(_Params):
         self.attn_grads = {k: np.zeros_like(v) for k, v in self.attn_params.items()}
         self.head = Linear(hidden + (key_size if self.attn else 0), vocab_size, dtype, np.random.default_rng(s_head))
         self._cache: Optional[tuple] = None
-        self._rnn_params = dict(self.rnn.named_parameters())  # the layer's own arrays, for `step`
         self._collect(self.groups())
 
     def groups(self):
@@ -171,8 +171,9 @@ class Decoder(_Params):
                 ("head", self.head.params, self.head.grads)]
 
     @property
-    def is_lstm(self) -> bool:
-        return self.rnn.mode == "lstm"
+    def has_cell_state(self) -> bool:
+        """Whether the decoder carries a cell state beside h (its state is then the pair (h, c))."""
+        return self.rnn.spec.has_cell_state
 
     # ------------------------------------------------------------------ training
 
@@ -184,7 +185,7 @@ class Decoder(_Params):
         T, B = tgt_in.shape
         self.rnn.train(training)
         x = self.embed.forward(tgt_in) if training else self.embed.params["weight"][tgt_in]
-        hx = (h0, c0) if self.is_lstm else h0
+        hx = (h0, c0) if self.has_cell_state else h0
         s, _ = self.rnn.forward(x, hx)  # (T, B, H)
         feat, res = s, None
         if self.attn is not None:
@@ -220,7 +221,7 @@ class Decoder(_Params):
             ds = ds + dq.transpose(1, 0, 2)
         dx, dstate = self.rnn.backward(np.ascontiguousarray(ds), None)
         self.embed.backward(dx)
-        if self.is_lstm:
+        if self.has_cell_state:
             return dstate[0], dstate[1], dkeys
         return dstate, None, dkeys
 
@@ -231,14 +232,11 @@ class Decoder(_Params):
         """One decoding step for the whole batch: tokens (B,) ids -> (log-probabilities (B, V), attention
         weights (B, N) if ``want_weights`` and there is attention, else None). Each layer is one
         `rnnkit.kernels.step` call writing into ``state`` in place."""
-        p = self._rnn_params
         x = self.embed.params["weight"][tokens]
-        mode = self.rnn.mode
         for l in range(self.layers):
             h = state.h[l]
             c = state.c[l] if state.c is not None else None
-            kernels.step(mode, x, h, p[f"weight_ih_l{l}"], p[f"weight_hh_l{l}"], p.get(f"bias_ih_l{l}"),
-                         p.get(f"bias_hh_l{l}"), c=c, out=(h, c))
+            kernels.step(self.rnn.cell, x, h, *self.rnn._layer_parameters(l, 0), c=c, out=(h, c))
             x = h
         s = state.h[self.layers - 1]
         weights = None
@@ -273,8 +271,7 @@ class Seq2Seq(_Params):
                  hidden: int = 128, embed: int = 64, bidirectional: bool = False, attention: str = "none",
                  attn_size: Optional[int] = None, dtype: Any = np.float32, seed: int = 0,
                  attention_backend: Any = None, dropout: float = 0.0):
-        if cell not in CELLS:
-            raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {cell!r}")
+        layer_class(cell)  # ValueError naming the choices
         _check_positive(layers=layers, hidden=hidden, embed=embed)
         if attn_size is not None:
             _check_positive(attn_size=attn_size)
@@ -292,8 +289,9 @@ class Seq2Seq(_Params):
             backend = get_attention_backend(backend)
         self.src_embed = Embedding(len(src_vocab), embed, dtype, np.random.default_rng(s_src))
         enc_hidden = hidden // 2 if bidirectional else hidden
-        self.encoder = CELLS[cell](embed, enc_hidden, layers, bidirectional=bidirectional,
-                                   dropout=float(dropout) if layers > 1 else 0.0, dtype=dtype,
+        check_input_width(cell, embed, enc_hidden)
+        self.encoder = layer_class(cell)(embed, enc_hidden, layers, bidirectional=bidirectional,
+                                         dropout=float(dropout) if layers > 1 else 0.0, dtype=dtype,
                                    seed=int(s_enc.generate_state(1)[0]))
         self.decoder = Decoder(len(tgt_vocab), cell, layers, hidden, embed, attention, hidden, attn_size, dtype,
                                s_dec, backend, dropout)
@@ -433,8 +431,7 @@ class VectorToSequence(_Params):
 
     def __init__(self, feature_size: int, tgt_vocab: TokenVocab, cell: str = "lstm", layers: int = 1,
                  hidden: int = 128, embed: int = 64, dtype: Any = np.float32, seed: int = 0):
-        if cell not in CELLS:
-            raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {cell!r}")
+        layer_class(cell)  # ValueError naming the choices
         _check_positive(feature_size=feature_size, layers=layers, hidden=hidden, embed=embed)
         self.tgt_vocab = tgt_vocab
         self.config = {"feature_size": feature_size, "cell": cell, "layers": layers, "hidden": hidden, "embed": embed,
@@ -453,7 +450,7 @@ class VectorToSequence(_Params):
         if training:
             self._h0 = flat
         h0 = np.ascontiguousarray(flat.reshape(B, L, H).transpose(1, 0, 2))
-        c0 = np.zeros_like(h0) if self.decoder.is_lstm else None
+        c0 = np.zeros_like(h0) if self.decoder.has_cell_state else None
         return h0, c0
 
     def loss_and_grad(self, features: np.ndarray, batch: Batch) -> float:

@@ -49,7 +49,7 @@ TASK_OPTIONS: Dict[str, Dict[str, Any]] = {
 
 #: The model and training settings each task trains with when the command line does not set them
 #: (`rnnkit train-seq2seq` applies them and prints them; an explicit flag wins): the recipes of
-#: bench/SEQ2SEQ.md and bench/DEFAULTS.md, which reach >= 99% test exact match on addition and dates and
+#: bench/hosts/amd-epyc/SEQ2SEQ.md and bench/hosts/amd-epyc/DEFAULTS.md, which reach >= 99% test exact match on addition and dates and
 #: >= 95% on reverse in 10 minutes on 2 cores. Keys are `rnnkit.seq2seq.train.TrainConfig` fields.
 #: ``sort`` takes reverse's recipe (a task of the same shape; no target of its own is measured).
 TASK_DEFAULTS: Dict[str, Dict[str, Any]] = {

@@ -29,7 +29,7 @@ from typing import Any, Callable, Dict, Mapping, Optional
 import numpy as np
 
 from .. import checkpoint
-from ..models import CELLS, single_threaded_blas
+from ..models import LAYER_CLASSES, single_threaded_blas
 from ..optim import DEFAULT_LR, Schedule
 from ..checkpoint import BEST_FILE
 from ..training import TrainingRun, best_row, fit
@@ -80,8 +80,8 @@ class TrainConfig(Schedule):
             raise ValueError(f"--dropout must lie in [0, 1), got {self.dropout}")
         if not 0.0 <= self.teacher_forcing <= 1.0:
             raise ValueError(f"--teacher-forcing must lie in [0, 1], got {self.teacher_forcing}")
-        if self.cell not in CELLS:
-            raise ValueError(f"--cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
+        if self.cell not in LAYER_CLASSES:
+            raise ValueError(f"--cell must be one of {', '.join(LAYER_CLASSES)}, got {self.cell!r}")
         if self.attention not in ATTENTIONS:
             raise ValueError(f"--attention must be one of {', '.join(ATTENTIONS)}, got {self.attention!r}")
         if self.bidirectional and self.hidden % 2:

@@ -6,9 +6,11 @@
  * kernels of csrc/ and call the rnnkit_* functions directly.
  *
  * Shapes are those of csrc/rnnkit/rnnkit.h (row-major, contiguous, time-major):
- *   x [T,B,I], h0/c0 [B,H], w_ih [G*H,I], w_hh [G*H,H], b_ih/b_hh [G*H] (both NULL: no bias),
- *   lengths [B] in 1..T or NULL, y [T,B,H], h_n/c_n [B,H]; G = 1 (RNN), 4 (LSTM, rows i,f,g,o),
- *   3 (GRU, rows r,z,n). c0, c_n, dc_n, dc0 only for RNNKIT_LSTM (NULL otherwise).
+ *   x [T,B,I], h0/c0 [B,H], w_ih [Gi*H,I], w_hh [Gh*H,H], b_ih [Bi*H], b_hh [Bh*H] (NULL: no bias),
+ *   lengths [B] in 1..T or NULL, y [T,B,H], h_n/c_n [B,H]; per cell Gi/Gh/Bi/Bh =
+ *   RNN 1/1/1/1, LSTM 4/4/4/4 (rows i,f,g,o), GRU and GRU-Cho 3/3/3/3 (rows r,z,n),
+ *   MUT1 2/2/3/0, MUT2 2/3/3/0, MUT3 3/3/3/0 (rows z,r,h of the weights they have; b_hh NULL, and
+ *   MUT1 and MUT2 need I == H). c0, c_n, dc_n, dc0 only for RNNKIT_LSTM (NULL otherwise).
  * Every function returns RNNKIT_OK or a negative code; rnnkit_error_message(code) names it.
  * The kernels use OpenMP threads (see set_num_threads) and never call back into Python: safe to
  * call without the GIL. */
@@ -22,11 +24,22 @@
 extern "C" {
 #endif
 
-enum rnnkit_mode { RNNKIT_RNN_TANH = 0, RNNKIT_RNN_RELU = 1, RNNKIT_LSTM = 2, RNNKIT_GRU = 3, RNNKIT_GRU_CHO = 4 };
+/* The cells, in the order of the kernels' registry (csrc/rnnkit/cells/registry.h; tests/test_cells.py compares). */
+enum rnnkit_cell {
+    RNNKIT_RNN_TANH = 0,
+    RNNKIT_RNN_RELU = 1,
+    RNNKIT_LSTM = 2,
+    RNNKIT_GRU = 3,
+    RNNKIT_GRU_CHO = 4,
+    RNNKIT_MUT1 = 5,
+    RNNKIT_MUT2 = 6,
+    RNNKIT_MUT3 = 7,
+};
+#define rnnkit_mode rnnkit_cell /* the enum's name before MUT1-3 */
 
 enum rnnkit_status {
     RNNKIT_OK = 0,
-    RNNKIT_INVALID_ARGUMENT = -1, /* unknown mode, a size < 1, a required pointer NULL, a length out of 1..T */
+    RNNKIT_INVALID_ARGUMENT = -1, /* unknown cell, a size < 1, a required pointer NULL, a length out of 1..T */
     RNNKIT_OUT_OF_MEMORY = -2,
     RNNKIT_INTERNAL_ERROR = -3,
 };
@@ -35,34 +48,34 @@ enum rnnkit_status {
 
 /* Elements (not bytes) of the workspace a training forward fills and its backward consumes; 0 if the
  * arguments are invalid. Inference (workspace NULL) needs none. */
-size_t rnnkit_train_workspace_size(int mode, int T, int B, int H);
+size_t rnnkit_train_workspace_size(int cell, int T, int B, int H);
 
-int rnnkit_forward_f32(int mode, int T, int B, int I, int H, const float* x, const float* h0, const float* c0,
+int rnnkit_forward_f32(int cell, int T, int B, int I, int H, const float* x, const float* h0, const float* c0,
                        const float* w_ih, const float* w_hh, const float* b_ih, const float* b_hh,
                        const int64_t* lengths, int reverse, float* y, float* h_n, float* c_n, float* workspace);
-int rnnkit_forward_f64(int mode, int T, int B, int I, int H, const double* x, const double* h0, const double* c0,
+int rnnkit_forward_f64(int cell, int T, int B, int I, int H, const double* x, const double* h0, const double* c0,
                        const double* w_ih, const double* w_hh, const double* b_ih, const double* b_hh,
                        const int64_t* lengths, int reverse, double* y, double* h_n, double* c_n,
                        double* workspace);
 
 /* Backpropagation through time for the training forward that filled `workspace` (same arguments). The
  * workspace is consumed. dh_n, dc_n may be NULL (zeros); db_ih, db_hh NULL when there is no bias. */
-int rnnkit_backward_f32(int mode, int T, int B, int I, int H, const float* x, const float* h0, const float* c0,
+int rnnkit_backward_f32(int cell, int T, int B, int I, int H, const float* x, const float* h0, const float* c0,
                         const float* w_ih, const float* w_hh, const float* b_ih, const float* b_hh,
                         const int64_t* lengths, int reverse, float* workspace, const float* dy,
                         const float* dh_n, const float* dc_n, float* dx, float* dh0, float* dc0, float* dw_ih,
                         float* dw_hh, float* db_ih, float* db_hh);
-int rnnkit_backward_f64(int mode, int T, int B, int I, int H, const double* x, const double* h0,
+int rnnkit_backward_f64(int cell, int T, int B, int I, int H, const double* x, const double* h0,
                         const double* c0, const double* w_ih, const double* w_hh, const double* b_ih,
                         const double* b_hh, const int64_t* lengths, int reverse, double* workspace,
                         const double* dy, const double* dh_n, const double* dc_n, double* dx, double* dh0,
                         double* dc0, double* dw_ih, double* dw_hh, double* db_ih, double* db_hh);
 
 /* One inference step: x [B,I], state h (c) [B,H] -> h_out (c_out), which may alias h (c). */
-int rnnkit_step_f32(int mode, int B, int I, int H, const float* x, const float* h, const float* c,
+int rnnkit_step_f32(int cell, int B, int I, int H, const float* x, const float* h, const float* c,
                     const float* w_ih, const float* w_hh, const float* b_ih, const float* b_hh, float* h_out,
                     float* c_out);
-int rnnkit_step_f64(int mode, int B, int I, int H, const double* x, const double* h, const double* c,
+int rnnkit_step_f64(int cell, int B, int I, int H, const double* x, const double* h, const double* c,
                     const double* w_ih, const double* w_hh, const double* b_ih, const double* b_hh,
                     double* h_out, double* c_out);
 
