@@ -11,7 +11,7 @@ DEFAULT_MINUTES = 5.0
 
 def main(argv: List[str], prog: str = "rnnkit train-captions") -> int:
     """``rnnkit train-captions (--task shapes | --features F --captions C) [options] --out DIR``."""
-    from ..models import CELLS
+    from ..models import LAYER_CLASSES
     from ..seq2seq.model import ATTENTIONS
     from .model import ENCODERS, INITS
     from ..rundir import flag
@@ -43,7 +43,7 @@ def main(argv: List[str], prog: str = "rnnkit train-captions") -> int:
     t.add_argument("--test-size", type=positive_int, help="held-out test scenes (default 1000)")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the held-out scenes / the files' split")
     m = p.add_argument_group("model")
-    m.add_argument("--cell", choices=list(CELLS), default=d.cell)
+    m.add_argument("--cell", choices=list(LAYER_CLASSES), default=d.cell)
     m.add_argument("--layers", type=positive_int, default=d.layers)
     m.add_argument("--hidden", type=positive_int, default=d.hidden, help="decoder units")
     m.add_argument("--embed", type=positive_int, default=d.embed)

@@ -18,7 +18,7 @@ feature vector), F = region feature width, L = decoder layers, H = decoder units
 * Initial state from the mean region feature m = mean_p(f_p), ``--init``:
     ``linear``: h_0 of every layer = W_h m + b_h (W_h: (L*H, F)), c_0 = 0 for an LSTM;
     ``mlp`` (Show, Attend and Tell's f_init): u = relu(W_u m + b_u) (W_u: (F, F)), h_0 = W_h u + b_h,
-    and for an LSTM c_0 = W_c u + b_c.
+    and for a cell with a cell state (LSTM) c_0 = W_c u + b_c.
   No tanh on the state: the decoder pushes its initial state towards a constant (the first words of most
   captions are the same), and a tanh there saturated within a few hundred steps (|h_0| -> 1 for every
   image), after which no gradient reached the image (a model without attention then never learnt).
@@ -41,7 +41,7 @@ import numpy as np
 
 from .. import checkpoint
 from ..losses import softmax_cross_entropy
-from ..models import CELLS
+from ..models import layer_class
 from ..nn import Linear, Module
 from ..seq2seq.data import pad_targets
 from ..seq2seq.model import ATTENTIONS, Decoder, DecodeState, _check_positive, _Params, get_attention_backend
@@ -158,8 +158,7 @@ class Captioner(_Params):
                  hidden: int = 128, embed: int = 64, feature_size: Optional[int] = None, encoder: str = "mlp",
                  init: str = "mlp", attention: str = "additive", attn_size: Optional[int] = None,
                  dtype: Any = np.float32, seed: int = 0, attention_backend: Any = None):
-        if cell not in CELLS:
-            raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {cell!r}")
+        layer_class(cell)  # ValueError naming the choices
         feature_size = hidden if feature_size is None else feature_size
         _check_positive(raw_size=raw_size, regions=regions, layers=layers, hidden=hidden, embed=embed,
                         feature_size=feature_size)
@@ -179,10 +178,10 @@ class Captioner(_Params):
         if attention != "none" and (backend is None or isinstance(backend, str)):
             backend = get_attention_backend(backend)
         self.encoder = RegionEncoder(encoder, raw_size, regions, feature_size, dtype, np.random.default_rng(s_enc))
-        self.init = InitialState(init, feature_size, layers * hidden, cell == "lstm", dtype,
-                                 np.random.default_rng(s_init))
         self.decoder = Decoder(len(vocab), cell, layers, hidden, embed, attention, feature_size, attn_size, dtype,
                                s_dec, backend)
+        self.init = InitialState(init, feature_size, layers * hidden, self.decoder.has_cell_state, dtype,
+                                 np.random.default_rng(s_init))
         self._collect([("regions", self.encoder.params, self.encoder.grads),
                        ("init", self.init.params, self.init.grads)]
                       + self.decoder.groups())
@@ -209,7 +208,7 @@ class Captioner(_Params):
         m = f.mean(axis=1)
         h, c = self.init.forward(m, training)  # (B, L*H) each
         h0 = self._to_layers(h)
-        c0 = self._to_layers(c) if c is not None else np.zeros_like(h0) if self.decoder.is_lstm else None
+        c0 = self._to_layers(c) if c is not None else np.zeros_like(h0) if self.decoder.has_cell_state else None
         return h0, c0, (f if self.attention != "none" else None)
 
     def _to_layers(self, flat: np.ndarray) -> np.ndarray:

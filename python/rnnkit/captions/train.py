@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 import numpy as np
 
 from .. import checkpoint
-from ..models import CELLS, single_threaded_blas
+from ..models import LAYER_CLASSES, single_threaded_blas
 from ..optim import Schedule
 from ..plotting import Score, plot_curve
 from ..rundir import KINDS, RunDir, resume_settings
@@ -67,8 +67,8 @@ class TrainConfig(Schedule):
         self.check_schedule()
         if not 0.0 <= self.teacher_forcing <= 1.0:
             raise ValueError(f"--teacher-forcing must lie in [0, 1], got {self.teacher_forcing}")
-        if self.cell not in CELLS:
-            raise ValueError(f"--cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
+        if self.cell not in LAYER_CLASSES:
+            raise ValueError(f"--cell must be one of {', '.join(LAYER_CLASSES)}, got {self.cell!r}")
         if self.encoder not in ENCODERS:
             raise ValueError(f"--encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
         if self.init not in INITS:
