@@ -251,3 +251,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert cli(["export-onnx", str(lm_dir), str(tmp_path / "o.onnx"), "--opset", "14"]) == 1
     assert "opset must be an int in 15" in capsys.readouterr().err
     assert not (tmp_path / "o.onnx").exists()
+
+
+def test_cell_without_an_onnx_operator_is_named():
+    with pytest.raises(ValueError, match="ONNX has no operator for the 'mut3' cell"):
+        rnnkit.onnx.export_layer(rnnkit.MUT3(8, 8), "unused.onnx")

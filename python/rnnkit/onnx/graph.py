@@ -18,6 +18,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from .._atomic import atomic_write
+from .._cells import cell_spec
 
 __all__ = ["OPSET", "MIN_OPSET", "check_opset", "StackSpec", "Graph", "stack_spec", "write_model"]
 
@@ -38,7 +39,10 @@ def check_opset(opset) -> int:
 
 #: rnnkit gate blocks in the order ONNX wants them.
 _ONNX_GATE_ORDER = {"lstm": (0, 3, 1, 2), "gru": (1, 0, 2), "gru_cho": (1, 0, 2), "rnn_tanh": (0,), "rnn_relu": (0,)}
-_ONNX_OP = {"lstm": "LSTM", "gru": "GRU", "gru_cho": "GRU", "rnn_tanh": "RNN", "rnn_relu": "RNN"}
+#: rnnkit's cell -> ONNX's operator and the attributes that select the cell's form (ONNX has no other cells)
+_ONNX_OP = {"lstm": ("LSTM", {}), "gru": ("GRU", {"linear_before_reset": 1}),
+            "gru_cho": ("GRU", {"linear_before_reset": 0}), "rnn_tanh": ("RNN", {"activation": "Tanh"}),
+            "rnn_relu": ("RNN", {"activation": "Relu"})}
 #: torch.nn's ``mode`` attribute -> rnnkit's cell
 _TORCH_MODES = {"RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu", "LSTM": "lstm", "GRU": "gru"}
 
@@ -58,6 +62,10 @@ class StackSpec:
     params: Dict[str, np.ndarray]
 
     @property
+    def has_cell_state(self) -> bool:
+        return cell_spec(self.cell).has_cell_state
+
+    @property
     def directions(self) -> int:
         return 2 if self.bidirectional else 1
 
@@ -70,7 +78,11 @@ def stack_spec(layer) -> StackSpec:
     cell = getattr(layer, "cell", None)
     mode = getattr(layer, "mode", None)
     if cell not in _ONNX_OP:
+        named = cell if isinstance(cell, str) else mode
         cell = mode if mode in _ONNX_OP else _TORCH_MODES.get(mode)
+        if cell is None and isinstance(named, str) and named.lower() not in _TORCH_MODES.values():
+            raise ValueError(f"ONNX has no operator for the {named!r} cell of {type(layer).__name__}; "
+                             f"exportable cells: {', '.join(_ONNX_OP)}")
     if cell is None or not callable(getattr(layer, "state_dict", None)):
         raise TypeError(f"expected an rnnkit or torch RNN/LSTM/GRU layer, got {type(layer).__name__}")
     if getattr(layer, "proj_size", 0):
@@ -152,7 +164,7 @@ class Graph:
         h_n (L*D, B, H), c_n or None): one ONNX recurrent operator per layer."""
         H, D, L, cell = spec.hidden_size, spec.directions, spec.num_layers, spec.cell
         p = spec.params
-        is_lstm = cell == "lstm"
+        is_lstm = spec.has_cell_state
         h_parts, c_parts = [], []
         layer_input = x
         for layer in range(L):
@@ -171,11 +183,12 @@ class Graph:
             if is_lstm:
                 args.append(self._layer_slice(c0, layer, D, L))
             attrs = {"hidden_size": H, "direction": "bidirectional" if D == 2 else "forward"}
-            if cell.startswith("rnn"):
-                attrs["activations"] = ["Relu" if cell == "rnn_relu" else "Tanh"] * D
-            elif cell != "lstm":
-                attrs["linear_before_reset"] = 1 if cell == "gru" else 0
-            outs = self.op(_ONNX_OP[cell], args, n_out=3 if is_lstm else 2, **attrs)
+            op, form = _ONNX_OP[cell]
+            if "activation" in form:
+                attrs["activations"] = [form["activation"]] * D
+            if "linear_before_reset" in form:
+                attrs["linear_before_reset"] = form["linear_before_reset"]
+            outs = self.op(op, args, n_out=3 if is_lstm else 2, **attrs)
             y = outs[0]  # (T, D, B, H)
             if D == 1:
                 layer_input = self.op1("Squeeze", y, self.const("axis1", np.array([1], np.int64)))

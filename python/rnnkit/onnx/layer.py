@@ -33,7 +33,7 @@ def export_layer(layer: Any, path: str, *, lengths: bool = False, opset: int = O
     x_shape = ["B", "T", I] if spec.batch_first else ["T", "B", I]
     x = g.input("x", FLOAT, x_shape)
     h0 = g.input("h0", FLOAT, [LD, "B", H])
-    c0 = g.input("c0", FLOAT, [LD, "B", H]) if spec.cell == "lstm" else None
+    c0 = g.input("c0", FLOAT, [LD, "B", H]) if spec.has_cell_state else None
     seq_lens = None
     if lengths:
         seq_lens = g.op1("Cast", g.input("lengths", INT64, ["B"]), to=6)  # ONNX wants int32 lengths

@@ -47,7 +47,7 @@ def charlm_model(model, opset: int = OPSET) -> Any:
     (T, B, V), h_n [, c_n]; the vocabulary (ids index ``[unknown] + chars``) in the metadata."""
     spec = stack_spec(model.rnn)
     L, H, V = spec.num_layers, spec.hidden_size, len(model.vocab)
-    is_lstm = spec.cell == "lstm"
+    is_lstm = spec.has_cell_state
     g = Graph("rnnkit_charlm", opset)
     ids = g.input("ids", INT64, ["T", "B"])
     h0, c0 = _states(g, is_lstm, L, H, ("h0", "c0"))
@@ -68,7 +68,7 @@ def _encoder_model(model, meta: Dict[str, str], opset: int) -> Any:
     cfg = model.config
     spec = stack_spec(model.encoder)
     L, H, D = cfg["layers"], cfg["hidden"], spec.directions
-    is_lstm, attention = spec.cell == "lstm", cfg["attention"] != "none"
+    is_lstm, attention = spec.has_cell_state, cfg["attention"] != "none"
     g = Graph("rnnkit_seq2seq_encoder", opset)
     src = g.input("src", INT64, ["B", "N"])
     src_len = g.input("src_len", INT64, ["B"])
@@ -108,7 +108,7 @@ def _decoder_model(model, meta: Dict[str, str], opset: int) -> Any:
     dec = model.decoder
     spec = stack_spec(dec.rnn)
     L, H, V = cfg["layers"], cfg["hidden"], dec.vocab_size
-    is_lstm, kind = spec.cell == "lstm", cfg["attention"]
+    is_lstm, kind = spec.has_cell_state, cfg["attention"]
     p = model.params
     g = Graph("rnnkit_seq2seq_decoder_step", opset)
     tokens = g.input("tokens", INT64, ["B"])
