@@ -15,6 +15,9 @@ import sys
 import pytest
 
 from rnnkit.charlm.train import TrainConfig as LMConfig
+from rnnkit.captions.data import shapes_spec
+from rnnkit.captions.train import TrainConfig as CapConfig
+from rnnkit.captions.train import train as train_cap
 from rnnkit.charlm.train import train as train_lm
 from rnnkit.classify.data import task_spec as classify_task
 from rnnkit.classify.train import TrainConfig as ClassifierConfig
@@ -40,6 +43,10 @@ def files(tmp_path_factory):
     train_s2s(S2SConfig(data=data, hidden=8, embed=4, batch=8, attention="dot", steps=2, eval_every=2), s2s, **QUIET)
     data = classify_task("majority", 0, {"train": 50, "val": 5, "test": 5}, min_len=2, max_len=5)
     train_classifier(ClassifierConfig(data=data, hidden=8, embed=4, batch=8, steps=2, eval_every=2), clf, **QUIET)
+    cap = str(d / "cap")
+    train_cap(CapConfig(data=shapes_spec(24, 2, val=4, test=4), hidden=8, embed=4, batch=4, steps=2, eval_every=2),
+              cap, **QUIET)
+    (d / "feats.npz").write_bytes(b"not numpy")
     (d / "corrupt").mkdir()
     (d / "corrupt" / "checkpoint.npz").write_bytes(b"PK\x03\x04garbage")
     (d / "text.txt").write_text(TEXT)
@@ -50,8 +57,9 @@ def files(tmp_path_factory):
     (d / "malformed.tsv").write_text("no tab on this line\n")
     (d / "labels.tsv").write_text("".join(f"text {i}\t{'ab'[i % 2]}\n" for i in range(40)))
     (d / "adir").mkdir()
-    return {k: str(d / k) for k in ("lm", "s2s", "clf", "corrupt", "text.txt", "latin1.txt", "notjson.json", "other.json",
-                                     "pairs.tsv", "labels.tsv", "malformed.tsv", "adir")} | {"root": str(d)}
+    return {k: str(d / k) for k in ("lm", "s2s", "clf", "cap", "feats.npz", "corrupt", "text.txt", "latin1.txt",
+                                     "notjson.json", "other.json", "pairs.tsv", "labels.tsv", "malformed.tsv",
+                                     "adir")} | {"root": str(d)}
 
 
 def mistakes(f):
@@ -149,6 +157,29 @@ def mistakes(f):
         ("missing", ["classify", missing, "ab"], "not a directory"),
         ("bad content", ["classify", f["corrupt"], "ab"], "corrupt"),
         ("bad content", ["classify", f["lm"], "ab"], "not a classifier checkpoint"),
+        ("missing", ["train-captions", "--features", missing, "--captions", f["pairs.tsv"], "--steps", "2"],
+         "not found"),
+        ("missing", ["train-captions", "--features", f["feats.npz"], "--captions", missing, "--steps", "2"],
+         "not found"),
+        ("unreadable", ["train-captions", "--features", f["adir"], "--captions", f["pairs.tsv"], "--steps", "2"],
+         "not found"),
+        ("bad content", ["train-captions", "--features", f["feats.npz"], "--captions", f["pairs.tsv"], "--steps",
+                         "2"], "not a NumPy"),
+        ("bad content", ["train-captions", "--out", f["s2s"], "--resume"], "sequence-to-sequence"),
+        ("unwritable", ["train-captions", "--task", "shapes", "--steps", "2", "--out",
+                        os.path.join(f["text.txt"], "x")], "not a directory"),
+
+        ("missing", ["eval-captions", missing], "not a directory"),
+        ("unreadable", ["eval-captions", f["adir"]], "no checkpoint"),
+        ("bad content", ["eval-captions", f["corrupt"]], "corrupt"),
+        ("bad content", ["eval-captions", f["s2s"]], "not a captioning checkpoint"),
+
+        ("missing", ["caption", missing, "--index", "0"], "not a directory"),
+        ("bad content", ["caption", f["corrupt"], "--index", "0"], "corrupt"),
+        ("bad content", ["caption", f["lm"], "--index", "0"], "not a captioning checkpoint"),
+        ("no package", ["caption", f["cap"], "--index", "0", "--attention-plot", os.path.join(f["root"], "a.png")],
+         "matplotlib"),
+        ("unwritable", ["caption", f["cap"], "--index", "0", "--attention-plot", nodir + ".png"], "does not exist"),
 
         ("missing", ["export-onnx", missing, os.path.join(f["root"], "m.onnx")], "not a directory"),
         ("unreadable", ["export-onnx", f["adir"], os.path.join(f["root"], "m.onnx")], "no checkpoint"),

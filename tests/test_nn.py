@@ -91,3 +91,17 @@ def test_linear_reads_weights_of_any_layout():
     x = np.random.default_rng(1).standard_normal((6, 4))
     np.testing.assert_allclose(m.forward(x), x @ w.T + m.params["bias"], rtol=0, atol=1e-12)
     np.testing.assert_allclose(m.backward(np.ones((6, 3))), np.ones((6, 3)) @ w, rtol=0, atol=1e-12)
+
+
+def test_linear_backward_without_the_input_gradient():
+    """A first layer skips dx: backward(input_grad=False) returns None and the same weight gradients."""
+    rng = np.random.default_rng(5)
+    a, b = Linear(6, 4, np.float64, np.random.default_rng(1)), Linear(6, 4, np.float64, np.random.default_rng(1))
+    x, dy = rng.standard_normal((3, 5, 6)), rng.standard_normal((3, 5, 4))
+    a.forward(x)
+    b.forward(x)
+    assert a.backward(dy).shape == x.shape
+    assert b.backward(dy, input_grad=False) is None
+    for k in a.grads:
+        np.testing.assert_array_equal(a.grads[k], b.grads[k])
+    np.testing.assert_allclose(b.grads["weight"], dy.reshape(-1, 4).T @ x.reshape(-1, 6), rtol=1e-12)

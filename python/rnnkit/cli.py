@@ -30,6 +30,9 @@ COMMANDS: Dict[str, Command] = {
     "train-classifier": Command("rnnkit.classify.cmd_train", "train a sequence classifier or tagger (task or file)"),
     "eval-classifier": Command("rnnkit.classify.cmd_eval", "accuracy, macro-F1, confusion matrix of a classifier"),
     "classify": Command("rnnkit.classify.cmd_classify", "print a trained classifier's label and class probabilities"),
+    "train-captions": Command("rnnkit.captions.cmd_train", "train an image captioning model (shapes task or features)"),
+    "eval-captions": Command("rnnkit.captions.cmd_eval", "exact match, token accuracy, BLEU-4 of a captioning model"),
+    "caption": Command("rnnkit.captions.cmd_caption", "print a captioning model's caption of a test image"),
     "export-onnx": Command("rnnkit.cmd_export_onnx", "write a trained char-LM or seq2seq model as ONNX graphs"),
     "info": Command("rnnkit.info", "version, build flags, kernels chosen on this CPU, BLAS and threads"),
 }

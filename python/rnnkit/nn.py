@@ -120,11 +120,14 @@ class Linear(Module):
         self._x, self._lead = self._rows(x), np.shape(x)[:-1]
         return self._affine(self._x, self._lead)
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        """dy (..., O) of the last forward -> dx (..., I); adds into grads['weight'] and grads['bias']."""
+    def backward(self, dy: np.ndarray, input_grad: bool = True) -> Optional[np.ndarray]:
+        """dy (..., O) of the last forward -> dx (..., I), or None without ``input_grad`` (a first layer
+        skips that product); adds into grads['weight'] and grads['bias']."""
         if self._x is None:
             raise RuntimeError("Linear.backward needs a forward first")
         w = self.params["weight"]
         dy = np.ascontiguousarray(np.asarray(dy).reshape(self._x.shape[0], -1), w.dtype)
-        dx = _C.linear_backward(dy, self._x, np.ascontiguousarray(w), self.grads["weight"], self.grads["bias"], True)
-        return dx.reshape(*self._lead, w.shape[1])
+        dx = _C.linear_backward(
+            dy, self._x, np.ascontiguousarray(w), self.grads["weight"], self.grads["bias"], input_grad
+        )
+        return None if dx is None else dx.reshape(*self._lead, w.shape[1])

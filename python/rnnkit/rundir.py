@@ -1,5 +1,5 @@
-"""A training run's output directory: what every training command (``train-charlm``, ``train-seq2seq``
-and any added later) does before it writes, so that no run is destroyed by accident.
+"""A training run's output directory: what every training command (``train-charlm``, ``train-seq2seq``,
+``train-captions`` and any added later) does before it writes, so that no run is destroyed by accident.
 
 The order a command follows:
 
@@ -57,6 +57,7 @@ KINDS: Dict[str, RunKind] = {
         RunKind("rnnkit-charlm", "train-charlm", "character-model"),
         RunKind("rnnkit-seq2seq", "train-seq2seq", "sequence-to-sequence"),
         RunKind("rnnkit-classifier", "train-classifier", "classifier"),
+        RunKind("rnnkit-captions", "train-captions", "captioning"),
     )
 }
 

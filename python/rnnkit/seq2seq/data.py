@@ -19,7 +19,7 @@ from .pairs import PairsError, file_digest, read_pairs, split_pairs, tokenize
 from .tasks import DEFAULT_SIZES, Pair, Splits, make_task, task_options
 from .vocab import BOS, EOS, PAD, TokenVocab
 
-__all__ = ["task_spec", "pairs_spec", "load_splits", "Batch", "Encoded", "make_batch"]
+__all__ = ["task_spec", "pairs_spec", "load_splits", "Batch", "Encoded", "make_batch", "pad_targets"]
 
 
 def task_spec(name: str, seed: int = 0, sizes: Optional[Dict[str, int]] = None, **options: Any) -> Dict[str, Any]:
@@ -73,6 +73,13 @@ def make_batch(src: Sequence[np.ndarray], tgt: Sequence[np.ndarray], dtype=np.fl
     S = np.full((B, N), PAD, np.int32)
     for i, s in enumerate(src):
         S[i, : len(s)] = s
+    return Batch(S, src_len, *pad_targets(tgt, dtype))
+
+
+def pad_targets(tgt: Sequence[np.ndarray], dtype=np.float32) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Teacher-forcing arrays of encoded targets (without BOS/EOS), each (T, B) with T = longest + 1:
+    inputs [BOS, y...] and outputs [y..., EOS] padded with PAD, and weights 1 on the real positions."""
+    B = len(tgt)
     T = max(len(t) for t in tgt) + 1
     tin = np.full((T, B), PAD, np.int32)
     tout = np.full((T, B), PAD, np.int32)
@@ -84,7 +91,7 @@ def make_batch(src: Sequence[np.ndarray], tgt: Sequence[np.ndarray], dtype=np.fl
         tout[:n, i] = t
         tout[n, i] = EOS
         w[: n + 1, i] = 1
-    return Batch(S, src_len, tin, tout, w)
+    return tin, tout, w
 
 
 class Encoded:

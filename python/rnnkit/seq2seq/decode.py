@@ -1,9 +1,10 @@
 """Decoding: greedy and batched beam search with GNMT length normalisation.
 
-Both work on a `Decoder` and a `DecodeState` (from ``Seq2Seq.start`` or ``VectorToSequence.start``) for a
-batch of B examples. The loop over output steps is Python; each step is one `Decoder.step` on the whole
-batch (B rows greedy, B*K rows for a beam of K: one `rnnkit.kernels.step` call per layer, the attention,
-the output layer) followed by vectorised NumPy selection; nothing runs per element in Python.
+Both work on a `Decoder` and a `DecodeState` (from ``Seq2Seq.start``, ``VectorToSequence.start`` or
+``rnnkit.captions.Captioner.start``) for a batch of B examples; `decode` picks one by the beam size.
+The loop over output steps is Python; each step is one `Decoder.step` on the whole batch (B rows greedy,
+B*K rows for a beam of K: one `rnnkit.kernels.step` call per layer, the attention, the output layer)
+followed by vectorised NumPy selection; nothing runs per element in Python.
 
 Scoring: a hypothesis y_1..y_n (n counts its end symbol when it has one) scores
 log p(y) / lp(n) with GNMT's length penalty lp(n) = ((5 + n) / 6) ** alpha (Wu et al. 2016); alpha = 0
@@ -29,7 +30,16 @@ import numpy as np
 from .model import Decoder, DecodeState
 from .vocab import BOS, EOS, PAD
 
-__all__ = ["Hypothesis", "length_penalty", "greedy", "greedy_tokens", "beam_search", "translate", "translate_all"]
+__all__ = [
+    "Hypothesis",
+    "length_penalty",
+    "greedy",
+    "greedy_tokens",
+    "beam_search",
+    "decode",
+    "translate",
+    "translate_all",
+]
 
 
 class Hypothesis(NamedTuple):
@@ -208,10 +218,22 @@ def translate(
 ) -> List[Hypothesis]:
     """The best hypothesis for each source of a batch (src (B, N), src_len (B,)) of a `Seq2Seq`: greedy
     for beam 1, else beam search."""
-    state = model.start(src, src_len)
+    return decode(model.decoder, model.start(src, src_len), beam, max_len, alpha, return_attention)
+
+
+def decode(
+    decoder: Decoder,
+    state: DecodeState,
+    beam: int = 1,
+    max_len: int = 50,
+    alpha: float = 0.6,
+    return_attention: bool = False,
+) -> List[Hypothesis]:
+    """The best hypothesis for each example of ``state`` (from any model's ``start``): greedy for beam 1,
+    else beam search. Consumes ``state``."""
     if beam == 1:
-        return greedy(model.decoder, state, max_len, alpha, return_attention)
-    return [h[0] for h in beam_search(model.decoder, state, beam, max_len, alpha, 1, return_attention)]
+        return greedy(decoder, state, max_len, alpha, return_attention)
+    return [h[0] for h in beam_search(decoder, state, beam, max_len, alpha, 1, return_attention)]
 
 
 def translate_all(

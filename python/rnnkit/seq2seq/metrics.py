@@ -4,7 +4,8 @@
 * token accuracy: the fraction of reference tokens matched by the output token at the same position
   (an output that is too short misses the rest; one too long is not penalised further).
 * BLEU (Papineni et al. 2002): corpus-level, up to 4-grams, clipped counts, uniform weights, brevity
-  penalty, no smoothing, reported 0..100 (the standard corpus BLEU, as sacrebleu's with tokenised input).
+  penalty, no smoothing, reported 0..100 (the standard corpus BLEU, as sacrebleu's with tokenised input);
+  with one reference per output or several (`corpus_bleu_multi`, as image captioning scores).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 from collections import Counter
 from typing import Dict, Sequence
 
-__all__ = ["exact_match", "token_accuracy", "corpus_bleu", "score_all"]
+__all__ = ["exact_match", "token_accuracy", "corpus_bleu", "corpus_bleu_multi", "score_all"]
 
 Tokens = Sequence[str]
 
@@ -44,15 +45,29 @@ def _ngrams(tokens: Tokens, n: int) -> Counter:
 def corpus_bleu(hyps: Sequence[Tokens], refs: Sequence[Tokens], max_n: int = 4) -> float:
     """Corpus BLEU in 0..100 with one reference per output; 0 when some n-gram order has no match."""
     _check(hyps, refs)
+    return corpus_bleu_multi(hyps, [[r] for r in refs], max_n)
+
+
+def corpus_bleu_multi(hyps: Sequence[Tokens], refs: Sequence[Sequence[Tokens]], max_n: int = 4) -> float:
+    """Corpus BLEU in 0..100 with several references per output (``refs[i]`` lists output i's): each
+    n-gram count is clipped by its largest count in any one reference, and the brevity penalty takes
+    the reference length closest to the output's (the shorter on a tie), as in Papineni et al. and
+    NLTK's corpus_bleu. 0 when some n-gram order has no match."""
+    _check(hyps, refs)
+    if any(not r for r in refs):
+        raise ValueError("every output needs at least one reference")
     matches, totals = [0] * max_n, [0] * max_n
     hyp_len = ref_len = 0
-    for h, r in zip(hyps, refs):
-        h, r = list(h), list(r)
+    for h, rs in zip(hyps, refs):
+        h, rs = list(h), [list(r) for r in rs]
         hyp_len += len(h)
-        ref_len += len(r)
+        ref_len += min((abs(len(r) - len(h)), len(r)) for r in rs)[1]
         for n in range(1, max_n + 1):
-            hc, rc = _ngrams(h, n), _ngrams(r, n)
-            matches[n - 1] += sum(min(c, rc[g]) for g, c in hc.items())
+            hc = _ngrams(h, n)
+            best: Counter = Counter()
+            for r in rs:
+                best |= _ngrams(r, n)  # union keeps the largest count of each n-gram
+            matches[n - 1] += sum(min(c, best[g]) for g, c in hc.items())
             totals[n - 1] += max(len(h) - n + 1, 0)
     if min(matches) == 0 or hyp_len == 0:
         return 0.0
