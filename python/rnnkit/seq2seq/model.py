@@ -250,6 +250,7 @@ class Decoder(_Params):
         self._cache = None
         H = self.hidden
         dfeat = self.head.backward(dlogits)
+        assert dfeat is not None  # the input's gradient is returned unless input_grad=False
         if keep is not None:
             dfeat = dfeat * keep
         dfeat = dfeat.reshape(T, B, -1)
