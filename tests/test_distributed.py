@@ -17,7 +17,11 @@ import pytest
 
 from rnnkit import distributed as dist
 
-PYTHON_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python")
+import rnnkit  # noqa: E402
+
+# The directory rnnkit is imported from (site-packages when installed, python/ in a built checkout), so the
+# ranks run the same rnnkit as the tests.
+PYTHON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(rnnkit.__file__)))
 LAUNCHER_VARS = [v for pair in dist._LAUNCHER_VARS for v in pair if v]
 
 

@@ -12,7 +12,7 @@ printed ones): the format is checked, not the figures of the documented run. A f
 quotation (``# out: 5.96e-08  # float32 rounding``).
 
 Shortening (shell blocks, so that all documents run in well under a minute): ``rnnkit`` and ``python``
-are this interpreter (``python -m rnnkit.cli``, PYTHONPATH at this checkout) and ``python bench/`` the
+are this interpreter (``python -m rnnkit.cli``, PYTHONPATH at the rnnkit the tests import) and ``python bench/`` the
 checkout's bench/; ``--steps N`` becomes ``--steps max(2, N // 500)``, ``--minutes M`` becomes
 ``--steps max(2, 4 M)``, ``--eval-every N`` becomes ``--eval-every 100000`` (one evaluation, at the end),
 and ``train-seq2seq --task`` gets ``--train-size 1000 --val-size 50 --test-size 50``. `shorten` does it;
@@ -141,7 +141,10 @@ def _inputs(directory: str) -> None:
 def test_runnable_blocks_run_and_print_what_they_quote(doc, tmp_path):
     blocks = runnable_blocks(doc)
     _inputs(str(tmp_path))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.join(ROOT, "python")] +
+    import rnnkit  # the blocks run the rnnkit these tests import (installed, or this checkout's python/)
+
+    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(rnnkit.__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([package_dir] +
                                                        os.environ.get("PYTHONPATH", "").split(os.pathsep)),
            "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
     for block in blocks:
