@@ -47,7 +47,9 @@ echo "wheel: $(basename "$wheel"), $(stat -c %s "$wheel") bytes"
 echo "== install with --only-binary :all: into a fresh environment, no compiler reachable"
 "$python" -m venv "$work/venv"
 CC=/bin/false CXX=/bin/false "$work/venv/bin/pip" install -q --only-binary :all: "$wheel[test]"
+# The tests and the documents tests/test_docs.py runs, without python/: rnnkit must come from the wheel.
 cp -r "$root/tests" "$work/tests"
+cp -r "$root/README.md" "$root/bench" "$work/"
 cd "$work"
 unset PYTHONPATH
 export RNNKIT_TEST_INSTALLED=1  # tests/test_packaging.py then asserts that rnnkit comes from site-packages
