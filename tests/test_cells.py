@@ -76,6 +76,8 @@ def test_native_checks_follow_the_registry():
 def test_no_code_asks_a_cell_its_name():
     """What a cell has is asked of its CellSpec / its C++ constants, never by comparing names."""
     root = pathlib.Path(__file__).resolve().parents[1]  # the repository
+    if not (root / "csrc").is_dir():
+        pytest.skip("a rule on the repository's sources: tests/wheel.sh runs the tests without them")
     sources = [p for p in (root / "python" / "rnnkit").rglob("*.py")] + list((root / "csrc").rglob("*.[ch]*")) + \
         list((root / "src").rglob("*.[ch]*"))
     assert len(sources) > 60
