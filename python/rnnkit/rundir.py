@@ -231,3 +231,37 @@ def resume_settings(
     if changes:
         log(f"changed on resume: {', '.join(changes)}")
     return merged
+
+
+def resumed_config(
+    run_dir: "RunDir",
+    cfg: Any,
+    given: Optional[Mapping[str, Any]],
+    changeable: Sequence[str],
+    log: Callable[[str], None],
+    names: Optional[Mapping[str, str]] = None,
+    describe_data: Optional[Callable[[Any], str]] = None,
+) -> Tuple[Any, Dict[str, np.ndarray], Dict[str, Any]]:
+    """What a training command resumes from ``run_dir``: (its configuration, the checkpoint's arrays and
+    metadata). The configuration is ``type(cfg)`` built from `resume_settings`; ``given`` (default:
+    ``cfg``'s steps, minutes and eval_every) may change the fields in ``changeable``, and data that
+    differs from the run's is refused (named by ``describe_data`` if given)."""
+    arrays, meta = run_dir.load_for_resume()
+    if given is None:
+        given = {k: getattr(cfg, k) for k in ("steps", "minutes", "eval_every")}
+    data, saved = given.get("data", cfg.data), meta["train"].get("data")
+    if data and data != saved:
+        trained_on = f" ({describe_data(saved)})" if describe_data else ""
+        raise ValueError(
+            f"{run_dir.path}: the data given differs from the data this run was trained on{trained_on}; "
+            "drop the data options to resume it"
+        )
+    try:
+        settings = resume_settings(
+            run_dir.path, meta["train"], int(meta["step"]), given, changeable, log, names, skip=("data",)
+        )
+        return type(cfg)(**settings), arrays, meta
+    except TypeError as e:
+        raise checkpoint.CheckpointError(
+            f"{run_dir.checkpoint_path} is not a resumable training checkpoint ({e})"
+        ) from None

@@ -24,7 +24,7 @@ from ..checkpoint import BEST_FILE
 from ..models import LAYER_CLASSES, single_threaded_blas
 from ..optim import Schedule
 from ..plotting import Score, plot_curve
-from ..rundir import KINDS, RunDir, resume_settings
+from ..rundir import KINDS, RunDir, resumed_config
 from ..seq2seq.decode import Hypothesis, decode, greedy_tokens
 from ..seq2seq.metrics import corpus_bleu_multi, exact_match, token_accuracy
 from ..seq2seq.model import ATTENTIONS
@@ -258,25 +258,7 @@ def train(
     """
     run_dir = RunDir(out, KIND)
     if resume:
-        arrays, meta = run_dir.load_for_resume()
-        if given is None:
-            given = {k: getattr(cfg, k) for k in ("steps", "minutes", "eval_every")}
-        data = given.get("data", cfg.data)
-        if data and data != meta["train"].get("data"):
-            raise ValueError(
-                f"{out}: the data given differs from the data this run was trained on "
-                f"({_describe_data(meta['train'].get('data'))}); drop the data options to resume it"
-            )
-        try:
-            cfg = TrainConfig(
-                **resume_settings(
-                    out, meta["train"], int(meta["step"]), given, RESUMABLE, log, OPTION_NAMES, skip=("data",)
-                )
-            )
-        except TypeError as e:
-            raise checkpoint.CheckpointError(
-                f"{run_dir.checkpoint_path} is not a resumable training checkpoint ({e})"
-            ) from None
+        cfg, arrays, meta = resumed_config(run_dir, cfg, given, RESUMABLE, log, OPTION_NAMES, _describe_data)
     cfg.validate()
     if not resume:
         run_dir.check_new(overwrite)

@@ -33,7 +33,7 @@ from ..models import LAYER_CLASSES, single_threaded_blas
 from ..optim import Schedule
 from ..plotting import Score, plot_curve
 from ..pooling import POOLS
-from ..rundir import KINDS, RunDir, resume_settings
+from ..rundir import KINDS, RunDir, resumed_config
 from ..training import TrainingRun, best_row, fit
 from .data import Encoded, Labels, build_vocab, load_splits
 from .metrics import scores
@@ -279,23 +279,7 @@ def train(
     """
     run_dir = RunDir(out, KIND)
     if resume:
-        arrays, meta = run_dir.load_for_resume()
-        if given is None:
-            given = {k: getattr(cfg, k) for k in ("steps", "minutes", "eval_every")}
-        data = given.get("data", cfg.data)
-        if data and data != meta["train"].get("data"):
-            raise ValueError(
-                f"{out}: the data given differs from the data this run was trained on; drop the "
-                "data options to resume it"
-            )
-        try:
-            cfg = TrainConfig(
-                **resume_settings(out, meta["train"], int(meta["step"]), given, RESUMABLE, log, skip=("data",))
-            )
-        except TypeError as e:
-            raise checkpoint.CheckpointError(
-                f"{run_dir.checkpoint_path} is not a resumable training checkpoint ({e})"
-            ) from None
+        cfg, arrays, meta = resumed_config(run_dir, cfg, given, RESUMABLE, log)
     cfg.validate()
     if not resume:
         run_dir.check_new(overwrite)
