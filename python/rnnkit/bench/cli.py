@@ -230,7 +230,7 @@ def main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
 def _main(args: argparse.Namespace, argv: List[str]) -> int:
     import rnnkit
 
-    from . import report
+    from . import plot, report
     from .compare import compare_files
     from .run import IMPLS, Settings, calls_per_case, run_bench
 
@@ -296,7 +296,7 @@ def _main(args: argparse.Namespace, argv: List[str]) -> int:
     if args.json:
         report.write_json(doc, args.json)
     if args.plot:
-        report.write_plot(doc, args.plot)
+        plot.write_plot(doc, args.plot)
     if args.markdown:
         report.write_markdown(doc, args.markdown, args.plot)
     return 1 if any(r["status"] != "ok" for r in doc["cases"]) else 0

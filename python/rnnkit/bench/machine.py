@@ -10,9 +10,10 @@ import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, Optional
 
 import rnnkit
+from rnnkit import _blas_load
 
 
 def cpu_model() -> str:
@@ -105,16 +106,6 @@ def machine_info() -> Dict[str, object]:
     }
 
 
-def _rnnkit_blas_paths() -> List[str]:
-    """The library files of rnnkit's own OpenBLAS, which the kernels pin to one thread themselves."""
-    try:
-        import scipy_openblas32
-
-        return [str(Path(scipy_openblas32.get_lib_dir()).resolve())]
-    except Exception:
-        return []
-
-
 @contextlib.contextmanager
 def threads(n: int) -> Iterator[None]:
     """Run rnnkit's kernels, torch and NumPy's BLAS (the reference's GEMMs) on ``n`` threads each;
@@ -131,7 +122,7 @@ def threads(n: int) -> Iterator[None]:
     old_torch = torch.get_num_threads() if torch is not None else None
     if torch is not None:
         torch.set_num_threads(n)
-    own = _rnnkit_blas_paths()
+    own = [d for d in [_blas_load.library_dir()] if d]
     ctl = ThreadpoolController()
     others = [
         lib["filepath"]
