@@ -102,7 +102,11 @@ def machine_info() -> Dict[str, object]:
         "git": git_revision(),
         "load_at_start": cpu_load(),
         "threadpools": threadpool_info(),
-        "env": {k: v for k, v in os.environ.items() if k.startswith(("OMP_", "OPENBLAS_", "MKL_", "GOMP_", "KMP_"))},
+        "env": {
+            k: v
+            for k, v in os.environ.items()
+            if k.startswith(("OMP_", "OPENBLAS_", "MKL_", "GOMP_", "KMP_", "RNNKIT_BLAS_"))
+        },
     }
 
 

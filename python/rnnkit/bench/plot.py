@@ -89,12 +89,22 @@ def _rect(x: float, y: float, color, hatch: Optional[str]):
     return Rectangle((x - 0.5, y - 0.5), 1, 1, facecolor=color, edgecolor="white", linewidth=1.5, hatch=hatch)
 
 
-def _frame(ax, ncols: int, nrows: int, xlabels: Sequence[str], ylabels: Sequence[str], xtitle: str, ytitle: str):
+def _frame(
+    ax,
+    ncols: int,
+    nrows: int,
+    xlabels: Sequence[str],
+    ylabels: Sequence[str],
+    xtitle: str,
+    ytitle: str,
+    yticks: Optional[Sequence[int]] = None,
+):
+    """Axes of ncols x nrows squares, labelled (the y labels at ``yticks``, default the bottom rows)."""
     ax.set_xlim(-0.5, ncols - 0.5)
     ax.set_ylim(-0.5, nrows - 0.5)
     ax.set_xticks(range(ncols))
     ax.set_xticklabels(xlabels, fontsize=8)
-    ax.set_yticks(range(nrows))
+    ax.set_yticks(list(yticks) if yticks is not None else list(range(len(ylabels))))
     ax.set_yticklabels(ylabels, fontsize=8)
     ax.set_xlabel(xtitle, fontsize=8)
     ax.set_ylabel(ytitle, fontsize=8)
@@ -122,10 +132,11 @@ def write_plot(doc: Dict, path: str) -> None:
     has_grid = bool(batches)
     panels = (len(cells) if has_grid else 0) + (1 if other_sizes else 0)
     side = 0.8  # inches of one square
+    nrows = max(len(hiddens), len(other_sizes), 2)  # squares per panel height, so that all squares match
     grid_w = side * max(len(batches), 2) + 0.9
     other_w = side * len(cells) + 2.3
-    row_h = side * max(len(hiddens), len(other_sizes), 2) + 0.8
-    width = (grid_w * len(cells) if has_grid else 0) + (other_w if other_sizes else 0)
+    row_h = side * nrows + 0.8
+    width = max(7.0, (grid_w * len(cells) if has_grid else 0) + (other_w if other_sizes else 0))
     widths = ([grid_w] * len(cells) if has_grid else []) + ([other_w] if other_sizes else [])
     fig, axes = plt.subplots(
         len(rows),
@@ -162,11 +173,14 @@ def write_plot(doc: Dict, path: str) -> None:
         if other_sizes:
             ax = axes[i][-1]
             panel = other.get((mode, threads), {})
+            top = nrows - 1  # listed from the top down
             for cx, cell in enumerate(cells):
-                for sy, label in enumerate(other_sizes):
+                for k, label in enumerate(other_sizes):
                     if (label, cell) in panel or panel:
-                        _square(ax, cx, sy, panel.get((label, cell)), main, cmap, norm)
-            _frame(ax, len(cells), len(other_sizes), cells, other_sizes, "cell", "")
+                        _square(ax, cx, top - k, panel.get((label, cell)), main, cmap, norm)
+            _frame(
+                ax, len(cells), nrows, cells, other_sizes, "cell", "", yticks=[top - k for k in range(len(other_sizes))]
+            )
             ax.set_title(f"other cases: {row_name}", fontsize=9)
     sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
     ticks = [t for t in (0.25, 0.5, 1, 2, 4) if COLOR_RANGE[0] <= t <= COLOR_RANGE[1]]
@@ -181,12 +195,16 @@ def write_plot(doc: Dict, path: str) -> None:
     bar.ax.set_xticklabels([f"{t:g}x" for t in ticks], fontsize=8)
     bar.set_label(
         f"speed-up of rnnkit over {main} = time({main}) / time(rnnkit); blue: rnnkit faster"
-        + ("; small type: over the NumPy reference" if main == "torch" else ""),
+        + (
+            "; small type: over the NumPy reference"
+            if main == "torch" and any(r.get("speedup_vs_reference") for r in cases)
+            else ""
+        ),
         fontsize=8,
     )
     m = doc["machine"]
     summary = _summary_line(cases, main)
-    fig.suptitle(f"rnnkit vs {main} on {m['cpu_model']} ({doc.get('created', '')[:10]}): {summary}", fontsize=10)
+    fig.suptitle(f"rnnkit vs {main} on {m['cpu_model']}, {doc.get('created', '')[:10]}\n{summary}", fontsize=10)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

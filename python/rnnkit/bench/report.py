@@ -152,6 +152,11 @@ def header_lines(doc: Dict) -> List[str]:
         "versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val) + f", python {m['python']}",
         f"git: {git.get('commit', 'unknown')}" + (" (with uncommitted changes)" if git.get("dirty") else ""),
     ]
+    env = m.get("env") or {}
+    lines.append(
+        "environment: "
+        + (", ".join(f"{k}={v}" for k, v in sorted(env.items())) or "(none of the threading or BLAS variables)")
+    )
     for when in ("start", "end"):
         load = m.get(f"load_at_{when}") or {}
         if load:
