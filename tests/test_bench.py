@@ -71,6 +71,18 @@ def test_variable_length_bidirectional_check_and_reports(tmp_path):
     assert "GEMM for rnnkit's kernels: openblas" in md and "time(rnnkit)/time(torch)" in md
 
 
+def test_from_presents_a_saved_run_without_running_it(tiny_json, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    saved, png, md = tmp_path / "saved.json", tmp_path / "again.png", tmp_path / "again.md"
+    saved.write_text(json.dumps(tiny_json))
+    assert bench_cli.main(["--from", str(saved), "--plot", str(png), "--markdown", str(md)]) == 0
+    out = capsys.readouterr().out
+    assert "lstm  training" in out and "time(rnnkit)/time(torch)" in out
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    text = md.read_text()
+    assert tiny_json["command"] in text and f"drawn from its JSON by `rnnkit bench --from {saved}" in text
+
+
 def test_compare_prints_the_change(tiny_json, tmp_path, capsys):
     slower = copy.deepcopy(tiny_json)
     for r in slower["cases"]:

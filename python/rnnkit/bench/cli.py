@@ -33,6 +33,7 @@ examples:
   rnnkit bench --cell lstm --mode training --batch 64 --hidden 512 --threads 1,2
   rnnkit bench --json bench/results.json --plot bench/speedup.png --markdown bench/RESULTS.md
   rnnkit bench --compare before.json after.json
+  rnnkit bench --from bench/results.json --plot speedup.png
 """
 
 
@@ -181,6 +182,13 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
         metavar=("A.json", "B.json"),
         help="print the change from run A to run B and exit (runs nothing; default: run the benchmark)",
     )
+    out.add_argument(
+        "--from",
+        dest="from_json",
+        metavar="RESULT.json",
+        help="present a run saved with --json instead of running: print its table and write --plot and "
+        "--markdown from it (default: run the benchmark)",
+    )
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -230,7 +238,7 @@ def main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
 def _main(args: argparse.Namespace, argv: List[str]) -> int:
     import rnnkit
 
-    from . import plot, report
+    from . import report
     from .compare import compare_files
     from .run import IMPLS, Settings, calls_per_case, run_bench
 
@@ -242,6 +250,11 @@ def _main(args: argparse.Namespace, argv: List[str]) -> int:
             check_output_file(getattr(args, option), f"--{option}")
     if args.plot:
         require_module("matplotlib", "--plot")
+    if args.from_json:
+        doc = report.load_json(args.from_json)
+        doc["presented_by"] = " ".join(["rnnkit bench"] + [shlex.quote(a) for a in argv])
+        _present(doc, args)
+        return 0
     quick = args.quick
     settings = Settings(
         impls=tuple(dict.fromkeys(args.impl or IMPLS)),
@@ -288,6 +301,14 @@ def _main(args: argparse.Namespace, argv: List[str]) -> int:
     doc["command"] = command
     doc["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     doc["seconds"] = time.monotonic() - start
+    _present(doc, args)
+    return 1 if any(r["status"] != "ok" for r in doc["cases"]) else 0
+
+
+def _present(doc: dict, args: argparse.Namespace) -> None:
+    """Print a result document's header, table and summary, and write the files the options ask for."""
+    from . import plot, report
+
     print("\n".join(report.header_lines(doc)))
     print()
     print(report.format_table(doc))
@@ -299,4 +320,3 @@ def _main(args: argparse.Namespace, argv: List[str]) -> int:
         plot.write_plot(doc, args.plot)
     if args.markdown:
         report.write_markdown(doc, args.markdown, args.plot)
-    return 1 if any(r["status"] != "ok" for r in doc["cases"]) else 0

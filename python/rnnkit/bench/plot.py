@@ -204,7 +204,11 @@ def write_plot(doc: Dict, path: str) -> None:
     )
     m = doc["machine"]
     summary = _summary_line(cases, main)
-    fig.suptitle(f"rnnkit vs {main} on {m['cpu_model']}, {doc.get('created', '')[:10]}\n{summary}", fontsize=10)
+    coretype = (m.get("env") or {}).get("OPENBLAS_CORETYPE", "unset")
+    fig.suptitle(
+        f"rnnkit vs {main} on {m['cpu_model']}, {doc.get('created', '')[:10]}, OPENBLAS_CORETYPE {coretype}\n{summary}",
+        fontsize=10,
+    )
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -212,4 +216,4 @@ def write_plot(doc: Dict, path: str) -> None:
 def _summary_line(cases: Sequence[Dict], other: str) -> str:
     ups = [r[f"speedup_vs_{other}"] for r in cases if r.get(f"speedup_vs_{other}")]
     gmean = math.exp(sum(math.log(u) for u in ups) / len(ups))
-    return f"geometric mean x{gmean:.2f}, slowest x{min(ups):.2f} over {len(ups)} cases"
+    return f"speed-up over {other}: geometric mean x{gmean:.2f}, slowest x{min(ups):.2f} over {len(ups)} cases"

@@ -177,7 +177,9 @@ def header_lines(doc: Dict) -> List[str]:
 
 def write_json(doc: Dict, path: str) -> None:
     with open(path, "w") as f:
-        json.dump(doc, f, indent=1, default=str)  # default=str: numpy scalars, paths
+        json.dump(
+            {k: v for k, v in doc.items() if k != "presented_by"}, f, indent=1, default=str
+        )  # default=str: numpy scalars, paths
         f.write("\n")
 
 
@@ -200,7 +202,8 @@ def write_markdown(doc: Dict, path: str, plot_path: Optional[str] = None) -> Non
     md = [
         "# rnnkit benchmark results",
         "",
-        f"Produced by `{doc.get('command', 'rnnkit bench')}` on {doc.get('created', '?')}.",
+        f"Produced by `{doc.get('command', 'rnnkit bench')}` on {doc.get('created', '?')}"
+        + (f"; drawn from its JSON by `{doc['presented_by']}`." if doc.get("presented_by") else "."),
         "",
     ]
     md += [f"- {line}" for line in header_lines(doc)]
