@@ -68,7 +68,7 @@ def generator_state(generator: DropoutRandom) -> Dict[str, Any]:
     """The JSON-able state of a dropout generator of either kind (for a checkpoint)."""
     if isinstance(generator, StreamKeyedRandom):
         return generator.state()
-    return generator.bit_generator.state
+    return dict(generator.bit_generator.state)
 
 
 def restore_generator(generator: DropoutRandom, state: Dict[str, Any], first_stream: int = 0) -> DropoutRandom:

@@ -42,7 +42,7 @@ from ..losses import log_softmax, softmax_cross_entropy
 from ..models import check_input_width, layer_class
 from ..nn import Embedding, Linear
 from ..rundir import kind_of
-from ..stream_dropout import generator_state, keyed_from, restore_generator
+from ..stream_dropout import DropoutRandom, generator_state, keyed_from, restore_generator
 from .data import Batch
 from .vocab import TokenVocab
 
@@ -166,7 +166,7 @@ class Decoder(_Params):
         self.layers, self.hidden, self.vocab_size = layers, hidden, vocab_size
         self.attention = attention
         self.dropout = float(dropout)
-        self.drop_rng = np.random.default_rng(s_drop)
+        self.drop_rng: DropoutRandom = np.random.default_rng(s_drop)
         self.embed = Embedding(vocab_size, embed, dtype, np.random.default_rng(s_embed))
         check_input_width(cell, embed, hidden)
         self.rnn = layer_class(cell)(

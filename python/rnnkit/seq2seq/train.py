@@ -390,7 +390,8 @@ def _train(run: Seq2SeqRun, out: str, resume: bool, progress: bool, log: Callabl
     if dist.world_size() > 1:  # rank 0 writes the files; every rank returns the best model
         best = dist.broadcast_object(checkpoint.load(checkpoint.run_checkpoint(out)) if dist.is_main() else None)
         if not dist.is_main():
-            return Seq2Seq.from_checkpoint(*best, attention_backend=run.model.decoder.attn)
+            arrays, meta = best
+            return Seq2Seq.from_checkpoint(arrays, meta, attention_backend=run.model.decoder.attn)
     curve = os.path.join(out, CURVE_FILE)
     if not plot_curve(metrics, curve, "loss (nats per target token)", CURVE_SCORES):
         log(f"note: matplotlib is not installed, so {curve} was not drawn (pip install matplotlib)")
