@@ -208,6 +208,19 @@ def test_rank_zero_alone_writes_and_resume_reads_on_rank_zero(tmp_path, text_fil
     assert rows(home / "halves")[-1]["step"] == 35
 
 
+def test_seq2seq_resume_reads_on_rank_zero(tmp_path):
+    home, away = tmp_path / "rank0", tmp_path / "rank1"
+    home.mkdir()
+    argv = SEQ2SEQ + ["--schedule", "constant", "--warmup", "0", "--layers", "2", "--dropout", "0.2"]
+    ok(two(home, argv + ["--out", "straight"], other=away))
+    ok(two(home, with_flag(argv, "--steps", "15") + ["--out", "halves"], other=away))
+    ok(two(home, argv + ["--out", "halves", "--resume"], other=away))
+    a, b = weights(home / "straight" / "checkpoint.npz"), weights(home / "halves" / "checkpoint.npz")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert os.listdir(away) == []
+
+
 def test_minutes_end_every_rank_at_the_same_step(tmp_path, text_file):
     argv = with_flag(CHARLM, "--steps") + ["--minutes", "0.03", "--text", text_file]
     ok(two(tmp_path, argv + ["--out", "timed"], timeout=90))  # ranks stopping apart would leave one waiting
@@ -253,3 +266,17 @@ def test_threads_default_to_the_cores_divided_among_the_ranks(tmp_path):
                       capture_output=True, text=True, timeout=60))
     want = max(1, (os.cpu_count() or 1) // 2)
     assert [int((tmp_path / f"threads{r}").read_text()) for r in range(2)] == [want, want]
+
+
+def test_under_mpiexec_without_mpi4py_the_command_says_to_install_the_extra(tmp_path, text_file):
+    blocked = tmp_path / "blocked" / "mpi4py"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text("raise ImportError('mpi4py blocked for this test')\n")
+    e = env()
+    e.update(PYTHONPATH=f"{blocked.parent}{os.pathsep}{PYTHON_DIR}", PMI_RANK="0", PMI_SIZE="2")
+    job = subprocess.run([sys.executable, "-m", "rnnkit.cli"] + CHARLM + ["--text", text_file, "--out", "o"], env=e,
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert job.returncode == 1
+    assert job.stderr.strip() == ("rnnkit train-charlm: error: this process was launched by mpiexec but mpi4py is "
+                                  "not installed: install MPI support with  pip install 'rnnkit[mpi]'")
+    assert not (tmp_path / "o").exists()

@@ -300,6 +300,9 @@ def run(prog: str, body: Callable[[], int]) -> int:
     except (ValueError, OSError, MissingDependencyError) as e:
         _fail(prog, f"error: {e}", 1)
         return 1
+    except dist.MPIUnavailableError as e:  # each rank alone: there is no MPI to end the job with
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         _fail(prog, "interrupted", 130)
         return 130

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -138,6 +138,6 @@ def set_threads(threads: Optional[int]) -> None:
         rnnkit.set_num_threads(dist.default_threads())
 
 
-def quiet_unless_main(log):
+def quiet_unless_main(log: Callable[..., None]) -> Callable[..., None]:
     """``log`` on rank 0, a function that prints nothing on the other ranks."""
     return log if dist.is_main() else (lambda *args, **kwargs: None)

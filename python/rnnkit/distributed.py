@@ -43,6 +43,7 @@ __all__ = [
     "default_threads",
     "check_same",
     "DisagreementError",
+    "MPIUnavailableError",
     "allreduce_flat_",
     "allgather",
     "broadcast_object",
@@ -65,6 +66,10 @@ _LAUNCHER_VARS = (
 _REDUCIBLE = tuple(
     np.dtype(t) for t in (np.float32, np.float64, np.int32, np.int64, np.uint8, np.complex64, np.complex128)
 )
+
+
+class MPIUnavailableError(RuntimeError):
+    """Launched by mpiexec with several ranks, but mpi4py cannot be imported."""
 
 
 class _State:
@@ -106,7 +111,8 @@ def init() -> None:
     nothing and never imports mpi4py.
 
     Raises:
-        RuntimeError: launched by mpiexec with more than one rank but mpi4py is not installed.
+        MPIUnavailableError: (a RuntimeError) launched by mpiexec with more than one rank but mpi4py is
+            not installed.
     """
     if _state.initialized:
         return
@@ -120,7 +126,7 @@ def init() -> None:
         if size == 1:
             _state.initialized = True
             return
-        raise RuntimeError(
+        raise MPIUnavailableError(
             "this process was launched by mpiexec but mpi4py is not installed: "
             "install MPI support with  pip install 'rnnkit[mpi]'"
         ) from exc
