@@ -280,3 +280,58 @@ def test_under_mpiexec_without_mpi4py_the_command_says_to_install_the_extra(tmp_
     assert job.stderr.strip() == ("rnnkit train-charlm: error: this process was launched by mpiexec but mpi4py is "
                                   "not installed: install MPI support with  pip install 'rnnkit[mpi]'")
     assert not (tmp_path / "o").exists()
+
+
+# ---- the pieces, in one process ------------------------------------------------------------------------
+
+def test_shares_cover_the_items_in_order():
+    from rnnkit.data_parallel import shares
+
+    assert shares(10, 3) == [(0, 4), (4, 7), (7, 10)]
+    assert shares(2, 4) == [(0, 1), (1, 2), (2, 2), (2, 2)]
+    for total in range(0, 20):
+        for parts in range(1, 6):
+            bounds = shares(total, parts)
+            assert bounds[0][0] == 0 and bounds[-1][1] == total
+            assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+            assert max(b - a for a, b in bounds) - min(b - a for a, b in bounds) <= 1
+
+
+@pytest.mark.parametrize("pairs", [5, 10, 37, 200])
+def test_validation_shares_sum_to_the_whole(pairs):
+    """Each rank scores its share of the streams; the shares' sums are the whole text's, with padding
+    (37 pairs as 8 streams of 5: 3 pad the 8th) and shares of padding only (10 pairs as 8 streams of 2:
+    the last 3 streams are padding)."""
+    from rnnkit.charlm.model import CharLM
+    from rnnkit.charlm.vocab import Vocab
+    from rnnkit.data_parallel import shares
+
+    text = "".join(random.Random(pairs).choice("abcd \n") for _ in range(pairs + 1))
+    model = CharLM(Vocab.from_text(text), "lstm", 2, 8, 4, dtype=np.float64)
+    ids = model.vocab.encode(text)
+    total, count = model.nll_sum(ids, batch=8, seq_len=3)
+    for ranks in (2, 3, 8):
+        streams = min(8, len(ids) - 1)
+        parts = [model.nll_sum(ids, 8, 3, streams=slice(a, b)) for a, b in shares(streams, ranks)]
+        assert sum(c for _, c in parts) == count
+        assert abs(sum(t for t, _ in parts) - total) <= 1e-12 * total
+
+
+def test_stream_keyed_draws_depend_on_the_stream_not_the_split():
+    from rnnkit.stream_dropout import StreamKeyedRandom, generator_state, keyed_from, restore_generator
+
+    whole = StreamKeyedRandom(7, 0)
+    halves = StreamKeyedRandom(7, 0), StreamKeyedRandom(7, 3)
+    for _ in range(3):  # successive draws differ, and match split or not
+        a = whole.random((4, 6, 5))
+        np.testing.assert_array_equal(a[:, :3], halves[0].random((4, 3, 5)))
+        np.testing.assert_array_equal(a[:, 3:], halves[1].random((4, 3, 5)))
+    assert not np.array_equal(a[:, 0], a[:, 1])
+    state = generator_state(whole)
+    assert state == {"kind": "stream-keyed-philox", "key": 7, "draws": 3}
+    again = restore_generator(np.random.default_rng(), state, first_stream=2)
+    np.testing.assert_array_equal(again.random((2, 1, 3)), whole.random((2, 3, 3))[:, 2:])
+    plain = np.random.default_rng(5)
+    before = generator_state(plain)
+    assert keyed_from(plain, 0).key == keyed_from(np.random.default_rng(5), 4).key  # from the state alone
+    assert generator_state(plain) == before

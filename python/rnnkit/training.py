@@ -231,7 +231,10 @@ def fit(
     cfg = run.cfg
     main = dist.is_main()
     if dist.world_size() > 1 and not run.data_parallel:
-        raise ValueError(f"{type(run).__name__} does not train data parallel: run it without mpiexec")
+        raise ValueError(
+            f"{type(run).__name__} does not train data parallel (train-charlm and train-seq2seq do): "
+            "run it without mpiexec"
+        )
     best_path = best_path or os.path.join(os.path.dirname(checkpoint_path), BEST_FILE)
     if main:
         write_rows(metrics_path, metrics)
