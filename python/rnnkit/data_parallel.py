@@ -119,6 +119,12 @@ def from_main(values: Sequence[float]) -> List[float]:
     return [float(v) for v in buf]
 
 
+#: What the training commands' --help says of mpiexec.
+MPI_HELP = (
+    " Under mpiexec (pip install 'rnnkit[mpi]') it trains data parallel with the same flags: --batch is the "
+    "global batch, each rank trains its share, rank 0 alone prints and writes DIR."
+)
+
 #: The help of the training commands' --threads.
 THREADS_HELP = (
     "kernel threads per rank (default: OMP_NUM_THREADS, else all cores; under mpiexec without "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import List
 
 from ..cliutil import add_run_dir_options, add_schedule_options, explicit_options, schedule_settings
-from ..data_parallel import THREADS_HELP
+from ..data_parallel import MPI_HELP, THREADS_HELP
 from .cli import Parser, non_negative_int, positive_int, run
 
 DEFAULT_MINUTES = 4.0
@@ -26,7 +26,7 @@ def main(argv: List[str], prog: str = "rnnkit train-charlm") -> int:
         f"split on every run. Without --steps or --minutes it trains for {DEFAULT_MINUTES:g} minutes. DIR "
         "(--out) receives metrics.jsonl, checkpoint.npz (the latest), best.npz (the best validation score, "
         "which sample and eval-charlm load), curve.png and sample.txt; a DIR that holds a run needs "
-        "--resume or --overwrite.",
+        "--resume or --overwrite." + MPI_HELP,
     )
     p.add_argument(
         "--text",

@@ -14,7 +14,7 @@ from ..cliutil import (
     run,
     schedule_settings,
 )
-from ..data_parallel import THREADS_HELP
+from ..data_parallel import MPI_HELP, THREADS_HELP
 
 DEFAULT_MINUTES = 5.0
 
@@ -77,7 +77,8 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
         "task brings its own model and training settings, used for the flags not given (printed at the "
         "start): "
         + "; ".join(f"{t}: " + " ".join(_flag(k, v) for k, v in r.items()) for t, r in TASK_DEFAULTS.items())
-        + ".",
+        + "."
+        + MPI_HELP,
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument(
