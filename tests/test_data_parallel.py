@@ -170,6 +170,14 @@ def test_two_ranks_reproduce_one_process_float64(tmp_path, text_file, kind):
     assert rel_diff(one, r0) < 1e-12
 
 
+def test_three_ranks_with_unequal_shares(tmp_path, text_file):
+    """Batch 8 on 3 ranks: shares of 3, 3 and 2 streams, weighted 3/8, 3/8 and 2/8."""
+    one, r0, r1 = api_runs(tmp_path, text_file, "charlm", "float64", n=3)
+    for k in r0:
+        np.testing.assert_array_equal(r0[k], r1[k], err_msg=k)
+    assert rel_diff(one, r0) < 1e-12
+
+
 def test_dropout_masks_follow_the_stream_not_the_rank(tmp_path, text_file):
     one, r0, r1 = api_runs(tmp_path, text_file, "charlm", "float64", dropout=0.3, keyed="keyed")
     _, s0, _ = api_runs(tmp_path, text_file, "charlm", "float64", dropout=0.3, keyed="keyed", tag="s")
