@@ -15,7 +15,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .pairs import PairsError, file_digest, read_pairs, split_pairs, tokenize
+from .pairs import PairsError, file_digest, read_pairs, split_pairs, tokenize, trained_file
 from .tasks import DEFAULT_SIZES, Pair, Splits, make_task, task_options
 from .vocab import BOS, EOS, PAD, TokenVocab
 
@@ -46,11 +46,7 @@ def load_splits(spec: Dict[str, Any]) -> Splits:
     if "task" in spec:
         sizes = spec["sizes"]
         return make_task(spec["task"], spec["seed"], sizes["train"], sizes["val"], sizes["test"], **spec["options"])
-    path = spec["pairs"]
-    if not os.path.isfile(path):
-        raise PairsError(f"the pairs file this model was trained on is gone: {path} (give --pairs FILE)")
-    if file_digest(path) != spec["sha256"]:
-        raise PairsError(f"{path} has changed since training, so its test split is lost (give --pairs FILE)")
+    path = trained_file(spec, "pairs file")
     return split_pairs(read_pairs(path), spec["seed"])
 
 
