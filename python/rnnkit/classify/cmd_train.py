@@ -16,7 +16,13 @@ from ..cliutil import (
     schedule_settings,
     train_with_options,
 )
-from ..task_data_options import DATA_OPTIONS, add_split_options, check_task_only, split_sizes
+from ..task_data_options import (
+    DATA_OPTIONS,
+    add_source_options,
+    add_split_options,
+    add_val_sample_option,
+    chosen_data,
+)
 
 DEFAULT_MINUTES = 5.0
 
@@ -40,17 +46,11 @@ def main(argv: List[str], prog: str = "rnnkit train-classifier") -> int:
         "metrics.jsonl, checkpoint.npz (the latest), best.npz (the best by validation macro-F1) and curve.png; a "
         "DIR that holds a run needs --resume or --overwrite.",
     )
-    src = p.add_mutually_exclusive_group()
-    src.add_argument(
-        "--task",
-        metavar="NAME",
-        help=f"built-in task: {', '.join(TASKS)} (no default: --task or --pairs is needed, except on --resume)",
-    )
-    src.add_argument(
-        "--pairs",
-        metavar="FILE",
-        help="text<TAB>label per line (any labels, kept as given); with "
-        "--per-step tokens<TAB>tags, the tags space-separated, one per token (default: --task)",
+    add_source_options(
+        p,
+        TASKS,
+        "text<TAB>label per line (any labels, kept as given); with --per-step tokens<TAB>tags, the tags "
+        "space-separated, one per token (default: --task)",
     )
     p.add_argument(
         "--tokens",
@@ -117,14 +117,7 @@ def main(argv: List[str], prog: str = "rnnkit train-classifier") -> int:
     )
     add_schedule_options(o, d, DEFAULT_MINUTES)
     o.add_argument("--eval-every", type=positive_int, default=d.eval_every)
-    o.add_argument(
-        "--val-sample",
-        type=positive_int,
-        default=d.val_sample,
-        metavar="N",
-        help="validation examples scored at each evaluation (a fixed sample); a larger validation split "
-        "is scored whole at the end, which decides the best model",
-    )
+    add_val_sample_option(o, d.val_sample)
     add_training_options(
         p,
         d,
@@ -145,19 +138,15 @@ def main(argv: List[str], prog: str = "rnnkit train-classifier") -> int:
 
         alphabet = None if a.alphabet is None else expand_alphabet(a.alphabet)
         task_opts = {"min_len": a.min_len, "max_len": a.max_len, "classes": a.classes, "alphabet": alphabet}
-        sizes = split_sizes(a)
-        if a.task is not None:
-            if a.per_step or a.tokens:
-                raise ValueError("--per-step and --tokens apply to --pairs files (the tasks classify characters)")
-            data = task_spec(a.task, a.data_seed, sizes, **task_opts)
-        elif a.pairs is not None:
-            check_task_only(task_opts, sizes)
-            tokens = a.tokens or ("word" if a.per_step else "char")
-            data = pairs_spec(a.pairs, tokens, a.data_seed, a.per_step, a.val_frac, a.test_frac)
-        elif a.resume:
-            data = {}
-        else:
-            raise ValueError("give --task NAME or --pairs FILE")
+        if a.task is not None and (a.per_step or a.tokens):
+            raise ValueError("--per-step and --tokens apply to --pairs files (the tasks classify characters)")
+        tokens = a.tokens or ("word" if a.per_step else "char")
+        data = chosen_data(
+            a,
+            task_opts,
+            task_spec,
+            lambda: pairs_spec(a.pairs, tokens, a.data_seed, a.per_step, a.val_frac, a.test_frac),
+        )
         if a.threads:
             rnnkit.set_num_threads(a.threads)
         cfg = TrainConfig(

@@ -24,6 +24,7 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tu
 
 import numpy as np
 
+from ..seq2seq.data import generated_spec
 from ..seq2seq.pairs import PairsError, file_digest, read_pairs, tokenize, trained_file
 from ..seq2seq.vocab import PAD, TokenVocab
 from .tasks import DEFAULT_SIZES, Splits, make_task, task_options
@@ -113,14 +114,8 @@ def stratified_split(
 
 def task_spec(name: str, seed: int = 0, sizes: Optional[Dict[str, int]] = None, **options: Any) -> Dict[str, Any]:
     """The data spec of built-in task ``name`` (options checked now, so errors come early)."""
-    return {
-        "task": name,
-        "options": task_options(name, **options),
-        "seed": int(seed),
-        "sizes": {**DEFAULT_SIZES, **(sizes or {})},
-        "tokens": "char",
-        "per_step": False,
-    }
+    spec = generated_spec(name, task_options(name, **options), seed, {**DEFAULT_SIZES, **(sizes or {})})
+    return {**spec, "per_step": False}
 
 
 def pairs_spec(

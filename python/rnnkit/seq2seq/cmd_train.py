@@ -16,7 +16,13 @@ from ..cliutil import (
     train_with_options,
 )
 from ..data_parallel import MPI_HELP, THREADS_HELP
-from ..task_data_options import DATA_OPTIONS, add_split_options, check_task_only, split_sizes
+from ..task_data_options import (
+    DATA_OPTIONS,
+    add_source_options,
+    add_split_options,
+    add_val_sample_option,
+    chosen_data,
+)
 
 DEFAULT_MINUTES = 5.0
 
@@ -82,17 +88,11 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
         + "."
         + MPI_HELP,
     )
-    src = p.add_mutually_exclusive_group()
-    src.add_argument(
-        "--task",
-        metavar="NAME",
-        help=f"built-in task: {', '.join(TASKS)} (no default: --task or --pairs is needed, except on --resume)",
-    )
-    src.add_argument(
-        "--pairs",
-        metavar="FILE",
-        help="source<TAB>target per line (Tatoeba/Anki format); 5%% of "
-        "the distinct sources are held out for validation and 5%% for test (no default: see --task)",
+    add_source_options(
+        p,
+        TASKS,
+        "source<TAB>target per line (Tatoeba/Anki format); 5%% of the distinct sources are held out for "
+        "validation and 5%% for test (no default: see --task)",
     )
     p.add_argument("--tokens", choices=["char", "word"], default="char", help="tokens of a --pairs file")
     t = p.add_argument_group("task options")
@@ -145,14 +145,7 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
     )
     add_schedule_options(o, d, DEFAULT_MINUTES)
     o.add_argument("--eval-every", type=positive_int, help=f"(default: {d.eval_every})")
-    o.add_argument(
-        "--val-sample",
-        type=positive_int,
-        default=d.val_sample,
-        metavar="N",
-        help="validation examples scored at each evaluation (a fixed sample); a larger validation split "
-        "is scored whole at the end, which decides the best model",
-    )
+    add_val_sample_option(o, d.val_sample)
     o.add_argument(
         "--max-output",
         type=positive_int,
@@ -177,16 +170,7 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
 
         alphabet = None if a.alphabet is None else expand_alphabet(a.alphabet)
         task_opts = {"digits": a.digits, "min_len": a.min_len, "max_len": a.max_len, "alphabet": alphabet}
-        sizes = split_sizes(a)
-        if a.task is not None:
-            data = task_spec(a.task, a.data_seed, sizes, **task_opts)
-        elif a.pairs is not None:
-            check_task_only(task_opts, sizes)
-            data = pairs_spec(a.pairs, a.tokens, a.data_seed)
-        elif a.resume:
-            data = {}
-        else:
-            raise ValueError("give --task NAME or --pairs FILE")
+        data = chosen_data(a, task_opts, task_spec, lambda: pairs_spec(a.pairs, a.tokens, a.data_seed))
         set_threads(a.threads)
         given = {name: getattr(a, name) for name in TASK_TUNED}
         settings, applied = task_settings(None if a.resume else a.task, given, d)

@@ -19,18 +19,17 @@ from .pairs import PairsError, file_digest, read_pairs, split_pairs, tokenize, t
 from .tasks import DEFAULT_SIZES, Pair, Splits, make_task, task_options
 from .vocab import BOS, EOS, PAD, TokenVocab
 
-__all__ = ["task_spec", "pairs_spec", "load_splits", "Batch", "Encoded", "make_batch", "pad_targets"]
+__all__ = ["task_spec", "generated_spec", "pairs_spec", "load_splits", "Batch", "Encoded", "make_batch", "pad_targets"]
 
 
 def task_spec(name: str, seed: int = 0, sizes: Optional[Dict[str, int]] = None, **options: Any) -> Dict[str, Any]:
     """The data spec of built-in task ``name`` (options checked now, so errors come early)."""
-    return {
-        "task": name,
-        "options": task_options(name, **options),
-        "seed": int(seed),
-        "sizes": {**DEFAULT_SIZES, **(sizes or {})},
-        "tokens": "char",
-    }
+    return generated_spec(name, task_options(name, **options), seed, {**DEFAULT_SIZES, **(sizes or {})})
+
+
+def generated_spec(name: str, options: Dict[str, Any], seed: int, sizes: Dict[str, int]) -> Dict[str, Any]:
+    """The data spec of a generated task of characters: its checked ``options`` and split ``sizes``."""
+    return {"task": name, "options": options, "seed": int(seed), "sizes": sizes, "tokens": "char"}
 
 
 def pairs_spec(path: str, tokens: str = "char", seed: int = 0) -> Dict[str, Any]:
