@@ -26,6 +26,7 @@ from ..rundir import KINDS
 from ..seq2seq.decode import Hypothesis, decode, scheduled_inputs
 from ..seq2seq.metrics import corpus_bleu_multi, exact_match, token_accuracy, validation_row
 from ..seq2seq.model import ATTENTIONS
+from ..seq2seq.train import check_decoding_settings
 from ..train_command import CURVE_FILE, METRICS_FILE, SCHEDULE_RESUMABLE, CommandRun, Report
 from .data import CaptionData, EvalSet, load_data
 from .model import ENCODERS, FORMAT, INITS, Captioner
@@ -57,32 +58,21 @@ class TrainConfig(Schedule):
 
     def validate(self) -> None:
         """ValueError with one line naming the first bad setting."""
-        for name in ("layers", "hidden", "embed", "batch", "eval_every", "lr_decay_every"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        self.check_positive("layers", "hidden", "embed", "batch", "eval_every", "lr_decay_every")
         self.check_schedule()
         if not 0.0 <= self.teacher_forcing <= 1.0:
             raise ValueError(f"--teacher-forcing must lie in [0, 1], got {self.teacher_forcing}")
-        if self.cell not in LAYER_CLASSES:
-            raise ValueError(f"--cell must be one of {', '.join(LAYER_CLASSES)}, got {self.cell!r}")
-        if self.encoder not in ENCODERS:
-            raise ValueError(f"--encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
-        if self.init not in INITS:
-            raise ValueError(f"--init must be one of {', '.join(INITS)}, got {self.init!r}")
-        if self.attention not in ATTENTIONS:
-            raise ValueError(f"--attention must be one of {', '.join(ATTENTIONS)}, got {self.attention!r}")
+        self.check_choice("cell", LAYER_CLASSES)
+        self.check_choice("encoder", ENCODERS)
+        self.check_choice("init", INITS)
+        self.check_choice("attention", ATTENTIONS)
         if self.feature_size is not None and self.feature_size < 1:
             raise ValueError(f"--feature-size must be a positive integer, got {self.feature_size}")
         if self.attention == "dot" and self.feature_size not in (None, self.hidden):
             raise ValueError(
                 f"--attention dot needs --feature-size equal to --hidden ({self.hidden}), got {self.feature_size}"
             )
-        if self.attn_size is not None and (self.attention != "additive" or self.attn_size < 1):
-            raise ValueError(
-                "--attn-size is the inner width of additive attention: a positive integer with --attention additive"
-            )
-        if self.max_len is not None and self.max_len < 1:
-            raise ValueError(f"--max-output must be a positive integer, got {self.max_len}")
+        check_decoding_settings(self)
         if not self.data:
             raise ValueError("give --task shapes or --features FILE --captions FILE")
 

@@ -74,14 +74,12 @@ class TrainConfig(Schedule):
 
     def validate(self) -> None:
         """ValueError with one line naming the first bad setting."""
-        for name in ("layers", "hidden", "embed", "batch", "bucket", "eval_every", "lr_decay_every", "val_sample"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        self.check_positive(
+            "layers", "hidden", "embed", "batch", "bucket", "eval_every", "lr_decay_every", "val_sample"
+        )
         self.check_schedule()
-        if self.cell not in LAYER_CLASSES:
-            raise ValueError(f"--cell must be one of {', '.join(LAYER_CLASSES)}, got {self.cell!r}")
-        if self.pool not in POOLS:
-            raise ValueError(f"--pool must be one of {', '.join(POOLS)}, got {self.pool!r}")
+        self.check_choice("cell", LAYER_CLASSES)
+        self.check_choice("pool", POOLS)
         if self.attn_size is not None and (self.pool != "attention" or self.attn_size < 1):
             raise ValueError("--attn-size is the width of attention pooling: a positive integer with --pool attention")
         if not 0.0 <= self.dropout < 1.0:

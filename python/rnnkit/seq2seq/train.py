@@ -102,30 +102,32 @@ class TrainConfig(Schedule):
 
     def validate(self) -> None:
         """ValueError with one line naming the first bad setting."""
-        for name in ("layers", "hidden", "embed", "batch", "eval_every", "lr_decay_every", "val_sample"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        self.check_positive("layers", "hidden", "embed", "batch", "eval_every", "lr_decay_every", "val_sample")
         self.check_schedule()
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"--dropout must lie in [0, 1), got {self.dropout}")
         if not 0.0 <= self.teacher_forcing <= 1.0:
             raise ValueError(f"--teacher-forcing must lie in [0, 1], got {self.teacher_forcing}")
-        if self.cell not in LAYER_CLASSES:
-            raise ValueError(f"--cell must be one of {', '.join(LAYER_CLASSES)}, got {self.cell!r}")
-        if self.attention not in ATTENTIONS:
-            raise ValueError(f"--attention must be one of {', '.join(ATTENTIONS)}, got {self.attention!r}")
+        self.check_choice("cell", LAYER_CLASSES)
+        self.check_choice("attention", ATTENTIONS)
         if self.bidirectional and self.hidden % 2:
             raise ValueError(
                 f"--bidirectional splits --hidden between the directions, so it must be even, got {self.hidden}"
             )
-        if self.attn_size is not None and (self.attention != "additive" or self.attn_size < 1):
-            raise ValueError(
-                "--attn-size is the inner width of additive attention: a positive integer with --attention additive"
-            )
-        if self.max_len is not None and self.max_len < 1:
-            raise ValueError(f"--max-output must be a positive integer, got {self.max_len}")
+        check_decoding_settings(self)
         if not self.data:
             raise ValueError("give --task NAME or --pairs FILE")
+
+
+def check_decoding_settings(cfg: Any) -> None:
+    """ValueError for a bad ``attn_size`` (additive attention's width) or ``max_len`` (--max-output) of a
+    configuration with a decoder (train-seq2seq's, train-captions')."""
+    if cfg.attn_size is not None and (cfg.attention != "additive" or cfg.attn_size < 1):
+        raise ValueError(
+            "--attn-size is the inner width of additive attention: a positive integer with --attention additive"
+        )
+    if cfg.max_len is not None and cfg.max_len < 1:
+        raise ValueError(f"--max-output must be a positive integer, got {cfg.max_len}")
 
 
 #: The settings a resumed run may change (`rnnkit.rundir.resume_settings`); the rest are the run's.
