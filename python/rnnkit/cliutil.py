@@ -25,6 +25,7 @@ __all__ = [
     "schedule_settings",
     "add_run_dir_options",
     "explicit_options",
+    "add_saved_run_arguments",
     "add_training_options",
     "given_settings",
     "train_with_options",
@@ -253,6 +254,15 @@ def explicit_options(parser: argparse.ArgumentParser, argv: List[str]) -> Dict[s
     for action in bare._actions:
         action.default = argparse.SUPPRESS
     return vars(bare.parse_args(argv))
+
+
+def add_saved_run_arguments(
+    parser: argparse.ArgumentParser,
+    latest_help: str = "use the run's latest checkpoint (default: its best, best.npz, when there is one)",
+) -> None:
+    """DIR (a training run's directory) and --latest, of the commands that use a trained model."""
+    parser.add_argument("dir", metavar="DIR")
+    parser.add_argument("--latest", action="store_true", help=latest_help)
 
 
 def add_training_options(
