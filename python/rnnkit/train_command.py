@@ -46,12 +46,12 @@ SCHEDULE_RESUMABLE: Tuple[str, ...] = (
 
 @dataclasses.dataclass(frozen=True)
 class Report:
-    """What a command shows of its run besides the losses.
+    """What a command shows of its run: the figures of its progress bar, curve and closing lines.
 
     throughput: the metrics key of the units trained per second (a batch is ``run.batch`` units).
     loss_label: the y label of the curve's loss panel; curve_scores: its score panels.
-    final: (label, metrics key, format) of the scores in the closing line after the validation loss; a
-    key missing from the row is left out, and the first label follows ", " and the others ", " too.
+    final: (label, metrics key, format) of the scores in the closing line, after the losses (a key
+    missing from the row is left out).
     best: (label, metrics key) of the best evaluation's line (from its whole-split figures if it has them).
     bar: (name, metrics key, format) of the validation figure on the progress bar; bar_speed: the name of
     the throughput on the bar (None: not shown).
