@@ -178,10 +178,9 @@ def write_plot(doc: Dict, path: str) -> None:
                 for k, label in enumerate(other_sizes):
                     if (label, cell) in panel or panel:
                         _square(ax, cx, top - k, panel.get((label, cell)), main, cmap, norm)
-            _frame(
-                ax, len(cells), nrows, cells, other_sizes, "cell", "", yticks=[top - k for k in range(len(other_sizes))]
-            )
-            ax.set_title(f"other cases: {row_name}", fontsize=9)
+            _frame(ax, len(cells), nrows, cells, other_sizes, "", "", yticks=[top - k for k in range(len(other_sizes))])
+            ax.xaxis.set_ticks_position("top")  # beside the squares, which are listed from the top
+            ax.set_title(f"other cases: {row_name}", fontsize=9, pad=18)
     sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
     ticks = [t for t in (0.25, 0.5, 1, 2, 4) if COLOR_RANGE[0] <= t <= COLOR_RANGE[1]]
     bar = fig.colorbar(
