@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 
@@ -34,6 +35,10 @@ def test_json_has_every_figure(tiny_json):
     for key in ("cpu_model", "logical_cpus", "versions", "git", "threadpools", "python"):
         assert key in m
     assert m["versions"]["rnnkit"] and m["versions"]["numpy"]
+    kernels = doc["gemm_kernels"]
+    (ours,) = [e for e in kernels["libraries"] if e["owner"] == "rnnkit"]
+    assert ours["internal_api"] == "openblas" and ours["version"] and ours["architecture"]
+    assert ours["core_type_choice"] and kernels["cpu_isa"] in ("sse", "avx2", "avx512")
     (peak,) = doc["peaks"].values()
     assert peak["gflops"] > 0 and "scipy-openblas32" in peak["blas"]["library"]
     assert [(r["cell"], r["mode"]) for r in doc["cases"]] == [("lstm", "inference"), ("lstm", "training")]
@@ -63,6 +68,19 @@ def test_variable_length_bidirectional_check_and_reports(tmp_path):
     assert out["png"].read_bytes()[:4] == b"\x89PNG"
     md = out["md"].read_text()
     assert doc["command"] in md and "| gru | training |" in md
+    assert "GEMM for rnnkit's kernels: openblas" in md and "time(rnnkit)/time(torch)" in md
+
+
+def test_from_presents_a_saved_run_without_running_it(tiny_json, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    saved, png, md = tmp_path / "saved.json", tmp_path / "again.png", tmp_path / "again.md"
+    saved.write_text(json.dumps(tiny_json))
+    assert bench_cli.main(["--from", str(saved), "--plot", str(png), "--markdown", str(md)]) == 0
+    out = capsys.readouterr().out
+    assert "lstm  training" in out and "time(rnnkit)/time(torch)" in out
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    text = md.read_text()
+    assert tiny_json["command"] in text and f"drawn from its JSON by `rnnkit bench --from {saved}" in text
 
 
 def test_compare_prints_the_change(tiny_json, tmp_path, capsys):
@@ -105,6 +123,68 @@ def test_grid_covers_the_regimes_and_selectors_narrow_it():
     assert narrow and all(c.cell == "gru" and c.mode == "training" and c.size.B == 64 for c in narrow)
     (custom,) = build_cases(cells=["lstm"], modes=["inference"], batch=[3], hidden=[5], seq_len=7)
     assert (custom.size.B, custom.size.H, custom.size.T) == (3, 5, 7)
+
+
+def test_full_grid_has_the_speed_issues_cases_and_a_batch_by_hidden_grid():
+    full = build_cases()
+    have = {(c.cell, c.mode, c.size.B, c.size.T, c.size.H, c.size.L, c.size.bidirectional, c.size.varlen)
+            for c in full}
+    for cell in ("rnn_tanh", "lstm", "gru"):
+        for mode in ("inference", "training"):
+            for B in (1, 16, 64, 128):
+                for H in (128, 256, 512, 1024):
+                    assert any(h[:3] == (cell, mode, B) and h[4] == H and h[5:] == (1, False, False) for h in have)
+            assert (cell, mode, 64, 100, 512, 2, False, False) in have  # the char-LM recipe's 2x512 stack
+            assert any(h[:2] == (cell, mode) and h[5] == 2 and h[6] for h in have)  # bidirectional
+    # the cases issue 18 names: LSTM training B=128 T=32 H=128, B=64 H=512, B=16 H=1024
+    assert ("lstm", "training", 128, 32, 128, 1, False, False) in have
+    assert any(h[:3] == ("lstm", "training", 64) and h[4] == 512 for h in have)
+    assert any(h[:3] == ("lstm", "training", 16) and h[4] == 1024 for h in have)
+    quick = build_cases(quick=True)
+    assert len(quick) < len(full) / 3 and all(c.size.T <= 20 for c in quick)
+
+
+def _fake_case(cell, mode, B, H, L=1, D=1, varlen=False, up=1.5, status="ok"):
+    return {"id": f"{cell}-{mode}-B{B}-H{H}-L{L}-D{D}", "cell": cell, "mode": mode, "B": B, "T": 10, "I": H, "H": H,
+            "L": L, "D": D, "varlen": varlen, "threads": 2, "status": status, "speedup_vs_torch": up,
+            "speedup_vs_reference": 2 * up, "impls": {}}
+
+
+def test_plot_puts_single_layers_on_the_batch_by_hidden_grid_and_the_rest_beside(tmp_path):
+    pytest.importorskip("matplotlib")
+    from rnnkit.bench import plot
+
+    cases = [_fake_case(c, m, B, H, up=0.5 + B / 64 + H / 1024) for c in ("lstm", "gru") for m in ("inference", "training")
+             for B in (1, 64) for H in (128, 512)]
+    cases += [_fake_case("lstm", "training", 32, 256, L=2, D=2, varlen=True, status="FAILED")]
+    doc = {"cases": cases, "machine": {"cpu_model": "test CPU"}, "created": "2026-12-06T00:00:00"}
+    rows, cells, grid, other = plot.layout(doc)
+    assert rows == [("inference", 2), ("training", 2)] and cells == ["lstm", "gru"]
+    assert set(grid[("training", 2, "gru")]) == {(1, 128), (1, 512), (64, 128), (64, 512)}
+    assert list(other[("training", 2)]) == [("B32 T10 H256 L2 bidir var-len", "lstm")]
+    path = tmp_path / "maps.png"
+    plot.write_plot(doc, str(path))
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_gemm_kernels_below_the_cpu_are_warned_about():
+    from rnnkit import _blas_load
+    from rnnkit.bench import gemm_kernels
+
+    assert gemm_kernels.core_isa("SkylakeX") == "avx512" and gemm_kernels.core_isa("Haswell") == "avx2"
+    assert gemm_kernels.core_isa("Nehalem") == "sse" and gemm_kernels.core_isa("neoversen1") is None
+    ours = os.path.join(_blas_load.library_dir(), "libscipy_openblas.so")
+    numpy_copy = "/x/site-packages/numpy.libs/libscipy_openblas64_-1.so"
+    pools = [{"user_api": "blas", "internal_api": "openblas", "version": "0.3", "architecture": arch,
+              "num_threads": 2, "filepath": path} for arch, path in (("Haswell", ours), ("SkylakeX", numpy_copy))]
+    info = gemm_kernels.describe(pools, cpu="avx512")
+    assert [(e["owner"], e["below_cpu"]) for e in info["libraries"]] == [("rnnkit", True), ("numpy", False)]
+    (warning,) = info["warnings"]
+    assert warning.startswith("warning: rnnkit's kernels ran on openblas 0.3 with Haswell kernels (AVX2)")
+    assert gemm_kernels.describe(pools, cpu="avx2")["warnings"] == []
+    text = "\n".join(gemm_kernels.lines(info))
+    assert "GEMM for rnnkit's kernels: openblas 0.3, core type Haswell (AVX2)" in text
+    assert "GEMM for the NumPy reference: openblas 0.3, core type SkylakeX (AVX512), threads 2" in text
 
 
 def test_timing_interleaves_and_rotates():

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 import rnnkit
 import rnnkit.torch as rt
-from rnnkit.bench.grid import CELLS, GROUPS, MODES, Case, build_cases
+from rnnkit.bench.grid import DEFAULT_CELLS as CELLS, GROUPS, RUN_MODES as MODES, Case, build_cases
 from rnnkit.bench.impls import RnnkitImpl, make_problem
 from rnnkit.bench.machine import cpu_load, machine_info
 from rnnkit.bench.timing import Timed, median, time_interleaved

@@ -15,8 +15,11 @@ import os
 # so it is set before that, and only if the user has not chosen.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import scipy_openblas32  # noqa: F401  loads the OpenBLAS library the extension links against
+# Loads the OpenBLAS library the extension links against, before the extension, with the kernels this
+# CPU supports whatever OPENBLAS_CORETYPE says; BLAS_LOAD says how its core type was chosen.
+from ._blas_load import BLAS_LOAD
 
+# isort: split
 from . import _C, kernels, reference  # type: ignore[attr-defined]
 from ._cells import CELLS, CellSpec
 from ._types import CELL_NAMES, MODES, ForwardResult, Gradients, num_gates
@@ -70,6 +73,7 @@ __all__ = [
     "empty_cache",
     "single_threaded_blas",
     "get_include",
+    "BLAS_LOAD",
     "MODES",
     "num_gates",
     "ForwardResult",

@@ -14,7 +14,14 @@ import sys
 from typing import Any, Dict, List, Optional
 
 # The environment variables that change what the kernels or the BLAS do.
-ENVIRONMENT = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+ENVIRONMENT = (
+    "OMP_NUM_THREADS",
+    "OMP_WAIT_POLICY",
+    "OPENBLAS_NUM_THREADS",
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+    "RNNKIT_BLAS_CORETYPE",
+)
 
 
 def _cpu_model() -> Optional[str]:
@@ -40,7 +47,7 @@ def collect() -> Dict[str, Any]:
     import numpy
 
     import rnnkit
-    from rnnkit import _C
+    from rnnkit import _C, _blas_load
 
     pools = _threadpools()
     return {
@@ -54,6 +61,7 @@ def collect() -> Dict[str, Any]:
         "kernels": dict(_C.kernels()),
         "openmp_threads": rnnkit.get_num_threads(),
         "blas": [p for p in pools if p.get("user_api") == "blas"],
+        "blas_core_type": {"rnnkit": _blas_load.corename(), "how": rnnkit.BLAS_LOAD.describe()},
         "openmp": [p for p in pools if p.get("user_api") == "openmp"],
         "environment": {k: os.environ[k] for k in ENVIRONMENT if k in os.environ},
     }
@@ -81,6 +89,8 @@ def format_info(info: Dict[str, Any]) -> str:
         "kernels on this cpu: " + ", ".join(f"{k} {v}" for k, v in kernels.items()),
         f"openmp threads (rnnkit.get_num_threads): {info['openmp_threads']}",
     ]
+    core = info["blas_core_type"]
+    lines.append(f"rnnkit's blas core type: {core['rnnkit']}, {core['how']}")
     lines += ["blas:"] + [f"  {_pool_line(p)}" for p in info["blas"]]
     lines += ["openmp runtimes:"] + [f"  {_pool_line(p)}" for p in info["openmp"]]
     env = info["environment"]

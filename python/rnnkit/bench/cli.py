@@ -33,6 +33,7 @@ examples:
   rnnkit bench --cell lstm --mode training --batch 64 --hidden 512 --threads 1,2
   rnnkit bench --json bench/results.json --plot bench/speedup.png --markdown bench/RESULTS.md
   rnnkit bench --compare before.json after.json
+  rnnkit bench --from bench/results.json --plot speedup.png
 """
 
 
@@ -181,6 +182,13 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
         metavar=("A.json", "B.json"),
         help="print the change from run A to run B and exit (runs nothing; default: run the benchmark)",
     )
+    out.add_argument(
+        "--from",
+        dest="from_json",
+        metavar="RESULT.json",
+        help="present a run saved with --json instead of running: print its table and write --plot and "
+        "--markdown from it (default: run the benchmark)",
+    )
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -242,6 +250,11 @@ def _main(args: argparse.Namespace, argv: List[str]) -> int:
             check_output_file(getattr(args, option), f"--{option}")
     if args.plot:
         require_module("matplotlib", "--plot")
+    if args.from_json:
+        doc = report.load_json(args.from_json)
+        doc["presented_by"] = " ".join(["rnnkit bench"] + [shlex.quote(a) for a in argv])
+        _present(doc, args)
+        return 0
     quick = args.quick
     settings = Settings(
         impls=tuple(dict.fromkeys(args.impl or IMPLS)),
@@ -288,6 +301,14 @@ def _main(args: argparse.Namespace, argv: List[str]) -> int:
     doc["command"] = command
     doc["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     doc["seconds"] = time.monotonic() - start
+    _present(doc, args)
+    return 1 if any(r["status"] != "ok" for r in doc["cases"]) else 0
+
+
+def _present(doc: dict, args: argparse.Namespace) -> None:
+    """Print a result document's header, table and summary, and write the files the options ask for."""
+    from . import plot, report
+
     print("\n".join(report.header_lines(doc)))
     print()
     print(report.format_table(doc))
@@ -296,7 +317,6 @@ def _main(args: argparse.Namespace, argv: List[str]) -> int:
     if args.json:
         report.write_json(doc, args.json)
     if args.plot:
-        report.write_plot(doc, args.plot)
+        plot.write_plot(doc, args.plot)
     if args.markdown:
         report.write_markdown(doc, args.markdown, args.plot)
-    return 1 if any(r["status"] != "ok" for r in doc["cases"]) else 0

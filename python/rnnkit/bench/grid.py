@@ -4,9 +4,10 @@ Shape legend: B = batch, T = time steps, I = input size, H = hidden size, L = la
 D = directions (2 if bidirectional), Gi, Gh = row blocks of the cell's W_ih and W_hh (1 RNN, 4 LSTM,
 3 GRU; the registry's `CellSpec`).
 
-The full grid covers the regimes an RNN runs in (see `SIZES`): sampling (B=1, latency-bound), small
-batches, character-language-model training sizes, large layers, stacks, bidirectional layers and
-variable-length batches. ``--quick`` runs a few short representatives of the same regimes.
+The full grid covers the regimes an RNN runs in (see `SIZES`): every batch size B = 1, 16, 64, 128 with
+every hidden size H = 128, 256, 512, 1024 (sampling at B=1, latency-bound; small batches;
+character-language-model training sizes; large batches and layers), then a 2-layer stack, a
+bidirectional stack and variable-length batches. ``--quick`` runs a smaller grid of short sequences.
 """
 
 from __future__ import annotations
@@ -48,30 +49,38 @@ class Size:
         return self.H if self.I is None else self.I
 
 
-#: The full grid's sizes. T=100 is a char-LM's usual truncated-BPTT window; the large layers use T=32
-#: so that a training run stays within seconds on a small machine.
-SIZES: Sequence[Size] = (
-    Size("sampling", B=1, H=256, T=100),
-    Size("sampling", B=1, H=512, T=100),
-    Size("small-batch", B=4, H=256, T=100),
-    Size("small-batch", B=16, H=256, T=100),
-    Size("char-lm", B=32, H=128, T=100),
-    Size("char-lm", B=32, H=256, T=100),
-    Size("char-lm", B=64, H=512, T=100),
-    Size("large", B=64, H=1024, T=32),
-    Size("large", B=128, H=1024, T=32),
-    Size("multi-layer", B=32, H=256, T=100, L=3),
+def _group(B: int, H: int) -> str:
+    """The regime of a single-layer size: sampling (B=1, latency-bound), small batches, char-LM
+    training sizes, large batches, large layers."""
+    if B == 1:
+        return "sampling"
+    if B <= 16:
+        return "small-batch"
+    if H >= 1024:
+        return "large"
+    return "large-batch" if B >= 128 else "char-lm"
+
+
+#: The batch sizes and hidden sizes of the full grid's single-layer cases, every pair of them: what
+#: `--plot` draws as one batch x hidden map per cell kind and mode.
+GRID_BATCHES = (1, 16, 64, 128)
+GRID_HIDDEN = (128, 256, 512, 1024)
+
+#: The full grid's sizes. T=100 is a char-LM's usual truncated-BPTT window; the largest layers and
+#: batches use T=32 so that a training run stays within seconds on a small machine. After the B x H
+#: grid: the char-LM recipe's 2-layer stack, a bidirectional stack and variable-length batches.
+SIZES: Sequence[Size] = tuple(
+    Size(_group(B, H), B=B, H=H, T=32 if (B >= 128 or H >= 1024) else 100) for H in GRID_HIDDEN for B in GRID_BATCHES
+) + (
+    Size("multi-layer", B=64, H=512, T=100, L=2),
     Size("bidirectional", B=32, H=256, T=100, L=2, bidirectional=True),
     Size("variable-length", B=32, H=256, T=100, varlen=True),
     Size("variable-length", B=32, H=256, T=100, L=2, bidirectional=True, varlen=True),
 )
 
-#: --quick: short representatives (the last one stacked, bidirectional and variable-length at once), so
-#: the whole run stays well under a minute.
-QUICK_SIZES: Sequence[Size] = (
-    Size("sampling", B=1, H=256, T=20),
-    Size("small-batch", B=16, H=256, T=20),
-    Size("char-lm", B=64, H=512, T=20),
+#: --quick: a small B x H grid of short sequences and one case stacked, bidirectional and
+#: variable-length at once, so that the whole run stays well under a minute.
+QUICK_SIZES: Sequence[Size] = tuple(Size(_group(B, H), B=B, H=H, T=20) for H in (128, 512) for B in (1, 64)) + (
     Size("variable-length", B=16, H=128, T=20, L=2, bidirectional=True, varlen=True),
 )
 

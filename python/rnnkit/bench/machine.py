@@ -10,9 +10,10 @@ import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, Optional
 
 import rnnkit
+from rnnkit import _blas_load
 
 
 def cpu_model() -> str:
@@ -101,18 +102,12 @@ def machine_info() -> Dict[str, object]:
         "git": git_revision(),
         "load_at_start": cpu_load(),
         "threadpools": threadpool_info(),
-        "env": {k: v for k, v in os.environ.items() if k.startswith(("OMP_", "OPENBLAS_", "MKL_", "GOMP_", "KMP_"))},
+        "env": {
+            k: v
+            for k, v in os.environ.items()
+            if k.startswith(("OMP_", "OPENBLAS_", "MKL_", "GOMP_", "KMP_", "RNNKIT_BLAS_"))
+        },
     }
-
-
-def _rnnkit_blas_paths() -> List[str]:
-    """The library files of rnnkit's own OpenBLAS, which the kernels pin to one thread themselves."""
-    try:
-        import scipy_openblas32
-
-        return [str(Path(scipy_openblas32.get_lib_dir()).resolve())]
-    except Exception:
-        return []
 
 
 @contextlib.contextmanager
@@ -131,7 +126,7 @@ def threads(n: int) -> Iterator[None]:
     old_torch = torch.get_num_threads() if torch is not None else None
     if torch is not None:
         torch.set_num_threads(n)
-    own = _rnnkit_blas_paths()
+    own = [d for d in [_blas_load.library_dir()] if d]
     ctl = ThreadpoolController()
     others = [
         lib["filepath"]

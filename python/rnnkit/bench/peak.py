@@ -11,30 +11,14 @@ BLAS limited to the same threads, and the result says so.
 from __future__ import annotations
 
 import ctypes
-import glob
-import os
 import time
-from typing import Dict, Optional
+from typing import Dict
 
 import numpy as np
 
+from .. import _blas_load
+
 _ROW_MAJOR, _NO_TRANS = 101, 111  # CBLAS enum values
-
-
-def _openblas32() -> Optional[ctypes.CDLL]:
-    """rnnkit's OpenBLAS (already loaded by ``import rnnkit``; dlopen returns the same handle)."""
-    try:
-        import scipy_openblas32
-
-        lib_dir, name = scipy_openblas32.get_lib_dir(), scipy_openblas32.get_library()
-        paths = sorted(
-            glob.glob(os.path.join(lib_dir, f"lib{name}.*")) + glob.glob(os.path.join(lib_dir, f"{name}.dll"))
-        )
-        lib = ctypes.CDLL(paths[0])
-        lib.scipy_cblas_sgemm  # noqa: B018  raises AttributeError if the symbol is missing
-        return lib
-    except Exception:  # any failure means: fall back to numpy, and say so
-        return None
 
 
 def _best_seconds(fn, repeats: int) -> float:
@@ -57,7 +41,7 @@ def measure_peak(threads: int, n: int = 2048, repeats: int = 3) -> Dict:
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
     c = np.zeros((n, n), np.float32)
-    lib = _openblas32()
+    lib = _blas_load.library()
     if lib is not None:
         sgemm = lib.scipy_cblas_sgemm
         sgemm.restype = None
@@ -95,8 +79,6 @@ def measure_peak(threads: int, n: int = 2048, repeats: int = 3) -> Dict:
             seconds = _best_seconds(lambda: sgemm(*args), repeats)
         finally:
             lib.scipy_openblas_set_num_threads(old)
-        lib.scipy_openblas_get_corename.restype = ctypes.c_char_p
-        lib.scipy_openblas_get_config.restype = ctypes.c_char_p
         blas = {
             "library": "scipy-openblas32 (rnnkit's own BLAS) via scipy_cblas_sgemm",
             "config": lib.scipy_openblas_get_config().decode(errors="replace"),

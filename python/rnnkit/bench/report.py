@@ -1,4 +1,5 @@
-"""Presenting a result document (see `run.run_bench`): the console table, JSON, Markdown and a plot.
+"""Presenting a result document (see `run.run_bench`): the console table, JSON and Markdown (the plot:
+`plot.py`).
 
 Column legend: ms = median milliseconds of one call (inference: forward; training: forward +
 backward); GFLOP/s = useful FLOPs (2*B*(I+H)*G*H per cell step, 3x for training) per second of
@@ -15,7 +16,7 @@ import math
 import os
 from typing import Dict, List, Optional
 
-from ..cliutil import require_module
+from . import gemm_kernels
 
 HEADER = (
     "cell",
@@ -131,6 +132,14 @@ def summary(doc: Dict) -> str:
                 f"rnnkit vs {other}: geometric mean x{gmean:.2f} over {len(ups)} cases "
                 f"(min x{min(ups):.2f}, max x{max(ups):.2f})"
             )
+    timed = [r for r in cases if r.get("speedup_vs_torch")]
+    if timed:
+        worst = min(timed, key=lambda r: r["speedup_vs_torch"])
+        ratio = math.exp(-sum(math.log(r["speedup_vs_torch"]) for r in timed) / len(timed))
+        parts.append(
+            f"time(rnnkit)/time(torch): geometric mean {ratio:.2f}, worst {1 / worst['speedup_vs_torch']:.2f} "
+            f"({worst['id']} x{worst['threads']})"
+        )
     return "; ".join(parts)
 
 
@@ -143,6 +152,11 @@ def header_lines(doc: Dict) -> List[str]:
         "versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val) + f", python {m['python']}",
         f"git: {git.get('commit', 'unknown')}" + (" (with uncommitted changes)" if git.get("dirty") else ""),
     ]
+    env = m.get("env") or {}
+    lines.append(
+        "environment: "
+        + (", ".join(f"{k}={v}" for k, v in sorted(env.items())) or "(none of the threading or BLAS variables)")
+    )
     for when in ("start", "end"):
         load = m.get(f"load_at_{when}") or {}
         if load:
@@ -150,6 +164,8 @@ def header_lines(doc: Dict) -> List[str]:
                 f"load at {when}: {load.get('loadavg_1min')} (1-min average), CPU pressure "
                 f"{load.get('cpu_pressure_pct_10s')}% (share of time a task waited for a CPU)"
             )
+    if doc.get("gemm_kernels"):
+        lines += gemm_kernels.lines(doc["gemm_kernels"])
     for n, p in doc["peaks"].items():
         lines.append(
             f"sgemm peak, {n} thread(s): {p['gflops']:.1f} GFLOP/s ({p['n']}^3, {p['blas']['library']}"
@@ -161,7 +177,9 @@ def header_lines(doc: Dict) -> List[str]:
 
 def write_json(doc: Dict, path: str) -> None:
     with open(path, "w") as f:
-        json.dump(doc, f, indent=1, default=str)  # default=str: numpy scalars, paths
+        json.dump(
+            {k: v for k, v in doc.items() if k != "presented_by"}, f, indent=1, default=str
+        )  # default=str: numpy scalars, paths
         f.write("\n")
 
 
@@ -184,7 +202,8 @@ def write_markdown(doc: Dict, path: str, plot_path: Optional[str] = None) -> Non
     md = [
         "# rnnkit benchmark results",
         "",
-        f"Produced by `{doc.get('command', 'rnnkit bench')}` on {doc.get('created', '?')}.",
+        f"Produced by `{doc.get('command', 'rnnkit bench')}` on {doc.get('created', '?')}"
+        + (f"; drawn from its JSON by `{doc['presented_by']}`." if doc.get("presented_by") else "."),
         "",
     ]
     md += [f"- {line}" for line in header_lines(doc)]
@@ -198,52 +217,3 @@ def write_markdown(doc: Dict, path: str, plot_path: Optional[str] = None) -> Non
         md += ["", f"![speed-up per case]({rel})"]
     with open(path, "w") as f:
         f.write("\n".join(md) + "\n")
-
-
-def write_plot(doc: Dict, path: str) -> None:
-    """A horizontal bar per case and competitor: how many times faster rnnkit is (log scale)."""
-    matplotlib = require_module("matplotlib", "--plot")
-    matplotlib.use("Agg")  # files only, no display needed
-    import matplotlib.pyplot as plt
-
-    cases = doc["cases"]
-    labels = [f"{r['id']} x{r['threads']}" + (" FAILED" if r["status"] != "ok" else "") for r in cases]
-    series = [
-        (other, color)
-        for other, color in (("reference", "tab:blue"), ("torch", "tab:orange"))
-        if any(r.get(f"speedup_vs_{other}") for r in cases)
-    ]
-    if not series:
-        raise ValueError("--plot: no speed-up to draw (no case timed rnnkit beside the reference or torch)")
-    fig, ax = plt.subplots(figsize=(10, 1.5 + 0.28 * len(cases) * len(series)))
-    height = 0.8 / len(series)
-    for k, (other, color) in enumerate(series):
-        ys = [i + (k - (len(series) - 1) / 2) * height for i in range(len(cases))]
-        vals = [r.get(f"speedup_vs_{other}") or float("nan") for r in cases]
-        # Bars grow from 1 (equal speed) to the value, so a slow-down points left instead of growing
-        # from the axis' arbitrary left end.
-        ax.barh(ys, [v - 1.0 for v in vals], left=1.0, height=height, color=color, label=f"rnnkit vs {other}")
-        for y, v in zip(ys, vals):
-            if v == v:  # not nan (not timed)
-                ax.annotate(
-                    f"{v:.2g}",
-                    (v, y),
-                    xytext=(2 if v >= 1 else -2, 0),
-                    textcoords="offset points",
-                    ha="left" if v >= 1 else "right",
-                    va="center",
-                    fontsize=6,
-                )
-    ax.axvline(1.0, color="black", linewidth=0.8)
-    ax.set_xscale("log")
-    ax.set_yticks(range(len(cases)))
-    ax.set_yticklabels(labels, fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xlabel("speed-up of rnnkit (x, log scale; > 1 = rnnkit faster)")
-    m = doc["machine"]
-    ax.set_title(f"rnnkit speed-up per case: {m['cpu_model']}, threads {', '.join(doc['peaks'])}", fontsize=9)
-    ax.legend(loc="lower right", fontsize=8)
-    ax.grid(axis="x", which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from threadpoolctl import threadpool_info
 
+from . import gemm_kernels
 from .grid import Case
 from .impls import RnnkitImpl, TorchImpl, compare, make_layer, make_problem, torch_available
 from .machine import busy_warning, cpu_load, machine_info, threads as thread_settings
@@ -216,6 +217,10 @@ def run_bench(cases: Sequence[Case], s: Settings, progress=None, log: Callable[[
     warning = busy_warning(doc["machine"]["load_at_start"], doc["machine"]["usable_cpus"])
     if warning:
         log(warning)
+    with thread_settings(s.threads[0]):
+        doc["gemm_kernels"] = gemm_kernels.describe(threadpool_info())
+    for line in doc["gemm_kernels"]["warnings"]:  # early, as well as in the report's header
+        log(line)
     for n in s.threads:
         with thread_settings(n):
             peak = measure_peak(n, s.peak_size, s.peak_repeats)
