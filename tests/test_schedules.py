@@ -145,3 +145,15 @@ def test_weight_decay_is_decoupled_for_every_optimiser_and_saved():
     assert optim.AdamW(_params(np.random.default_rng(3))).weight_decay == 0.01  # torch's default
     with pytest.raises(ValueError, match="weight_decay"):
         optim.Adam(_params(np.random.default_rng(3)), weight_decay=-1.0)
+
+
+def test_peak_lr_is_the_commands_default_for_its_optimizer_unless_given():
+    from rnnkit.charlm.train import TrainConfig as CharLMConfig
+    from rnnkit.optim import DEFAULT_LR
+    from rnnkit.seq2seq.train import TrainConfig as Seq2SeqConfig
+
+    assert CharLMConfig().peak_lr() == 3e-3
+    assert CharLMConfig(optimizer="adamw").peak_lr() == 3e-3
+    assert CharLMConfig(optimizer="sgd").peak_lr() == DEFAULT_LR["sgd"]
+    assert CharLMConfig(lr=1e-3).peak_lr() == 1e-3
+    assert Seq2SeqConfig().peak_lr() == DEFAULT_LR["adam"] == 2e-3

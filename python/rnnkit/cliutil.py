@@ -98,6 +98,14 @@ def positive_float(s: str) -> float:
     return v
 
 
+def _lr_defaults(rates: Mapping[str, float]) -> str:
+    """ "adam/adamw/rmsprop 0.002, adagrad 0.1, sgd 0.05": the optimisers grouped by default rate."""
+    by_rate: Dict[float, List[str]] = {}
+    for name, rate in rates.items():
+        by_rate.setdefault(rate, []).append(name)
+    return ", ".join(f"{'/'.join(sorted(names))} {rate:g}" for rate, names in by_rate.items())
+
+
 def add_schedule_options(group: Any, defaults: Any, default_minutes: float) -> None:
     """The options of `rnnkit.optim.Schedule` (length of training, optimiser, learning rate and its
     schedule, weight decay, early stopping, clipping), with ``defaults`` (a Schedule) as their defaults,
@@ -124,7 +132,7 @@ def add_schedule_options(group: Any, defaults: Any, default_minutes: float) -> N
     group.add_argument(
         "--lr",
         type=positive_float,
-        help="peak learning rate (default: adam/adamw/rmsprop 2e-3, adagrad 0.1, sgd 0.05 with momentum 0.9)",
+        help=f"peak learning rate (default: {_lr_defaults(d.default_lrs)}; sgd with momentum {d.momentum})",
     )
     group.add_argument(
         "--weight-decay",

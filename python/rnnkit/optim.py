@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Collection, Dict, Iterable, Mapping, Optional, Tuple
+from typing import Any, ClassVar, Collection, Dict, Iterable, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -255,10 +255,14 @@ class Schedule:
     commands share; their configurations extend it. The learning-rate schedule and early stopping are
     `rnnkit.schedules`'s."""
 
+    #: The peak learning rate by optimiser when ``lr`` is None; a command's configuration overrides it
+    #: with the rates its default model learns best with.
+    default_lrs: ClassVar[Mapping[str, float]] = DEFAULT_LR
+
     steps: Optional[int] = None
     minutes: Optional[float] = None
     optimizer: str = "adam"
-    lr: Optional[float] = None  # None: DEFAULT_LR[optimizer]
+    lr: Optional[float] = None  # None: default_lrs[optimizer]
     weight_decay: Optional[float] = None  # decoupled; None: the optimiser's default (adamw 0.01, others 0)
     schedule: str = "cosine"
     warmup: int = 100  # steps of linear warm-up (at most a tenth of --steps)
@@ -285,6 +289,10 @@ class Schedule:
             raise ValueError(
                 f"--{name.replace('_', '-')} must be one of {', '.join(choices)}, got {getattr(self, name)!r}"
             )
+
+    def peak_lr(self) -> float:
+        """The learning rate after the warm-up: ``lr``, or `default_lrs` of ``optimizer``."""
+        return self.lr or self.default_lrs[self.optimizer]
 
     def check_schedule(self) -> None:
         """ValueError naming the first bad setting, by the ``--`` option of the training commands."""

@@ -37,7 +37,7 @@ import numpy as np
 from . import checkpoint, distributed as dist
 from .checkpoint import BEST_FILE
 from .data_parallel import GradientReducer, from_main
-from .optim import DEFAULT_LR, Schedule, clip_grad_norm, clip_grad_value, make_optimizer
+from .optim import Schedule, clip_grad_norm, clip_grad_value, make_optimizer
 from .schedules import Best, LRSchedule, run_progress
 
 __all__ = ["TrainingRun", "fit", "best_row", "write_rows"]
@@ -67,7 +67,7 @@ class TrainingRun(Generic[Config]):
         kwargs = {"momentum": cfg.momentum} if cfg.optimizer == "sgd" else {}
         if cfg.weight_decay is not None:
             kwargs["weight_decay"] = cfg.weight_decay
-        self.base_lr = cfg.lr or DEFAULT_LR[cfg.optimizer]
+        self.base_lr = cfg.peak_lr()
         self.opt = make_optimizer(cfg.optimizer, model.params, self.base_lr, **kwargs)
         self.lr_schedule = LRSchedule(cfg)
         self.best = Best()
