@@ -109,6 +109,7 @@ struct ForwardPlan {
     T* hs = nullptr;         // state slots h (training: T+1 in time order; inference: two alternating)
     T* cs = nullptr;         // the same for c, or null
     T* w_rec_buffer = nullptr;  // room for W_ih in the records' order (planes with a row-split projection)
+    TeamBarrier* barrier = nullptr;  // the steps' barrier
 
     // Training keeps every state in time order (slot t is h_{t-1} going forward, slot t+1 going
     // backward), so dW_hh is one GEMM over all steps; inference alternates two slots.
@@ -147,6 +148,7 @@ void forward_thread(const ForwardPlan<T>& f) {
     const SeqArgs<T>& a = *f.a;
     const int T_ = a.T, B = a.B, H = a.H, tid = omp_get_thread_num(), team = omp_get_num_threads();
     const Units u = units_of(tid, team, H);
+    f.barrier->join(team);
     // The team OpenMP gives (one thread inside another parallel region) sets the planes.
     const Records<T> records{f.rec, f.chunk, B, Cell::R, H, record_planes<Cell, T>(team, H)};
     const Records<T> table{f.table_proj, 1, a.V, Cell::gates_ih, H, records.planes};
@@ -160,7 +162,7 @@ void forward_thread(const ForwardPlan<T>& f) {
             const int n = std::min(f.chunk, T_ - s);
             t_base = a.reverse ? t - n + 1 : t;
             // The records are about to be overwritten: every thread must be done with the last chunk.
-#pragma omp barrier
+            f.barrier->wait();
             if (f.embedded)
                 gather_projection(a, Cell::gates_ih, t_base, n, records, table);
             else
@@ -175,8 +177,8 @@ void forward_thread(const ForwardPlan<T>& f) {
         if (f.cs) st.cprev = f.cs + std::size_t(f.slot_in(s, t)) * B * H, st.cout = f.cs + std::size_t(f.slot_out(s, t)) * B * H;
         st.x = f.embedded ? a.x : a.x + std::size_t(t) * B * a.I;
         st.ids = f.embedded ? a.ids + std::size_t(t) * B : nullptr;
-        st.packed = f.packed, st.bias = f.bias;
-#pragma omp barrier
+        st.packed = f.packed, st.bias = f.bias, st.barrier = f.barrier;
+        f.barrier->wait();
         step_forward<Cell>(st, u);
         if (f.y)
             for (int b = 0; b < B; ++b) {
@@ -216,6 +218,8 @@ void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, AlignedBuffer
     f.cs = Cell::states == 2 ? f.hs + std::size_t(f.train ? T_ + 1 : 2) * B * H : nullptr;
     AlignedBuffer<T> w_rec_buffer(f.row_split(1) && record_planes<Cell, T>(f.nt, H) > 1 ? std::size_t(Gi) * H * I : 0);
     f.w_rec_buffer = w_rec_buffer.data();
+    TeamBarrier barrier;
+    f.barrier = &barrier;
     fold_biases<Cell>(a.b_ih, a.b_hh, H, f.bias);
 
     blas_single_threaded();
@@ -313,6 +317,7 @@ struct BackwardPlan {
     T* column_sums = nullptr;      // [R*H] the pre-activation gradients summed over steps and batch: the bias gradients
     const T* w_rec = nullptr;      // W_ih in the records' column order: W_ih itself with one plane, else w_rec_buffer
     T* w_rec_buffer = nullptr;     // filled by the threads, each its own plane's rows (w_ih_in_record_order)
+    TeamBarrier* barrier = nullptr;  // the steps' barrier
     T* plane_dw = nullptr;         // [Gi*H, max(I, H)] the planes' weight gradients before they are added in gate order
                          // (thread p's from row Gi*lo_p)
     const T* x = nullptr;          // what dW_ih multiplies: x, or the table, with unread non-finite rows zeroed
@@ -342,7 +347,7 @@ void backward_time_loop(const BackwardPlan<T>& g, Units u, int own) {
         st.rec = g.records.row(own, t);
         st.hprev = g.hs + std::size_t(in) * B * H, st.hout = g.hs + std::size_t(out) * B * H;
         if (g.cs) st.cprev = g.cs + std::size_t(in) * B * H, st.cout = g.cs + std::size_t(out) * B * H, st.dc = g.dc;
-        st.dh = g.dh, st.source_grads = g.source_grads, st.packed = g.packed;
+        st.dh = g.dh, st.source_grads = g.source_grads, st.packed = g.packed, st.barrier = g.barrier;
         // dy counts only at valid steps: past its length an output is the constant 0.
         for (int b = 0; b < B; ++b)
             if (st.valid(b)) {
@@ -481,6 +486,7 @@ template <class Cell, class T>
 void backward_thread(const BackwardPlan<T>& g, int tid, int nt) {
     const Units u = units_of(tid, nt, g.a->H);
     const int own = g.planes > 1 ? tid : 0;  // this thread's plane
+    g.barrier->join(nt);
     pack_backward<Cell>(*g.a, g.planes, u, g.packed);
     if (g.to_input) w_ih_in_record_order(*g.a, g.records, Cell::gates_ih, g.w_rec_buffer);
     backward_time_loop<Cell>(g, u, own);
@@ -537,6 +543,8 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
     g.w_rec_buffer = w_rec_buffer.data();
     g.w_rec = planes > 1 ? g.w_rec_buffer : a.w_ih;
     g.plane_dw = dw_buffer.data();
+    TeamBarrier barrier;
+    g.barrier = &barrier;
     g.x = !to_input ? nullptr : by_symbol ? table_for_weight_grad(a, x_clean) : x_for_weight_grad(a, x_clean);
 
     // As many threads as the forward's planes (any number with one plane).
