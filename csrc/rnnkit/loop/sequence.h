@@ -82,8 +82,18 @@ std::size_t workspace_elements(int T, int B, int H) {
     return std::size_t(T) * B * Cell::R * H + std::size_t(T + 1) * B * H * Cell::states + 1;
 }
 
-// Inference keeps records for this many steps at a time, so its memory does not grow with T.
-constexpr int kInferenceChunk = 16;
+// Inference keeps the records of a chunk of steps at a time, so its memory does not grow with T: as
+// many steps as fit in this many bytes (at least one). Few rows a step (a small batch) make long chunks,
+// so W_ih is streamed once per many steps and does not push W_hh out of the cache between chunks; many
+// rows make short ones, whose records stay in cache between the input projection that writes them and
+// the steps that read them.
+constexpr std::size_t kInferenceChunkBytes = std::size_t(4) << 20;
+
+template <class Cell, class T>
+int inference_chunk(int T_, int B, int H) {
+    const std::size_t step_bytes = std::size_t(B) * Cell::R * H * sizeof(T);
+    return int(std::clamp<std::size_t>(kInferenceChunkBytes / step_bytes, 1, std::size_t(T_)));
+}
 
 // The threads of a cell's call: its products' work per step (multiply-adds) decides.
 template <class Cell>
@@ -202,7 +212,7 @@ template <class Cell, class T>
 void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, AlignedBuffer<T>& scratch) {
     const int T_ = a.T, B = a.B, H = a.H, I = a.I, Gi = Cell::gates_ih;
     ForwardPlan<T> f{&a, y, h_n, c_n, ws, ws != nullptr, a.ids != nullptr};
-    f.chunk = f.train ? T_ : std::min(T_, kInferenceChunk);
+    f.chunk = f.train ? T_ : inference_chunk<Cell, T>(T_, B, H);
     f.nt = threads_for<Cell>(B, H, I);
     const std::size_t states = f.train ? 0 : 2 * std::size_t(B) * H * Cell::states;
     const std::size_t packed_size = T_ > 1 ? std::size_t(Cell::gates_hh) * panels_of(H) * kPanel * H : 0;
