@@ -39,8 +39,9 @@ MAX_TABLE_ROWS = 512
 BYTES = {"float32": 4, "float16": 2, "int8": 1}
 
 
-def train_speed(cfg: TrainConfig, text: str, block: int) -> dict:
-    runs = {"rnnkit": CharLMRun(cfg, text), "torch": TorchRun(cfg, text)}
+def train_speed(cfg: TrainConfig, train_part: str, val_part: str, block: int) -> dict:
+    # TorchRun splits a text by cfg.val_frac itself: the joined parts split there nearly as given.
+    runs = {"rnnkit": CharLMRun(cfg, train_part, val_part), "torch": TorchRun(cfg, train_part + val_part)}
     seconds = {name: 0.0 for name in runs}
     per_block = {name: [] for name in runs}
     with single_threaded_blas():
@@ -100,7 +101,7 @@ def main() -> None:
     a = ap.parse_args()
     rnnkit.set_num_threads(a.threads)
     torch.set_num_threads(a.threads)
-    text = read_texts(a.text) if a.text else default_corpus()
+    train_part, val_part = split(read_texts(a.text), 0.1) if a.text else default_corpus()
     cfg = TrainConfig(cell="lstm", layers=a.layers, hidden=a.hidden, embed=a.embed, dropout=a.dropout,
                       seq_len=a.seq_len, batch=a.batch, steps=a.steps, optimizer="adam", lr=2e-3, clip=5.0,
                       clip_mode="norm", val_frac=0.1, eval_every=a.steps, seed=0)
@@ -108,12 +109,12 @@ def main() -> None:
     print(f"OPENBLAS_CORETYPE={core}, {a.threads} threads, load {os.getloadavg()[0]:.2f}")
     print(f"training: embed {a.embed}, {a.layers}x{a.hidden} LSTM, dropout {a.dropout}, batch {a.batch} x "
           f"{a.seq_len}, Adam, clip 5; {a.steps} steps each in blocks of {a.block}")
-    r = train_speed(cfg, text, a.block)
+    r = train_speed(cfg, train_part, val_part, a.block)
     print(f"  rnnkit {r['rnnkit_chars_per_s']:,.0f} chars/s, torch {r['torch_chars_per_s']:,.0f} chars/s: "
           f"{r['speedup']:.2f}x (per block: median {r['block_median']:.2f}x, "
           f"{r['block_min']:.2f}-{r['block_max']:.2f}x)", flush=True)
     if a.sample_length:
-        vocab = Vocab.from_text(split(text, cfg.val_frac)[0])
+        vocab = Vocab.from_text(train_part)
         s = sampling_speed(vocab, a.sample_length)
         V = len(vocab)
         print(f"sampling {a.sample_length} chars, 2x512 LSTM, embed 64, V={V}: torch loop "
