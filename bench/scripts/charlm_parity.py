@@ -110,7 +110,7 @@ def train_both(cfg: TrainConfig, text: str, block: int) -> dict:
     same machine: on a shared machine the speed drifts by 20% over minutes, which would bias two
     runs made one after the other. Each step is timed alone (data, forward, backward, clipping,
     update); evaluation is not timed."""
-    runs = {"rnnkit": CharLMRun(cfg, text), "torch": TorchRun(cfg, text)}
+    runs = {"rnnkit": CharLMRun(cfg, *split(text, cfg.val_frac)), "torch": TorchRun(cfg, text)}
     seconds = {name: [] for name in runs}
     losses = {name: [] for name in runs}
     with single_threaded_blas():
@@ -207,7 +207,7 @@ def main() -> None:
         return
     rnnkit.set_num_threads(a.threads)
     torch.set_num_threads(a.threads)
-    text = read_texts(a.text) if a.text else default_corpus()
+    text = read_texts(a.text) if a.text else "".join(default_corpus())
     cfg = TrainConfig(cell="lstm", layers=2, hidden=256, embed=64, seq_len=64, batch=32, steps=a.steps,
                       optimizer="adam", lr=2e-3, clip=5.0, clip_mode="norm", val_frac=0.1, eval_every=a.steps,
                       seed=0)

@@ -1,6 +1,12 @@
 // Run-time choice of the packed-GEMM kernel: the widest vector unit this CPU has.
 #include "rnnkit/gemm/packed_gemm.h"
 
+#include <algorithm>
+#include <cstddef>
+#include <type_traits>
+
+#include "rnnkit/gemm/panel_gemv.h"
+
 namespace rnnkit {
 
 #define RNNKIT_DECLARE(isa)                                                                              \
@@ -28,9 +34,24 @@ Isa detect() {
 const Isa isa = detect();
 }  // namespace
 
+// One row of A (a batch of one): a matrix-vector product. The GEMM kernel would run it on its NP
+// chains of multiply-adds, each waiting on the last; panel_gemv keeps kGemvAccumulators chains and
+// prefetches the panels, so the step streams its weights at the cache's speed.
+namespace {
+void packed_gemv(int n, int k, const float* a, const float* packed, bool accumulate, float* c) {
+    for (int p = 0; p * kPanel < n; ++p) {
+        float* y = c + std::size_t(p) * kPanel;
+        panel_gemv(packed + std::size_t(p) * k * kPanel, nullptr, 0, a, k, accumulate ? y : nullptr,
+                   std::min(kPanel, n - p * kPanel), y);
+    }
+}
+}  // namespace
+
 template <class T>
 void packed_gemm(int m, int n, int k, const T* a, int lda, const T* packed, bool accumulate, T* c, int ldc) {
     if (m <= 0 || n <= 0) return;
+    if constexpr (std::is_same_v<T, float>)
+        if (m == 1) return packed_gemv(n, k, a, packed, accumulate, c);
     switch (isa) {
         case Isa::Avx512: return packed_gemm_avx512(m, n, k, a, lda, packed, accumulate, c, ldc);
         case Isa::Avx2: return packed_gemm_avx2(m, n, k, a, lda, packed, accumulate, c, ldc);

@@ -32,6 +32,7 @@
 #include "rnnkit/gemm/blas.h"
 #include "rnnkit/gemm/packed_gemm.h"
 #include "rnnkit/support/partition.h"
+#include "rnnkit/support/team_barrier.h"
 #include "rnnkit/loop/records.h"
 #include "rnnkit/rnnkit.h"
 
@@ -74,6 +75,7 @@ struct Step {
     const T* packed = nullptr;
     // forward only: [R*H] the bias of each record column (zeros without bias), added while activating
     const T* bias = nullptr;
+    TeamBarrier* barrier = nullptr;   // the team's barrier between phases
 
     bool valid(int b) const { return !a->lengths || t < a->lengths[b]; }
 
@@ -213,9 +215,7 @@ void product_backward(const Step<T>& st, Units u, int i, bool accumulate, T* c) 
 template <class Cell, class T>
 void step_forward(const Step<T>& st, Units u) {
     for (int p = 0; p < Cell::phases; ++p) {
-        if (p > 0) {
-#pragma omp barrier
-        }
+        if (p > 0) st.barrier->wait();
         for (const Product& pr : Cell::products)
             if (pr.phase == p) product_forward(st, u, pr);
         Cell::forward(p, st, u);
@@ -228,7 +228,7 @@ template <class Cell, class T>
 void step_backward(const Step<T>& st, Units u) {
     for (int p = Cell::phases - 1; p >= 0; --p) {
         Cell::backward(p, st, u);
-#pragma omp barrier
+        st.barrier->wait();
         for (std::size_t i = 0; i < Cell::products.size(); ++i) {
             const Product& pr = Cell::products[i];
             if (pr.phase != p) continue;

@@ -82,8 +82,18 @@ std::size_t workspace_elements(int T, int B, int H) {
     return std::size_t(T) * B * Cell::R * H + std::size_t(T + 1) * B * H * Cell::states + 1;
 }
 
-// Inference keeps records for this many steps at a time, so its memory does not grow with T.
-constexpr int kInferenceChunk = 16;
+// Inference keeps the records of a chunk of steps at a time, so its memory does not grow with T: as
+// many steps as fit in this many bytes (at least one). Few rows a step (a small batch) make long chunks,
+// so W_ih is streamed once per many steps and does not push W_hh out of the cache between chunks; many
+// rows make short ones, whose records stay in cache between the input projection that writes them and
+// the steps that read them.
+constexpr std::size_t kInferenceChunkBytes = std::size_t(4) << 20;
+
+template <class Cell, class T>
+int inference_chunk(int T_, int B, int H) {
+    const std::size_t step_bytes = std::size_t(B) * Cell::R * H * sizeof(T);
+    return int(std::clamp<std::size_t>(kInferenceChunkBytes / step_bytes, 1, std::size_t(T_)));
+}
 
 // The threads of a cell's call: its products' work per step (multiply-adds) decides.
 template <class Cell>
@@ -109,6 +119,7 @@ struct ForwardPlan {
     T* hs = nullptr;         // state slots h (training: T+1 in time order; inference: two alternating)
     T* cs = nullptr;         // the same for c, or null
     T* w_rec_buffer = nullptr;  // room for W_ih in the records' order (planes with a row-split projection)
+    TeamBarrier* barrier = nullptr;  // the steps' barrier
 
     // Training keeps every state in time order (slot t is h_{t-1} going forward, slot t+1 going
     // backward), so dW_hh is one GEMM over all steps; inference alternates two slots.
@@ -147,6 +158,7 @@ void forward_thread(const ForwardPlan<T>& f) {
     const SeqArgs<T>& a = *f.a;
     const int T_ = a.T, B = a.B, H = a.H, tid = omp_get_thread_num(), team = omp_get_num_threads();
     const Units u = units_of(tid, team, H);
+    f.barrier->join(team);
     // The team OpenMP gives (one thread inside another parallel region) sets the planes.
     const Records<T> records{f.rec, f.chunk, B, Cell::R, H, record_planes<Cell, T>(team, H)};
     const Records<T> table{f.table_proj, 1, a.V, Cell::gates_ih, H, records.planes};
@@ -160,7 +172,7 @@ void forward_thread(const ForwardPlan<T>& f) {
             const int n = std::min(f.chunk, T_ - s);
             t_base = a.reverse ? t - n + 1 : t;
             // The records are about to be overwritten: every thread must be done with the last chunk.
-#pragma omp barrier
+            f.barrier->wait();
             if (f.embedded)
                 gather_projection(a, Cell::gates_ih, t_base, n, records, table);
             else
@@ -175,8 +187,8 @@ void forward_thread(const ForwardPlan<T>& f) {
         if (f.cs) st.cprev = f.cs + std::size_t(f.slot_in(s, t)) * B * H, st.cout = f.cs + std::size_t(f.slot_out(s, t)) * B * H;
         st.x = f.embedded ? a.x : a.x + std::size_t(t) * B * a.I;
         st.ids = f.embedded ? a.ids + std::size_t(t) * B : nullptr;
-        st.packed = f.packed, st.bias = f.bias;
-#pragma omp barrier
+        st.packed = f.packed, st.bias = f.bias, st.barrier = f.barrier;
+        f.barrier->wait();
         step_forward<Cell>(st, u);
         if (f.y)
             for (int b = 0; b < B; ++b) {
@@ -200,7 +212,7 @@ template <class Cell, class T>
 void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, AlignedBuffer<T>& scratch) {
     const int T_ = a.T, B = a.B, H = a.H, I = a.I, Gi = Cell::gates_ih;
     ForwardPlan<T> f{&a, y, h_n, c_n, ws, ws != nullptr, a.ids != nullptr};
-    f.chunk = f.train ? T_ : std::min(T_, kInferenceChunk);
+    f.chunk = f.train ? T_ : inference_chunk<Cell, T>(T_, B, H);
     f.nt = threads_for<Cell>(B, H, I);
     const std::size_t states = f.train ? 0 : 2 * std::size_t(B) * H * Cell::states;
     const std::size_t packed_size = T_ > 1 ? std::size_t(Cell::gates_hh) * panels_of(H) * kPanel * H : 0;
@@ -216,6 +228,8 @@ void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, AlignedBuffer
     f.cs = Cell::states == 2 ? f.hs + std::size_t(f.train ? T_ + 1 : 2) * B * H : nullptr;
     AlignedBuffer<T> w_rec_buffer(f.row_split(1) && record_planes<Cell, T>(f.nt, H) > 1 ? std::size_t(Gi) * H * I : 0);
     f.w_rec_buffer = w_rec_buffer.data();
+    TeamBarrier barrier;
+    f.barrier = &barrier;
     fold_biases<Cell>(a.b_ih, a.b_hh, H, f.bias);
 
     blas_single_threaded();
@@ -313,6 +327,7 @@ struct BackwardPlan {
     T* column_sums = nullptr;      // [R*H] the pre-activation gradients summed over steps and batch: the bias gradients
     const T* w_rec = nullptr;      // W_ih in the records' column order: W_ih itself with one plane, else w_rec_buffer
     T* w_rec_buffer = nullptr;     // filled by the threads, each its own plane's rows (w_ih_in_record_order)
+    TeamBarrier* barrier = nullptr;  // the steps' barrier
     T* plane_dw = nullptr;         // [Gi*H, max(I, H)] the planes' weight gradients before they are added in gate order
                          // (thread p's from row Gi*lo_p)
     const T* x = nullptr;          // what dW_ih multiplies: x, or the table, with unread non-finite rows zeroed
@@ -342,7 +357,7 @@ void backward_time_loop(const BackwardPlan<T>& g, Units u, int own) {
         st.rec = g.records.row(own, t);
         st.hprev = g.hs + std::size_t(in) * B * H, st.hout = g.hs + std::size_t(out) * B * H;
         if (g.cs) st.cprev = g.cs + std::size_t(in) * B * H, st.cout = g.cs + std::size_t(out) * B * H, st.dc = g.dc;
-        st.dh = g.dh, st.source_grads = g.source_grads, st.packed = g.packed;
+        st.dh = g.dh, st.source_grads = g.source_grads, st.packed = g.packed, st.barrier = g.barrier;
         // dy counts only at valid steps: past its length an output is the constant 0.
         for (int b = 0; b < B; ++b)
             if (st.valid(b)) {
@@ -481,6 +496,7 @@ template <class Cell, class T>
 void backward_thread(const BackwardPlan<T>& g, int tid, int nt) {
     const Units u = units_of(tid, nt, g.a->H);
     const int own = g.planes > 1 ? tid : 0;  // this thread's plane
+    g.barrier->join(nt);
     pack_backward<Cell>(*g.a, g.planes, u, g.packed);
     if (g.to_input) w_ih_in_record_order(*g.a, g.records, Cell::gates_ih, g.w_rec_buffer);
     backward_time_loop<Cell>(g, u, own);
@@ -537,6 +553,8 @@ void run_backward(const SeqArgs<T>& a, T* ws, const T* dy, const T* dh_n, const 
     g.w_rec_buffer = w_rec_buffer.data();
     g.w_rec = planes > 1 ? g.w_rec_buffer : a.w_ih;
     g.plane_dw = dw_buffer.data();
+    TeamBarrier barrier;
+    g.barrier = &barrier;
     g.x = !to_input ? nullptr : by_symbol ? table_for_weight_grad(a, x_clean) : x_for_weight_grad(a, x_clean);
 
     // As many threads as the forward's planes (any number with one plane).

@@ -179,6 +179,7 @@ struct Prepared {
     W* panels;
     std::vector<float> input_table, bias, h, c, rec, logits;
     std::vector<SeqArgs<float>> args;
+    TeamBarrier barrier;  // between layers, phases and the logits of a character
 
     explicit Prepared(const CharModel<float>& model)
         : m(model), V(model.V), E(model.E), H(model.H), L(int(model.w_ih.size())), cols(columns_of<Cell>()),
@@ -268,9 +269,7 @@ void layer_step(Prepared<Cell, W>& pm, int l, std::int32_t v, int in, Units u, s
     st.x = x, st.bias = pm.bias.data() + std::size_t(l) * Cell::R * H;
     const auto xin = operand(W{}, row ? nullptr : x, l == 0 ? pm.E : H, qx);
     for (int phase = 0; phase < Cell::phases; ++phase) {
-        if (phase) {
-#pragma omp barrier
-        }
+        if (phase) pm.barrier.wait();
         const float* quantised_src = nullptr;
         auto hin = operand(W{}, nullptr, H, qh);
         for (int ci = 0; ci < n_cols; ++ci) {
@@ -340,6 +339,7 @@ void run_prepared(const CharModel<float>& m, Policy& policy, float* state) {
         DenormalsFlushed ftz;
         const int tid = omp_get_thread_num(), team = omp_get_num_threads();
         const Units u = units_of(tid, team, H), uv = units_of(tid, team, pm.V);
+        pm.barrier.join(team);
         std::int16_t* qx = quantised.data() + std::size_t(tid) * quantised_size;
         std::int16_t* qh = qx + (quantised_size ? std::max(E, H) + 1 : 0);
         if (!pack_thread(pm, u, uv, scratch.data() + std::size_t(tid) * (std::max(E, H) + H) * kPanel)) fits = false;
@@ -351,12 +351,12 @@ void run_prepared(const CharModel<float>& m, Policy& policy, float* state) {
             const int in = t & 1;  // state slots: the one read this step; in ^ 1 is the one written
             for (int l = 0; l < L; ++l) {
                 layer_step(pm, l, v, in, u, qx, qh);
-#pragma omp barrier
+                pm.barrier.wait();
             }
             v = policy.given(t);
             if (v >= 0) continue;
             logits_step(pm, in ^ 1, uv, qx, qh);
-#pragma omp barrier
+            pm.barrier.wait();
             v = policy.next(tid, t, pm.logits.data());
         }
         exchange_states(pm, state, u, steps > 0 ? ((steps - 1) & 1) ^ 1 : 0, false);
