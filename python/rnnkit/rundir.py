@@ -131,6 +131,8 @@ class RunDir:
             )
         if not os.path.isfile(self.checkpoint_path):
             raise checkpoint.CheckpointError(f"nothing to resume: no checkpoint in {self.path} ({CHECKPOINT_FILE})")
+        if not os.access(self.path, os.W_OK | os.X_OK):  # (a read-only mount refuses root too)
+            raise ValueError(f"--out {self.path} is not writable: the run cannot continue there")
         arrays, meta = checkpoint.load(self.checkpoint_path)
         if meta.get("format") != self.kind.format:
             other = KINDS.get(str(meta.get("format")))
