@@ -19,13 +19,15 @@
 #   design, and LeakSanitizer cannot tell those from a leak here (a suppression by module would match the
 #   interpreter frames under every allocation, rnnkit's included). Lost buffers of rnnkit's own are
 #   measured instead by RSS over a long run (bench/scripts/memory_flat.py).
+# - allocator_may_return_null: a request too large for memory must fail as it does without ASan (NumPy's
+#   MemoryError, which tests/test_huge_sizes.py expects), not abort the process.
 # - The tests run on the interpreter given by $PYTHON (default python3) with its installed packages
 #   (CI: the .[test] environment), importing rnnkit from the copy's python/.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 python="${PYTHON:-python3}"
 cxx="${CXX:-g++}"
-# RNNKIT_SANITIZE_WORK keeps the work directory (and reuses its build when no source changed).
+# RNNKIT_SANITIZE_WORK names a work directory to keep (the build and the reports) instead of a temporary one.
 if [ -n "${RNNKIT_SANITIZE_WORK:-}" ]; then
     work="$RNNKIT_SANITIZE_WORK"
     mkdir -p "$work"
@@ -41,10 +43,11 @@ tar -C "$root" --exclude=.git --exclude=.ci-venv --exclude=build --exclude='*.so
     --exclude=.pytest_cache --exclude=.hypothesis -cf - . | tar -C "$work/tree" -xf -
 
 echo "== build with -fsanitize=address,undefined"
+unset RNNKIT_WERROR  # warnings are the regular build's to judge; instrumentation adds its own
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g"
 start=$(date +%s)
 (cd "$work/tree" && CC="$cxx" CXX="$cxx" CFLAGS="$san" LDFLAGS="$san" \
-    "$python" setup.py build_ext --inplace -q > "$work/build.log" 2>&1) || { tail -50 "$work/build.log"; exit 1; }
+    "$python" setup.py build_ext --inplace --force -q > "$work/build.log" 2>&1) || { tail -50 "$work/build.log"; exit 1; }
 echo "built in $(( $(date +%s) - start )) s"
 
 # libstdc++ is preloaded too: ASan's interceptor of __cxa_throw binds at start-up, and without the C++
@@ -54,7 +57,7 @@ cxx_rt="$("$cxx" -print-file-name=libstdc++.so)"
 for lib in "$asan_rt" "$cxx_rt"; do [ -f "$lib" ] || { echo "no $lib for $cxx" >&2; exit 1; }; done
 mkdir "$work/reports"
 export LD_PRELOAD="$asan_rt $cxx_rt${LD_PRELOAD:+ $LD_PRELOAD}"
-export ASAN_OPTIONS="detect_leaks=0:log_path=$work/reports/asan:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1"
+export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:log_path=$work/reports/asan:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$work/reports/ubsan"
 export PYTHONPATH="$work/tree/python"
 # The sanitized extension must be the one imported (not an installed or in-place build elsewhere).
