@@ -11,6 +11,7 @@ import copy
 import importlib
 import os
 import sys
+import time
 from typing import Any, Callable, Dict, List, Optional
 
 from .optim import DEFAULT_LR
@@ -282,12 +283,42 @@ def run(prog: str, body: Callable[[], int]) -> int:
 
     Those are ValueError (bad settings and data: the data errors of the commands, e.g.
     `rnnkit.charlm.data.TextError`, derive from it, and so does `rnnkit.checkpoint.CheckpointError`),
-    OSError (files) and `MissingDependencyError` (an optional package)."""
+    OSError (files) and `MissingDependencyError` (an optional package).
+
+    In an MPI job of several ranks (`rnnkit.distributed`), the line names the rank and the whole job is
+    aborted with the status, so no rank is left waiting for the failed one; ranks that disagree on the
+    run (`rnnkit.distributed.DisagreementError`, raised on every rank at once) end with one line from
+    rank 0."""
+    from . import distributed as dist
+
     try:
         return body()
+    except dist.DisagreementError as e:
+        if dist.is_main():
+            print(f"{prog}: error: {e}", file=sys.stderr)
+        return 1
     except (ValueError, OSError, MissingDependencyError) as e:
+        _fail(prog, f"error: {e}", 1)
+        return 1
+    except dist.MPIUnavailableError as e:  # each rank alone: there is no MPI to end the job with
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
+        _fail(prog, "interrupted", 130)
         return 130
+
+
+def _fail(prog: str, message: str, status: int) -> None:
+    """Print ``message`` as the command's one line; in a job of several ranks, with the rank, then abort
+    the job with ``status``."""
+    from . import distributed as dist
+
+    if not (dist.is_initialized() and dist.world_size() > 1):
+        print(f"{prog}: {message}", file=sys.stderr)
+        return
+    if not dist.is_main():
+        # Most errors (a bad setting, a missing file) strike every rank at once: rank 0 says it and its
+        # abort ends the others first; a rank that fails alone still says why a moment later.
+        time.sleep(2.0)
+    print(f"{prog} (rank {dist.rank()}/{dist.world_size()}): {message}", file=sys.stderr)
+    dist.abort(status)

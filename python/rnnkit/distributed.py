@@ -42,6 +42,12 @@ __all__ = [
     "local_size",
     "default_threads",
     "check_same",
+    "DisagreementError",
+    "MPIUnavailableError",
+    "allreduce_flat_",
+    "allgather",
+    "broadcast_object",
+    "abort",
 ]
 
 Arrays = Union[MutableMapping[str, np.ndarray], Sequence[np.ndarray]]
@@ -60,6 +66,10 @@ _LAUNCHER_VARS = (
 _REDUCIBLE = tuple(
     np.dtype(t) for t in (np.float32, np.float64, np.int32, np.int64, np.uint8, np.complex64, np.complex128)
 )
+
+
+class MPIUnavailableError(RuntimeError):
+    """Launched by mpiexec with several ranks, but mpi4py cannot be imported."""
 
 
 class _State:
@@ -101,7 +111,8 @@ def init() -> None:
     nothing and never imports mpi4py.
 
     Raises:
-        RuntimeError: launched by mpiexec with more than one rank but mpi4py is not installed.
+        MPIUnavailableError: (a RuntimeError) launched by mpiexec with more than one rank but mpi4py is
+            not installed.
     """
     if _state.initialized:
         return
@@ -115,7 +126,7 @@ def init() -> None:
         if size == 1:
             _state.initialized = True
             return
-        raise RuntimeError(
+        raise MPIUnavailableError(
             "this process was launched by mpiexec but mpi4py is not installed: "
             "install MPI support with  pip install 'rnnkit[mpi]'"
         ) from exc
@@ -292,6 +303,49 @@ def broadcast_(arrays: Arrays, root: int = 0) -> Arrays:
     return arrays
 
 
+def allreduce_flat_(buf: np.ndarray) -> np.ndarray:
+    """Sum one contiguous array across ranks in place, without a copy, and return it: the primitive
+    under a training loop's gradient buffer (a no-op in a single process)."""
+    if not isinstance(buf, np.ndarray) or buf.dtype not in _REDUCIBLE or not buf.flags.c_contiguous:
+        raise TypeError("allreduce_flat_ takes one C-contiguous numpy.ndarray of a reducible dtype")
+    if not buf.flags.writeable:
+        raise ValueError("allreduce_flat_: the array is read-only; it is updated in place")
+    comm = _comm()
+    if comm is not None and comm.Get_size() > 1:
+        from mpi4py import MPI
+
+        comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+    return buf
+
+
+def allgather(obj: Any) -> List[Any]:
+    """Every rank's ``obj`` (any picklable value), in rank order, on every rank: ``[obj]`` in a single
+    process. For small or occasional data (decoded outputs, carried states at a checkpoint)."""
+    comm = _comm()
+    if comm is None or comm.Get_size() == 1:
+        return [obj]
+    return comm.allgather(obj)
+
+
+def broadcast_object(obj: Any, root: int = 0) -> Any:
+    """Rank ``root``'s ``obj`` (any picklable value) on every rank; ``obj`` itself in a single process."""
+    comm = _comm()
+    if comm is None or comm.Get_size() == 1:
+        return obj
+    return comm.bcast(obj, root=root)
+
+
+def abort(code: int = 1) -> None:
+    """End every rank of the job with exit status ``code`` (after flushing this rank's output); in a
+    single process, exit with ``code``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    comm = _comm()
+    if comm is None or comm.Get_size() == 1:
+        raise SystemExit(code)
+    comm.Abort(code)
+
+
 def _local_comm() -> Any:
     """The ranks of this job that share this machine's memory (cached; None without MPI)."""
     comm = _comm()
@@ -353,6 +407,10 @@ def _fingerprint(obj: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+class DisagreementError(RuntimeError):
+    """Raised by :func:`check_same` on every rank at once when the ranks hold different values."""
+
+
 def check_same(obj: Any, what: str) -> None:
     """Check that every rank holds an equal ``obj`` (a configuration, a vocabulary), with one small
     allgather of hashes; a no-op in a single process.
@@ -360,7 +418,7 @@ def check_same(obj: Any, what: str) -> None:
     For a dict, each key is hashed apart so the error names the keys that differ.
 
     Raises:
-        RuntimeError: on every rank when some ranks disagree, naming ``what``, the differing keys
+        DisagreementError: (a RuntimeError) on every rank when some ranks disagree, naming ``what``, the differing keys
             (for a dict) and the ranks that differ from rank 0.
     """
     comm = _comm()
@@ -382,7 +440,7 @@ def check_same(obj: Any, what: str) -> None:
             | {k for k in reference if any(k not in h for h in everyone)}
         )
         detail = " in " + ", ".join(repr(k) for k in keys)
-    raise RuntimeError(
+    raise DisagreementError(
         f"ranks disagree on {what}{detail}: rank(s) {differing} differ from rank 0 "
         f"(every rank must run the same rnnkit version with the same arguments and data)"
     )

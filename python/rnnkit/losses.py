@@ -82,7 +82,7 @@ def softmax_cross_entropy(
     if weights is None:
         e *= e.dtype.type(1.0 / total)
     else:
-        e *= (weights / total).astype(e.dtype)[:, None]
+        e *= (weights.astype(e.dtype) / total)[:, None]  # in the logits' precision, whatever the weights' dtype
     return loss, e
 
 

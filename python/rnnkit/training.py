@@ -15,6 +15,12 @@ Validation at a bounded cost: between evaluations a run scores a fixed sample of
 scores while the run goes; at the end the whole validation part decides: the final model and the best
 candidate are scored on it (rows gain ``full_`` figures), the better one stays in ``best.npz`` and its
 row carries ``"best": true``.
+
+Data parallel under ``mpiexec`` (`rnnkit.data_parallel`): a run whose class sets ``data_parallel``
+trains on its rank's share of each batch; `TrainingRun.train_step` sums the shares' gradients and losses
+with one allreduce before clipping (so clipping by norm uses the global norm) and the update, so every
+rank takes the same step. `fit` runs on every rank; rank 0 alone prints, draws the progress bar and
+writes ``metrics.jsonl`` and the checkpoints, and decides from its clock when a ``--minutes`` run ends.
 """
 
 from __future__ import annotations
@@ -27,9 +33,10 @@ from typing import Any, Callable, Dict, Generic, List, Mapping, Optional, Tuple,
 
 import numpy as np
 
-from . import checkpoint
+from . import checkpoint, distributed as dist
 from ._atomic import atomic_write
 from .checkpoint import BEST_FILE
+from .data_parallel import GradientReducer, from_main
 from .optim import DEFAULT_LR, Schedule, clip_grad_norm, clip_grad_value, make_optimizer
 from .schedules import Best, LRSchedule, run_progress
 
@@ -45,9 +52,15 @@ class TrainingRun(Generic[Config]):
     validation metrics on the fixed validation sample, or on the whole part with ``full``),
     ``score(metrics)`` (a tuple, larger is better, from such a dict or a metrics row) and
     ``save(path)``; ``val_ratio`` is the whole part's size over the sample's (1: the sample is the
-    whole part)."""
+    whole part).
+
+    A subclass that trains data parallel sets ``data_parallel``: its ``batch_loss`` then runs on the
+    rank's share of the batch and returns the share's mean loss, ``share_weight()`` says what fraction
+    of the batch's loss that share carries, its ``evaluate`` returns the same figures on every rank, and
+    its ``save`` is called on every rank and writes on rank 0 (`write_checkpoint`)."""
 
     val_ratio: float = 1.0
+    data_parallel: bool = False
 
     def __init__(self, cfg: Config, model: Any):
         self.cfg, self.model = cfg, model
@@ -60,6 +73,7 @@ class TrainingRun(Generic[Config]):
         self.best = Best()
         self.step = 0
         self.elapsed = 0.0
+        self.reducer: Optional[GradientReducer] = None
 
     def batch_loss(self) -> float:
         raise NotImplementedError
@@ -73,12 +87,29 @@ class TrainingRun(Generic[Config]):
     def save(self, path: str) -> None:
         raise NotImplementedError
 
+    def share_weight(self) -> float:
+        """The fraction of the last batch's loss that this rank's share carries (1 in one process)."""
+        return 1.0
+
+    def write_checkpoint(self, path: str, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+        """`rnnkit.checkpoint.save` on rank 0 (the one rank that writes files)."""
+        if dist.is_main():
+            checkpoint.save(path, dict(arrays), dict(meta))
+
+    def _reduce(self, loss: float) -> float:
+        """The batch's loss and gradients summed over the ranks' shares (one allreduce)."""
+        if dist.world_size() == 1:
+            return loss
+        if self.reducer is None:
+            self.reducer = GradientReducer(self.model.grads)
+        return self.reducer.reduce(self.model.grads, loss, self.share_weight())
+
     def train_step(self) -> float:
         """One optimisation step: gradients of the next batch, clipped, then the update at the
         scheduled learning rate. Returns the batch's loss."""
         cfg = self.cfg
         self.model.zero_grad()
-        loss = self.batch_loss()
+        loss = self._reduce(self.batch_loss())
         if cfg.clip > 0:
             grads = self.model.grads.values()
             clip_grad_norm(grads, cfg.clip) if cfg.clip_mode == "norm" else clip_grad_value(grads, cfg.clip)
@@ -114,11 +145,13 @@ class TrainingRun(Generic[Config]):
         self.best.load_state_dict(meta["best"])
 
     def evaluate_checkpoint(self, path: str, full: bool = True) -> Dict[str, float]:
-        """`evaluate` with the weights saved at ``path`` (a checkpoint of this run); the run's own
-        weights are back in place afterwards."""
-        arrays, _ = checkpoint.load(path)
+        """`evaluate` with the weights saved at ``path`` (a checkpoint of this run, read on rank 0 and
+        sent to the others); the run's own weights are back in place afterwards."""
         current = {k: v.copy() for k, v in self.model.params.items()}
-        checkpoint.restore_arrays(self.model.params, arrays, "model/")
+        if dist.is_main():
+            arrays, _ = checkpoint.load(path)
+            checkpoint.restore_arrays(self.model.params, arrays, "model/")
+        dist.broadcast_(self.model.params)
         try:
             return self.evaluate(full)
         finally:
@@ -187,22 +220,33 @@ def fit(
     from tqdm import tqdm
 
     cfg = run.cfg
+    main = dist.is_main()
+    if dist.world_size() > 1 and not run.data_parallel:
+        raise ValueError(
+            f"{type(run).__name__} does not train data parallel (train-charlm and train-seq2seq do): "
+            "run it without mpiexec"
+        )
     best_path = best_path or os.path.join(os.path.dirname(checkpoint_path), BEST_FILE)
-    write_rows(metrics_path, metrics)
+    if main:
+        write_rows(metrics_path, metrics)
     key, per_step = throughput
     deadline = time.monotonic() + 60 * cfg.minutes if cfg.minutes else math.inf
     started = time.monotonic() - run.elapsed
-    bar = tqdm(total=cfg.steps, initial=run.step, disable=not progress, unit="step", dynamic_ncols=True)
+    bar = tqdm(total=cfg.steps, initial=run.step, disable=not (progress and main), unit="step", dynamic_ncols=True)
+
+    def past_deadline() -> bool:  # rank 0's clock decides for every rank
+        return bool(from_main([time.monotonic() + reserve >= deadline])[0]) if cfg.minutes else False
+
     losses: List[float] = []
     train_time = reserve = 0.0
     sample_times: List[float] = []
     while cfg.steps is None or run.step < cfg.steps:
-        run.elapsed = time.monotonic() - started
+        run.elapsed = from_main([time.monotonic() - started])[0] if cfg.minutes else time.monotonic() - started
         t0 = time.perf_counter()
         loss = run.train_step()
         train_time += time.perf_counter() - t0
         losses.append(loss)
-        last = (cfg.steps is not None and run.step >= cfg.steps) or time.monotonic() + reserve >= deadline
+        last = (cfg.steps is not None and run.step >= cfg.steps) or past_deadline()
         if last or run.step % cfg.eval_every == 0:
             t0 = time.perf_counter()
             scores = run.evaluate(full=False)
@@ -224,19 +268,20 @@ def fit(
                 _mark_best(metrics, row)
                 run.save(best_path)
             stopped = cfg.patience is not None and run.best.stale >= cfg.patience
-            last = last or stopped or time.monotonic() + reserve >= deadline
+            last = last or stopped or past_deadline()
             if last and run.val_ratio > 1:
                 _decide_on_full(run, metrics, best_path)
             run.elapsed = row["elapsed_s"] = time.monotonic() - started
             run.save(checkpoint_path)
-            write_rows(metrics_path, metrics)
+            if main:
+                write_rows(metrics_path, metrics)
             losses, train_time = [], 0.0
-            if stopped:
+            if stopped and main:
                 bar.write(
                     f"early stop at step {run.step}: no better validation score in the last "
                     f"{cfg.patience} evaluations (--patience {cfg.patience})"
                 )
-        if after_step:
+        if after_step and main:
             after_step(bar, last)
         bar.update(1)
         speed = per_step * len(losses) / train_time if losses else metrics[-1][key]

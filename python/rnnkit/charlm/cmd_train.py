@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import List
 
 from ..cliutil import add_run_dir_options, add_schedule_options, explicit_options, schedule_settings
+from ..data_parallel import MPI_HELP, THREADS_HELP
 from .cli import Parser, non_negative_int, positive_int, run
 
 DEFAULT_MINUTES = 4.0
@@ -25,7 +26,7 @@ def main(argv: List[str], prog: str = "rnnkit train-charlm") -> int:
         f"split on every run. Without --steps or --minutes it trains for {DEFAULT_MINUTES:g} minutes. DIR "
         "(--out) receives metrics.jsonl, checkpoint.npz (the latest), best.npz (the best validation score, "
         "which sample and eval-charlm load), curve.png and sample.txt; a DIR that holds a run needs "
-        "--resume or --overwrite.",
+        "--resume or --overwrite." + MPI_HELP,
     )
     p.add_argument(
         "--text",
@@ -65,20 +66,18 @@ def main(argv: List[str], prog: str = "rnnkit train-charlm") -> int:
     p.add_argument("--eval-every", type=positive_int, default=d.eval_every)
     p.add_argument("--sample-every", type=non_negative_int, default=d.sample_every, help="0: only at the end")
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--threads", type=positive_int, help="kernel threads (default: OMP_NUM_THREADS or all cores)")
+    p.add_argument("--threads", type=positive_int, help=THREADS_HELP)
     add_run_dir_options(p, "charlm", [flag(f) for f in RESUMABLE])
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
     given = {k: v for k, v in explicit_options(p, argv).items() if k in TrainConfig.__dataclass_fields__}
 
     def body() -> int:
-        import rnnkit
-
+        from ..data_parallel import set_threads
         from .data import default_corpus, read_texts
         from .train import train
 
-        if a.threads:
-            rnnkit.set_num_threads(a.threads)
+        set_threads(a.threads)
         settings = schedule_settings(a, d)
         if not (a.steps or a.minutes):
             settings["minutes"] = DEFAULT_MINUTES

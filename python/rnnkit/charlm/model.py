@@ -17,6 +17,7 @@ from ..losses import linear_softmax_cross_entropy
 from ..models import LAYER_CLASSES, check_input_width, layer_class, single_threaded_blas
 from ..nn import Embedding, Linear
 from ..rundir import kind_of
+from ..stream_dropout import generator_state, keyed_from, restore_generator
 from .data import eval_chunks, stream_chunks
 from .vocab import Vocab
 
@@ -126,10 +127,18 @@ class CharLM:
 
     def dropout_rng_state(self) -> Dict[str, Any]:
         """The JSON-able state of the generator of the recurrent stack's dropout masks."""
-        return self.rnn._dropout_rng.bit_generator.state
+        return generator_state(self.rnn._dropout_rng)
 
-    def set_dropout_rng_state(self, state: Dict[str, Any]) -> None:
-        self.rnn._dropout_rng.bit_generator.state = state
+    def set_dropout_rng_state(self, state: Dict[str, Any], first_stream: int = 0) -> None:
+        """Undoes `dropout_rng_state`; ``first_stream``: the global index of the first stream this
+        process trains, for masks keyed by stream (`use_stream_keyed_dropout`)."""
+        self.rnn._dropout_rng = restore_generator(self.rnn._dropout_rng, state, first_stream)
+
+    def use_stream_keyed_dropout(self, first_stream: int) -> None:
+        """Draw each stream's dropout masks from its global index (`rnnkit.stream_dropout`), this
+        process's streams starting at ``first_stream``: what data-parallel training does, so that a
+        stream's masks do not depend on which rank trains it."""
+        self.rnn._dropout_rng = keyed_from(self.rnn._dropout_rng, first_stream)
 
     def initial_state(self, batch: int) -> State:
         shape = (self.config["layers"], batch, self.config["hidden"])
@@ -177,15 +186,28 @@ class CharLM:
             self.grads["embed.weight"] += d_table
         return loss, new_state
 
-    def nll_sum(self, ids: np.ndarray, batch: int = 32, seq_len: int = 128) -> Tuple[float, int]:
+    def nll_sum(
+        self, ids: np.ndarray, batch: int = 32, seq_len: int = 128, streams: Optional[slice] = None
+    ) -> Tuple[float, int]:
         """(total negative log-likelihood in nats, number of predictions) of every next character of
         ``ids`` (int array), read as ``batch`` contiguous streams with carried state (eval mode). A 2-D
-        ``ids`` (B, n + 1) gives the streams themselves (`rnnkit.charlm.data.sample_streams`)."""
+        ``ids`` (B, n + 1) gives the streams themselves (`rnnkit.charlm.data.sample_streams`).
+        ``streams``: score only these of the streams (a rank's share; the sums over all shares are the
+        whole text's)."""
         self.rnn.eval()
         total, count = 0.0, 0
         state = None
+        if streams is not None and ids.ndim == 2:
+            ids, streams = ids[streams], None
+            if ids.shape[0] == 0:
+                return total, count
         chunks = stream_chunks(ids, seq_len) if ids.ndim == 2 else eval_chunks(ids, batch, seq_len)
         for x, y, w in chunks:
+            if streams is not None:
+                x, y = np.ascontiguousarray(x[:, streams]), np.ascontiguousarray(y[:, streams])
+                w = None if w is None else np.ascontiguousarray(w[:, streams])
+                if x.shape[1] == 0 or (w is not None and not w.any()):
+                    continue  # padding only: a stream's padding ends it, so nothing follows
             if state is None:
                 state = self.initial_state(x.shape[1])
             features, state = self._features(x, state)

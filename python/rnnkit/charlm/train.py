@@ -13,10 +13,17 @@ at the end.
 A checkpoint holds everything the next step depends on (weights, optimiser buffers, step, carried state,
 dropout RNG state), so N steps + resume + N steps gives the same weights, bit for bit, as 2N steps at
 a fixed thread count.
+
+Under ``mpiexec`` (`rnnkit.data_parallel`) each rank trains its contiguous share of the B streams,
+carrying their state, and scores its share of the validation streams; the sums of the shares are
+reduced. The checkpoint holds the carried state of all B streams (gathered), so a run resumes with any
+number of ranks. Dropout masks are then drawn per stream from its global index
+(`rnnkit.stream_dropout`), so they do not depend on which rank holds a stream.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import math
@@ -25,8 +32,9 @@ from typing import Any, Callable, Dict, Mapping, Optional
 
 import numpy as np
 
-from .. import checkpoint
+from .. import checkpoint, distributed as dist
 from ..checkpoint import BEST_FILE
+from ..data_parallel import quiet_unless_main, share, sum_across
 from ..models import LAYER_CLASSES, check_input_width
 from ..optim import DEFAULT_LR, Schedule
 from ..rundir import KINDS, RunDir, resume_settings
@@ -101,9 +109,12 @@ def _text_digest(train_part: str, val_part: str) -> str:
 
 class CharLMRun(TrainingRun[TrainConfig]):
     """One char-LM training run: the text's streams, the model, the carried state (`TrainingRun`
-    holds the optimiser, the schedule, the best score and the step)."""
+    holds the optimiser, the schedule, the best score and the step). Under mpiexec, this rank's
+    share of it: ``streams`` is the slice of the B streams it trains and ``state`` theirs."""
 
-    def __init__(self, cfg: TrainConfig, train_part: str, val_part: str):
+    data_parallel = True
+
+    def __init__(self, cfg: TrainConfig, train_part: str, val_part: str, dtype: Any = np.float32):
         if len(val_part) < 2:
             raise TextError("the validation part is too short (fewer than 2 characters)")
         self.digest = _text_digest(train_part, val_part)
@@ -114,23 +125,56 @@ class CharLMRun(TrainingRun[TrainConfig]):
         self.val_sample = sample_streams(self.val_ids, cfg.batch, per_stream) if per_stream else None
         if self.val_sample is not None:
             self.val_ratio = (len(self.val_ids) - 1) / (self.val_sample.shape[0] * per_stream)
-        super().__init__(
-            cfg, CharLM(vocab, cfg.cell, cfg.layers, cfg.hidden, cfg.embed, cfg.dropout, np.float32, cfg.seed)
+        self.share = share(cfg.batch, "--batch")
+        model = CharLM(vocab, cfg.cell, cfg.layers, cfg.hidden, cfg.embed, cfg.dropout, dtype, cfg.seed)
+        super().__init__(cfg, model)
+        dist.check_same(
+            {
+                "settings": dataclasses.asdict(cfg),
+                "model": model.config,
+                "vocabulary": vocab.to_json(),
+                "text": self.digest,
+            },
+            "the run",
         )
-        self.state = self.model.initial_state(cfg.batch)
+        if dist.world_size() > 1:
+            model.use_stream_keyed_dropout(self.share.start)
+        self.state = self.model.initial_state(self._streams_here)
+
+    @property
+    def _streams_here(self) -> int:
+        return self.share.stop - self.share.start
 
     def batch_loss(self) -> float:
         k = self.step % self.streams.num_batches
         if k == 0:  # a new epoch: the streams start again from zero states
-            self.state = self.model.initial_state(self.cfg.batch)
+            self.state = self.model.initial_state(self._streams_here)
         x, y = self.streams.batch(k)
+        if dist.world_size() > 1:
+            x, y = np.ascontiguousarray(x[:, self.share]), np.ascontiguousarray(y[:, self.share])
         loss, self.state = self.model.loss_and_grad(x, y, self.state)
         return loss
 
+    def share_weight(self) -> float:
+        return self._streams_here / self.cfg.batch
+
     def evaluate(self, full: bool = False) -> Dict[str, float]:
         ids = self.val_ids if full or self.val_sample is None else self.val_sample
-        total, count = self.model.nll_sum(ids, self.cfg.batch, self.cfg.seq_len)
+        if dist.world_size() == 1:
+            total, count = self.model.nll_sum(ids, self.cfg.batch, self.cfg.seq_len)
+        else:
+            streams = min(self.cfg.batch, len(ids) - 1) if ids.ndim == 1 else ids.shape[0]
+            total, count = self.model.nll_sum(ids, self.cfg.batch, self.cfg.seq_len, streams=share(streams))
+            total, count = sum_across([total, count])
         return {"val_loss": total / count, "val_bpc": total / count / math.log(2)}
+
+    def global_state(self) -> Any:
+        """The carried state of all B streams (this rank's own in a single process)."""
+        if dist.world_size() == 1:
+            return self.state
+        parts = dist.allgather(self.state)
+        h = np.concatenate([p[0] for p in parts], axis=1)
+        return h, (None if self.state[1] is None else np.concatenate([p[1] for p in parts], axis=1))
 
     def score(self, metrics) -> tuple:
         return (-metrics["val_loss"],)
@@ -140,9 +184,10 @@ class CharLMRun(TrainingRun[TrainConfig]):
     def save(self, path: str) -> None:
         arrays, meta = self.optimizer_checkpoint()
         arrays.update(self.model.arrays())
-        arrays["state/h"] = self.state[0]
-        if self.state[1] is not None:
-            arrays["state/c"] = self.state[1]
+        h, c = self.global_state()
+        arrays["state/h"] = h
+        if c is not None:
+            arrays["state/c"] = c
         meta.update(self.model.meta())
         meta.update(
             {
@@ -151,7 +196,7 @@ class CharLMRun(TrainingRun[TrainConfig]):
                 "rng": {"dropout": self.model.dropout_rng_state()},
             }
         )
-        checkpoint.save(path, arrays, meta)
+        self.write_checkpoint(path, arrays, meta)
 
     @classmethod
     def resume(
@@ -171,8 +216,14 @@ class CharLMRun(TrainingRun[TrainConfig]):
             run = cls(cfg, train_part, val_part)
             checkpoint.restore_arrays(run.model.params, arrays, "model/")
             run.restore_optimizer(arrays, meta)
-            run.state = (arrays["state/h"].copy(), arrays["state/c"].copy() if "state/c" in arrays else None)
-            run.model.set_dropout_rng_state(meta["rng"]["dropout"])
+            here = run.share
+            run.state = (
+                arrays["state/h"][:, here].copy(),
+                arrays["state/c"][:, here].copy() if "state/c" in arrays else None,
+            )
+            run.model.set_dropout_rng_state(meta["rng"]["dropout"], here.start)
+            if dist.world_size() > 1:
+                run.model.use_stream_keyed_dropout(here.start)
         except (KeyError, TypeError, checkpoint.CheckpointError) as e:
             raise checkpoint.CheckpointError(f"{path} is not a resumable training checkpoint ({e})") from None
         return run
@@ -200,9 +251,12 @@ def train(
     `RESUMABLE` and must agree with the others. Raises TextError for unusable text, CheckpointError for a
     missing or bad checkpoint on resume, ValueError for a bad setting or a directory holding a run.
     """
+    dist.init()
+    main, log = dist.is_main(), quiet_unless_main(log)
     run_dir = RunDir(out, KIND)
     if resume:
-        arrays, meta = run_dir.load_for_resume()
+        # --out is on rank 0's disk: it reads the checkpoint and sends it to the others
+        arrays, meta = dist.broadcast_object(run_dir.load_for_resume() if main else None)
         if given is None:
             given = {k: getattr(cfg, k) for k in ("steps", "minutes", "eval_every", "sample_every")}
         try:
@@ -213,21 +267,23 @@ def train(
             ) from None
     cfg.validate()
     train_part, val_part = (text, val_text) if val_text is not None else split(text, cfg.val_frac)
-    if not resume:
+    if not resume and main:
         run_dir.check_new(overwrite)
     with single_threaded_blas():
         if resume:
             run = CharLMRun.resume(arrays, meta, train_part, val_part, cfg, run_dir.checkpoint_path)
         else:
             run = CharLMRun(cfg, train_part, val_part)
-        with run_dir.writing(overwrite and not resume):
+        with run_dir.writing(overwrite and not resume) if main else contextlib.nullcontext():
             return _train(run, out, resume, progress, log)
 
 
 def _train(run: CharLMRun, out: str, resume: bool, progress: bool, log: Callable[[str], None]) -> CharLM:
     ckpt_path = os.path.join(out, CHECKPOINT_FILE)
     metrics_path = os.path.join(out, METRICS_FILE)
-    metrics = checkpoint.read_metrics(metrics_path, run.step) if resume else []
+    metrics = dist.broadcast_object(
+        checkpoint.read_metrics(metrics_path, run.step) if resume and dist.is_main() else []
+    )
     cfg = run.cfg
 
     def sample_now(bar, last: bool) -> None:
@@ -240,6 +296,10 @@ def _train(run: CharLMRun, out: str, resume: bool, progress: bool, log: Callable
     metrics = fit(
         run, metrics, metrics_path, ckpt_path, progress, ("chars_per_s", cfg.batch * cfg.seq_len), postfix, sample_now
     )
+    if dist.world_size() > 1:  # rank 0 writes the files; every rank returns the best model
+        best = dist.broadcast_object(checkpoint.load(checkpoint.run_checkpoint(out)) if dist.is_main() else None)
+        if not dist.is_main():
+            return CharLM.from_checkpoint(*best)
     curve = os.path.join(out, CURVE_FILE)
     if not plot_curve(metrics, curve):
         log(f"note: matplotlib is not installed, so {curve} was not drawn (pip install matplotlib)")

@@ -14,6 +14,7 @@ from ..cliutil import (
     run,
     schedule_settings,
 )
+from ..data_parallel import MPI_HELP, THREADS_HELP
 
 DEFAULT_MINUTES = 5.0
 
@@ -76,7 +77,8 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
         "task brings its own model and training settings, used for the flags not given (printed at the "
         "start): "
         + "; ".join(f"{t}: " + " ".join(_flag(k, v) for k, v in r.items()) for t, r in TASK_DEFAULTS.items())
-        + ".",
+        + "."
+        + MPI_HELP,
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument(
@@ -158,7 +160,7 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
         help="decoding limit in tokens (default: twice the longest training target + 10)",
     )
     p.add_argument("--seed", type=int, default=d.seed, help="initial weights, batch order, scheduled sampling")
-    p.add_argument("--threads", type=positive_int, help="kernel threads (default: OMP_NUM_THREADS or all cores)")
+    p.add_argument("--threads", type=positive_int, help=THREADS_HELP)
     add_run_dir_options(p, "seq2seq", [flag(f, OPTION_NAMES) for f in RESUMABLE])
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
@@ -183,8 +185,7 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
     }
 
     def body() -> int:
-        import rnnkit
-
+        from ..data_parallel import quiet_unless_main, set_threads
         from .data import pairs_spec, task_spec
         from .tasks import expand_alphabet
         from .train import train
@@ -204,12 +205,11 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
             data = {}
         else:
             raise ValueError("give --task NAME or --pairs FILE")
-        if a.threads:
-            rnnkit.set_num_threads(a.threads)
+        set_threads(a.threads)
         given = {name: getattr(a, name) for name in TASK_TUNED}
         settings, applied = task_settings(None if a.resume else a.task, given, d)
         if applied:
-            print(f"task {a.task}: using its defaults {' '.join(applied)} (a flag overrides each)")
+            quiet_unless_main(print)(f"task {a.task}: using its defaults {' '.join(applied)} (a flag overrides each)")
         sched = schedule_settings(a, d)
         if not (a.steps or a.minutes):
             sched["minutes"] = DEFAULT_MINUTES

@@ -42,6 +42,7 @@ from ..losses import log_softmax, softmax_cross_entropy
 from ..models import check_input_width, layer_class
 from ..nn import Embedding, Linear
 from ..rundir import kind_of
+from ..stream_dropout import DropoutRandom, generator_state, keyed_from, restore_generator
 from .data import Batch
 from .vocab import TokenVocab
 
@@ -165,7 +166,7 @@ class Decoder(_Params):
         self.layers, self.hidden, self.vocab_size = layers, hidden, vocab_size
         self.attention = attention
         self.dropout = float(dropout)
-        self.drop_rng = np.random.default_rng(s_drop)
+        self.drop_rng: DropoutRandom = np.random.default_rng(s_drop)
         self.embed = Embedding(vocab_size, embed, dtype, np.random.default_rng(s_embed))
         check_input_width(cell, embed, hidden)
         self.rnn = layer_class(cell)(
@@ -235,7 +236,8 @@ class Decoder(_Params):
         feat = feat.reshape(T * B, -1)
         keep = None
         if training and self.dropout > 0:  # inverted dropout on the output layer's input
-            keep = (self.drop_rng.random(feat.shape) >= self.dropout).astype(feat.dtype) / (1.0 - self.dropout)
+            draws = self.drop_rng.random((T, B, feat.shape[1])).reshape(feat.shape)  # time-major, as the layers'
+            keep = (draws >= self.dropout).astype(feat.dtype) / (1.0 - self.dropout)
             feat = feat * keep
         logits = self.head.forward(feat) if training else self.head.apply(feat)
         self._cache = (T, B, None if res is None else res.cache, keep) if training else None
@@ -384,15 +386,27 @@ class Seq2Seq(_Params):
     def rng_states(self) -> Dict[str, Any]:
         """The JSON-able states of the dropout generators (encoder and decoder stacks, output layer)."""
         return {
-            "encoder": self.encoder._dropout_rng.bit_generator.state,
-            "decoder": self.decoder.rnn._dropout_rng.bit_generator.state,
-            "output": self.decoder.drop_rng.bit_generator.state,
+            "encoder": generator_state(self.encoder._dropout_rng),
+            "decoder": generator_state(self.decoder.rnn._dropout_rng),
+            "output": generator_state(self.decoder.drop_rng),
         }
 
-    def set_rng_states(self, states: Dict[str, Any]) -> None:
-        self.encoder._dropout_rng.bit_generator.state = states["encoder"]
-        self.decoder.rnn._dropout_rng.bit_generator.state = states["decoder"]
-        self.decoder.drop_rng.bit_generator.state = states["output"]
+    def set_rng_states(self, states: Dict[str, Any], first_example: int = 0) -> None:
+        """Undoes `rng_states`; ``first_example``: the position in the batch of the first example this
+        process trains, for masks keyed by example (`use_stream_keyed_dropout`)."""
+        enc, dec = self.encoder, self.decoder
+        enc._dropout_rng = restore_generator(enc._dropout_rng, states["encoder"], first_example)
+        dec.rnn._dropout_rng = restore_generator(dec.rnn._dropout_rng, states["decoder"], first_example)
+        dec.drop_rng = restore_generator(dec.drop_rng, states["output"], first_example)
+
+    def use_stream_keyed_dropout(self, first_example: int) -> None:
+        """Draw each example's dropout masks from its position in the batch (`rnnkit.stream_dropout`),
+        this process's examples starting at ``first_example``: what data-parallel training does, so
+        that an example's masks do not depend on which rank trains it."""
+        enc, dec = self.encoder, self.decoder
+        enc._dropout_rng = keyed_from(enc._dropout_rng, first_example)
+        dec.rnn._dropout_rng = keyed_from(dec.rnn._dropout_rng, first_example)
+        dec.drop_rng = keyed_from(dec.drop_rng, first_example)
 
     @property
     def attention(self) -> str:

@@ -19,18 +19,28 @@ characters, outputs as short as a sum have no 4-grams and score 0), appended to
 is kept beside it (`rnnkit.training.fit`). A validation split larger than ``val_sample`` examples is
 scored on its first ``val_sample`` (a fixed sample: the split is in random order) between evaluations
 and whole at the end. ``curve.png`` is drawn at the end.
+
+Under ``mpiexec`` (`rnnkit.data_parallel`) every rank draws the same batches and trains on its
+contiguous share of each; its gradient is weighted by its share of the batch's target tokens before the
+sum, so the step is the one-process step on the whole batch. Validation is split the same way: each rank
+scores and decodes its share of the examples; the losses are summed and the decoded outputs gathered,
+so the scores are computed from every output on every rank. Dropout masks are then drawn per example
+from its position in the batch (`rnnkit.stream_dropout`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import os
 from typing import Any, Callable, Dict, Mapping, Optional
 
 import numpy as np
 
-from .. import checkpoint
+from .. import checkpoint, distributed as dist
 from ..checkpoint import BEST_FILE
+from ..data_parallel import quiet_unless_main, share, sum_across
 from ..models import LAYER_CLASSES, single_threaded_blas
 from ..optim import DEFAULT_LR, Schedule
 from ..plotting import Score, plot_curve
@@ -150,9 +160,11 @@ def evaluate(
 
 class Seq2SeqRun(TrainingRun[TrainConfig]):
     """One seq2seq training run: the data splits and the model (`TrainingRun` holds the optimiser and
-    the step)."""
+    the step). Under mpiexec it trains its rank's ``share`` of each batch."""
 
-    def __init__(self, cfg: TrainConfig, attention_backend: Any = None):
+    data_parallel = True
+
+    def __init__(self, cfg: TrainConfig, attention_backend: Any = None, dtype: Any = np.float32):
         splits = load_splits(cfg.data)
         self.kind = cfg.data["tokens"]
         src_vocab, tgt_vocab = build_vocabs(splits.train, self.kind)
@@ -175,7 +187,7 @@ class Seq2SeqRun(TrainingRun[TrainConfig]):
                 cfg.bidirectional,
                 cfg.attention,
                 cfg.attn_size,
-                np.float32,
+                dtype,
                 cfg.seed,
                 attention_backend,
                 cfg.dropout,
@@ -184,6 +196,20 @@ class Seq2SeqRun(TrainingRun[TrainConfig]):
         self.batch = min(cfg.batch, len(self.train_set))
         self.batches_per_epoch = len(self.train_set) // self.batch
         self._order_epoch, self._order = -1, np.empty(0, np.int64)  # the first call draws epoch 0's order
+        self.share = share(self.batch, "--batch")
+        self._share_weight = 1.0
+        model = self.model
+        dist.check_same(
+            {
+                "settings": dataclasses.asdict(cfg),
+                "model": model.config,
+                "vocabularies": [model.src_vocab.to_json(), model.tgt_vocab.to_json()],
+                "training data": _digest(self.train_set) if dist.world_size() > 1 else None,
+            },
+            "the run",
+        )
+        if dist.world_size() > 1:
+            model.use_stream_keyed_dropout(self.share.start)
 
     def _indices(self, step: int) -> np.ndarray:
         epoch, k = divmod(step, self.batches_per_epoch)
@@ -194,7 +220,12 @@ class Seq2SeqRun(TrainingRun[TrainConfig]):
 
     def batch_loss(self) -> float:
         cfg, model = self.cfg, self.model
-        batch = self.train_set.batch(self._indices(self.step))
+        indices = self._indices(self.step)
+        if dist.world_size() > 1:
+            tokens = np.array([len(self.train_set.tgt[i]) + 1 for i in indices])  # with </s>
+            self._share_weight = float(tokens[self.share].sum() / tokens.sum())
+            indices = indices[self.share]
+        batch = self.train_set.batch(indices)
         coin = np.random.default_rng([cfg.seed, 2, self.step]).random() if cfg.teacher_forcing < 1.0 else 0.0
         if coin >= cfg.teacher_forcing:
             T = batch.tgt_in.shape[0]
@@ -203,13 +234,35 @@ class Seq2SeqRun(TrainingRun[TrainConfig]):
             batch = batch._replace(tgt_in=tgt_in)
         return model.loss_and_grad(batch)
 
+    def share_weight(self) -> float:
+        return self._share_weight
+
     def evaluate(self, full: bool = False) -> Dict[str, float]:
         val = self.val_set if full else self.val_sample
+        if dist.world_size() > 1:
+            return self._evaluate_shared(val)
         total = count = 0.0
         for _, b in val.batches(256):
             s, n = self.model.loss(b)
             total, count = total + s, count + n
         scores = evaluate(self.model, val, self.kind, 1, self.max_len)
+        return self._metrics(total, count, scores)
+
+    def _evaluate_shared(self, val: Encoded) -> Dict[str, float]:
+        """`evaluate` with the examples split across the ranks: losses summed, outputs gathered."""
+        mine = share(len(val))
+        total = count = 0.0
+        for start in range(mine.start, mine.stop, 256):
+            s, n = self.model.loss(val.batch(range(start, min(start + 256, mine.stop))))
+            total, count = total + s, count + n
+        total, count = sum_across([total, count])
+        outputs = translate_all(self.model, val.src[mine], 1, self.max_len) if mine.stop > mine.start else []
+        hyps = [self.model.tgt_vocab.decode(o) for part in dist.allgather(outputs) for o in part]
+        scores: Dict[str, Any] = score_all(hyps, val.tgt_tokens, bleu=self.kind == "word")
+        return self._metrics(total, count, scores)
+
+    @staticmethod
+    def _metrics(total: float, count: float, scores: Mapping[str, Any]) -> Dict[str, float]:
         out = {
             "val_loss": total / count,
             "val_exact_match": scores["exact_match"],
@@ -237,7 +290,7 @@ class Seq2SeqRun(TrainingRun[TrainConfig]):
                 "rng": self.model.rng_states(),
             }
         )
-        checkpoint.save(path, arrays, meta)
+        self.write_checkpoint(path, arrays, meta)
 
     @classmethod
     def resume(
@@ -254,7 +307,9 @@ class Seq2SeqRun(TrainingRun[TrainConfig]):
             run = cls(cfg, attention_backend)
             checkpoint.restore_arrays(run.model.params, arrays, "model/")
             run.restore_optimizer(arrays, meta)
-            run.model.set_rng_states(meta["rng"])
+            run.model.set_rng_states(meta["rng"], run.share.start)
+            if dist.world_size() > 1:
+                run.model.use_stream_keyed_dropout(run.share.start)
         except (KeyError, TypeError, checkpoint.CheckpointError) as e:
             raise checkpoint.CheckpointError(f"{path} is not a resumable training checkpoint ({e})") from None
         return run
@@ -280,19 +335,34 @@ def train(
     with the others. Raises ValueError (PairsError) for bad data or settings or a directory holding a
     run, CheckpointError for a missing or bad checkpoint on resume.
     """
+    dist.init()
+    main, log = dist.is_main(), quiet_unless_main(log)
     run_dir = RunDir(out, KIND)
     if resume:
-        cfg, arrays, meta = resumed_config(run_dir, cfg, given, RESUMABLE, log, OPTION_NAMES, _describe_data)
+        # --out is on rank 0's disk: it reads the checkpoint and sends it to the others
+        cfg, arrays, meta = dist.broadcast_object(
+            resumed_config(run_dir, cfg, given, RESUMABLE, log, OPTION_NAMES, _describe_data) if main else None
+        )
     cfg.validate()
-    if not resume:
+    if not resume and main:
         run_dir.check_new(overwrite)
     with single_threaded_blas():
         if resume:
             run = Seq2SeqRun.resume(arrays, meta, cfg, attention_backend, run_dir.checkpoint_path)
         else:
             run = Seq2SeqRun(cfg, attention_backend)
-        with run_dir.writing(overwrite and not resume):
+        with run_dir.writing(overwrite and not resume) if main else contextlib.nullcontext():
             return _train(run, out, resume, progress, log)
+
+
+def _digest(enc: Encoded) -> str:
+    """A hash of the encoded pairs of a split (lengths and ids)."""
+    h = hashlib.sha256()
+    for seqs in (enc.src, enc.tgt):
+        h.update(np.array([len(x) for x in seqs], np.int64).tobytes())
+        for x in seqs:
+            h.update(np.asarray(x, np.int32).tobytes())
+    return h.hexdigest()
 
 
 def _describe_data(data: Any) -> str:
@@ -306,7 +376,9 @@ def _describe_data(data: Any) -> str:
 def _train(run: Seq2SeqRun, out: str, resume: bool, progress: bool, log: Callable[[str], None]) -> Seq2Seq:
     ckpt_path = os.path.join(out, CHECKPOINT_FILE)
     metrics_path = os.path.join(out, METRICS_FILE)
-    metrics = checkpoint.read_metrics(metrics_path, run.step) if resume else []
+    metrics = dist.broadcast_object(
+        checkpoint.read_metrics(metrics_path, run.step) if resume and dist.is_main() else []
+    )
 
     def postfix(loss: float, row: Dict[str, Any], speed: float) -> Dict[str, str]:
         shown = {"loss": f"{loss:.3f}"}
@@ -315,6 +387,11 @@ def _train(run: Seq2SeqRun, out: str, resume: bool, progress: bool, log: Callabl
         return shown
 
     metrics = fit(run, metrics, metrics_path, ckpt_path, progress, ("examples_per_s", run.batch), postfix)
+    if dist.world_size() > 1:  # rank 0 writes the files; every rank returns the best model
+        best = dist.broadcast_object(checkpoint.load(checkpoint.run_checkpoint(out)) if dist.is_main() else None)
+        if not dist.is_main():
+            arrays, meta = best
+            return Seq2Seq.from_checkpoint(arrays, meta, attention_backend=run.model.decoder.attn)
     curve = os.path.join(out, CURVE_FILE)
     if not plot_curve(metrics, curve, "loss (nats per target token)", CURVE_SCORES):
         log(f"note: matplotlib is not installed, so {curve} was not drawn (pip install matplotlib)")
