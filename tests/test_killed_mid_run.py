@@ -22,7 +22,7 @@ import pytest
 import rnnkit
 from rnnkit import checkpoint
 
-STEPS = 40
+STEPS = 200
 CHARLM = ["train-charlm", "--layers", "2", "--hidden", "16", "--embed", "8", "--batch", "4", "--seq-len", "16",
           "--dropout", "0.2", "--eval-every", "2", "--val-sample", "256"]
 SEQ2SEQ = ["train-seq2seq", "--task", "reverse", "--min-len", "2", "--max-len", "5", "--alphabet", "abcde",
@@ -94,16 +94,25 @@ def _hooked(point, nth, args):
                           text=True, timeout=120)
 
 
+def _inode(path):
+    try:
+        return os.stat(path).st_ino
+    except FileNotFoundError:
+        return None
+
+
 def _killed_at_random(args, rng, out):
-    """Start the command, wait for its first checkpoint, SIGKILL it a random moment later; False if it
-    finished first."""
+    """Start the command, wait until it has written a checkpoint of its own (a new file: os.replace
+    gives it a new inode), SIGKILL it a random moment later; False if it finished first."""
+    path = os.path.join(out, "checkpoint.npz")
+    before = _inode(path)
     p = subprocess.Popen([sys.executable, "-m", "rnnkit.cli", *args], env=_env(), stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while not os.path.exists(os.path.join(out, "checkpoint.npz")) and p.poll() is None:
+    while _inode(path) == before and p.poll() is None:
         assert time.monotonic() < deadline, "no checkpoint within 60 s"
-        time.sleep(0.01)
-    time.sleep(rng.uniform(0.0, 0.4))
+        time.sleep(0.001)
+    time.sleep(rng.uniform(0.0, 0.15))
     p.send_signal(signal.SIGKILL)
     p.wait()
     return p.returncode == -signal.SIGKILL
@@ -134,17 +143,16 @@ def _chain(tmp_path, command, load_model, text_args=()):
     first = [*base, "--out", out]
     again = [*base, "--out", out, "--resume"]
     steps_at_kill = []
-    # The deterministic points inside checkpoint writes; the first run is the first one killed.
+    rng = random.Random(17)  # seeded, so that a failure repeats
+    # The deterministic points inside checkpoint writes (the first run is the first one killed), each
+    # followed by a kill at a random moment of the next resume.
     for i, (point, nth) in enumerate(HOOKS):
         r = _hooked(point, nth, first if i == 0 else again)
         assert r.returncode == -signal.SIGKILL, (point, r.returncode, r.stderr)
         steps_at_kill.append((point, _check_loadable(out, load_model)))
-    # Random moments, seeded so a failure repeats.
-    rng = random.Random(17)
-    for _ in range(4):
         if _killed_at_random(again, rng, out):
             steps_at_kill.append(("random", _check_loadable(out, load_model)))
-    assert len(steps_at_kill) >= 6, steps_at_kill
+    assert len(steps_at_kill) >= len(HOOKS) + 2, steps_at_kill
     if _weights(out)[1] < STEPS:  # (a random kill may land after the last checkpoint)
         final = subprocess.run([sys.executable, "-m", "rnnkit.cli", *again], env=_env(), capture_output=True,
                                text=True, timeout=120)
