@@ -123,6 +123,11 @@ def _weights(out):
     return arrays, meta["step"]
 
 
+def _rng_and_optimiser(out):
+    meta = checkpoint.load(os.path.join(out, "checkpoint.npz"))[1]
+    return meta.get("rng"), meta.get("optim")
+
+
 def _check_loadable(out, load_model):
     """The directory's checkpoint loads (as an archive and as a model) and no step is past the target."""
     arrays, step = _weights(out)
@@ -163,6 +168,7 @@ def _chain(tmp_path, command, load_model, text_args=()):
     assert set(a) == set(b)
     for k in a:
         assert np.array_equal(a[k], b[k]), (k, steps_at_kill)
+    assert _rng_and_optimiser(ref) == _rng_and_optimiser(out)
     return steps_at_kill
 
 
