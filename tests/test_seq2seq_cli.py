@@ -107,11 +107,11 @@ def test_resume_is_exact(tmp_path):
 
 
 def test_scheduled_sampling_feeds_the_model_its_own_predictions(tmp_path, monkeypatch):
-    import rnnkit.seq2seq.train as train_mod
+    import rnnkit.seq2seq.decode as decode_mod  # scheduled_inputs decodes the batch with its greedy_tokens
 
     calls = []
-    real = train_mod.greedy_tokens
-    monkeypatch.setattr(train_mod, "greedy_tokens", lambda *a: calls.append(a[2]) or real(*a))
+    real = decode_mod.greedy_tokens
+    monkeypatch.setattr(decode_mod, "greedy_tokens", lambda *a: calls.append(a[2]) or real(*a))
     quiet = dict(progress=False, log=lambda s: None)
     train(config(steps=40, teacher_forcing=1.0), str(tmp_path / "tf"), **quiet)
     assert calls == []

@@ -11,12 +11,13 @@ the previous checkpoint as it was.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
 import zipfile
 import zlib
-from typing import Any, Dict, List, Mapping, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Tuple
 
 import numpy as np
 
@@ -155,6 +156,19 @@ def restore_arrays(targets: Mapping[str, np.ndarray], arrays: Mapping[str, np.nd
         if a.dtype != target.dtype:
             raise CheckpointError(f"{name} has dtype {a.dtype}, expected {target.dtype}")
         np.copyto(target, a)
+
+
+@contextlib.contextmanager
+def building_from(path: str) -> Iterator[None]:
+    """Around building a model from the checkpoint read from ``path``: a CheckpointError gains the
+    path, and a KeyError, ValueError, TypeError or AttributeError (metadata the model cannot be built
+    from) becomes a CheckpointError saying that the file is inconsistent."""
+    try:
+        yield
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}" if path not in str(e) else str(e)) from None
+    except (KeyError, ValueError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"{path} is inconsistent ({type(e).__name__}: {e})") from None
 
 
 def check_config_sizes(config: Mapping[str, Any], arrays: Mapping[str, np.ndarray], path: str) -> None:

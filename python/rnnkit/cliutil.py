@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Collection, Dict, List, Mapping, Optional
 
 from .optim import DEFAULT_LR
 
@@ -25,6 +25,10 @@ __all__ = [
     "schedule_settings",
     "add_run_dir_options",
     "explicit_options",
+    "add_saved_run_arguments",
+    "add_training_options",
+    "given_settings",
+    "train_with_options",
     "MissingDependencyError",
     "require_module",
     "check_output_file",
@@ -181,14 +185,15 @@ def add_schedule_options(group: Any, defaults: Any, default_minutes: float) -> N
     group.add_argument("--clip-mode", choices=["norm", "value"], default=d.clip_mode, help=f"(default: {d.clip_mode})")
 
 
-def schedule_settings(a: argparse.Namespace, defaults: Any) -> Dict[str, Any]:
+def schedule_settings(a: argparse.Namespace, defaults: Any, default_minutes: Optional[float] = None) -> Dict[str, Any]:
     """The `rnnkit.optim.Schedule` fields from options added by `add_schedule_options` (``steps`` and
-    ``minutes`` as given), for a command's configuration."""
+    ``minutes`` as given, or ``minutes`` ``default_minutes`` when neither is), for a command's
+    configuration."""
     lr_decay = defaults.lr_decay if a.lr_decay is None else a.lr_decay
     schedule = a.schedule or ("step" if a.lr_decay is not None else defaults.schedule)
     return {
         "steps": a.steps,
-        "minutes": a.minutes,
+        "minutes": a.minutes if a.steps or a.minutes else default_minutes,
         "optimizer": a.optimizer,
         "lr": a.lr,
         "weight_decay": a.weight_decay,
@@ -249,6 +254,60 @@ def explicit_options(parser: argparse.ArgumentParser, argv: List[str]) -> Dict[s
     for action in bare._actions:
         action.default = argparse.SUPPRESS
     return vars(bare.parse_args(argv))
+
+
+def add_saved_run_arguments(
+    parser: argparse.ArgumentParser,
+    latest_help: str = "use the run's latest checkpoint (default: its best, best.npz, when there is one)",
+) -> None:
+    """DIR (a training run's directory) and --latest, of the commands that use a trained model."""
+    parser.add_argument("dir", metavar="DIR")
+    parser.add_argument("--latest", action="store_true", help=latest_help)
+
+
+def add_training_options(
+    parser: argparse.ArgumentParser,
+    defaults: Any,
+    seed_help: Optional[str],
+    threads_help: str,
+    default_out: str,
+    changeable: List[str],
+) -> None:
+    """The options that close every training command's list: --seed (default ``defaults.seed``),
+    --threads, the run directory's (`add_run_dir_options`) and --no-progress."""
+    parser.add_argument("--seed", type=int, default=defaults.seed, help=seed_help)
+    parser.add_argument("--threads", type=positive_int, help=threads_help)
+    add_run_dir_options(parser, default_out, changeable)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def given_settings(
+    parser: argparse.ArgumentParser,
+    argv: List[str],
+    config: Any,
+    data_options: Collection[str] = (),
+    fields: Optional[Mapping[str, str]] = None,
+) -> Dict[str, Any]:
+    """The settings ``argv`` gives explicitly (`explicit_options`), by field of the dataclass ``config``:
+    ``fields`` maps the options spelled otherwise than their field; ``data_options`` are left out (a
+    resumed run compares them as its data spec) and so are options that are no field."""
+    fields = fields or {}
+    return {
+        fields.get(k, k): v
+        for k, v in explicit_options(parser, argv).items()
+        if k not in data_options and fields.get(k, k) in config.__dataclass_fields__
+    }
+
+
+def train_with_options(
+    train: Callable[..., Any], cfg: Any, a: argparse.Namespace, given: Dict[str, Any], data: Mapping[str, Any]
+) -> int:
+    """Runs a package's ``train`` with the options of `add_training_options` (``given``: `given_settings`,
+    to which ``data``, the data spec, is added if there is one); 0 for `run`."""
+    if data:
+        given["data"] = data
+    train(cfg, a.out, resume=a.resume, progress=not a.no_progress, overwrite=a.overwrite, given=given)
+    return 0
 
 
 class MissingDependencyError(ImportError):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
+from typing import Any, Collection, Dict, Iterable, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -271,6 +271,20 @@ class Schedule:
     momentum: float = 0.9  # SGD only
     clip: float = 5.0  # 0 disables clipping
     clip_mode: str = "norm"
+
+    def check_positive(self, *names: str) -> None:
+        """ValueError naming the first of the settings ``names`` that is not a positive integer."""
+        for name in names:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+
+    def check_choice(self, name: str, choices: Collection[str]) -> None:
+        """ValueError unless the setting ``name`` is one of ``choices``."""
+        if getattr(self, name) not in choices:
+            raise ValueError(
+                f"--{name.replace('_', '-')} must be one of {', '.join(choices)}, got {getattr(self, name)!r}"
+            )
 
     def check_schedule(self) -> None:
         """ValueError naming the first bad setting, by the ``--`` option of the training commands."""

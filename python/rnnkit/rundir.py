@@ -247,7 +247,7 @@ def resumed_config(
     changeable: Sequence[str],
     log: Callable[[str], None],
     names: Optional[Mapping[str, str]] = None,
-    describe_data: Optional[Callable[[Any], str]] = None,
+    describe_data: Optional[Callable[[Any], Optional[str]]] = None,
 ) -> Tuple[Any, Dict[str, np.ndarray], Dict[str, Any]]:
     """What a training command resumes from ``run_dir``: (its configuration, the checkpoint's arrays and
     metadata). The configuration is ``type(cfg)`` built from `resume_settings`; ``given`` (default:
@@ -258,7 +258,8 @@ def resumed_config(
         given = {k: getattr(cfg, k) for k in ("steps", "minutes", "eval_every")}
     data, saved = given.get("data", cfg.data), meta["train"].get("data")
     if data and data != saved:
-        trained_on = f" ({describe_data(saved)})" if describe_data else ""
+        described = describe_data(saved) if describe_data else None
+        trained_on = f" ({described})" if described else ""
         raise ValueError(
             f"{run_dir.path}: the data given differs from the data this run was trained on{trained_on}; "
             "drop the data options to resume it"

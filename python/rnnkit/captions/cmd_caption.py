@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import List
 
-from ..cliutil import Parser, check_output_file, non_negative_int, positive_int, require_module, run
+from ..cliutil import (
+    Parser,
+    add_saved_run_arguments,
+    check_output_file,
+    non_negative_int,
+    positive_int,
+    require_module,
+    run,
+)
 
 
 def main(argv: List[str], prog: str = "rnnkit caption") -> int:
@@ -14,12 +22,7 @@ def main(argv: List[str], prog: str = "rnnkit caption") -> int:
         description="Print the caption the model in DIR writes for image N of its held-out "
         "test split (beam search; --beam 1 is greedy), and optionally draw where it looked for each word.",
     )
-    p.add_argument("dir", metavar="DIR")
-    p.add_argument(
-        "--latest",
-        action="store_true",
-        help="use the run's latest checkpoint (default: its best, best.npz, when there is one)",
-    )
+    add_saved_run_arguments(p)
     p.add_argument("--index", type=non_negative_int, required=True, help="image number in the split (from 0)")
     p.add_argument("--split", choices=["test", "val"], default="test", help="which held-out split (default test)")
     p.add_argument("--beam", type=positive_int, default=5, help="beam size (default 5)")

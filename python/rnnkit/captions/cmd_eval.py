@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import List
 
-from ..cliutil import Parser, positive_int, run
+from ..cliutil import Parser, add_saved_run_arguments, positive_int, run
 
 
 def main(argv: List[str], prog: str = "rnnkit eval-captions") -> int:
@@ -16,12 +16,7 @@ def main(argv: List[str], prog: str = "rnnkit eval-captions") -> int:
         "on and print exact match and token accuracy against each image's canonical caption (the shapes "
         "grammar's, or a file's first caption of the image) and BLEU-4 against all its captions.",
     )
-    p.add_argument("dir", metavar="DIR")
-    p.add_argument(
-        "--latest",
-        action="store_true",
-        help="use the run's latest checkpoint (default: its best, best.npz, when there is one)",
-    )
+    add_saved_run_arguments(p)
     p.add_argument("--beam", type=positive_int, default=1, help="beam size (default 1: greedy)")
     p.add_argument("--alpha", type=float, default=0.6, help="GNMT length normalisation exponent (default 0.6)")
     p.add_argument("--split", choices=["test", "val"], default="test", help="which held-out split (default test)")

@@ -6,12 +6,13 @@ from typing import List
 
 from ..cliutil import (
     Parser,
-    add_run_dir_options,
     add_schedule_options,
-    explicit_options,
+    add_training_options,
+    given_settings,
     positive_int,
     run,
     schedule_settings,
+    train_with_options,
 )
 
 DEFAULT_MINUTES = 5.0
@@ -104,10 +105,14 @@ def main(argv: List[str], prog: str = "rnnkit train-captions") -> int:
         type=positive_int,
         help="decoding limit in words (default: twice the longest validation caption + 10)",
     )
-    p.add_argument("--seed", type=int, default=d.seed, help="initial weights, training batches, scheduled sampling")
-    p.add_argument("--threads", type=positive_int, help="kernel threads (default: OMP_NUM_THREADS or all cores)")
-    add_run_dir_options(p, "captions", [flag(f, OPTION_NAMES) for f in RESUMABLE])
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_training_options(
+        p,
+        d,
+        "initial weights, training batches, scheduled sampling",
+        "kernel threads (default: OMP_NUM_THREADS or all cores)",
+        "captions",
+        [flag(f, OPTION_NAMES) for f in RESUMABLE],
+    )
     a = p.parse_args(argv)
     data_options = {
         "task",
@@ -122,12 +127,7 @@ def main(argv: List[str], prog: str = "rnnkit train-captions") -> int:
         "test_size",
         "data_seed",
     }  # compared as the data spec, not as settings
-    fields = {"max_output": "max_len"}
-    asked = {
-        fields.get(k, k): v
-        for k, v in explicit_options(p, argv).items()
-        if k not in data_options and fields.get(k, k) in TrainConfig.__dataclass_fields__
-    }
+    asked = given_settings(p, argv, TrainConfig, data_options, {"max_output": "max_len"})
 
     def body() -> int:
         import rnnkit
@@ -165,9 +165,6 @@ def main(argv: List[str], prog: str = "rnnkit train-captions") -> int:
             raise ValueError("give --task shapes or --features FILE --captions FILE")
         if a.threads:
             rnnkit.set_num_threads(a.threads)
-        sched = schedule_settings(a, d)
-        if not (a.steps or a.minutes):
-            sched["minutes"] = DEFAULT_MINUTES
         cfg = TrainConfig(
             data=data,
             cell=a.cell,
@@ -184,11 +181,8 @@ def main(argv: List[str], prog: str = "rnnkit train-captions") -> int:
             eval_every=a.eval_every,
             max_len=a.max_output,
             seed=a.seed,
-            **sched,
+            **schedule_settings(a, d, DEFAULT_MINUTES),
         )
-        if data:
-            asked["data"] = data
-        train(cfg, a.out, resume=a.resume, progress=not a.no_progress, overwrite=a.overwrite, given=asked)
-        return 0
+        return train_with_options(train, cfg, a, asked, data)
 
     return run(prog, body)

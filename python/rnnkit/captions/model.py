@@ -311,13 +311,11 @@ class Captioner(_Params):
     ) -> "Captioner":
         if meta.get("format") != FORMAT:
             raise checkpoint.CheckpointError(f"{path} is not a captioning checkpoint")
-        try:
+        with checkpoint.building_from(path):
             model = cls(
                 vocab=TokenVocab.from_json(meta["vocab"]), attention_backend=attention_backend, **dict(meta["model"])
             )
             checkpoint.restore_arrays(model.params, arrays, "model/")
-        except (KeyError, ValueError, TypeError) as e:
-            raise checkpoint.CheckpointError(f"{path} is inconsistent ({type(e).__name__}: {e})") from None
         return model
 
     @classmethod

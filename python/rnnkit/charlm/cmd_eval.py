@@ -5,18 +5,14 @@ from __future__ import annotations
 import json
 from typing import List
 
+from ..cliutil import add_saved_run_arguments
 from .cli import Parser, run
 
 
 def main(argv: List[str], prog: str = "rnnkit eval-charlm") -> int:
     """``rnnkit eval-charlm DIR --text FILE``: bits per character of a text under a trained model."""
     p = Parser(prog=prog, description="Print the bits per character of a text under the model saved in DIR.")
-    p.add_argument("dir", metavar="DIR")
-    p.add_argument(
-        "--latest",
-        action="store_true",
-        help="use the run's latest checkpoint (default: its best, best.npz, when there is one)",
-    )
+    add_saved_run_arguments(p)
     p.add_argument("--text", nargs="+", required=True, metavar="FILE")
     p.add_argument("--json", action="store_true", help="print a JSON object with the counts")
     p.add_argument(

@@ -5,18 +5,14 @@ from __future__ import annotations
 import sys
 from typing import List
 
+from ..cliutil import add_saved_run_arguments
 from .cli import Parser, non_negative_int, positive_int, run
 
 
 def main(argv: List[str], prog: str = "rnnkit sample") -> int:
     """``rnnkit sample DIR``: print text sampled from a trained character model."""
     p = Parser(prog=prog, description="Print text sampled from the character model saved in DIR.")
-    p.add_argument("dir", metavar="DIR")
-    p.add_argument(
-        "--latest",
-        action="store_true",
-        help="use the run's latest checkpoint (default: its best, best.npz, when there is one)",
-    )
+    add_saved_run_arguments(p)
     p.add_argument("--length", type=non_negative_int, default=500, help="characters to generate")
     p.add_argument("--temperature", type=float, default=0.8, help="0 = argmax")
     p.add_argument("--top-k", type=positive_int, help="sample only among the K most likely characters (default: all)")

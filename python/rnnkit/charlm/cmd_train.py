@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import List
 
-from ..cliutil import add_run_dir_options, add_schedule_options, explicit_options, schedule_settings
+from ..cliutil import add_schedule_options, add_training_options, given_settings, schedule_settings
 from ..data_parallel import MPI_HELP, THREADS_HELP
 from .cli import Parser, non_negative_int, positive_int, run
 
@@ -65,12 +65,9 @@ def main(argv: List[str], prog: str = "rnnkit train-charlm") -> int:
     )
     p.add_argument("--eval-every", type=positive_int, default=d.eval_every)
     p.add_argument("--sample-every", type=non_negative_int, default=d.sample_every, help="0: only at the end")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--threads", type=positive_int, help=THREADS_HELP)
-    add_run_dir_options(p, "charlm", [flag(f) for f in RESUMABLE])
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_training_options(p, d, None, THREADS_HELP, "charlm", [flag(f) for f in RESUMABLE])
     a = p.parse_args(argv)
-    given = {k: v for k, v in explicit_options(p, argv).items() if k in TrainConfig.__dataclass_fields__}
+    given = given_settings(p, argv, TrainConfig)
 
     def body() -> int:
         from ..data_parallel import set_threads
@@ -78,9 +75,7 @@ def main(argv: List[str], prog: str = "rnnkit train-charlm") -> int:
         from .train import train
 
         set_threads(a.threads)
-        settings = schedule_settings(a, d)
-        if not (a.steps or a.minutes):
-            settings["minutes"] = DEFAULT_MINUTES
+        settings = schedule_settings(a, d, DEFAULT_MINUTES)
         cfg = TrainConfig(
             cell=a.cell,
             layers=a.layers,

@@ -405,7 +405,7 @@ class CharLM:
         """The model stored in checkpoint contents (from `rnnkit.checkpoint.load`)."""
         if meta.get("format") != FORMAT:
             raise checkpoint.CheckpointError(f"{path} is not a character-model checkpoint: it holds {kind_of(meta)}")
-        try:
+        with checkpoint.building_from(path):
             cfg = meta["model"]
             checkpoint.check_config_sizes(cfg, arrays, path)
             model = cls(
@@ -419,10 +419,6 @@ class CharLM:
                 cfg["seed"],
             )
             checkpoint.restore_arrays(model.params, arrays, "model/")
-        except checkpoint.CheckpointError as e:
-            raise checkpoint.CheckpointError(f"{path}: {e}" if path not in str(e) else str(e)) from None
-        except (KeyError, ValueError, TypeError, AttributeError) as e:
-            raise checkpoint.CheckpointError(f"{path} is inconsistent ({type(e).__name__}: {e})") from None
         return model
 
     @classmethod

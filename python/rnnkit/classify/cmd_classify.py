@@ -6,7 +6,7 @@ import json
 import sys
 from typing import List
 
-from ..cliutil import Parser, positive_int, run
+from ..cliutil import Parser, add_saved_run_arguments, positive_int, run
 
 
 def main(argv: List[str], prog: str = "rnnkit classify") -> int:
@@ -17,10 +17,7 @@ def main(argv: List[str], prog: str = "rnnkit classify") -> int:
         "every class's probability, likeliest first. A --per-step tagger prints each token with its tag "
         "and that tag's probability.",
     )
-    p.add_argument("dir", metavar="DIR")
-    p.add_argument(
-        "--latest", action="store_true", help="use the run's latest checkpoint (default: its best, best.npz)"
-    )
+    add_saved_run_arguments(p, "use the run's latest checkpoint (default: its best, best.npz)")
     p.add_argument(
         "texts", metavar="TEXT", nargs="+", help="text to classify ('-' reads one text per line of standard input)"
     )

@@ -7,7 +7,7 @@ import json
 import os
 from typing import Any, Dict, List
 
-from ..cliutil import Parser, check_output_file, positive_int, require_module, run
+from ..cliutil import Parser, add_saved_run_arguments, check_output_file, positive_int, require_module, run
 
 
 def format_report(result: Dict[str, Any]) -> str:
@@ -40,10 +40,7 @@ def main(argv: List[str], prog: str = "rnnkit eval-classifier") -> int:
         "every line of --pairs FILE) and print accuracy, macro-F1, the confusion matrix and per-class "
         "precision, recall and F1 (per token for a --per-step tagger); the matrix is also drawn to a PNG.",
     )
-    p.add_argument("dir", metavar="DIR")
-    p.add_argument(
-        "--latest", action="store_true", help="use the run's latest checkpoint (default: its best, best.npz)"
-    )
+    add_saved_run_arguments(p, "use the run's latest checkpoint (default: its best, best.npz)")
     p.add_argument(
         "--pairs",
         metavar="FILE",

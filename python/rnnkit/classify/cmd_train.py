@@ -7,13 +7,21 @@ from typing import List
 
 from ..cliutil import (
     Parser,
-    add_run_dir_options,
     add_schedule_options,
-    explicit_options,
+    add_training_options,
+    given_settings,
     positive_float,
     positive_int,
     run,
     schedule_settings,
+    train_with_options,
+)
+from ..task_data_options import (
+    DATA_OPTIONS,
+    add_source_options,
+    add_split_options,
+    add_val_sample_option,
+    chosen_data,
 )
 
 DEFAULT_MINUTES = 5.0
@@ -38,17 +46,11 @@ def main(argv: List[str], prog: str = "rnnkit train-classifier") -> int:
         "metrics.jsonl, checkpoint.npz (the latest), best.npz (the best by validation macro-F1) and curve.png; a "
         "DIR that holds a run needs --resume or --overwrite.",
     )
-    src = p.add_mutually_exclusive_group()
-    src.add_argument(
-        "--task",
-        metavar="NAME",
-        help=f"built-in task: {', '.join(TASKS)} (no default: --task or --pairs is needed, except on --resume)",
-    )
-    src.add_argument(
-        "--pairs",
-        metavar="FILE",
-        help="text<TAB>label per line (any labels, kept as given); with "
-        "--per-step tokens<TAB>tags, the tags space-separated, one per token (default: --task)",
+    add_source_options(
+        p,
+        TASKS,
+        "text<TAB>label per line (any labels, kept as given); with --per-step tokens<TAB>tags, the tags "
+        "space-separated, one per token (default: --task)",
     )
     p.add_argument(
         "--tokens",
@@ -82,10 +84,7 @@ def main(argv: List[str], prog: str = "rnnkit train-classifier") -> int:
         metavar="CHARS",
         help="majority: the symbols, with ranges as in a regular expression's class (a-e is abcde) (default abc)",
     )
-    t.add_argument("--train-size", type=positive_int, help=f"training examples (default {DEFAULT_SIZES['train']})")
-    t.add_argument("--val-size", type=positive_int, help=f"validation examples (default {DEFAULT_SIZES['val']})")
-    t.add_argument("--test-size", type=positive_int, help=f"test examples (default {DEFAULT_SIZES['test']})")
-    p.add_argument("--data-seed", type=int, default=0, help="seed of the task's examples / the file's split")
+    add_split_options(t, p, DEFAULT_SIZES)
     m = p.add_argument_group("model")
     m.add_argument("--cell", choices=list(LAYER_CLASSES), default=d.cell)
     m.add_argument("--layers", type=positive_int, default=d.layers)
@@ -118,40 +117,17 @@ def main(argv: List[str], prog: str = "rnnkit train-classifier") -> int:
     )
     add_schedule_options(o, d, DEFAULT_MINUTES)
     o.add_argument("--eval-every", type=positive_int, default=d.eval_every)
-    o.add_argument(
-        "--val-sample",
-        type=positive_int,
-        default=d.val_sample,
-        metavar="N",
-        help="validation examples scored at each evaluation (a fixed sample); a larger validation split "
-        "is scored whole at the end, which decides the best model",
+    add_val_sample_option(o, d.val_sample)
+    add_training_options(
+        p,
+        d,
+        "initial weights, batch order, dropout",
+        "kernel threads (default: OMP_NUM_THREADS or all cores)",
+        "classifier",
+        [flag(f) for f in RESUMABLE],
     )
-    p.add_argument("--seed", type=int, default=d.seed, help="initial weights, batch order, dropout")
-    p.add_argument("--threads", type=positive_int, help="kernel threads (default: OMP_NUM_THREADS or all cores)")
-    add_run_dir_options(p, "classifier", [flag(f) for f in RESUMABLE])
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
-    data_options = {
-        "task",
-        "pairs",
-        "tokens",
-        "per_step",
-        "val_frac",
-        "test_frac",
-        "min_len",
-        "max_len",
-        "classes",
-        "alphabet",
-        "train_size",
-        "val_size",
-        "test_size",
-        "data_seed",
-    }  # compared as the data spec
-    asked = {
-        k: v
-        for k, v in explicit_options(p, argv).items()
-        if k not in data_options and k in TrainConfig.__dataclass_fields__
-    }
+    asked = given_settings(p, argv, TrainConfig, DATA_OPTIONS | {"per_step", "val_frac", "test_frac", "classes"})
 
     def body() -> int:
         import rnnkit
@@ -162,27 +138,17 @@ def main(argv: List[str], prog: str = "rnnkit train-classifier") -> int:
 
         alphabet = None if a.alphabet is None else expand_alphabet(a.alphabet)
         task_opts = {"min_len": a.min_len, "max_len": a.max_len, "classes": a.classes, "alphabet": alphabet}
-        sizes = {k: v for k, v in (("train", a.train_size), ("val", a.val_size), ("test", a.test_size)) if v}
-        if a.task is not None:
-            if a.per_step or a.tokens:
-                raise ValueError("--per-step and --tokens apply to --pairs files (the tasks classify characters)")
-            data = task_spec(a.task, a.data_seed, sizes, **task_opts)
-        elif a.pairs is not None:
-            given = [f"--{k.replace('_', '-')}" for k, v in task_opts.items() if v is not None]
-            given += [f"--{k}-size" for k in sizes]
-            if given:
-                raise ValueError(f"{', '.join(given)} only apply to --task")
-            tokens = a.tokens or ("word" if a.per_step else "char")
-            data = pairs_spec(a.pairs, tokens, a.data_seed, a.per_step, a.val_frac, a.test_frac)
-        elif a.resume:
-            data = {}
-        else:
-            raise ValueError("give --task NAME or --pairs FILE")
+        if a.task is not None and (a.per_step or a.tokens):
+            raise ValueError("--per-step and --tokens apply to --pairs files (the tasks classify characters)")
+        tokens = a.tokens or ("word" if a.per_step else "char")
+        data = chosen_data(
+            a,
+            task_opts,
+            task_spec,
+            lambda: pairs_spec(a.pairs, tokens, a.data_seed, a.per_step, a.val_frac, a.test_frac),
+        )
         if a.threads:
             rnnkit.set_num_threads(a.threads)
-        sched = schedule_settings(a, d)
-        if not (a.steps or a.minutes):
-            sched["minutes"] = DEFAULT_MINUTES
         cfg = TrainConfig(
             data=data,
             cell=a.cell,
@@ -199,11 +165,8 @@ def main(argv: List[str], prog: str = "rnnkit train-classifier") -> int:
             eval_every=a.eval_every,
             val_sample=a.val_sample,
             seed=a.seed,
-            **sched,
+            **schedule_settings(a, d, DEFAULT_MINUTES),
         )
-        if data:
-            asked["data"] = data
-        train(cfg, a.out, resume=a.resume, progress=not a.no_progress, overwrite=a.overwrite, given=asked)
-        return 0
+        return train_with_options(train, cfg, a, asked, data)
 
     return run(prog, body)

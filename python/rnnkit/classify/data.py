@@ -24,7 +24,8 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tu
 
 import numpy as np
 
-from ..seq2seq.pairs import PairsError, file_digest, read_pairs, tokenize
+from ..seq2seq.data import generated_spec
+from ..seq2seq.pairs import PairsError, file_digest, read_pairs, tokenize, trained_file
 from ..seq2seq.vocab import PAD, TokenVocab
 from .tasks import DEFAULT_SIZES, Splits, make_task, task_options
 
@@ -113,14 +114,8 @@ def stratified_split(
 
 def task_spec(name: str, seed: int = 0, sizes: Optional[Dict[str, int]] = None, **options: Any) -> Dict[str, Any]:
     """The data spec of built-in task ``name`` (options checked now, so errors come early)."""
-    return {
-        "task": name,
-        "options": task_options(name, **options),
-        "seed": int(seed),
-        "sizes": {**DEFAULT_SIZES, **(sizes or {})},
-        "tokens": "char",
-        "per_step": False,
-    }
+    spec = generated_spec(name, task_options(name, **options), seed, {**DEFAULT_SIZES, **(sizes or {})})
+    return {**spec, "per_step": False}
 
 
 def pairs_spec(
@@ -150,11 +145,7 @@ def load_splits(spec: Dict[str, Any]) -> Splits:
     if "task" in spec:
         sizes = spec["sizes"]
         return make_task(spec["task"], spec["seed"], sizes["train"], sizes["val"], sizes["test"], **spec["options"])
-    path = spec["pairs"]
-    if not os.path.isfile(path):
-        raise PairsError(f"the file this model was trained on is gone: {path} (give --pairs FILE)")
-    if file_digest(path) != spec["sha256"]:
-        raise PairsError(f"{path} has changed since training, so its test split is lost (give --pairs FILE)")
+    path = trained_file(spec)
     per_step = spec["per_step"]
     return stratified_split(
         read_examples(path, spec["tokens"], per_step), spec["seed"], spec["val_frac"], spec["test_frac"], not per_step

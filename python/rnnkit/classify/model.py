@@ -32,6 +32,7 @@ from ..losses import linear_softmax_cross_entropy, softmax_cross_entropy
 from ..models import check_input_width, layer_class
 from ..nn import Embedding, Linear
 from ..pooling import POOLS, Pool
+from ..seq2seq.model import _Params
 from ..seq2seq.vocab import TokenVocab
 from .data import Batch, Labels, text_tokens
 
@@ -47,7 +48,7 @@ def _positive(**values: Any) -> None:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
-class Classifier:
+class Classifier(_Params):
     """A sequence classifier (or, with ``per_step``, a tagger) over a token vocabulary.
 
     Args:
@@ -133,12 +134,7 @@ class Classifier:
             ("pool", self.pool.params if self.pool else {}, self.pool.grads if self.pool else {}),
             ("head", self.head.params, self.head.grads),
         ]
-        self.params: Dict[str, np.ndarray] = {}
-        self.grads: Dict[str, np.ndarray] = {}
-        for prefix, params, grads in groups:
-            for k in params:
-                self.params[f"{prefix}.{k}"] = params[k]
-                self.grads[f"{prefix}.{k}"] = grads[k]
+        self._collect(groups)
 
     @property
     def dtype(self) -> np.dtype:
@@ -147,10 +143,6 @@ class Classifier:
     @property
     def per_step(self) -> bool:
         return self.config["per_step"]
-
-    def zero_grad(self) -> None:
-        for g in self.grads.values():
-            g.fill(0)
 
     # ------------------------------------------------------------------ forward
 
@@ -277,11 +269,9 @@ class Classifier:
     ) -> "Classifier":
         if meta.get("format") != FORMAT:
             raise checkpoint.CheckpointError(f"{path} is not a classifier checkpoint")
-        try:
+        with checkpoint.building_from(path):
             model = cls(TokenVocab.from_json(meta["vocab"]), Labels(meta["labels"]), **meta["model"])
             checkpoint.restore_arrays(model.params, arrays, "model/")
-        except (KeyError, ValueError, TypeError) as e:
-            raise checkpoint.CheckpointError(f"{path} is inconsistent ({type(e).__name__}: {e})") from None
         return model
 
     @classmethod

@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
 
-from ..seq2seq.tasks import Splits
+from ..seq2seq.tasks import Splits, draw_splits
 
 __all__ = ["TASKS", "TASK_OPTIONS", "DEFAULT_SIZES", "task_options", "make_task", "is_balanced", "Splits"]
 
@@ -176,23 +176,6 @@ def make_task(
     Raises ValueError for an unknown task, a bad option, or a task too small to give that many distinct
     strings (e.g. brackets of at most 4 characters)."""
     opts = task_options(name, **options)
-    for split_name, n in (("train", train), ("val", val), ("test", test)):
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"the {split_name} split needs at least one example, got {n!r}")
     extra = {"tables": _language_tables(seed, opts["classes"])} if name == "languages" else {}
     draw = TASKS[name]
-    rng = np.random.default_rng(np.random.SeedSequence([seed, sum(map(ord, name))]))
-    total = train + val + test
-    seen: Dict[str, str] = {}
-    attempts = 0
-    while len(seen) < total:
-        if attempts > 20 * total + 1000:
-            raise ValueError(
-                f"task {name} with these options has too few distinct strings for {total} "
-                f"({len(seen)} found): ask for fewer with --train-size"
-            )
-        text, label = draw(rng, **opts, **extra)
-        seen.setdefault(text, label)
-        attempts += 1
-    pairs = list(seen.items())
-    return Splits(train=pairs[test + val :], val=pairs[test : test + val], test=pairs[:test])
+    return draw_splits(name, seed, train, val, test, lambda rng: draw(rng, **opts, **extra), "strings")

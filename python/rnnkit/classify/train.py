@@ -22,27 +22,33 @@ labels weigh 1).
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any, Callable, Dict, Mapping, Optional
 
 import numpy as np
 
-from .. import checkpoint
-from ..checkpoint import BEST_FILE
-from ..models import LAYER_CLASSES, single_threaded_blas
+from .. import train_command
+from ..models import LAYER_CLASSES
 from ..optim import Schedule
-from ..plotting import Score, plot_curve
+from ..plotting import Score
 from ..pooling import POOLS
-from ..rundir import KINDS, RunDir, resumed_config
-from ..training import TrainingRun, best_row, fit
+from ..rundir import KINDS
+from ..train_command import CURVE_FILE, METRICS_FILE, SCHEDULE_RESUMABLE, CommandRun, Report
 from .data import Encoded, Labels, build_vocab, load_splits
 from .metrics import scores
-from .model import CHECKPOINT_FILE, FORMAT, Classifier
+from .model import FORMAT, Classifier
 
 __all__ = ["TrainConfig", "ClassifierRun", "train", "evaluate", "class_weight_vector", "METRICS_FILE", "CURVE_FILE"]
 
-METRICS_FILE, CURVE_FILE = "metrics.jsonl", "curve.png"
 CURVE_SCORES = (Score("val_accuracy", "accuracy (%)"), Score("val_macro_f1", "macro-F1 (%)"))
+REPORT = Report(
+    throughput="sequences_per_s",
+    loss_label="loss (nats per example)",
+    curve_scores=CURVE_SCORES,
+    final=(("val accuracy", "val_accuracy", ".4f"), ("macro-F1", "val_macro_f1", ".4f")),
+    best=(("accuracy", "val_accuracy"), ("macro-F1", "val_macro_f1")),
+    bar=("val_acc", "val_accuracy", ".4f"),
+    bar_speed="seq/s",
+)
 
 
 @dataclasses.dataclass
@@ -68,14 +74,12 @@ class TrainConfig(Schedule):
 
     def validate(self) -> None:
         """ValueError with one line naming the first bad setting."""
-        for name in ("layers", "hidden", "embed", "batch", "bucket", "eval_every", "lr_decay_every", "val_sample"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        self.check_positive(
+            "layers", "hidden", "embed", "batch", "bucket", "eval_every", "lr_decay_every", "val_sample"
+        )
         self.check_schedule()
-        if self.cell not in LAYER_CLASSES:
-            raise ValueError(f"--cell must be one of {', '.join(LAYER_CLASSES)}, got {self.cell!r}")
-        if self.pool not in POOLS:
-            raise ValueError(f"--pool must be one of {', '.join(POOLS)}, got {self.pool!r}")
+        self.check_choice("cell", LAYER_CLASSES)
+        self.check_choice("pool", POOLS)
         if self.attn_size is not None and (self.pool != "attention" or self.attn_size < 1):
             raise ValueError("--attn-size is the width of attention pooling: a positive integer with --pool attention")
         if not 0.0 <= self.dropout < 1.0:
@@ -87,18 +91,7 @@ class TrainConfig(Schedule):
 
 
 #: The settings a resumed run may change (`rnnkit.rundir.resume_settings`); the rest are the run's.
-RESUMABLE = (
-    "steps",
-    "minutes",
-    "eval_every",
-    "lr",
-    "lr_decay",
-    "lr_decay_every",
-    "clip",
-    "clip_mode",
-    "patience",
-    "val_sample",
-)
+RESUMABLE = SCHEDULE_RESUMABLE + ("patience", "val_sample")
 KIND = KINDS[FORMAT]
 
 
@@ -149,9 +142,11 @@ def evaluate(
     return out
 
 
-class ClassifierRun(TrainingRun):
+class ClassifierRun(CommandRun[TrainConfig]):
     """One classifier training run: data splits, class weights and the model (`TrainingRun` holds the
     optimiser and the step)."""
+
+    run_kind, resumable = KIND, RESUMABLE
 
     def __init__(self, cfg: TrainConfig, backend: Optional[str] = None):
         splits = load_splits(cfg.data)
@@ -190,6 +185,10 @@ class ClassifierRun(TrainingRun):
         self.batch = min(cfg.batch, len(self.train_set))
         self.batches_per_epoch = len(self.train_set) // self.batch
         self._order_epoch, self._order = -1, None
+        if per_step:
+            self.report = dataclasses.replace(REPORT, loss_label="loss (nats per token)")
+        else:
+            self.report = REPORT
 
     def _epoch_order(self, epoch: int) -> np.ndarray:
         """(batches_per_epoch, batch) example indices of an epoch (see the module docstring)."""
@@ -222,39 +221,14 @@ class ClassifierRun(TrainingRun):
 
     # -------------------------------------------------------------- checkpoints
 
-    def save(self, path: str) -> None:
-        arrays, meta = self.optimizer_checkpoint()
-        arrays.update(self.model.arrays())
-        meta.update(self.model.meta())
-        meta.update(
-            {
-                "train": dataclasses.asdict(self.cfg),
-                "data": self.cfg.data,
-                "tokens": self.tokens,
-                "dropout_rng": self.model.rnn._dropout_rng.bit_generator.state,
-            }
-        )
-        checkpoint.save(path, arrays, meta)
+    def checkpoint_meta(self) -> Dict[str, Any]:
+        return {"tokens": self.tokens, "dropout_rng": self.model.rnn._dropout_rng.bit_generator.state}
 
-    @classmethod
-    def resume(
-        cls,
-        arrays: Dict[str, np.ndarray],
-        meta: Dict[str, Any],
-        cfg: TrainConfig,
-        backend: Optional[str] = None,
-        path: str = CHECKPOINT_FILE,
-    ) -> "ClassifierRun":
-        """The run saved as (arrays, meta) (from `rnnkit.checkpoint.load`), continued with ``cfg`` (the
-        saved settings with the changes `rnnkit.rundir.resume_settings` allows)."""
-        try:
-            run = cls(cfg, backend)
-            checkpoint.restore_arrays(run.model.params, arrays, "model/")
-            run.restore_optimizer(arrays, meta)
-            run.model.rnn._dropout_rng.bit_generator.state = meta["dropout_rng"]
-        except (KeyError, TypeError) as e:
-            raise checkpoint.CheckpointError(f"{path} is not a resumable training checkpoint ({e})") from None
-        return run
+    def restore_state(self, meta: Mapping[str, Any]) -> None:
+        self.model.rnn._dropout_rng.bit_generator.state = meta["dropout_rng"]
+
+    def model_from_checkpoint(self, arrays: Dict[str, np.ndarray], meta: Dict[str, Any], path: str) -> Classifier:
+        return Classifier.from_checkpoint(arrays, meta, path)
 
 
 def train(
@@ -267,60 +241,11 @@ def train(
     overwrite: bool = False,
     given: Optional[Mapping[str, Any]] = None,
 ) -> Classifier:
-    """Train (or, with ``resume``, continue training from ``out``) a Classifier.
+    """Train (or, with ``resume``, continue training from ``out``) a Classifier; returns the best model.
 
-    ``out`` receives metrics.jsonl, checkpoint.npz (the latest), best.npz (the best) and curve.png;
-    returns the best model. A directory that already holds a run
-    is written into only with ``resume`` or ``overwrite`` (`rnnkit.rundir`). On resume the saved
-    settings are kept; ``given`` (field -> value, the settings the caller asks for; default: ``cfg``'s
-    steps, minutes and eval_every, and its data if any) may change those in `RESUMABLE` and must agree
-    with the others. Raises ValueError (PairsError) for bad data or settings or a directory holding a
-    run, CheckpointError for a missing or bad checkpoint on resume.
+    `rnnkit.train_command.train` says what ``out`` receives, and how ``resume``, ``overwrite`` and
+    ``given`` (the settings the caller asks for; they may change those in `RESUMABLE`) act. Raises
+    ValueError (PairsError) for bad data or settings or a directory holding a run, CheckpointError for a
+    missing or bad checkpoint on resume.
     """
-    run_dir = RunDir(out, KIND)
-    if resume:
-        cfg, arrays, meta = resumed_config(run_dir, cfg, given, RESUMABLE, log)
-    cfg.validate()
-    if not resume:
-        run_dir.check_new(overwrite)
-    with single_threaded_blas():
-        if resume:
-            run = ClassifierRun.resume(arrays, meta, cfg, backend, run_dir.checkpoint_path)
-        else:
-            run = ClassifierRun(cfg, backend)
-        with run_dir.writing(overwrite and not resume):
-            return _train(run, out, resume, progress, log)
-
-
-def _train(run: ClassifierRun, out: str, resume: bool, progress: bool, log: Callable[[str], None]) -> Classifier:
-    ckpt_path, metrics_path = os.path.join(out, CHECKPOINT_FILE), os.path.join(out, METRICS_FILE)
-    metrics = checkpoint.read_metrics(metrics_path, run.step) if resume else []
-
-    def postfix(loss: float, row: Dict[str, Any], speed: float) -> Dict[str, str]:
-        shown = {"loss": f"{loss:.3f}", "seq/s": f"{speed:.0f}"}
-        if row:
-            shown["val_acc"] = f"{row['val_accuracy']:.4f}"
-        return shown
-
-    metrics = fit(run, metrics, metrics_path, ckpt_path, progress, ("sequences_per_s", run.batch), postfix)
-    curve = os.path.join(out, CURVE_FILE)
-    per = "token" if run.model.per_step else "example"
-    if not plot_curve(metrics, curve, f"loss (nats per {per})", CURVE_SCORES):
-        log(f"note: matplotlib is not installed, so {curve} was not drawn (pip install matplotlib)")
-    final = metrics[-1] if metrics else None
-    if final:
-        log(
-            f"step {final['step']} ({final['elapsed_s']:.0f} s): train loss {final['train_loss']:.4f}, val loss "
-            f"{final['val_loss']:.4f}, val accuracy {final['val_accuracy']:.4f}, macro-F1 "
-            f"{final['val_macro_f1']:.4f} (validation {final['val_part']})"
-        )
-    best = best_row(metrics)
-    if best:
-        pre = "full_" if "full_val_accuracy" in best else ""
-        part = "whole validation split" if pre or best["val_part"] == "full" else "validation sample"
-        log(
-            f"best: step {best['step']}, accuracy {best[pre + 'val_accuracy']:.4f}, macro-F1 "
-            f"{best[pre + 'val_macro_f1']:.4f} on the {part}; saved to {out}/{BEST_FILE} (latest: "
-            f"{out}/{CHECKPOINT_FILE})"
-        )
-    return Classifier.load(out)[0]
+    return train_command.train(ClassifierRun, cfg, out, resume, progress, log, overwrite, given, (backend,))

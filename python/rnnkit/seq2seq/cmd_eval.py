@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import List
 
-from ..cliutil import Parser, deprecated_alias, positive_int, run
+from ..cliutil import Parser, add_saved_run_arguments, deprecated_alias, positive_int, run
 
 
 def main(argv: List[str], prog: str = "rnnkit eval-seq2seq") -> int:
@@ -15,12 +15,7 @@ def main(argv: List[str], prog: str = "rnnkit eval-seq2seq") -> int:
         description="Decode the test split of the data the model in DIR was trained on (or "
         "every pair of --pairs FILE) and print exact match and token accuracy (and corpus BLEU, 0-100, for word tokens).",
     )
-    p.add_argument("dir", metavar="DIR")
-    p.add_argument(
-        "--latest",
-        action="store_true",
-        help="use the run's latest checkpoint (default: its best, best.npz, when there is one)",
-    )
+    add_saved_run_arguments(p)
     p.add_argument("--beam", type=positive_int, default=1, help="beam size (default 1: greedy)")
     p.add_argument("--alpha", type=float, default=0.6, help="GNMT length normalisation exponent")
     p.add_argument(

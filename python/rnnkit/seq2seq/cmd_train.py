@@ -7,14 +7,22 @@ from typing import List
 
 from ..cliutil import (
     Parser,
-    add_run_dir_options,
     add_schedule_options,
-    explicit_options,
+    add_training_options,
+    given_settings,
     positive_int,
     run,
     schedule_settings,
+    train_with_options,
 )
 from ..data_parallel import MPI_HELP, THREADS_HELP
+from ..task_data_options import (
+    DATA_OPTIONS,
+    add_source_options,
+    add_split_options,
+    add_val_sample_option,
+    chosen_data,
+)
 
 DEFAULT_MINUTES = 5.0
 
@@ -63,7 +71,7 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
     from ..models import LAYER_CLASSES
     from ..rundir import flag
     from .model import ATTENTIONS
-    from .tasks import TASK_DEFAULTS, TASKS
+    from .tasks import DEFAULT_SIZES, TASK_DEFAULTS, TASKS
     from .train import OPTION_NAMES, RESUMABLE, TrainConfig
 
     d = TrainConfig()
@@ -80,17 +88,11 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
         + "."
         + MPI_HELP,
     )
-    src = p.add_mutually_exclusive_group()
-    src.add_argument(
-        "--task",
-        metavar="NAME",
-        help=f"built-in task: {', '.join(TASKS)} (no default: --task or --pairs is needed, except on --resume)",
-    )
-    src.add_argument(
-        "--pairs",
-        metavar="FILE",
-        help="source<TAB>target per line (Tatoeba/Anki format); 5%% of "
-        "the distinct sources are held out for validation and 5%% for test (no default: see --task)",
+    add_source_options(
+        p,
+        TASKS,
+        "source<TAB>target per line (Tatoeba/Anki format); 5%% of the distinct sources are held out for "
+        "validation and 5%% for test (no default: see --task)",
     )
     p.add_argument("--tokens", choices=["char", "word"], default="char", help="tokens of a --pairs file")
     t = p.add_argument_group("task options")
@@ -104,10 +106,7 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
         "expression's class: a-f is abcdef, a-z0-9 letters and digits, a - first or last is itself "
         "(default a-z)",
     )
-    t.add_argument("--train-size", type=positive_int, help="training examples (default 100000)")
-    t.add_argument("--val-size", type=positive_int, help="validation examples (default 1000)")
-    t.add_argument("--test-size", type=positive_int, help="test examples (default 2000)")
-    p.add_argument("--data-seed", type=int, default=0, help="seed of the task's examples / the file's split")
+    add_split_options(t, p, DEFAULT_SIZES)
     m = p.add_argument_group("model (a --task's own settings, else the defaults shown)")
     m.add_argument(
         "--cell",
@@ -146,43 +145,22 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
     )
     add_schedule_options(o, d, DEFAULT_MINUTES)
     o.add_argument("--eval-every", type=positive_int, help=f"(default: {d.eval_every})")
-    o.add_argument(
-        "--val-sample",
-        type=positive_int,
-        default=d.val_sample,
-        metavar="N",
-        help="validation examples scored at each evaluation (a fixed sample); a larger validation split "
-        "is scored whole at the end, which decides the best model",
-    )
+    add_val_sample_option(o, d.val_sample)
     o.add_argument(
         "--max-output",
         type=positive_int,
         help="decoding limit in tokens (default: twice the longest training target + 10)",
     )
-    p.add_argument("--seed", type=int, default=d.seed, help="initial weights, batch order, scheduled sampling")
-    p.add_argument("--threads", type=positive_int, help=THREADS_HELP)
-    add_run_dir_options(p, "seq2seq", [flag(f, OPTION_NAMES) for f in RESUMABLE])
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_training_options(
+        p,
+        d,
+        "initial weights, batch order, scheduled sampling",
+        THREADS_HELP,
+        "seq2seq",
+        [flag(f, OPTION_NAMES) for f in RESUMABLE],
+    )
     a = p.parse_args(argv)
-    data_options = {
-        "task",
-        "pairs",
-        "tokens",
-        "digits",
-        "min_len",
-        "max_len",
-        "alphabet",
-        "train_size",
-        "val_size",
-        "test_size",
-        "data_seed",
-    }  # compared as the data spec, not as settings
-    fields = {"max_output": "max_len"}
-    asked = {
-        fields.get(k, k): v
-        for k, v in explicit_options(p, argv).items()
-        if k not in data_options and fields.get(k, k) in TrainConfig.__dataclass_fields__
-    }
+    asked = given_settings(p, argv, TrainConfig, DATA_OPTIONS | {"digits"}, {"max_output": "max_len"})
 
     def body() -> int:
         from ..data_parallel import quiet_unless_main, set_threads
@@ -192,27 +170,12 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
 
         alphabet = None if a.alphabet is None else expand_alphabet(a.alphabet)
         task_opts = {"digits": a.digits, "min_len": a.min_len, "max_len": a.max_len, "alphabet": alphabet}
-        sizes = {k: v for k, v in (("train", a.train_size), ("val", a.val_size), ("test", a.test_size)) if v}
-        if a.task is not None:
-            data = task_spec(a.task, a.data_seed, sizes, **task_opts)
-        elif a.pairs is not None:
-            given = [f"--{k.replace('_', '-')}" for k, v in task_opts.items() if v is not None]
-            given += [f"--{k}-size" for k in sizes]
-            if given:
-                raise ValueError(f"{', '.join(given)} only apply to --task")
-            data = pairs_spec(a.pairs, a.tokens, a.data_seed)
-        elif a.resume:
-            data = {}
-        else:
-            raise ValueError("give --task NAME or --pairs FILE")
+        data = chosen_data(a, task_opts, task_spec, lambda: pairs_spec(a.pairs, a.tokens, a.data_seed))
         set_threads(a.threads)
         given = {name: getattr(a, name) for name in TASK_TUNED}
         settings, applied = task_settings(None if a.resume else a.task, given, d)
         if applied:
             quiet_unless_main(print)(f"task {a.task}: using its defaults {' '.join(applied)} (a flag overrides each)")
-        sched = schedule_settings(a, d)
-        if not (a.steps or a.minutes):
-            sched["minutes"] = DEFAULT_MINUTES
         cfg = TrainConfig(
             data=data,
             teacher_forcing=a.teacher_forcing,
@@ -220,11 +183,8 @@ def main(argv: List[str], prog: str = "rnnkit train-seq2seq") -> int:
             seed=a.seed,
             val_sample=a.val_sample,
             **settings,
-            **sched,
+            **schedule_settings(a, d, DEFAULT_MINUTES),
         )
-        if data:
-            asked["data"] = data
-        train(cfg, a.out, resume=a.resume, progress=not a.no_progress, overwrite=a.overwrite, given=asked)
-        return 0
+        return train_with_options(train, cfg, a, asked, data)
 
     return run(prog, body)

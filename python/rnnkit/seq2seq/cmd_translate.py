@@ -5,7 +5,15 @@ from __future__ import annotations
 import sys
 from typing import List
 
-from ..cliutil import Parser, check_output_file, deprecated_alias, positive_int, require_module, run
+from ..cliutil import (
+    Parser,
+    add_saved_run_arguments,
+    check_output_file,
+    deprecated_alias,
+    positive_int,
+    require_module,
+    run,
+)
 
 
 def main(argv: List[str], prog: str = "rnnkit translate") -> int:
@@ -14,12 +22,7 @@ def main(argv: List[str], prog: str = "rnnkit translate") -> int:
         prog=prog,
         description="Print the output of the model saved in DIR for INPUT (beam search; --beam 1 is greedy decoding).",
     )
-    p.add_argument("dir", metavar="DIR")
-    p.add_argument(
-        "--latest",
-        action="store_true",
-        help="use the run's latest checkpoint (default: its best, best.npz, when there is one)",
-    )
+    add_saved_run_arguments(p)
     p.add_argument("input", metavar="INPUT")
     p.add_argument("--beam", type=positive_int, default=5, help="beam size (default 5)")
     p.add_argument("--alpha", type=float, default=0.6, help="GNMT length normalisation exponent (0: none)")

@@ -15,22 +15,21 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .pairs import PairsError, file_digest, read_pairs, split_pairs, tokenize
+from .pairs import PairsError, file_digest, read_pairs, split_pairs, tokenize, trained_file
 from .tasks import DEFAULT_SIZES, Pair, Splits, make_task, task_options
 from .vocab import BOS, EOS, PAD, TokenVocab
 
-__all__ = ["task_spec", "pairs_spec", "load_splits", "Batch", "Encoded", "make_batch", "pad_targets"]
+__all__ = ["task_spec", "generated_spec", "pairs_spec", "load_splits", "Batch", "Encoded", "make_batch", "pad_targets"]
 
 
 def task_spec(name: str, seed: int = 0, sizes: Optional[Dict[str, int]] = None, **options: Any) -> Dict[str, Any]:
     """The data spec of built-in task ``name`` (options checked now, so errors come early)."""
-    return {
-        "task": name,
-        "options": task_options(name, **options),
-        "seed": int(seed),
-        "sizes": {**DEFAULT_SIZES, **(sizes or {})},
-        "tokens": "char",
-    }
+    return generated_spec(name, task_options(name, **options), seed, {**DEFAULT_SIZES, **(sizes or {})})
+
+
+def generated_spec(name: str, options: Dict[str, Any], seed: int, sizes: Dict[str, int]) -> Dict[str, Any]:
+    """The data spec of a generated task of characters: its checked ``options`` and split ``sizes``."""
+    return {"task": name, "options": options, "seed": int(seed), "sizes": sizes, "tokens": "char"}
 
 
 def pairs_spec(path: str, tokens: str = "char", seed: int = 0) -> Dict[str, Any]:
@@ -46,11 +45,7 @@ def load_splits(spec: Dict[str, Any]) -> Splits:
     if "task" in spec:
         sizes = spec["sizes"]
         return make_task(spec["task"], spec["seed"], sizes["train"], sizes["val"], sizes["test"], **spec["options"])
-    path = spec["pairs"]
-    if not os.path.isfile(path):
-        raise PairsError(f"the pairs file this model was trained on is gone: {path} (give --pairs FILE)")
-    if file_digest(path) != spec["sha256"]:
-        raise PairsError(f"{path} has changed since training, so its test split is lost (give --pairs FILE)")
+    path = trained_file(spec, "pairs file")
     return split_pairs(read_pairs(path), spec["seed"])
 
 

@@ -23,7 +23,7 @@ hypothesis returned never scores below greedy's, and asking for the ``n_best`` b
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -35,6 +35,7 @@ __all__ = [
     "length_penalty",
     "greedy",
     "greedy_tokens",
+    "scheduled_inputs",
     "beam_search",
     "decode",
     "translate",
@@ -117,6 +118,20 @@ def greedy_tokens(decoder: Decoder, state: DecodeState, steps: int) -> np.ndarra
         tokens = logp.argmax(axis=1).astype(np.int32)
         out[t] = tokens
     return out
+
+
+def scheduled_inputs(
+    decoder: Decoder, start: Callable[[], DecodeState], tgt_in: np.ndarray, ratio: float, seed: int, step: int
+) -> np.ndarray:
+    """The decoder's inputs (T, B) at training step ``step`` under teacher forcing ratio ``ratio``
+    (scheduled sampling per batch): a coin drawn from (seed, step) keeps the gold ``tgt_in`` with
+    probability ``ratio``, else [<s>, the model's own greedy predictions] from the state ``start()``
+    (decoded without gradients)."""
+    coin = np.random.default_rng([seed, 2, step]).random() if ratio < 1.0 else 0.0
+    if coin < ratio:
+        return tgt_in
+    own = greedy_tokens(decoder, start(), tgt_in.shape[0] - 1)
+    return np.concatenate([np.full((1, own.shape[1]), BOS, np.int32), own], axis=0)
 
 
 def beam_search(

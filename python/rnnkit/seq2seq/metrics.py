@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Dict, Sequence
+from typing import Dict, Mapping, Sequence
 
-__all__ = ["exact_match", "token_accuracy", "corpus_bleu", "corpus_bleu_multi", "score_all"]
+__all__ = ["exact_match", "token_accuracy", "corpus_bleu", "corpus_bleu_multi", "score_all", "validation_row"]
 
 Tokens = Sequence[str]
 
@@ -81,4 +81,18 @@ def score_all(hyps: Sequence[Tokens], refs: Sequence[Tokens], bleu: bool = False
     out: Dict[str, float] = {"exact_match": exact_match(hyps, refs), "token_acc": token_accuracy(hyps, refs)}
     if bleu:
         out["bleu"] = corpus_bleu(hyps, refs)
+    return out
+
+
+def validation_row(loss_sum: float, count: float, scores: Mapping[str, float]) -> Dict[str, float]:
+    """A validation pass's figures in a metrics row: ``val_loss`` (``loss_sum`` over ``count`` target
+    tokens), ``val_exact_match``, ``val_token_acc``, and ``val_bleu`` when ``scores`` (`score_all`'s
+    keys) has BLEU."""
+    out = {
+        "val_loss": loss_sum / count,
+        "val_exact_match": scores["exact_match"],
+        "val_token_acc": scores["token_acc"],
+    }
+    if "bleu" in scores:
+        out["val_bleu"] = scores["bleu"]
     return out

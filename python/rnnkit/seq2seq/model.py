@@ -505,7 +505,7 @@ class Seq2Seq(_Params):
             raise checkpoint.CheckpointError(
                 f"{path} is not a sequence-to-sequence checkpoint: it holds {kind_of(meta)}"
             )
-        try:
+        with checkpoint.building_from(path):
             cfg = dict(meta["model"])
             checkpoint.check_config_sizes(cfg, arrays, path)
             model = cls(
@@ -515,10 +515,6 @@ class Seq2Seq(_Params):
                 **cfg,
             )
             checkpoint.restore_arrays(model.params, arrays, "model/")
-        except checkpoint.CheckpointError as e:
-            raise checkpoint.CheckpointError(f"{path}: {e}" if path not in str(e) else str(e)) from None
-        except (KeyError, ValueError, TypeError, AttributeError) as e:
-            raise checkpoint.CheckpointError(f"{path} is inconsistent ({type(e).__name__}: {e})") from None
         return model
 
     @classmethod

@@ -13,13 +13,22 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from typing import List, Sequence, Tuple
+from typing import Any, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
 from .tasks import Pair, Splits
 
-__all__ = ["PairsError", "read_pairs", "split_pairs", "tokenize", "detokenize", "TOKENIZERS", "file_digest"]
+__all__ = [
+    "PairsError",
+    "read_pairs",
+    "split_pairs",
+    "tokenize",
+    "detokenize",
+    "TOKENIZERS",
+    "file_digest",
+    "trained_file",
+]
 
 TOKENIZERS = ("char", "word")
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
@@ -46,6 +55,17 @@ def detokenize(tokens: Sequence[str], kind: str) -> str:
 def file_digest(path: str) -> str:
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
+
+
+def trained_file(spec: Mapping[str, Any], what: str = "file") -> str:
+    """The path of the file a data spec (``pairs`` and ``sha256``) names; PairsError if it is gone
+    (``what``: what the message calls it) or has changed since training."""
+    path = spec["pairs"]
+    if not os.path.isfile(path):
+        raise PairsError(f"the {what} this model was trained on is gone: {path} (give --pairs FILE)")
+    if file_digest(path) != spec["sha256"]:
+        raise PairsError(f"{path} has changed since training, so its test split is lost (give --pairs FILE)")
+    return path
 
 
 def read_pairs(path: str, columns: Tuple[str, str] = ("source", "target")) -> List[Pair]:

@@ -241,10 +241,20 @@ def make_task(
     distinct examples (e.g. addition with one digit has only 100).
     """
     opts = task_options(name, **options)
+    draw = TASKS[name]
+    return draw_splits(name, seed, train, val, test, lambda rng: draw(rng, **opts), "examples")
+
+
+def draw_splits(
+    name: str, seed: int, train: int, val: int, test: int, draw: Callable[[np.random.Generator], Pair], noun: str
+) -> Splits:
+    """Splits of ``train``, ``val`` and ``test`` distinct pairs (distinct by their first item) of task
+    ``name``, drawn by ``draw`` from a generator seeded by (seed, name): test first, then validation,
+    the rest for training. ValueError for a split size below 1, or when the task gives too few distinct
+    pairs (``noun``: what the message calls them)."""
     for split_name, n in (("train", train), ("val", val), ("test", test)):
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"the {split_name} split needs at least one example, got {n!r}")
-    draw = TASKS[name]
     rng = np.random.default_rng(np.random.SeedSequence([seed, sum(map(ord, name))]))
     total = train + val + test
     seen: Dict[str, str] = {}
@@ -252,11 +262,11 @@ def make_task(
     while len(seen) < total:
         if attempts > 20 * total + 1000:
             raise ValueError(
-                f"task {name} with these options has too few distinct examples for "
+                f"task {name} with these options has too few distinct {noun} for "
                 f"{total} ({len(seen)} found): ask for fewer with --train-size"
             )
-        src, tgt = draw(rng, **opts)
-        seen.setdefault(src, tgt)
+        first, second = draw(rng)
+        seen.setdefault(first, second)
         attempts += 1
     pairs = list(seen.items())  # insertion order: deterministic
     return Splits(train=pairs[test + val :], val=pairs[test : test + val], test=pairs[:test])

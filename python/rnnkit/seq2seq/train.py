@@ -30,27 +30,23 @@ from its position in the batch (`rnnkit.stream_dropout`).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
-import os
 from typing import Any, Callable, Dict, Mapping, Optional
 
 import numpy as np
 
-from .. import checkpoint, distributed as dist
-from ..checkpoint import BEST_FILE
-from ..data_parallel import quiet_unless_main, share, sum_across
-from ..models import LAYER_CLASSES, single_threaded_blas
+from .. import distributed as dist, train_command
+from ..data_parallel import share, sum_across
+from ..models import LAYER_CLASSES
 from ..optim import DEFAULT_LR, Schedule
-from ..plotting import Score, plot_curve
-from ..rundir import KINDS, RunDir, resumed_config
-from ..training import TrainingRun, best_row, fit
+from ..plotting import Score
+from ..rundir import KINDS
+from ..train_command import CURVE_FILE, METRICS_FILE, SCHEDULE_RESUMABLE, CommandRun, Report
 from .data import Encoded, build_vocabs, load_splits
-from .decode import greedy_tokens, translate_all
-from .metrics import score_all
-from .model import ATTENTIONS, CHECKPOINT_FILE, FORMAT, Seq2Seq
-from .vocab import BOS
+from .decode import scheduled_inputs, translate_all
+from .metrics import score_all, validation_row
+from .model import ATTENTIONS, FORMAT, Seq2Seq
 
 __all__ = [
     "TrainConfig",
@@ -63,11 +59,22 @@ __all__ = [
     "default_max_len",
 ]
 
-METRICS_FILE, CURVE_FILE = "metrics.jsonl", "curve.png"
 CURVE_SCORES = (
     Score("val_exact_match", "exact match (%)"),
     Score("val_token_acc", "token accuracy (%)"),
     Score("val_bleu", "BLEU", 1.0, "BLEU: word tokens only"),
+)
+REPORT = Report(
+    throughput="examples_per_s",
+    loss_label="loss (nats per target token)",
+    curve_scores=CURVE_SCORES,
+    final=(
+        ("val exact match", "val_exact_match", ".4f"),
+        ("token accuracy", "val_token_acc", ".4f"),
+        ("BLEU", "val_bleu", ".2f"),
+    ),
+    best=(("exact match", "val_exact_match"), ("loss", "val_loss")),
+    bar=("val_em", "val_exact_match", ".3f"),
 )
 
 
@@ -95,47 +102,36 @@ class TrainConfig(Schedule):
 
     def validate(self) -> None:
         """ValueError with one line naming the first bad setting."""
-        for name in ("layers", "hidden", "embed", "batch", "eval_every", "lr_decay_every", "val_sample"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        self.check_positive("layers", "hidden", "embed", "batch", "eval_every", "lr_decay_every", "val_sample")
         self.check_schedule()
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"--dropout must lie in [0, 1), got {self.dropout}")
         if not 0.0 <= self.teacher_forcing <= 1.0:
             raise ValueError(f"--teacher-forcing must lie in [0, 1], got {self.teacher_forcing}")
-        if self.cell not in LAYER_CLASSES:
-            raise ValueError(f"--cell must be one of {', '.join(LAYER_CLASSES)}, got {self.cell!r}")
-        if self.attention not in ATTENTIONS:
-            raise ValueError(f"--attention must be one of {', '.join(ATTENTIONS)}, got {self.attention!r}")
+        self.check_choice("cell", LAYER_CLASSES)
+        self.check_choice("attention", ATTENTIONS)
         if self.bidirectional and self.hidden % 2:
             raise ValueError(
                 f"--bidirectional splits --hidden between the directions, so it must be even, got {self.hidden}"
             )
-        if self.attn_size is not None and (self.attention != "additive" or self.attn_size < 1):
-            raise ValueError(
-                "--attn-size is the inner width of additive attention: a positive integer with --attention additive"
-            )
-        if self.max_len is not None and self.max_len < 1:
-            raise ValueError(f"--max-output must be a positive integer, got {self.max_len}")
+        check_decoding_settings(self)
         if not self.data:
             raise ValueError("give --task NAME or --pairs FILE")
 
 
+def check_decoding_settings(cfg: Any) -> None:
+    """ValueError for a bad ``attn_size`` (additive attention's width) or ``max_len`` (--max-output) of a
+    configuration with a decoder (train-seq2seq's, train-captions')."""
+    if cfg.attn_size is not None and (cfg.attention != "additive" or cfg.attn_size < 1):
+        raise ValueError(
+            "--attn-size is the inner width of additive attention: a positive integer with --attention additive"
+        )
+    if cfg.max_len is not None and cfg.max_len < 1:
+        raise ValueError(f"--max-output must be a positive integer, got {cfg.max_len}")
+
+
 #: The settings a resumed run may change (`rnnkit.rundir.resume_settings`); the rest are the run's.
-RESUMABLE = (
-    "steps",
-    "minutes",
-    "eval_every",
-    "lr",
-    "lr_decay",
-    "lr_decay_every",
-    "clip",
-    "clip_mode",
-    "teacher_forcing",
-    "max_len",
-    "patience",
-    "val_sample",
-)
+RESUMABLE = SCHEDULE_RESUMABLE + ("teacher_forcing", "max_len", "patience", "val_sample")
 KIND = KINDS[FORMAT]
 #: Options spelled otherwise than their field.
 OPTION_NAMES = {"max_len": "--max-output"}
@@ -158,11 +154,21 @@ def evaluate(
     return result
 
 
-class Seq2SeqRun(TrainingRun[TrainConfig]):
+def _describe_data(data: Any) -> str:
+    if not isinstance(data, dict):
+        return "unknown"
+    if "task" in data:
+        return f"task {data['task']}"
+    return f"pairs {data.get('pairs', '?')}"
+
+
+class Seq2SeqRun(CommandRun[TrainConfig]):
     """One seq2seq training run: the data splits and the model (`TrainingRun` holds the optimiser and
     the step). Under mpiexec it trains its rank's ``share`` of each batch."""
 
     data_parallel = True
+    run_kind, resumable, option_names, report = KIND, RESUMABLE, OPTION_NAMES, REPORT
+    describe_data = staticmethod(_describe_data)
 
     def __init__(self, cfg: TrainConfig, attention_backend: Any = None, dtype: Any = np.float32):
         splits = load_splits(cfg.data)
@@ -226,13 +232,15 @@ class Seq2SeqRun(TrainingRun[TrainConfig]):
             self._share_weight = float(tokens[self.share].sum() / tokens.sum())
             indices = indices[self.share]
         batch = self.train_set.batch(indices)
-        coin = np.random.default_rng([cfg.seed, 2, self.step]).random() if cfg.teacher_forcing < 1.0 else 0.0
-        if coin >= cfg.teacher_forcing:
-            T = batch.tgt_in.shape[0]
-            own = greedy_tokens(model.decoder, model.start(batch.src, batch.src_len), T - 1)
-            tgt_in = np.concatenate([np.full((1, own.shape[1]), BOS, np.int32), own], axis=0)
-            batch = batch._replace(tgt_in=tgt_in)
-        return model.loss_and_grad(batch)
+        tgt_in = scheduled_inputs(
+            model.decoder,
+            lambda: model.start(batch.src, batch.src_len),
+            batch.tgt_in,
+            cfg.teacher_forcing,
+            cfg.seed,
+            self.step,
+        )
+        return model.loss_and_grad(batch._replace(tgt_in=tgt_in))
 
     def share_weight(self) -> float:
         return self._share_weight
@@ -245,8 +253,7 @@ class Seq2SeqRun(TrainingRun[TrainConfig]):
         for _, b in val.batches(256):
             s, n = self.model.loss(b)
             total, count = total + s, count + n
-        scores = evaluate(self.model, val, self.kind, 1, self.max_len)
-        return self._metrics(total, count, scores)
+        return validation_row(total, count, evaluate(self.model, val, self.kind, 1, self.max_len))
 
     def _evaluate_shared(self, val: Encoded) -> Dict[str, float]:
         """`evaluate` with the examples split across the ranks: losses summed, outputs gathered."""
@@ -258,61 +265,23 @@ class Seq2SeqRun(TrainingRun[TrainConfig]):
         total, count = sum_across([total, count])
         outputs = translate_all(self.model, val.src[mine], 1, self.max_len) if mine.stop > mine.start else []
         hyps = [self.model.tgt_vocab.decode(o) for part in dist.allgather(outputs) for o in part]
-        scores: Dict[str, Any] = score_all(hyps, val.tgt_tokens, bleu=self.kind == "word")
-        return self._metrics(total, count, scores)
-
-    @staticmethod
-    def _metrics(total: float, count: float, scores: Mapping[str, Any]) -> Dict[str, float]:
-        out = {
-            "val_loss": total / count,
-            "val_exact_match": scores["exact_match"],
-            "val_token_acc": scores["token_acc"],
-        }
-        if "bleu" in scores:
-            out["val_bleu"] = scores["bleu"]
-        return out
+        return validation_row(total, count, score_all(hyps, val.tgt_tokens, bleu=self.kind == "word"))
 
     def score(self, metrics) -> tuple:
         return (metrics["val_exact_match"], -metrics["val_loss"])
 
     # -------------------------------------------------------------- checkpoints
 
-    def save(self, path: str) -> None:
-        arrays, meta = self.optimizer_checkpoint()
-        arrays.update(self.model.arrays())
-        meta.update(self.model.meta())
-        meta.update(
-            {
-                "train": dataclasses.asdict(self.cfg),
-                "data": self.cfg.data,
-                "tokens": self.kind,
-                "max_len": self.max_len,
-                "rng": self.model.rng_states(),
-            }
-        )
-        self.write_checkpoint(path, arrays, meta)
+    def checkpoint_meta(self) -> Dict[str, Any]:
+        return {"tokens": self.kind, "max_len": self.max_len, "rng": self.model.rng_states()}
 
-    @classmethod
-    def resume(
-        cls,
-        arrays: Dict[str, np.ndarray],
-        meta: Dict[str, Any],
-        cfg: TrainConfig,
-        attention_backend: Any = None,
-        path: str = CHECKPOINT_FILE,
-    ) -> "Seq2SeqRun":
-        """The run saved as (arrays, meta) (from `rnnkit.checkpoint.load`), continued with ``cfg`` (the
-        saved settings with the changes `rnnkit.rundir.resume_settings` allows)."""
-        try:
-            run = cls(cfg, attention_backend)
-            checkpoint.restore_arrays(run.model.params, arrays, "model/")
-            run.restore_optimizer(arrays, meta)
-            run.model.set_rng_states(meta["rng"], run.share.start)
-            if dist.world_size() > 1:
-                run.model.use_stream_keyed_dropout(run.share.start)
-        except (KeyError, TypeError, checkpoint.CheckpointError) as e:
-            raise checkpoint.CheckpointError(f"{path} is not a resumable training checkpoint ({e})") from None
-        return run
+    def restore_state(self, meta: Mapping[str, Any]) -> None:
+        self.model.set_rng_states(meta["rng"], self.share.start)
+        if dist.world_size() > 1:
+            self.model.use_stream_keyed_dropout(self.share.start)
+
+    def model_from_checkpoint(self, arrays: Dict[str, Any], meta: Dict[str, Any], path: str) -> Seq2Seq:
+        return Seq2Seq.from_checkpoint(arrays, meta, path, self.model.decoder.attn)
 
 
 def train(
@@ -325,34 +294,14 @@ def train(
     overwrite: bool = False,
     given: Optional[Mapping[str, Any]] = None,
 ) -> Seq2Seq:
-    """Train (or, with ``resume``, continue training from ``out``) a Seq2Seq model.
+    """Train (or, with ``resume``, continue training from ``out``) a Seq2Seq model; returns the best model.
 
-    ``out`` receives metrics.jsonl, checkpoint.npz (the latest), best.npz (the best) and curve.png;
-    returns the best model. A directory that already holds a run
-    is written into only with ``resume`` or ``overwrite`` (`rnnkit.rundir`). On resume the saved
-    settings are kept; ``given`` (field -> value, the settings the caller asks for; default: ``cfg``'s
-    steps, minutes and eval_every, and its data if any) may change those in `RESUMABLE` and must agree
-    with the others. Raises ValueError (PairsError) for bad data or settings or a directory holding a
-    run, CheckpointError for a missing or bad checkpoint on resume.
+    `rnnkit.train_command.train` says what ``out`` receives, and how ``resume``, ``overwrite`` and
+    ``given`` (the settings the caller asks for; they may change those in `RESUMABLE`) act. Raises
+    ValueError (PairsError) for bad data or settings or a directory holding a run, CheckpointError for a
+    missing or bad checkpoint on resume.
     """
-    dist.init()
-    main, log = dist.is_main(), quiet_unless_main(log)
-    run_dir = RunDir(out, KIND)
-    if resume:
-        # --out is on rank 0's disk: it reads the checkpoint and sends it to the others
-        cfg, arrays, meta = dist.broadcast_object(
-            resumed_config(run_dir, cfg, given, RESUMABLE, log, OPTION_NAMES, _describe_data) if main else None
-        )
-    cfg.validate()
-    if not resume and main:
-        run_dir.check_new(overwrite)
-    with single_threaded_blas():
-        if resume:
-            run = Seq2SeqRun.resume(arrays, meta, cfg, attention_backend, run_dir.checkpoint_path)
-        else:
-            run = Seq2SeqRun(cfg, attention_backend)
-        with run_dir.writing(overwrite and not resume) if main else contextlib.nullcontext():
-            return _train(run, out, resume, progress, log)
+    return train_command.train(Seq2SeqRun, cfg, out, resume, progress, log, overwrite, given, (attention_backend,))
 
 
 def _digest(enc: Encoded) -> str:
@@ -363,52 +312,3 @@ def _digest(enc: Encoded) -> str:
         for x in seqs:
             h.update(np.asarray(x, np.int32).tobytes())
     return h.hexdigest()
-
-
-def _describe_data(data: Any) -> str:
-    if not isinstance(data, dict):
-        return "unknown"
-    if "task" in data:
-        return f"task {data['task']}"
-    return f"pairs {data.get('pairs', '?')}"
-
-
-def _train(run: Seq2SeqRun, out: str, resume: bool, progress: bool, log: Callable[[str], None]) -> Seq2Seq:
-    ckpt_path = os.path.join(out, CHECKPOINT_FILE)
-    metrics_path = os.path.join(out, METRICS_FILE)
-    metrics = dist.broadcast_object(
-        checkpoint.read_metrics(metrics_path, run.step) if resume and dist.is_main() else []
-    )
-
-    def postfix(loss: float, row: Dict[str, Any], speed: float) -> Dict[str, str]:
-        shown = {"loss": f"{loss:.3f}"}
-        if row:
-            shown["val_em"] = f"{row['val_exact_match']:.3f}"
-        return shown
-
-    metrics = fit(run, metrics, metrics_path, ckpt_path, progress, ("examples_per_s", run.batch), postfix)
-    if dist.world_size() > 1:  # rank 0 writes the files; every rank returns the best model
-        best = dist.broadcast_object(checkpoint.load(checkpoint.run_checkpoint(out)) if dist.is_main() else None)
-        if not dist.is_main():
-            arrays, meta = best
-            return Seq2Seq.from_checkpoint(arrays, meta, attention_backend=run.model.decoder.attn)
-    curve = os.path.join(out, CURVE_FILE)
-    if not plot_curve(metrics, curve, "loss (nats per target token)", CURVE_SCORES):
-        log(f"note: matplotlib is not installed, so {curve} was not drawn (pip install matplotlib)")
-    final = metrics[-1] if metrics else None
-    if final:
-        bleu = f", BLEU {final['val_bleu']:.2f}" if "val_bleu" in final else ""
-        log(
-            f"step {final['step']} ({final['elapsed_s']:.0f} s): train loss {final['train_loss']:.4f}, val loss "
-            f"{final['val_loss']:.4f}, val exact match {final['val_exact_match']:.4f}, token accuracy "
-            f"{final['val_token_acc']:.4f}{bleu} (validation {final['val_part']})"
-        )
-    best = best_row(metrics)
-    if best:
-        pre = "full_" if "full_val_exact_match" in best else ""
-        part = "whole validation split" if pre or best["val_part"] == "full" else "validation sample"
-        log(
-            f"best: step {best['step']}, exact match {best[pre + 'val_exact_match']:.4f}, loss "
-            f"{best[pre + 'val_loss']:.4f} on the {part}; saved to {out}/{BEST_FILE} (latest: {out}/{CHECKPOINT_FILE})"
-        )
-    return Seq2Seq.load(out, attention_backend=run.model.decoder.attn)[0]
