@@ -15,7 +15,7 @@ __all__ = ["atomic_write", "TMP_PREFIX", "remove_stale_temporaries"]
 TMP_PREFIX = ".tmp-"
 
 
-def atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
+def atomic_write(path: str, write: Callable[[IO[bytes]], object]) -> None:
     """Call ``write`` with a binary file object, then move what it wrote to ``path`` in one rename
     (flushed and fsynced first, the directory fsynced after, so the new file survives a crash).
 
