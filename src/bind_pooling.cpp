@@ -34,6 +34,7 @@ py::tuple forward(int kind, const Array<T>& x, const Lengths& lengths, int split
     if (x.ndim() != 3) throw py::value_error("x must have shape (T, B, F)");
     const py::ssize_t steps = x.shape(0), B = x.shape(1), F = x.shape(2);
     expect_lengths(lengths, B);
+    expect_int_sizes({{"T", steps}, {"B", B}, {"F", F}});  // index holds steps as int32
     Array<T> out({B, F});
     Index index;
     if (k != rnnkit::PoolKind::Mean) index = Array<std::int32_t>({B, F});
@@ -55,6 +56,11 @@ Array<T> backward(int kind, int steps, const Lengths& lengths, const Index& inde
     const py::ssize_t B = dout.shape(0), F = dout.shape(1);
     expect_lengths(lengths, B);
     if (index) expect_shape("index", *index, {B, F});
+    expect_int_sizes({{"B", B}, {"F", F}});
+    // dx (steps, B, F) is allocated before the kernel checks its sizes.
+    if (steps < 1 || B < 1 || F < 1)
+        throw py::value_error("pooling: T, B and F must be at least 1, got T=" + std::to_string(steps) + ", B=" +
+                              std::to_string(B) + ", F=" + std::to_string(F));
     Array<T> dx = pooled_array<T>({py::ssize_t(steps), B, F});  // reused memory: no page faults per call
     T* d = dx.mutable_data();
     try {

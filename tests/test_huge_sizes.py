@@ -47,3 +47,24 @@ def test_linear_rejects_sizes_that_are_not_positive_ints(n):
         Linear(n, 4)
     with pytest.raises(ValueError, match="features must be a positive int"):
         Linear(4, n)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pooling_sizes_past_int_are_refused_before_allocation(dtype):
+    """x (2^31, 1, 0) holds nothing: the steps, which index holds as int32, are refused by name."""
+    with pytest.raises(ValueError, match="T=2147483648"):
+        _C.pool_forward(2, np.zeros((BIG, 1, 0), dtype), None, 0)
+    with pytest.raises(ValueError, match="F=2147483648"):
+        _C.pool_forward(1, np.zeros((0, 1, BIG), dtype), None, 0)
+
+
+@pytest.mark.parametrize("steps", [0, -1, -(2 ** 31)])
+def test_pooling_backward_refuses_steps_below_one_before_allocating(steps):
+    with pytest.raises(ValueError, match=f"T={steps}"):
+        _C.pool_backward(1, steps, None, None, np.ones((2, 3), np.float32))
+
+
+def test_pooling_backward_too_large_for_memory_raises_before_writing():
+    """dx (2^31-1, 2^14, 2^10) would be 128 TiB of float32."""
+    with pytest.raises((MemoryError, ValueError)):
+        _C.pool_backward(1, 2 ** 31 - 1, None, None, np.ones((2 ** 14, 2 ** 10), np.float32))

@@ -104,7 +104,10 @@ void backward(const SeqArgs<T>& a, T* workspace, const T* dy, const T* dh_n, con
 template <class T>
 void step(const SeqArgs<T>& a, T* h_out, T* c_out);
 
-// Threads used by every kernel (OpenMP); the initial value honours OMP_NUM_THREADS.
+// Threads used by every kernel (OpenMP); the initial value honours OMP_NUM_THREADS. The setting is
+// process-wide, whichever thread sets it (as torch.set_num_threads): OpenMP's own omp_set_num_threads
+// would reach only the calling thread's later parallel regions. Safe to call while kernels run: each
+// kernel reads it once, when it starts.
 void set_num_threads(int n);
 int get_num_threads();
 

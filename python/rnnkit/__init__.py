@@ -35,7 +35,10 @@ def get_include() -> str:
 
 
 def set_num_threads(n: int) -> None:
-    """Set how many OpenMP threads the kernels use (the default honours OMP_NUM_THREADS)."""
+    """Set how many OpenMP threads the kernels use (the default honours OMP_NUM_THREADS).
+
+    The setting is process-wide: it applies to kernels called from any Python thread, and may change
+    while kernels run (each reads it when it starts)."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"number of threads must be a positive int, got {n!r}")
     _C.set_num_threads(n)

@@ -15,12 +15,13 @@ import contextlib
 import json
 import os
 import struct
-import tempfile
 import zipfile
 import zlib
 from typing import Any, Dict, Iterator, List, Mapping, Tuple
 
 import numpy as np
+
+from ._atomic import atomic_write
 
 __all__ = [
     "save",
@@ -55,24 +56,7 @@ def save(path: str, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -
         raise ValueError(f"{_META!r} is reserved")
     payload: Dict[str, Any] = dict(arrays)  # savez's keyword arguments
     payload[_META] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable
-        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    atomic_write(path, lambda f: np.savez(f, **payload))
 
 
 def _check_members(path: str) -> None:

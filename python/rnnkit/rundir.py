@@ -18,8 +18,10 @@ The order a command follows:
    its files are removed, and the directory too if it created it.
 
 A run's files are `RUN_FILES`: the latest checkpoint (``checkpoint.npz``), the best one (``best.npz``,
-where the command keeps one), ``metrics.jsonl``, ``curve.png`` and ``sample.txt``. Other files in the
-directory are never touched.
+where the command keeps one), ``metrics.jsonl``, ``curve.png`` and ``sample.txt``. Each is written
+atomically, so a run killed at any moment leaves its last complete checkpoint; the temporary file of a
+write it interrupted (``.tmp-*``) is removed when the directory is written into again. Other files in
+the directory are never touched.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any, Callable, Dict, Iterator, Mapping, NamedTuple, Optional,
 import numpy as np
 
 from . import checkpoint
+from ._atomic import remove_stale_temporaries
 
 __all__ = ["RunKind", "KINDS", "RUN_FILES", "CHECKPOINT_FILE", "RunDir", "resume_settings", "flag", "kind_of"]
 
@@ -128,6 +131,8 @@ class RunDir:
             )
         if not os.path.isfile(self.checkpoint_path):
             raise checkpoint.CheckpointError(f"nothing to resume: no checkpoint in {self.path} ({CHECKPOINT_FILE})")
+        if not os.access(self.path, os.W_OK | os.X_OK):  # (a read-only mount refuses root too)
+            raise ValueError(f"--out {self.path} is not writable: the run cannot continue there")
         arrays, meta = checkpoint.load(self.checkpoint_path)
         if meta.get("format") != self.kind.format:
             other = KINDS.get(str(meta.get("format")))
@@ -143,7 +148,8 @@ class RunDir:
     @contextlib.contextmanager
     def writing(self, overwrite: bool = False) -> Iterator[str]:
         """Around the training: creates the directory (after `check_new` or `load_for_resume`), with
-        ``overwrite`` first removes the run files of the run it replaces; if the body fails before a
+        ``overwrite`` first removes the run files of the run it replaces, and removes the temporary
+        files of writes that a kill interrupted (`rnnkit._atomic.TMP_PREFIX`); if the body fails before a
         checkpoint exists, removes the run files and the directories it created. Yields the path."""
         created = []  # the directories made here, deepest first
         d = os.path.abspath(self.path)
@@ -151,6 +157,7 @@ class RunDir:
             created.append(d)
             d = os.path.dirname(d)
         os.makedirs(self.path, exist_ok=True)
+        remove_stale_temporaries(self.path)
         if overwrite:
             for f in self.run_files():
                 os.unlink(os.path.join(self.path, f))

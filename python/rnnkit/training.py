@@ -28,13 +28,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from typing import Any, Callable, Dict, Generic, List, Mapping, Optional, Tuple, TypeVar
 
 import numpy as np
 
 from . import checkpoint, distributed as dist
+from ._atomic import atomic_write
 from .checkpoint import BEST_FILE
 from .data_parallel import GradientReducer, from_main
 from .optim import Schedule, clip_grad_norm, clip_grad_value, make_optimizer
@@ -161,16 +161,7 @@ class TrainingRun(Generic[Config]):
 
 def write_rows(path: str, rows: List[dict]) -> None:
     """Write metrics rows as JSON lines, atomically (the file is replaced, never half written)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".jsonl", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in rows)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: f.write("".join(json.dumps(r) + "\n" for r in rows).encode("utf-8")))
 
 
 def best_row(rows: List[dict]) -> Optional[dict]:

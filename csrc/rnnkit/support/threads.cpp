@@ -1,5 +1,6 @@
 #include <omp.h>
 
+#include <atomic>
 #include <stdexcept>
 
 #include "rnnkit/cells/activations.h"
@@ -11,12 +12,19 @@
 
 namespace rnnkit {
 
-void set_num_threads(int n) {
-    if (n < 1) throw std::invalid_argument("number of threads must be at least 1");
-    omp_set_num_threads(n);
+namespace {
+std::atomic<int> g_num_threads{0};  // 0: not set, OpenMP's default (OMP_NUM_THREADS or the cores)
 }
 
-int get_num_threads() { return omp_get_max_threads(); }
+void set_num_threads(int n) {
+    if (n < 1) throw std::invalid_argument("number of threads must be at least 1");
+    g_num_threads.store(n, std::memory_order_relaxed);
+}
+
+int get_num_threads() {
+    const int n = g_num_threads.load(std::memory_order_relaxed);
+    return n > 0 ? n : omp_get_max_threads();
+}
 
 // GCC's resolver of target_clones("arch=...") tests these same ISA levels.
 const char* multiversion_clone() {

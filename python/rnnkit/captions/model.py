@@ -228,7 +228,11 @@ class Captioner(_Params):
         regions = np.asarray(regions)
         if regions.ndim != 3 or regions.shape[1:] != (P, D) or regions.shape[0] < 1:
             raise ValueError(f"regions must have shape (B, {P}, {D}) for this model, got {regions.shape}")
-        return np.ascontiguousarray(regions, self.dtype)
+        regions = np.ascontiguousarray(regions, self.dtype)
+        if not np.isfinite(regions).all():  # NaN features would decode to a caption of garbage
+            bad = np.argwhere(~np.isfinite(regions))[0]
+            raise ValueError(f"regions must be finite; image {bad[0]} has {regions[tuple(bad)]} at region {bad[1]}")
+        return regions
 
     def encode(self, regions: np.ndarray, training: bool = False):
         """regions (B, P, D) -> (h0 (L, B, H), c0 or None, keys (B, P, F) or None)."""
