@@ -79,7 +79,9 @@ os.replace, np.savez, checkpoint.save = replace, savez, save
 sys.exit(main(sys.argv[3:]))
 """
 
-HOOKS = [("mid-write", 3), ("before-rename", 5), ("after-rename", 7), ("before-best-rename", 4)]
+# The best copy goes first: it is written only when validation improves, which a young run does at nearly
+# every evaluation and a late one may not do four times before its end.
+HOOKS = [("before-best-rename", 4), ("mid-write", 3), ("before-rename", 5), ("after-rename", 7)]
 
 
 def _env():
@@ -102,17 +104,22 @@ def _inode(path):
 
 
 def _killed_at_random(args, rng, out):
-    """Start the command, wait until it has written a checkpoint of its own (a new file: os.replace
-    gives it a new inode), SIGKILL it a random moment later; False if it finished first."""
+    """Start the command, let it write 1-5 checkpoints of its own (each a new file: os.replace gives it a
+    new inode), SIGKILL it a random moment of up to 5 ms later; False if it finished first. Counting
+    checkpoints rather than waiting a random time bounds the steps each kill lets pass on any machine, so
+    the chain's later kill points still find steps to run."""
     path = os.path.join(out, "checkpoint.npz")
-    before = _inode(path)
+    last, wanted, seen = _inode(path), rng.randint(1, 5), 0
     p = subprocess.Popen([sys.executable, "-m", "rnnkit.cli", *args], env=_env(), stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while _inode(path) == before and p.poll() is None:
+    while seen < wanted and p.poll() is None:
         assert time.monotonic() < deadline, "no checkpoint within 60 s"
-        time.sleep(0.001)
-    time.sleep(rng.uniform(0.0, 0.15))
+        now = _inode(path)
+        if now != last:
+            last, seen = now, seen + 1
+        time.sleep(0.0005)
+    time.sleep(rng.uniform(0.0, 0.005))
     p.send_signal(signal.SIGKILL)
     p.wait()
     return p.returncode == -signal.SIGKILL
