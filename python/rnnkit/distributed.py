@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 import traceback
 from types import TracebackType
 from typing import Any, Dict, List, Mapping, MutableMapping, Optional, Sequence, Union
@@ -343,6 +344,9 @@ def abort(code: int = 1) -> None:
     comm = _comm()
     if comm is None or comm.Get_size() == 1:
         raise SystemExit(code)
+    # The launcher forwards a rank's output through a pipe; an abort at once can kill the job before the
+    # line just written reaches mpiexec's stderr, so the job would fail without saying why.
+    time.sleep(0.5)
     comm.Abort(code)
 
 
