@@ -34,6 +34,17 @@ Isa detect() {
 const Isa isa = detect();
 }  // namespace
 
+#if defined(__x86_64__)
+void pack_blocks_avx512(int panels, int k16, const float* w, std::size_t stride_n, float* out, int panel_k);
+#endif
+
+bool pack_blocks_transposed(int panels, int k16, const float* w, std::size_t stride_n, float* out, int panel_k) {
+#if defined(__x86_64__)
+    if (isa == Isa::Avx512) return pack_blocks_avx512(panels, k16, w, stride_n, out, panel_k), true;
+#endif
+    return false;
+}
+
 // One row of A (a batch of one): a matrix-vector product. The GEMM kernel would run it on its NP
 // chains of multiply-adds, each waiting on the last; panel_gemv keeps kGemvAccumulators chains and
 // prefetches the panels, so the step streams its weights at the cache's speed.

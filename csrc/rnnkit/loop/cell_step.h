@@ -128,13 +128,13 @@ void gemm_gate_rows(int rows, int K, const T* a, int lda, const T* w, int H, int
                 beta, c + (g - g0) * gs, ldc);
 }
 
-// Forward packing: gate block g's rows of W_hh for these units, as panels of output units over k = H.
-template <class Cell, class T>
-void pack_forward(const SeqArgs<T>& a, Units u, T* packed) {
-    const int H = a.H;
-    for (int g = 0; g < Cell::gates_hh; ++g)
-        pack_panels<T>(u.size(), H, a.w_hh + (std::size_t(g) * H + u.lo) * H, H, 1,
-                       packed + (std::size_t(g) * panels_of(H) + u.lo / kPanel) * kPanel * H);
+// Forward packing: gate block g's rows of a weight for these units (W_hh: k = H; W_ih: k = I), as
+// panels of output units over k.
+template <class T>
+void pack_gate_rows(const T* w, int gates, int H, int K, Units u, T* packed) {
+    for (int g = 0; g < gates; ++g)
+        pack_panels<T>(u.size(), K, w + (std::size_t(g) * H + u.lo) * K, K, 1,
+                       packed + (std::size_t(g) * panels_of(H) + u.lo / kPanel) * kPanel * K);
 }
 
 // One forward product for this thread's units.

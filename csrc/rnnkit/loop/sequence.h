@@ -62,6 +62,21 @@ void input_projection(const SeqArgs<T>& a, int G, int t_base, int n, Units u, co
                 rec.row(p, 0) + std::size_t(r.lo) * rec.ldr(p), rec.ldr(p));
 }
 
+// The same records from W_ih packed per gate block (inference): each thread fills its own units'
+// columns and reads only its part of W_ih, packed once per call. BLAS would pack all of W_ih again for
+// every chunk (every 2 steps at B = 128, H = 1024: 16 MB) on each of the threads splitting the rows.
+template <class T>
+void packed_input_projection(const SeqArgs<T>& a, int G, int t_base, int n, Units u, const Records<T>& rec,
+                             const T* packed_ih) {
+    const int own = rec.planes > 1 ? omp_get_thread_num() : 0;
+    T* c = rec.row(own, 0) + u.lo - rec.units(own).lo;
+    const T* x = a.x + std::size_t(t_base) * a.B * a.I;
+    for (int g = 0; g < G; ++g)
+        packed_gemm<T>(n * a.B, u.size(), a.I, x, a.I,
+                       packed_ih + (std::size_t(g) * panels_of(a.H) + u.lo / kPanel) * kPanel * a.I, false,
+                       c + std::size_t(g) * rec.width(own), rec.ldr(own));
+}
+
 // Records of steps [t_base, t_base + n) of an embedded input: row r of the step is row ids[r] of
 // `table`, the table's projections in the same planes. Split by rows.
 template <class T>
@@ -113,6 +128,7 @@ struct ForwardPlan {
     int chunk = 0;     // steps whose records are kept at once
     int nt = 0;        // threads asked for
     T* packed = nullptr;     // W_hh packed per gate block (null for a single step)
+    T* packed_ih = nullptr;  // W_ih packed per gate block (inference over several steps of a dense input)
     T* bias = nullptr;       // [R*H] per record column
     T* table_proj = nullptr;  // an embedded input's projections of the V table rows, in the records' planes
     T* rec = nullptr;        // the records
@@ -126,7 +142,9 @@ struct ForwardPlan {
     int slot_in(int s, int t) const { return train ? (a->reverse ? t + 1 : t) : (s & 1); }
     int slot_out(int s, int t) const { return train ? (a->reverse ? t : t + 1) : ((s + 1) & 1); }
     // Whether the input projection is split by rows (a decoding step's few rows take W_ih by units).
-    bool row_split(int team) const { return (embedded ? a->V : chunk * a->B) >= kMinRowsPerThread * team; }
+    bool row_split(int team) const {
+        return !packed_ih && (embedded ? a->V : chunk * a->B) >= kMinRowsPerThread * team;
+    }
 };
 
 // A thread's set-up: packing its units of W_hh, W_ih in the planes' order, the table's projection, and
@@ -135,7 +153,9 @@ template <class Cell, class T>
 const T* forward_setup(const ForwardPlan<T>& f, Units u, const Records<T>& records, const Records<T>& table) {
     const SeqArgs<T>& a = *f.a;
     const int team = omp_get_num_threads();
-    if (f.packed) pack_forward<Cell>(a, u, f.packed);  // each thread packs, and later reads, only its own units
+    // Each thread packs, and later reads, only its own units.
+    if (f.packed) pack_gate_rows(a.w_hh, Cell::gates_hh, a.H, a.H, u, f.packed);
+    if (f.packed_ih) pack_gate_rows(a.w_ih, Cell::gates_ih, a.H, a.I, u, f.packed_ih);
     const T* w_rec = f.row_split(team) ? w_ih_in_record_order(a, records, Cell::gates_ih, f.w_rec_buffer) : nullptr;
     if (f.embedded) {  // the table's V rows as one step of a batch of V
         SeqArgs<T> rows = a;
@@ -175,6 +195,8 @@ void forward_thread(const ForwardPlan<T>& f) {
             f.barrier->wait();
             if (f.embedded)
                 gather_projection(a, Cell::gates_ih, t_base, n, records, table);
+            else if (f.packed_ih)
+                packed_input_projection(a, Cell::gates_ih, t_base, n, u, records, f.packed_ih);
             else
                 input_projection(a, Cell::gates_ih, t_base, n, u, records, w_rec);
         }
@@ -216,12 +238,19 @@ void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, AlignedBuffer
     f.nt = threads_for<Cell>(B, H, I);
     const std::size_t states = f.train ? 0 : 2 * std::size_t(B) * H * Cell::states;
     const std::size_t packed_size = T_ > 1 ? std::size_t(Cell::gates_hh) * panels_of(H) * kPanel * H : 0;
+    // Packing W_ih costs a read and a write of it; BLAS reads all of it on each thread for every chunk.
+    // With few chunks that is less traffic, and no second copy takes room in the L3 from W_hh's: one
+    // chunk (training, inference of few rows) is one GEMM, and the LSTM at B = 16, H = 1024, T = 32 (two
+    // chunks) took 26 ms with BLAS, 33 packed; from 4 chunks on, packing pays (bench/hosts/amd-epyc/SPEED2.md).
+    const bool pack_ih = !f.train && !f.embedded && T_ >= 4 * f.chunk;
+    const std::size_t packed_ih_size = pack_ih ? std::size_t(Gi) * panels_of(H) * kPanel * I : 0;
     const std::size_t bias_size = std::size_t(Cell::R) * H;
     const std::size_t table_size = f.embedded ? std::size_t(a.V) * Gi * H : 0;
     const std::size_t records_size = f.train ? 0 : std::size_t(f.chunk) * B * Cell::R * H;
-    scratch.reserve(packed_size + bias_size + table_size + records_size + states);
+    scratch.reserve(packed_size + packed_ih_size + bias_size + table_size + records_size + states);
     f.packed = packed_size ? scratch.data() : nullptr;
-    f.bias = scratch.data() + packed_size;
+    f.packed_ih = pack_ih ? scratch.data() + packed_size : nullptr;
+    f.bias = scratch.data() + packed_size + packed_ih_size;
     f.table_proj = f.bias + bias_size;
     f.rec = f.train ? ws : f.table_proj + table_size;
     f.hs = f.train ? ws + std::size_t(T_) * B * Cell::R * H : f.rec + records_size;
