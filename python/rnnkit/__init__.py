@@ -8,11 +8,14 @@ Every cell comes from one registry (`CELLS`, the kernels' own).
 
 import os
 
-# The kernels open an OpenMP parallel region per time step. libgomp's default lets a waiting thread
-# spin for ~300k iterations at each barrier, which on a machine whose cores other processes also use
-# takes the core the other thread needs: a 2-thread training step then runs 20-30x slower than with
-# passive waiting (see bench/hosts/amd-epyc/DEFAULTS.md). libgomp reads this once, when it loads with the extension,
-# so it is set before that, and only if the user has not chosen.
+# A kernel call is one OpenMP parallel region; its steps meet at rnnkit's own barrier (spins briefly,
+# then sleeps: csrc/rnnkit/support/team_barrier.h), which does not read this variable. Between calls,
+# libgomp's default lets the idle thread spin for ~300k iterations, taking a core from the Python work
+# around the calls and from other processes (a 2-thread training step ran 20-30x slower that way when
+# each step was its own region: bench/hosts/amd-epyc/DEFAULTS.md). Passive waiting costs a wake-up per
+# call instead, and lets the scheduler start a process's second thread on the first one's core for its
+# first ~0.1 s of calls (bench/hosts/amd-epyc/SPEED2.md). libgomp reads this once, when it loads with
+# the extension, so it is set before that, and only if the user has not chosen.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Loads the OpenBLAS library the extension links against, before the extension, with the kernels this
