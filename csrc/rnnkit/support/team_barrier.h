@@ -7,13 +7,26 @@
 // needs. This one spins while the others are likely on their way (a step's threads arrive within
 // microseconds of each other when they have cores), then sleeps on a futex, so it costs neither; it does
 // not depend on OMP_WAIT_POLICY, nor on which library loaded the OpenMP runtime first.
+//
+// Threads that sleep between calls are often woken onto the core of the thread that woke them, and
+// share it until the scheduler's load balancer moves one, tens of milliseconds later; meanwhile every
+// step costs a spin and a wake-up (a batch-1 LSTM step at H = 256: 56 us instead of 6.5, and calls of
+// one size bimodal: bench/hosts/amd-epyc/SPEED2.md). So each thread notes its CPU at every barrier, and
+// one about to wait on a CPU another thread of its team was last seen on moves itself off it: it narrows
+// its affinity to the other CPUs it may use and restores it at once, which migrates it and leaves the
+// scheduler free afterwards. Once per call and thread: the next call's wake-up may put it back (a limit
+// of one move per 100 ms left the first case at 57 us a step), and a team that keeps sharing a core
+// within a call has more threads than free cores. A thread pinned to one CPU is left where it is.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <thread>
 
+#include <omp.h>
+
 #if defined(__linux__)
+#include <sched.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -31,11 +44,17 @@ public:
 
     // Every thread of the team calls this with the team's size before its first wait (they all store
     // the same value, so no thread needs to wait for another to have done it).
-    void join(int team) { team_.store(team, std::memory_order_relaxed); }
+    void join(int team) {
+        team_.store(team, std::memory_order_relaxed);
+        if (Seat* s = seat()) s->moved = false, s->cpu.store(current_cpu(), std::memory_order_relaxed);
+    }
 
     void wait() {
         const int team = team_.load(std::memory_order_relaxed);
         if (team <= 1) return;
+        Seat* me = seat();
+        const int cpu = me ? current_cpu() : -1;
+        if (me) me->cpu.store(cpu, std::memory_order_relaxed);
         const int gen = generation_.load(std::memory_order_acquire);
         if (arrived_.fetch_add(1, std::memory_order_acq_rel) == team - 1) {
             arrived_.store(0, std::memory_order_relaxed);
@@ -43,6 +62,7 @@ public:
             if (sleepers_.load(std::memory_order_seq_cst) > 0) wake_all();
             return;
         }
+        if (me && !me->moved && cpu >= 0 && shares_cpu(team, me, cpu)) me->moved = true, move_off(cpu);
         const auto until = std::chrono::steady_clock::now() + kSpin;
         for (int i = 1;; ++i) {
             if (generation_.load(std::memory_order_acquire) != gen) return;
@@ -55,6 +75,40 @@ public:
     }
 
 private:
+    // A thread's last CPU, on its own cache line: each writes it at every barrier.
+    struct alignas(64) Seat {
+        std::atomic<int> cpu{-1};
+        bool moved = false;  // in this call (written by its own thread only)
+    };
+    static constexpr int kSeats = 8;  // larger teams are not watched
+
+    Seat* seat() {
+        const int t = omp_get_thread_num();
+        return t < kSeats && team_.load(std::memory_order_relaxed) <= kSeats ? &seats_[t] : nullptr;
+    }
+
+    bool shares_cpu(int team, const Seat* me, int cpu) const {
+        for (int t = 0; t < team; ++t)
+            if (&seats_[t] != me && seats_[t].cpu.load(std::memory_order_relaxed) == cpu) return true;
+        return false;
+    }
+
+#if defined(__linux__)
+    static int current_cpu() { return sched_getcpu(); }
+
+    static void move_off(int cpu) {
+        cpu_set_t allowed;
+        if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < 2 || !CPU_ISSET(cpu, &allowed))
+            return;
+        cpu_set_t others = allowed;
+        CPU_CLR(cpu, &others);
+        if (sched_setaffinity(0, sizeof others, &others) == 0) sched_setaffinity(0, sizeof allowed, &allowed);
+    }
+#else
+    static int current_cpu() { return -1; }
+    static void move_off(int) {}
+#endif
+
     static void pause() {
 #if defined(__x86_64__) || defined(__i386__)
         _mm_pause();
@@ -79,6 +133,7 @@ private:
     alignas(64) std::atomic<int> arrived_{0};
     alignas(64) std::atomic<int> generation_{0};
     alignas(64) std::atomic<int> sleepers_{0};
+    Seat seats_[kSeats];
 };
 
 }  // namespace rnnkit
