@@ -88,8 +88,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     core = os.environ.get("OPENBLAS_CORETYPE", "unset")
     print(f"threads {args.threads}, OPENBLAS_CORETYPE={core}, OpenMP environment {OMP_ENV}, load {os.getloadavg()[0]:.2f}")
-    # A process's first ~0.1 s of batch-1 calls can run several times slower: the scheduler starts the
-    # second OpenMP thread on the first one's core and moves it after a while. Run past that first.
+    # A process's first ~0.1 s of batch-1 calls can run slower: the scheduler starts a woken OpenMP
+    # thread on its waker's core (rnnkit's barrier moves it, torch's threads wait for the balancer). Run
+    # past that first.
     case(args.cells[0], args.hidden[0], args.steps, 3)
     print("| cell | H | sequence rnnkit us/step | torch | ratio | step loop rnnkit us/step | torch | ratio |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")

@@ -13,9 +13,9 @@ import os
 # libgomp's default lets the idle thread spin for ~300k iterations, taking a core from the Python work
 # around the calls and from other processes (a 2-thread training step ran 20-30x slower that way when
 # each step was its own region: bench/hosts/amd-epyc/DEFAULTS.md). Passive waiting costs a wake-up per
-# call instead, and lets the scheduler start a process's second thread on the first one's core for its
-# first ~0.1 s of calls (bench/hosts/amd-epyc/SPEED2.md). libgomp reads this once, when it loads with
-# the extension, so it is set before that, and only if the user has not chosen.
+# call instead, and the scheduler may wake a thread onto its partner's core, which the barrier undoes
+# (bench/hosts/amd-epyc/SPEED2.md). libgomp reads this once, when it loads with the extension, so it is
+# set before that, and only if the user has not chosen.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Loads the OpenBLAS library the extension links against, before the extension, with the kernels this
