@@ -128,13 +128,18 @@ void gemm_gate_rows(int rows, int K, const T* a, int lda, const T* w, int H, int
                 beta, c + (g - g0) * gs, ldc);
 }
 
+// In a weight packed by pack_gate_rows (below), where gate block g's panels for units from u.lo start.
+template <class P>
+P* gate_panels(P* packed, int g, int H, int K, Units u) {
+    return packed + (std::size_t(g) * panels_of(H) + u.lo / kPanel) * kPanel * K;
+}
+
 // Forward packing: gate block g's rows of a weight for these units (W_hh: k = H; W_ih: k = I), as
 // panels of output units over k.
 template <class T>
 void pack_gate_rows(const T* w, int gates, int H, int K, Units u, T* packed) {
     for (int g = 0; g < gates; ++g)
-        pack_panels<T>(u.size(), K, w + (std::size_t(g) * H + u.lo) * K, K, 1,
-                       packed + (std::size_t(g) * panels_of(H) + u.lo / kPanel) * kPanel * K);
+        pack_panels<T>(u.size(), K, w + (std::size_t(g) * H + u.lo) * K, K, 1, gate_panels(packed, g, H, K, u));
 }
 
 // One forward product for this thread's units.
@@ -148,8 +153,8 @@ void product_forward(const Step<T>& st, Units u, const Product& pr) {
         return gemm_gate_rows<T>(st.a->B, H, src, ld, st.a->w_hh, H, pr.rows_lo, pr.rows_hi, u, T(pr.accumulate), c,
                                  st.ldr, st.gs);
     for (int g = pr.rows_lo; g < pr.rows_hi; ++g)
-        packed_gemm<T>(st.a->B, u.size(), H, src, ld, st.packed + (std::size_t(g) * panels_of(H) + u.lo / kPanel) * kPanel * H,
-                       pr.accumulate, c + (g - pr.rows_lo) * st.gs, st.ldr);
+        packed_gemm<T>(st.a->B, u.size(), H, src, ld, gate_panels(st.packed, g, H, H, u), pr.accumulate,
+                       c + (g - pr.rows_lo) * st.gs, st.ldr);
 }
 
 // Elements of the backward packing of W_hh: per product, its rows as panels over k = its rows.

@@ -72,8 +72,7 @@ void packed_input_projection(const SeqArgs<T>& a, int G, int t_base, int n, Unit
     T* c = rec.row(own, 0) + u.lo - rec.units(own).lo;
     const T* x = a.x + std::size_t(t_base) * a.B * a.I;
     for (int g = 0; g < G; ++g)
-        packed_gemm<T>(n * a.B, u.size(), a.I, x, a.I,
-                       packed_ih + (std::size_t(g) * panels_of(a.H) + u.lo / kPanel) * kPanel * a.I, false,
+        packed_gemm<T>(n * a.B, u.size(), a.I, x, a.I, gate_panels(packed_ih, g, a.H, a.I, u), false,
                        c + std::size_t(g) * rec.width(own), rec.ldr(own));
 }
 
@@ -147,8 +146,8 @@ struct ForwardPlan {
     }
 };
 
-// A thread's set-up: packing its units of W_hh, W_ih in the planes' order, the table's projection, and
-// the initial states of its units.
+// A thread's set-up: packing its units of W_hh (and of W_ih where the plan packs it), W_ih in the planes'
+// order, the table's projection, and the initial states of its units.
 template <class Cell, class T>
 const T* forward_setup(const ForwardPlan<T>& f, Units u, const Records<T>& records, const Records<T>& table) {
     const SeqArgs<T>& a = *f.a;
