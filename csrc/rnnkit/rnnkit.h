@@ -71,6 +71,11 @@ struct SeqArgs {
     // then computed for the V rows once and gathered, and backward's dx is the table's gradient [V, I].
     const std::int64_t* ids = nullptr;
     int V = 0;
+    // Inference of float only: W_hh is read as IEEE half (rounded to nearest even; W_ih, biases, states
+    // and every sum stay float). A batch of one streams its W_hh every step, and half of it is half the
+    // bytes; other batches compute on the rounded values at float speed. A value of W_hh of magnitude
+    // >= 65520 or a non-finite one has no half: forward throws std::invalid_argument.
+    bool half_w_hh = false;
 };
 
 // Elements of T that a training forward must be given and that backward reads (and overwrites: it

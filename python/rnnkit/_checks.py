@@ -55,6 +55,35 @@ def optional_array(name: str, a, dtype: np.dtype, shape: Sequence[int]) -> Optio
     return None if a is None else as_array(name, a, dtype, shape)
 
 
+RECURRENT_WEIGHTS = ("float32", "float16")
+
+
+def check_recurrent_weights(recurrent_weights: str, dtype: np.dtype, training: bool) -> bool:
+    """Whether ``recurrent_weights`` asks for a half W_hh; ValueError for a storage there is not, or a half
+    W_hh where it does not apply (training, float64)."""
+    if recurrent_weights not in RECURRENT_WEIGHTS:
+        raise ValueError(f"recurrent_weights must be one of {RECURRENT_WEIGHTS}, got {recurrent_weights!r}")
+    if recurrent_weights == "float32":
+        return False
+    if training:
+        raise ValueError("recurrent_weights='float16' is for inference: pass training=False (a layer: call eval())")
+    if dtype != np.float32:
+        raise ValueError(f"recurrent_weights='float16' takes float32 arrays, got {dtype}")
+    return True
+
+
+def rounded_to_half(name: str, w: np.ndarray) -> np.ndarray:
+    """``w`` rounded to the nearest IEEE half (ties to even) and back to its dtype: the values the kernels
+    read from a half weight. ValueError if a value has no half (magnitude >= 65520, inf, NaN)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        half = w.astype(np.float16)
+    if not np.isfinite(half).all():
+        raise ValueError(
+            f"a half {name}: {name} holds a value of magnitude >= 65520, an infinity or a NaN, which no IEEE half holds"
+        )
+    return half.astype(w.dtype)
+
+
 def check_lengths(lengths, T: int, B: int) -> Optional[np.ndarray]:
     """``lengths`` as a contiguous int64 array of B values in 1..T, or None."""
     if lengths is None:

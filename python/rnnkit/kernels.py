@@ -28,7 +28,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from . import _C
-from ._checks import ForwardArgs, accepts_mode_alias, check_accumulate_into, check_backward
+from ._checks import ForwardArgs, accepts_mode_alias, check_accumulate_into, check_backward, check_recurrent_weights
 from ._types import CELL_NAMES, MODES, ForwardResult, Gradients, num_gates
 
 __all__ = ["forward", "backward", "step", "Workspace", "CELL_NAMES", "MODES", "num_gates"]
@@ -86,6 +86,7 @@ def forward(
     reverse: bool = False,
     training: bool = True,
     ids: Optional[np.ndarray] = None,
+    recurrent_weights: str = "float32",
 ) -> ForwardResult:
     """Run one layer over a sequence.
 
@@ -104,12 +105,20 @@ def forward(
             its row ids[t, b]: an embedding lookup fused with the layer, which projects the V rows once
             and gathers the projections (cheaper than T*B projections when V is small); backward's dx is
             then the table's gradient (V, I).
+        recurrent_weights: how inference reads W_hh: "float32", or "float16" (training=False, float32
+            arrays): rounded to the nearest IEEE half, with W_ih, biases, states and every sum in float32,
+            as the reference computes with ``w_hh.astype(np.float16).astype(np.float32)``. A batch of one
+            reads all of W_hh from memory every step, and a half W_hh is half the bytes: the speed
+            option for streaming inference (bench/hosts/amd-epyc/SPEED2.md has the figures). Other batch
+            sizes compute on the rounded values at float32 speed. ValueError if a value of W_hh has no
+            half (magnitude >= 65520, inf, NaN).
 
     Returns:
         ForwardResult(y (T, B, H), h_n (B, H), c_n (B, H) or None, workspace or None).
     """
     a = ForwardArgs(cell, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, ids)
-    y, h_n, c_n, buf = _C.forward(*_native_args(a), bool(training), a.ids)
+    half = check_recurrent_weights(recurrent_weights, a.dtype, bool(training))
+    y, h_n, c_n, buf = _C.forward(*_native_args(a), bool(training), a.ids, "float16" if half else "float32")
     return ForwardResult(y, h_n, c_n, Workspace(a, buf) if training else None)
 
 

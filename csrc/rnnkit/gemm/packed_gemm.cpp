@@ -48,15 +48,17 @@ bool pack_blocks_transposed(int panels, int k16, const float* w, std::size_t str
 // One row of A (a batch of one): a matrix-vector product. The GEMM kernel would run it on its NP
 // chains of multiply-adds, each waiting on the last; panel_gemv keeps kGemvAccumulators chains and
 // prefetches the panels, so the step streams its weights at the cache's speed.
-namespace {
-void packed_gemv(int n, int k, const float* a, const float* packed, bool accumulate, float* c) {
+template <class W>
+void packed_gemv(int n, int k, const float* a, const W* packed, bool accumulate, float* c) {
     for (int p = 0; p * kPanel < n; ++p) {
         float* y = c + std::size_t(p) * kPanel;
         panel_gemv(packed + std::size_t(p) * k * kPanel, nullptr, 0, a, k, accumulate ? y : nullptr,
                    std::min(kPanel, n - p * kPanel), y);
     }
 }
-}  // namespace
+
+template void packed_gemv<float>(int, int, const float*, const float*, bool, float*);
+template void packed_gemv<std::uint16_t>(int, int, const float*, const std::uint16_t*, bool, float*);
 
 template <class T>
 void packed_gemm(int m, int n, int k, const T* a, int lda, const T* packed, bool accumulate, T* c, int ldc) {

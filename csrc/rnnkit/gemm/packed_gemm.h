@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <type_traits>
 
 namespace rnnkit {
@@ -47,6 +48,12 @@ void pack_panels(int n, int k, const T* w, std::size_t stride_n, std::size_t str
 // the widest vector unit the CPU has.
 template <class T>
 void packed_gemm(int m, int n, int k, const T* a, int lda, const T* packed, bool accumulate, T* c, int ldc);
+
+// c[0..n) (+)= a[0..k) * W, W packed by pack_panels: the product of a batch of one, which streams W
+// once a step, on panel_gemv's kernel. W may be float or IEEE half (to_half of the float panels): half
+// weights are half the bytes to stream.
+template <class W>
+void packed_gemv(int n, int k, const float* a, const W* packed, bool accumulate, float* c);
 
 // The kernel packed_gemm runs on this CPU: "avx512", "avx2" or "generic".
 const char* packed_gemm_kernel();

@@ -57,6 +57,10 @@ bool to_int8_panel(const float* in, int kx, int kh, std::int8_t* out);
 // if some |in[i]| >= 65520, or is infinite or NaN).
 bool to_half(const float* in, std::size_t n, std::uint16_t* out);
 
+// out[i] = in[i] rounded to the nearest IEEE half and widened back to float (out may be in): the value a
+// half weight has when a kernel reads it. Returns whether every out[i] is finite (as to_half).
+bool round_to_half(const float* in, std::size_t n, float* out);
+
 // The kernels panel_gemv runs on this CPU: for float and half panels "avx512" or "portable"; for 8-bit
 // panels "avx512-vnni", "avx512" or "portable".
 const char* panel_gemv_kernel();

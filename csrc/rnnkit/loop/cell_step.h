@@ -27,6 +27,7 @@
 #include <array>
 #include <cstddef>
 #include <cstring>
+#include <type_traits>
 
 #include "rnnkit/cells/activations.h"
 #include "rnnkit/gemm/blas.h"
@@ -73,6 +74,8 @@ struct Step {
     T* source_grads = nullptr;  // [R][B, H]: the gradient of record column c's source values at c*B*H
     // W_hh packed for this call (see packed_gemm.h): forward per gate block, backward per product
     const T* packed = nullptr;
+    // forward only: W_hh's panels as IEEE half (a batch of one with a half W_hh; packed is then null)
+    const std::uint16_t* packed_half = nullptr;
     // forward only: [R*H] the bias of each record column (zeros without bias), added while activating
     const T* bias = nullptr;
     TeamBarrier* barrier = nullptr;   // the team's barrier between phases
@@ -149,6 +152,13 @@ void product_forward(const Step<T>& st, Units u, const Product& pr) {
     const T* src = pr.src == kPrevState ? st.hprev : st.rec + pr.src * st.gs;
     const int ld = pr.src == kPrevState ? H : st.ldr;
     T* c = st.rec + pr.col * st.gs + u.lo - st.lo;
+    if constexpr (std::is_same_v<T, float>)
+        if (st.packed_half) {
+            for (int g = pr.rows_lo; g < pr.rows_hi; ++g)
+                packed_gemv(u.size(), H, src, gate_panels(st.packed_half, g, H, H, u), pr.accumulate,
+                            c + (g - pr.rows_lo) * st.gs);
+            return;
+        }
     if (!st.packed)  // a single step: packing would cost as much as the product itself
         return gemm_gate_rows<T>(st.a->B, H, src, ld, st.a->w_hh, H, pr.rows_lo, pr.rows_hi, u, T(pr.accumulate), c,
                                  st.ldr, st.gs);

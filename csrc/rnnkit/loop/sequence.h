@@ -17,6 +17,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "rnnkit/support/aligned_buffer.h"
+#include "rnnkit/gemm/panel_gemv.h"
 #include "rnnkit/loop/cell_step.h"
 
 namespace rnnkit {
@@ -128,6 +130,8 @@ struct ForwardPlan {
     int nt = 0;        // threads asked for
     T* packed = nullptr;     // W_hh packed per gate block (null for a single step)
     T* packed_ih = nullptr;  // W_ih packed per gate block (inference over several steps of a dense input)
+    std::uint16_t* packed_half = nullptr;  // a half W_hh at batch 1: its panels as IEEE half (packed is null)
+    std::atomic<bool>* w_hh_fits_half = nullptr;  // cleared by a thread that rounded a value of W_hh to no half
     T* bias = nullptr;       // [R*H] per record column
     T* table_proj = nullptr;  // an embedded input's projections of the V table rows, in the records' planes
     T* rec = nullptr;        // the records
@@ -146,6 +150,31 @@ struct ForwardPlan {
     }
 };
 
+// A half W_hh: this thread's panels of it, as half at batch 1 (one panel at a time through float
+// staging), else rounded in place.
+inline void pack_w_hh_half(const ForwardPlan<float>& f, int gates, Units u) {
+    const SeqArgs<float>& a = *f.a;
+    const int H = a.H;
+    bool fits = true;
+    if (f.packed_half) {
+        AlignedBuffer<float> staging(std::size_t(kPanel) * H);
+        for (int g = 0; g < gates; ++g)
+            for (int p = 0; p < panels_of(u.size()); ++p) {
+                const int lo = u.lo + p * kPanel;
+                pack_panels<float>(std::min(kPanel, u.hi - lo), H, a.w_hh + (std::size_t(g) * H + lo) * H, H, 1,
+                                   staging.data());
+                fits &= to_half(staging.data(), std::size_t(kPanel) * H,
+                                gate_panels(f.packed_half, g, H, H, u) + std::size_t(p) * kPanel * H);
+            }
+    } else {
+        for (int g = 0; g < gates; ++g) {
+            float* panels = gate_panels(f.packed, g, H, H, u);
+            fits &= round_to_half(panels, std::size_t(panels_of(u.size())) * kPanel * H, panels);
+        }
+    }
+    if (!fits) f.w_hh_fits_half->store(false);
+}
+
 // A thread's set-up: packing its units of W_hh (and of W_ih where the plan packs it), W_ih in the planes'
 // order, the table's projection, and the initial states of its units.
 template <class Cell, class T>
@@ -154,6 +183,8 @@ const T* forward_setup(const ForwardPlan<T>& f, Units u, const Records<T>& recor
     const int team = omp_get_num_threads();
     // Each thread packs, and later reads, only its own units.
     if (f.packed) pack_gate_rows(a.w_hh, Cell::gates_hh, a.H, a.H, u, f.packed);
+    if constexpr (std::is_same_v<T, float>)
+        if (a.half_w_hh && a.T > 1) pack_w_hh_half(f, Cell::gates_hh, u);
     if (f.packed_ih) pack_gate_rows(a.w_ih, Cell::gates_ih, a.H, a.I, u, f.packed_ih);
     const T* w_rec = f.row_split(team) ? w_ih_in_record_order(a, records, Cell::gates_ih, f.w_rec_buffer) : nullptr;
     if (f.embedded) {  // the table's V rows as one step of a batch of V
@@ -208,7 +239,7 @@ void forward_thread(const ForwardPlan<T>& f) {
         if (f.cs) st.cprev = f.cs + std::size_t(f.slot_in(s, t)) * B * H, st.cout = f.cs + std::size_t(f.slot_out(s, t)) * B * H;
         st.x = f.embedded ? a.x : a.x + std::size_t(t) * B * a.I;
         st.ids = f.embedded ? a.ids + std::size_t(t) * B : nullptr;
-        st.packed = f.packed, st.bias = f.bias, st.barrier = f.barrier;
+        st.packed = f.packed, st.packed_half = f.packed_half, st.bias = f.bias, st.barrier = f.barrier;
         f.barrier->wait();
         step_forward<Cell>(st, u);
         if (f.y)
@@ -230,13 +261,20 @@ void forward_thread(const ForwardPlan<T>& f) {
 // `scratch` grows to what the call needs beyond `ws`; a caller that keeps it between calls (the
 // single-step decoder) allocates nothing after the first.
 template <class Cell, class T>
-void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, AlignedBuffer<T>& scratch) {
-    const int T_ = a.T, B = a.B, H = a.H, I = a.I, Gi = Cell::gates_ih;
+void run_forward(const SeqArgs<T>& given, T* y, T* h_n, T* c_n, T* ws, AlignedBuffer<T>& scratch) {
+    const int T_ = given.T, B = given.B, H = given.H, I = given.I, Gi = Cell::gates_ih;
+    const bool half = given.half_w_hh;
+    if (half && (!std::is_same_v<T, float> || ws))
+        throw std::invalid_argument("a half W_hh is for the inference of float32 layers");
+    SeqArgs<T> a = given;  // a single step with a half W_hh reads a rounded copy
     ForwardPlan<T> f{&a, y, h_n, c_n, ws, ws != nullptr, a.ids != nullptr};
     f.chunk = f.train ? T_ : inference_chunk<Cell, T>(T_, B, H);
     f.nt = threads_for<Cell>(B, H, I);
     const std::size_t states = f.train ? 0 : 2 * std::size_t(B) * H * Cell::states;
-    const std::size_t packed_size = T_ > 1 ? std::size_t(Cell::gates_hh) * panels_of(H) * kPanel * H : 0;
+    const std::size_t panels_size = T_ > 1 ? std::size_t(Cell::gates_hh) * panels_of(H) * kPanel * H : 0;
+    // A half W_hh at batch 1 is packed as half (two values to a float), and not as float.
+    const std::size_t packed_half_size = half && B == 1 ? (panels_size + 1) / 2 : 0;
+    const std::size_t packed_size = packed_half_size ? 0 : panels_size;
     // Packing W_ih costs a read and a write of it; BLAS reads all of it on each thread for every chunk.
     // With few chunks that is less traffic, and no second copy takes room in the L3 from W_hh's: one
     // chunk (training, inference of few rows) is one GEMM, and the LSTM at B = 16, H = 1024, T = 32 (two
@@ -246,7 +284,12 @@ void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, AlignedBuffer
     const std::size_t bias_size = std::size_t(Cell::R) * H;
     const std::size_t table_size = f.embedded ? std::size_t(a.V) * Gi * H : 0;
     const std::size_t records_size = f.train ? 0 : std::size_t(f.chunk) * B * Cell::R * H;
-    scratch.reserve(packed_size + packed_ih_size + bias_size + table_size + records_size + states);
+    // A single step reads W_hh unpacked: with a half W_hh, a rounded copy. Both start on a cache line, as
+    // the float panels do.
+    const std::size_t used = packed_size + packed_ih_size + bias_size + table_size + records_size + states;
+    const std::size_t half_at = (used + 15) / 16 * 16;
+    const std::size_t w_hh_size = half && !panels_size ? std::size_t(Cell::gates_hh) * H * H : 0;
+    scratch.reserve(half_at + packed_half_size + w_hh_size);
     f.packed = packed_size ? scratch.data() : nullptr;
     f.packed_ih = pack_ih ? scratch.data() + packed_size : nullptr;
     f.bias = scratch.data() + packed_size + packed_ih_size;
@@ -254,6 +297,17 @@ void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, AlignedBuffer
     f.rec = f.train ? ws : f.table_proj + table_size;
     f.hs = f.train ? ws + std::size_t(T_) * B * Cell::R * H : f.rec + records_size;
     f.cs = Cell::states == 2 ? f.hs + std::size_t(f.train ? T_ + 1 : 2) * B * H : nullptr;
+    std::atomic<bool> w_hh_fits_half{true};
+    if constexpr (std::is_same_v<T, float>)
+        if (half) {
+            f.packed_half = packed_half_size ? reinterpret_cast<std::uint16_t*>(scratch.data() + half_at) : nullptr;
+            if (w_hh_size) {
+                T* w_hh = scratch.data() + half_at;
+                if (!round_to_half(given.w_hh, w_hh_size, w_hh)) w_hh_fits_half = false;
+                a.w_hh = w_hh;
+            }
+            f.w_hh_fits_half = &w_hh_fits_half;
+        }
     AlignedBuffer<T> w_rec_buffer(f.row_split(1) && record_planes<Cell, T>(f.nt, H) > 1 ? std::size_t(Gi) * H * I : 0);
     f.w_rec_buffer = w_rec_buffer.data();
     TeamBarrier barrier;
@@ -266,6 +320,9 @@ void run_forward(const SeqArgs<T>& a, T* y, T* h_n, T* c_n, T* ws, AlignedBuffer
         DenormalsFlushed ftz;
         forward_thread<Cell>(f);
     }
+    if (!w_hh_fits_half)
+        throw std::invalid_argument(
+            "a half W_hh: W_hh holds a value of magnitude >= 65520, an infinity or a NaN, which no IEEE half holds");
 }
 
 // Padding rows get zero gate gradients, but 0 * inf is NaN: a non-finite value in x past an element's

@@ -17,7 +17,14 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from .._checks import ForwardArgs, accepts_mode_alias, check_accumulate_into, check_backward
+from .._checks import (
+    ForwardArgs,
+    accepts_mode_alias,
+    check_accumulate_into,
+    check_backward,
+    check_recurrent_weights,
+    rounded_to_half,
+)
 from .._types import ForwardResult, Gradients
 from .cells import STEPS
 
@@ -68,6 +75,7 @@ def forward(
     reverse: bool = False,
     training: bool = True,
     ids: Optional[np.ndarray] = None,
+    recurrent_weights: str = "float32",
 ) -> ForwardResult:
     """Run one layer in one direction over a time-major sequence.
 
@@ -76,11 +84,14 @@ def forward(
     and both biases None for none). lengths: optional (B,) ints in 1..T; row b is
     updated only at steps t < lengths[b], its state frozen and its output zero elsewhere.
     reverse: process t = T-1 down to 0. training: keep the caches ``backward`` needs. ids: (T, B) rows
-    of x, then a table (V, I): the inputs are x[ids].
+    of x, then a table (V, I): the inputs are x[ids]. recurrent_weights: "float32", or "float16"
+    (inference of float32 only): W_hh rounded to the nearest IEEE half, everything else float32.
 
     Returns ForwardResult(y (T, B, H), h_n (B, H), c_n (B, H) or None, workspace or None).
     """
     args = ForwardArgs(cell, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, ids)
+    if check_recurrent_weights(recurrent_weights, args.dtype, training):
+        args.w_hh = rounded_to_half("w_hh", args.w_hh)
     inputs = args.inputs
     step_forward = STEPS[args.cell].forward
     params = _parameters(args)
