@@ -15,9 +15,9 @@ cd "$(dirname "$0")/.."
 python="$(command -v "${PYTHON:-python}")"
 
 if [ "${1:-}" = "--quick" ]; then
-    tests=(tests/test_portability.py tests/test_kernels.py tests/test_attention.py)
+    tests=(tests/test_portability.py tests/test_kernels.py tests/test_half_recurrent_weights.py tests/test_attention.py)
 else
-    tests=(tests/test_portability.py tests/test_kernels.py tests/test_kernels_errors.py tests/test_layers.py
+    tests=(tests/test_portability.py tests/test_kernels.py tests/test_half_recurrent_weights.py tests/test_kernels_errors.py tests/test_layers.py
            tests/test_embedded_input.py tests/test_attention.py tests/test_nn.py tests/test_losses.py
            tests/test_optim.py tests/test_charlm.py tests/test_seq2seq.py)
 fi

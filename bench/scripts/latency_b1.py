@@ -1,7 +1,8 @@
 """Batch-1 latency of one LSTM/GRU layer against torch.nn, side by side in one process.
 
 Two ways a batch of one runs: a sequence call (streaming inference over T steps: rnnkit's
-kernels.forward against torch.nn.LSTM/GRU under no_grad) and a step loop (one call per step carrying
+kernels.forward against torch.nn.LSTM/GRU under no_grad; also with recurrent_weights="float16", W_hh
+read as IEEE half, against the same float32 torch call) and a step loop (one call per step carrying
 the state, as a sampler or a streaming decoder does: rnnkit.kernels.step with out= against the torch
 torch.nn.LSTMCell/GRUCell with the same weights, torch's fastest per-step path). Calls alternate between the libraries; each figure is the median of
 --repeats timed calls, in microseconds per step, and ratio = rnnkit / torch (<= 0.5 is the target).
@@ -50,6 +51,9 @@ def case(cell: str, H: int, T: int, repeats: int) -> dict:
     def rk_seq():
         kernels.forward(cell, x, h0, *w, c0=c0, training=False)
 
+    def rk_seq_half():
+        kernels.forward(cell, x, h0, *w, c0=c0, training=False, recurrent_weights="float16")
+
     def th_seq():
         mod(xt, state)
 
@@ -66,13 +70,16 @@ def case(cell: str, H: int, T: int, repeats: int) -> dict:
 
     out = {"cell": cell, "H": H}
     with torch.no_grad():
-        for name, (a, b) in {"sequence": (rk_seq, th_seq), "step": (rk_step, th_step)}.items():
-            a(), b()  # warm-up
-            ra, rb = [], []
+        # Each row's calls alternate: rnnkit's, then torch's (then rnnkit's with a half W_hh).
+        runs = {"sequence": (rk_seq, th_seq, rk_seq_half), "step": (rk_step, th_step)}
+        for name, fns in runs.items():
+            for fn in fns:  # warm-up
+                fn()
+            times: list = [[] for _ in fns]
             for _ in range(repeats):
-                ra.append(median_us(a, 1, T))
-                rb.append(median_us(b, 1, T))
-            out[name] = (float(np.median(ra)), float(np.median(rb)))
+                for fn, ts in zip(fns, times):
+                    ts.append(median_us(fn, 1, T))
+            out[name] = tuple(float(np.median(ts)) for ts in times)
     return out
 
 
@@ -92,13 +99,20 @@ def main() -> None:
     # thread on its waker's core (rnnkit's barrier moves it, torch's threads wait for the balancer). Run
     # past that first.
     case(args.cells[0], args.hidden[0], args.steps, 3)
-    print("| cell | H | sequence rnnkit us/step | torch | ratio | step loop rnnkit us/step | torch | ratio |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| cell | H | sequence rnnkit us/step | torch | ratio | rnnkit, half W_hh | ratio "
+        "| step loop rnnkit us/step | torch | ratio |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for cell in args.cells:
         for H in args.hidden:
             r = case(cell, H, args.steps, args.repeats)
-            (sa, sb), (pa, pb) = r["sequence"], r["step"]
-            print(f"| {cell} | {H} | {sa:.1f} | {sb:.1f} | {sa / sb:.2f} | {pa:.1f} | {pb:.1f} | {pa / pb:.2f} |", flush=True)
+            (sa, sb, sh), (pa, pb) = r["sequence"], r["step"]
+            print(
+                f"| {cell} | {H} | {sa:.1f} | {sb:.1f} | {sa / sb:.2f} | {sh:.1f} | {sh / sb:.2f} "
+                f"| {pa:.1f} | {pb:.1f} | {pa / pb:.2f} |",
+                flush=True,
+            )
     print(f"load at end {os.getloadavg()[0]:.2f}")
 
 
