@@ -208,7 +208,7 @@ void forward_thread(const ForwardPlan<T>& f) {
     const SeqArgs<T>& a = *f.a;
     const int T_ = a.T, B = a.B, H = a.H, tid = omp_get_thread_num(), team = omp_get_num_threads();
     const Units u = units_of(tid, team, H);
-    f.barrier->join(team);
+    TeamBarrier::Member seat(*f.barrier, team);
     // The team OpenMP gives (one thread inside another parallel region) sets the planes.
     const Records<T> records{f.rec, f.chunk, B, Cell::R, H, record_planes<Cell, T>(team, H)};
     const Records<T> table{f.table_proj, 1, a.V, Cell::gates_ih, H, records.planes};
@@ -581,7 +581,7 @@ template <class Cell, class T>
 void backward_thread(const BackwardPlan<T>& g, int tid, int nt) {
     const Units u = units_of(tid, nt, g.a->H);
     const int own = g.planes > 1 ? tid : 0;  // this thread's plane
-    g.barrier->join(nt);
+    TeamBarrier::Member seat(*g.barrier, nt);
     pack_backward<Cell>(*g.a, g.planes, u, g.packed);
     if (g.to_input) w_ih_in_record_order(*g.a, g.records, Cell::gates_ih, g.w_rec_buffer);
     backward_time_loop<Cell>(g, u, own);

@@ -339,7 +339,7 @@ void run_prepared(const CharModel<float>& m, Policy& policy, float* state) {
         DenormalsFlushed ftz;
         const int tid = omp_get_thread_num(), team = omp_get_num_threads();
         const Units u = units_of(tid, team, H), uv = units_of(tid, team, pm.V);
-        pm.barrier.join(team);
+        TeamBarrier::Member seat(pm.barrier, team);
         std::int16_t* qx = quantised.data() + std::size_t(tid) * quantised_size;
         std::int16_t* qh = qx + (quantised_size ? std::max(E, H) + 1 : 0);
         if (!pack_thread(pm, u, uv, scratch.data() + std::size_t(tid) * (std::max(E, H) + H) * kPanel)) fits = false;

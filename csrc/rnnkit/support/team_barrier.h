@@ -13,10 +13,14 @@
 // step costs a spin and a wake-up (a batch-1 LSTM step at H = 256: 56 us instead of 6.5, and calls of
 // one size bimodal: bench/hosts/amd-epyc/SPEED2.md). So each thread notes its CPU at every barrier, and
 // one about to wait on a CPU another thread of its team was last seen on moves itself off it: it narrows
-// its affinity to the other CPUs it may use and restores it at once, which migrates it and leaves the
-// scheduler free afterwards. Once per call and thread: the next call's wake-up may put it back (a limit
-// of one move per 100 ms left the first case at 57 us a step), and a team that keeps sharing a core
-// within a call has more threads than free cores. A thread pinned to one CPU is left where it is.
+// its affinity to the other CPUs it may use, and keeps it narrowed until the call ends (`Member`
+// restores it). Restoring it at once let the next wake-up in the same call put the thread back: when the
+// other core runs another process's task (a niced build), no CPU is idle, the scheduler wakes the thread
+// onto its waker's core, and the whole call could run on one core (the B = 64, T = 100, H = 128 LSTM:
+// 12-18 ms instead of 5-6, in about 1 call of 400 while a niced build ran). Once per call and thread:
+// the next call's wake-up may put it back (a limit of one move per 100 ms left the first case at 57 us a
+// step), and a team that keeps sharing a core within a call has more threads than free cores. A thread
+// pinned to one CPU is left where it is.
 #pragma once
 
 #include <atomic>
@@ -49,6 +53,23 @@ public:
         if (Seat* s = seat()) s->moved = false, s->cpu.store(current_cpu(), std::memory_order_relaxed);
     }
 
+    // Every thread calls this when its part of the call is done: gives back the CPUs a move took.
+    void leave() {
+        if (Seat* s = seat()) restore(*s);
+    }
+
+    // join() for the life of an object, then leave().
+    class Member {
+    public:
+        Member(TeamBarrier& b, int team) : b_(b) { b_.join(team); }
+        ~Member() { b_.leave(); }
+        Member(const Member&) = delete;
+        Member& operator=(const Member&) = delete;
+
+    private:
+        TeamBarrier& b_;
+    };
+
     void wait() {
         const int team = team_.load(std::memory_order_relaxed);
         if (team <= 1) return;
@@ -62,7 +83,17 @@ public:
             if (sleepers_.load(std::memory_order_seq_cst) > 0) wake_all();
             return;
         }
-        if (me && !me->moved && cpu >= 0 && shares_cpu(team, me, cpu)) me->moved = true, move_off(cpu);
+        // One thread moves at a time, and looks again once it may: a partner that moved a moment ago
+        // (the migration may take a while on a busy CPU) has left this CPU, and this one would
+        // otherwise follow it onto the CPUs it now holds.
+        if (me && !me->moved && cpu >= 0 && shares_cpu(team, me, cpu) &&
+            !moving_.exchange(true, std::memory_order_acquire)) {
+            if (shares_cpu(team, me, cpu)) {
+                me->moved = true, move_off(*me, cpu);
+                me->cpu.store(current_cpu(), std::memory_order_relaxed);
+            }
+            moving_.store(false, std::memory_order_release);
+        }
         const auto until = std::chrono::steady_clock::now() + kSpin;
         for (int i = 1;; ++i) {
             if (generation_.load(std::memory_order_acquire) != gen) return;
@@ -79,6 +110,10 @@ private:
     struct alignas(64) Seat {
         std::atomic<int> cpu{-1};
         bool moved = false;  // in this call (written by its own thread only)
+#if defined(__linux__)
+        bool narrowed = false;  // the affinity is `allowed` less one CPU until leave()
+        cpu_set_t allowed;
+#endif
     };
     static constexpr int kSeats = 8;  // larger teams are not watched
 
@@ -96,17 +131,22 @@ private:
 #if defined(__linux__)
     static int current_cpu() { return sched_getcpu(); }
 
-    static void move_off(int cpu) {
-        cpu_set_t allowed;
+    static void move_off(Seat& s, int cpu) {
+        cpu_set_t& allowed = s.allowed;
         if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < 2 || !CPU_ISSET(cpu, &allowed))
             return;
         cpu_set_t others = allowed;
         CPU_CLR(cpu, &others);
-        if (sched_setaffinity(0, sizeof others, &others) == 0) sched_setaffinity(0, sizeof allowed, &allowed);
+        if (sched_setaffinity(0, sizeof others, &others) != 0) return;
+        s.narrowed = true;
+    }
+    static void restore(Seat& s) {
+        if (s.narrowed) s.narrowed = false, sched_setaffinity(0, sizeof s.allowed, &s.allowed);
     }
 #else
     static int current_cpu() { return -1; }
-    static void move_off(int) {}
+    static void move_off(Seat&, int) {}
+    static void restore(Seat&) {}
 #endif
 
     static void pause() {
@@ -133,6 +173,7 @@ private:
     alignas(64) std::atomic<int> arrived_{0};
     alignas(64) std::atomic<int> generation_{0};
     alignas(64) std::atomic<int> sleepers_{0};
+    std::atomic<bool> moving_{false};  // a thread is moving itself off a shared CPU
     Seat seats_[kSeats];
 };
 
