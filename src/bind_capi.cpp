@@ -10,6 +10,7 @@ void register_capi(py::module_& m) {
     static const rnnkit_api table = {
         RNNKIT_C_API_VERSION, rnnkit_train_workspace_size, rnnkit_forward_f32, rnnkit_forward_f64,
         rnnkit_backward_f32, rnnkit_backward_f64, rnnkit_step_f32, rnnkit_step_f64, rnnkit_error_message,
+        rnnkit_forward_half_w_hh_f32,
     };
     m.attr("_C_API") = py::capsule(&table, "rnnkit._C._C_API");
 }

@@ -41,6 +41,16 @@ def lstm_backward(double[:, :, ::1] x, double[:, ::1] h0, double[:, ::1] c0, dou
                                   &dw_ih[0, 0], &dw_hh[0, 0], &db_ih[0], &db_hh[0])
     return status
 
+def lstm_forward_half_w_hh(float[:, :, ::1] x, float[:, ::1] h0, float[:, ::1] c0, float[:, ::1] w_ih,
+                           float[:, ::1] w_hh, float[::1] b_ih, float[::1] b_hh, float[:, :, ::1] y,
+                           float[:, ::1] h_n, float[:, ::1] c_n):
+    cdef int status
+    with nogil:
+        status = api.forward_half_w_hh_f32(RNNKIT_LSTM, x.shape[0], x.shape[1], x.shape[2], h0.shape[1],
+                                           &x[0, 0, 0], &h0[0, 0], &c0[0, 0], &w_ih[0, 0], &w_hh[0, 0], &b_ih[0],
+                                           &b_hh[0], NULL, 0, &y[0, 0, 0], &h_n[0, 0], &c_n[0, 0])
+    return status
+
 def forward_with_mode(int mode, int T):
     """A call with a bad mode or size: returns (status, message) and must not touch memory."""
     cdef double dummy = 0
@@ -100,6 +110,25 @@ def test_c_api_forward_and_backward_equal_the_kernels(ext):
     expected = K.backward(ref.workspace, dy)
     for got, want in zip(grads, expected):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("B", [1, 3])
+def test_c_api_half_w_hh_forward_equals_the_kernels(ext, B):
+    a, _ = lstm_problem(T=7, B=B, I=6, H=40)
+    a = {k: v.astype(np.float32) for k, v in a.items()}
+    T, _, I = a["x"].shape
+    H = a["h0"].shape[1]
+    y, h_n, c_n = np.empty((T, B, H), np.float32), np.empty((B, H), np.float32), np.empty((B, H), np.float32)
+    args = [a[k] for k in ("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh")]
+    assert ext.lstm_forward_half_w_hh(*args, y, h_n, c_n) == 0
+    ref = K.forward("lstm", a["x"], a["h0"], a["w_ih"], a["w_hh"], a["b_ih"], a["b_hh"], c0=a["c0"],
+                    training=False, recurrent_weights="float16")
+    np.testing.assert_array_equal(y, ref.y)
+    np.testing.assert_array_equal(h_n, ref.h_n)
+    np.testing.assert_array_equal(c_n, ref.c_n)
+    a["w_hh"][1, 2] = 1e5  # no half holds it
+    assert ext.lstm_forward_half_w_hh(*[a[k] for k in ("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh")],
+                                      y, h_n, c_n) == -1
 
 
 @pytest.mark.parametrize("mode, T", [(len(rnnkit.CELLS), 3), (-1, 3), (2, 0)])

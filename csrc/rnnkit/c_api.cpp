@@ -3,6 +3,7 @@
 #include "rnnkit/c_api.h"
 
 #include <new>
+#include <stdexcept>
 
 #include "rnnkit/rnnkit.h"
 
@@ -38,6 +39,8 @@ int guarded(F&& f) {
         return RNNKIT_OK;
     } catch (const std::bad_alloc&) {
         return RNNKIT_OUT_OF_MEMORY;
+    } catch (const std::invalid_argument&) {  // what only the kernels can see: a W_hh value with no half
+        return RNNKIT_INVALID_ARGUMENT;
     } catch (...) {
         return RNNKIT_INTERNAL_ERROR;
     }
@@ -46,10 +49,11 @@ int guarded(F&& f) {
 template <class T>
 int forward(int cell, int T_, int B, int I, int H, const T* x, const T* h0, const T* c0, const T* w_ih,
             const T* w_hh, const T* b_ih, const T* b_hh, const int64_t* lengths, int reverse, T* y, T* h_n,
-            T* c_n, T* workspace) {
+            T* c_n, T* workspace, bool half_w_hh = false) {
     rnnkit::SeqArgs<T> a;
     if (int s = checked_args(cell, T_, B, I, H, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, a)) return s;
     if (!h_n || (has_cell_state(cell) && !c_n)) return RNNKIT_INVALID_ARGUMENT;
+    a.half_w_hh = half_w_hh;
     return guarded([&] { rnnkit::forward<T>(a, y, h_n, c_n, workspace); });
 }
 
@@ -100,6 +104,14 @@ int rnnkit_forward_f64(int cell, int T, int B, int I, int H, const double* x, co
     return forward(cell, T, B, I, H, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, y, h_n, c_n, workspace);
 }
 
+int rnnkit_forward_half_w_hh_f32(int cell, int T, int B, int I, int H, const float* x, const float* h0,
+                                 const float* c0, const float* w_ih, const float* w_hh, const float* b_ih,
+                                 const float* b_hh, const int64_t* lengths, int reverse, float* y, float* h_n,
+                                 float* c_n) {
+    return forward(cell, T, B, I, H, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, y, h_n, c_n,
+                   static_cast<float*>(nullptr), true);
+}
+
 int rnnkit_backward_f32(int cell, int T, int B, int I, int H, const float* x, const float* h0, const float* c0,
                         const float* w_ih, const float* w_hh, const float* b_ih, const float* b_hh,
                         const int64_t* lengths, int reverse, float* workspace, const float* dy,
@@ -133,7 +145,9 @@ int rnnkit_step_f64(int cell, int B, int I, int H, const double* x, const double
 const char* rnnkit_error_message(int status) {
     switch (status) {
         case RNNKIT_OK: return "ok";
-        case RNNKIT_INVALID_ARGUMENT: return "invalid argument (cell, a size < 1, a missing array or a length out of 1..T)";
+        case RNNKIT_INVALID_ARGUMENT:
+            return "invalid argument (cell, a size < 1, a missing array, a length out of 1..T, or a W_hh value of "
+                   "magnitude >= 65520, inf or NaN for a half W_hh)";
         case RNNKIT_OUT_OF_MEMORY: return "out of memory";
         case RNNKIT_INTERNAL_ERROR: return "internal error";
     }

@@ -53,12 +53,18 @@ cdef extern from "rnnkit/c_api.h":
                         const double* w_ih, const double* w_hh, const double* b_ih, const double* b_hh,
                         double* h_out, double* c_out) noexcept nogil
         const char* (*error_message)(int status) noexcept nogil
+        # version 2
+        int (*forward_half_w_hh_f32)(int cell, int T, int B, int I, int H, const float* x, const float* h0,
+                                     const float* c0, const float* w_ih, const float* w_hh, const float* b_ih,
+                                     const float* b_hh, const int64_t* lengths, int reverse, float* y,
+                                     float* h_n, float* c_n) noexcept nogil
 
 
 cdef inline const rnnkit_api* import_rnnkit() except NULL:
     """The table of rnnkit's kernels, from the installed package (imports rnnkit once)."""
     import rnnkit._C
     cdef const rnnkit_api* api = <const rnnkit_api*> PyCapsule_GetPointer(rnnkit._C._C_API, b"rnnkit._C._C_API")
-    if api.version != RNNKIT_C_API_VERSION:
+    # The table only ever grows at its end: a newer one serves this extension, an older one lacks fields.
+    if api.version < RNNKIT_C_API_VERSION:
         raise ImportError(f"rnnkit C API version {api.version}, this extension was built for {RNNKIT_C_API_VERSION}")
     return api

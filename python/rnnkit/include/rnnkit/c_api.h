@@ -44,7 +44,9 @@ enum rnnkit_status {
     RNNKIT_INTERNAL_ERROR = -3,
 };
 
-#define RNNKIT_C_API_VERSION 1
+/* The table's version: 2 appended forward_half_w_hh_f32. Fields are only ever appended, so a table of a
+ * later version serves an extension built for an earlier one. */
+#define RNNKIT_C_API_VERSION 2
 
 /* Elements (not bytes) of the workspace a training forward fills and its backward consumes; 0 if the
  * arguments are invalid. Inference (workspace NULL) needs none. */
@@ -57,6 +59,15 @@ int rnnkit_forward_f64(int cell, int T, int B, int I, int H, const double* x, co
                        const double* w_ih, const double* w_hh, const double* b_ih, const double* b_hh,
                        const int64_t* lengths, int reverse, double* y, double* h_n, double* c_n,
                        double* workspace);
+
+/* Inference (no workspace) with W_hh read as IEEE half: rounded to nearest even, while W_ih, biases,
+ * states and every sum stay float (Python: kernels.forward(..., recurrent_weights="float16")). A batch of
+ * one streams W_hh every step, and half of it is half the bytes. RNNKIT_INVALID_ARGUMENT also when a value
+ * of W_hh has no half (magnitude >= 65520, inf, NaN). */
+int rnnkit_forward_half_w_hh_f32(int cell, int T, int B, int I, int H, const float* x, const float* h0,
+                                 const float* c0, const float* w_ih, const float* w_hh, const float* b_ih,
+                                 const float* b_hh, const int64_t* lengths, int reverse, float* y, float* h_n,
+                                 float* c_n);
 
 /* Backpropagation through time for the training forward that filled `workspace` (same arguments). The
  * workspace is consumed. dh_n, dc_n may be NULL (zeros); db_ih, db_hh NULL when there is no bias. */
@@ -103,6 +114,10 @@ typedef struct {
     int (*step_f64)(int, int, int, int, const double*, const double*, const double*, const double*,
                     const double*, const double*, const double*, double*, double*);
     const char* (*error_message)(int);
+    /* version 2 */
+    int (*forward_half_w_hh_f32)(int, int, int, int, int, const float*, const float*, const float*, const float*,
+                                 const float*, const float*, const float*, const int64_t*, int, float*, float*,
+                                 float*);
 } rnnkit_api;
 
 #ifdef __cplusplus
