@@ -297,3 +297,29 @@ def test_importing_rnnkit_does_not_import_torch():
     code = "import sys, rnnkit, rnnkit.kernels, rnnkit.layers; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_half_recurrent_weights_in_inference_calls_only():
+    from rnnkit import kernels
+
+    torch.manual_seed(0)
+    m = rt.LSTM(12, 40)
+    x = torch.randn(9, 1, 12)
+    with torch.no_grad():
+        y32, _ = m(x)
+        m.recurrent_weights = "float16"
+        y16, (h16, c16) = m(x)
+    p = {k: v.detach().numpy() for k, v in m.state_dict().items()}
+    want = kernels.forward(
+        "lstm", x.numpy()[:, :, :], np.zeros((1, 40), np.float32), p["weight_ih_l0"], p["weight_hh_l0"],
+        p["bias_ih_l0"], p["bias_hh_l0"], c0=np.zeros((1, 40), np.float32), training=False,
+        recurrent_weights="float16",
+    )
+    np.testing.assert_array_equal(y16.numpy(), want.y)
+    assert np.abs(y16.numpy() - y32.numpy()).max() > 0
+    # A call that records autograd reads float32 whatever the attribute says.
+    y_grad, _ = m(x.requires_grad_())
+    np.testing.assert_allclose(y_grad.detach().numpy(), y32.numpy(), atol=1e-6, rtol=0)
+    m.recurrent_weights = "int4"
+    with torch.no_grad(), pytest.raises(ValueError, match="recurrent_weights must be one of"):
+        m(x)

@@ -31,7 +31,18 @@ def _t(a: Optional[np.ndarray]) -> Optional[torch.Tensor]:
 
 
 def _kernel_forward(
-    cell: str, lengths: Optional[np.ndarray], reverse: bool, training: bool, x, h0, c0, w_ih, w_hh, b_ih, b_hh
+    cell: str,
+    lengths: Optional[np.ndarray],
+    reverse: bool,
+    training: bool,
+    x,
+    h0,
+    c0,
+    w_ih,
+    w_hh,
+    b_ih,
+    b_hh,
+    recurrent_weights: str = "float32",
 ):
     # The cell is passed by position: the kernels' keyword for it is being renamed (mode -> cell).
     return kernels.forward(
@@ -46,6 +57,7 @@ def _kernel_forward(
         lengths=lengths,
         reverse=reverse,
         training=training,
+        recurrent_weights=recurrent_weights,
     )
 
 
@@ -88,15 +100,17 @@ def run_layer(
     lengths: Optional[np.ndarray],
     reverse: bool,
     record: bool,
+    recurrent_weights: str = "float32",
 ) -> Tuple[torch.Tensor, ...]:
     """One layer and direction: (y, h_n) or, with c0, (y, h_n, c_n).
 
     ``record`` builds the autograd node (training forward, workspace kept); otherwise the kernels run
     in inference mode and keep nothing. ``lengths`` (B,) int64 or None: y is zero past each length and
-    the states are taken at each sequence's last valid step.
+    the states are taken at each sequence's last valid step. ``recurrent_weights`` ("float32" or
+    "float16") is how an inference call reads W_hh (`rnnkit.kernels.forward`).
     """
     if record:
         return _Layer.apply(cell, lengths, reverse, x, h0, c0, *weights)
-    res = _kernel_forward(cell, lengths, reverse, False, x, h0, c0, *weights)
+    res = _kernel_forward(cell, lengths, reverse, False, x, h0, c0, *weights, recurrent_weights=recurrent_weights)
     out = (_t(res.y), _t(res.h_n))
     return out + (_t(res.c_n),) if c0 is not None else out

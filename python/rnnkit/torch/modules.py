@@ -64,6 +64,10 @@ class _KernelForward:
 
     #: rnnkit's cell of the module (its kernels' one-layer mode)
     cell: str
+    #: how a call that records no autograd (``torch.no_grad()``, ``torch.inference_mode()``) reads each
+    #: layer's W_hh: "float32", or "float16", rounded to IEEE half (float32 modules; the parameters are not
+    #: changed; `rnnkit.kernels.forward` has the details). A call that records autograd reads float32.
+    recurrent_weights: str = "float32"
 
     def _owner(self) -> str:
         return f"rnnkit.torch.{type(self).__name__}"
@@ -187,6 +191,7 @@ class _KernelForward:
                     lengths,
                     bool(direction),
                     record,
+                    self.recurrent_weights,
                 )
                 ys.append(out[0])
                 hs.append(out[1])
