@@ -113,6 +113,19 @@ def test_kernels_forward_backward_agree_with_reference_in_any_layout(case):
             np.testing.assert_array_equal(v, args[k])
 
 
+@given(cases())
+def test_kernels_inference_with_a_half_w_hh_agrees_with_reference_in_any_layout(case):
+    mode, dtype, args, layouts, _ = case
+    args = {k: v.astype(np.float32) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v for k, v in args.items()}
+    laid = {k: in_layout(v, layouts[k]) if k in layouts else v for k, v in args.items()}
+    got = _call(kernels, mode, laid, training=False, recurrent_weights="float16")
+    want = _call(reference, mode, args, training=False, recurrent_weights="float16")
+    for g, w in zip(got[:3], want[:3]):
+        assert (g is None) == (w is None)
+        if g is not None:
+            _close(g, w, np.float32)
+
+
 @given(cases(with_lengths=False))
 def test_kernels_step_agrees_with_reference(case):
     mode, dtype, args, layouts, _ = case
