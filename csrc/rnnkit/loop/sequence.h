@@ -128,7 +128,7 @@ struct ForwardPlan {
     bool train, embedded;
     int chunk = 0;     // steps whose records are kept at once
     int nt = 0;        // threads asked for
-    T* packed = nullptr;     // W_hh packed per gate block (null for a single step)
+    T* packed = nullptr;     // W_hh packed per gate block (null for a single step, and with packed_half)
     T* packed_ih = nullptr;  // W_ih packed per gate block (inference over several steps of a dense input)
     std::uint16_t* packed_half = nullptr;  // a half W_hh at batch 1: its panels as IEEE half (packed is null)
     std::atomic<bool>* w_hh_fits_half = nullptr;  // cleared by a thread that rounded a value of W_hh to no half
