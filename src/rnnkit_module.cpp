@@ -65,11 +65,9 @@ template <class T>
 py::tuple forward(int cell_id, const Array<T>& x, const Array<T>& h0, const OptArray<T>& c0, const Array<T>& w_ih,
                   const Array<T>& w_hh, const OptArray<T>& b_ih, const OptArray<T>& b_hh,
                   const std::optional<Array<std::int64_t>>& lengths, bool reverse, bool training,
-                  const std::optional<Array<std::int64_t>>& ids, const std::string& recurrent_weights) {
+                  const std::optional<Array<std::int64_t>>& ids, bool half_w_hh) {
     auto a = seq_args(cell_id, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, ids);
-    if (recurrent_weights != "float32" && recurrent_weights != "float16")
-        throw py::value_error("recurrent_weights must be 'float32' or 'float16', got '" + recurrent_weights + "'");
-    a.half_w_hh = recurrent_weights == "float16";
+    a.half_w_hh = half_w_hh;
     Array<T> y = pooled_array<T>({a.T, a.B, a.H}), h_n({a.B, a.H});
     OptArray<T> c_n;
     const rnnkit::CellInfo cell = rnnkit::cell_info(a.cell);
@@ -167,7 +165,7 @@ template <class T>
 void bind_dtype(py::module_& m) {
     m.def("forward", &forward<T>, py::arg("cell"), py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("w_ih"),
           py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"),
-          py::arg("training"), py::arg("ids") = py::none(), py::arg("recurrent_weights") = "float32");
+          py::arg("training"), py::arg("ids") = py::none(), py::arg("half_w_hh") = false);
     m.def("backward", &backward<T>, py::arg("cell"), py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("w_ih"),
           py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"),
           py::arg("workspace").noconvert(), py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"),

@@ -72,18 +72,6 @@ def check_recurrent_weights(recurrent_weights: str, dtype: np.dtype, training: b
     return True
 
 
-def rounded_to_half(name: str, w: np.ndarray) -> np.ndarray:
-    """``w`` rounded to the nearest IEEE half (ties to even) and back to its dtype: the values the kernels
-    read from a half weight. ValueError if a value has no half (magnitude >= 65520, inf, NaN)."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        half = w.astype(np.float16)
-    if not np.isfinite(half).all():
-        raise ValueError(
-            f"a half {name}: {name} holds a value of magnitude >= 65520, an infinity or a NaN, which no IEEE half holds"
-        )
-    return half.astype(w.dtype)
-
-
 def check_lengths(lengths, T: int, B: int) -> Optional[np.ndarray]:
     """``lengths`` as a contiguous int64 array of B values in 1..T, or None."""
     if lengths is None:

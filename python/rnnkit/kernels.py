@@ -118,7 +118,7 @@ def forward(
     """
     a = ForwardArgs(cell, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, ids)
     half = check_recurrent_weights(recurrent_weights, a.dtype, bool(training))
-    y, h_n, c_n, buf = _C.forward(*_native_args(a), bool(training), a.ids, "float16" if half else "float32")
+    y, h_n, c_n, buf = _C.forward(*_native_args(a), bool(training), a.ids, half)
     return ForwardResult(y, h_n, c_n, Workspace(a, buf) if training else None)
 
 

@@ -53,8 +53,8 @@ inline void gemv(const W* p, const float* x, int kx, const float* h, int kh, con
 
 // Halves rounded to nearest even by vcvtps2ph, which, unlike float arithmetic, ignores MXCSR's flush
 // to zero: a weight below half's smallest normal keeps its subnormal value, as to_half's portable code
-// gives it. Masked with every lane set, as load_row is. Out holds the halves (Out = std::uint16_t) or them widened back (Out = float). Returns whether
-// every value is finite in half.
+// gives it (masked with every lane set, as load_row is). Out holds the halves (Out = std::uint16_t) or
+// them widened back (Out = float). Returns whether every value is finite in half.
 template <class Out>
 inline bool convert(const float* in, std::size_t n, Out* out) {
     const __m256i magnitude = _mm256_set1_epi16(0x7fff);

@@ -23,7 +23,6 @@ from .._checks import (
     check_accumulate_into,
     check_backward,
     check_recurrent_weights,
-    rounded_to_half,
 )
 from .._types import ForwardResult, Gradients
 from .cells import STEPS
@@ -49,6 +48,18 @@ def _parameters(args: ForwardArgs) -> Tuple[np.ndarray, ...]:
         return (args.w_ih, args.w_hh) + args.biases
     shapes = args.spec.kernel_shapes(args.I, args.H)
     return (args.w_ih, args.w_hh) + tuple(np.zeros(shapes[k], args.dtype) for k in ("b_ih", "b_hh") if k in shapes)
+
+
+def _rounded_to_half(name: str, w: np.ndarray) -> np.ndarray:
+    """``w`` rounded to the nearest IEEE half (ties to even) and back to its dtype: the values the kernels
+    read from a half weight. ValueError if a value has no half (magnitude >= 65520, inf, NaN)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        half = w.astype(np.float16)
+    if not np.isfinite(half).all():
+        raise ValueError(
+            f"a half {name}: {name} holds a value of magnitude >= 65520, an infinity or a NaN, which no IEEE half holds"
+        )
+    return half.astype(w.dtype)
 
 
 def _schedule(args: ForwardArgs):
@@ -91,7 +102,7 @@ def forward(
     """
     args = ForwardArgs(cell, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, ids)
     if check_recurrent_weights(recurrent_weights, args.dtype, training):
-        args.w_hh = rounded_to_half("w_hh", args.w_hh)
+        args.w_hh = _rounded_to_half("w_hh", args.w_hh)
     inputs = args.inputs
     step_forward = STEPS[args.cell].forward
     params = _parameters(args)
